@@ -1,0 +1,2 @@
+from nst_keras.cli import main
+raise SystemExit(main())

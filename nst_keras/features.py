@@ -1,0 +1,153 @@
+"""The VGG feature model: weights, truncation after the deepest layer used, pooling, names.
+
+Keras names its VGG layers `block4_conv2`; the paper and Caffe name the same activations
+`conv4_2` or `relu4_2`. A Keras conv layer applies its ReLU itself, so `block4_conv2` *is*
+Caffe's `relu4_2` (there is no separate ReLU layer), and both names map to it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from typing import List, Optional, Sequence
+
+#: Conv layers per block (VGG19's "E" configuration and VGG16's "D").
+BLOCK_CONVS = {"vgg19": (2, 2, 4, 4, 4), "vgg16": (2, 2, 3, 3, 3)}
+
+#: What `keras.applications` downloads for `weights="imagenet", include_top=False`.
+IMAGENET_NOTOP_FILES = {
+    "vgg19": "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "vgg16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+}
+
+
+def layer_names(model: str = "vgg19") -> List[str]:
+    """The Keras names of a VGG's feature layers, in order (convs and pools)."""
+    names = []
+    for block, convs in enumerate(BLOCK_CONVS[model], start=1):
+        names += [f"block{block}_conv{i}" for i in range(1, convs + 1)]
+        names.append(f"block{block}_pool")
+    return names
+
+
+def resolve_layer_name(name: str, model: str = "vgg19") -> str:
+    """Maps a Keras or paper layer name to the Keras name.
+
+    `conv4_2`, `relu4_2` and `block4_conv2` all name the post-ReLU output of the second
+    conv of block 4; `pool3` and `block3_pool` the third pooling layer.
+
+    Args:
+        name: A layer name.
+        model: `"vgg19"` or `"vgg16"`.
+
+    Returns:
+        The Keras layer name.
+
+    Raises:
+        ValueError: If the layer does not exist in `model`, with the closest names.
+    """
+    known = layer_names(model)
+    match = re.fullmatch(r"(?:conv|relu)(\d)_(\d)", name)
+    keras_name = name
+    if match:
+        keras_name = f"block{match.group(1)}_conv{match.group(2)}"
+    elif re.fullmatch(r"pool(\d)", name):
+        keras_name = f"block{name[4:]}_pool"
+    if keras_name not in known:
+        aliases = known + [
+            n.replace("block", "conv").replace("_conv", "_") for n in known if "conv" in n
+        ]
+        close = difflib.get_close_matches(name, aliases, n=3)
+        hint = f" Did you mean {' or '.join(close)}?" if close else ""
+        raise ValueError(
+            f"Unknown layer for {model}.{hint} Received: layer={name!r}"
+        )
+    return keras_name
+
+
+def minimum_size(layers: Sequence[str], model: str = "vgg19") -> int:
+    """The smallest height and width (pixels) for which every layer in `layers` exists.
+
+    Each of VGG's 2x2 poolings halves the size (rounding down), so a conv layer of block b
+    needs at least 2**(b-1) pixels and the pooling layer of block b 2**b.
+    """
+    smallest = 1
+    for name in layers:
+        keras_name = resolve_layer_name(name, model)
+        block = int(keras_name[5])
+        smallest = max(smallest, 2 ** (block if keras_name.endswith("pool") else block - 1))
+    return smallest
+
+
+def imagenet_weights_path(model: str = "vgg19") -> str:
+    """Where Keras caches the ImageNet weights of `model` (they may not be there)."""
+    # The same rule as Keras' cache: $KERAS_HOME, else ~/.keras.
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return os.path.join(home, "models", IMAGENET_NOTOP_FILES[model])
+
+
+def build_feature_model(
+    layers: Sequence[str],
+    *,
+    model: str = "vgg19",
+    weights: Optional[str] = "imagenet",
+    pooling: str = "max",
+):
+    """Builds a Keras model that outputs the activations of `layers`, and nothing deeper.
+
+    The ImageNet VGG is built with `include_top=False`, then re-wired layer by layer up
+    to the deepest layer asked for: the rest of the network is never computed. With
+    `pooling="avg"` each max-pooling layer is replaced by an average-pooling layer of the
+    same size and stride, as Gatys et al. did ("improves the gradient flow").
+
+    Args:
+        layers: Layer names (Keras or paper names); duplicates are removed, order kept.
+        model: `"vgg19"` or `"vgg16"`.
+        weights: `"imagenet"` (downloaded once into the Keras cache), `None` (random
+            initialisation; seed with `keras.utils.set_random_seed`) or the path of a
+            weights file for `include_top=False`.
+        pooling: `"max"` or `"avg"`.
+
+    Returns:
+        A `keras.Model` taking a (batch, H, W, 3) 'caffe'-preprocessed float32 tensor and
+        returning a list of activations, one per distinct layer, in the order given.
+
+    Raises:
+        ValueError: If a layer, the model or the pooling is unknown, or a weights path does
+            not exist.
+    """
+    import keras
+
+    applications = {"vgg19": keras.applications.VGG19, "vgg16": keras.applications.VGG16}
+    if model not in applications:
+        raise ValueError(f"`model` must be vgg19 or vgg16. Received: model={model!r}")
+    if pooling not in ("max", "avg"):
+        raise ValueError(f"`pooling` must be max or avg. Received: pooling={pooling!r}")
+    if weights not in ("imagenet", None) and not os.path.isfile(os.fspath(weights)):
+        raise ValueError(
+            "`weights` must be 'imagenet', None or the path of a weights file. "
+            f"Received: weights={weights}"
+        )
+    names = list(dict.fromkeys(resolve_layer_name(n, model) for n in layers))
+    if not names:
+        raise ValueError(f"At least one layer is needed. Received: layers={list(layers)}")
+
+    base = applications[model](include_top=False, weights=weights, input_shape=(None, None, 3))
+    deepest = max(layer_names(model).index(n) for n in names)
+    inputs = keras.Input(shape=(None, None, 3), name="image")
+    x = inputs
+    outputs = {}
+    # base.layers[0] is the input layer; the feature layers follow in order.
+    for layer in base.layers[1 : deepest + 2]:
+        if pooling == "avg" and isinstance(layer, keras.layers.MaxPooling2D):
+            # Departure from the book (and Keras' VGG): the paper's average pooling.
+            layer = keras.layers.AveragePooling2D(
+                pool_size=layer.pool_size, strides=layer.strides, padding=layer.padding,
+                name=layer.name,
+            )
+        x = layer(x)
+        outputs[layer.name] = x
+    feature_model = keras.Model(inputs, [outputs[n] for n in names], name=f"{model}_features")
+    feature_model.trainable = False
+    return feature_model

@@ -1,0 +1,244 @@
+"""Loading, resizing, saving, and the 'caffe' preprocessing of VGG with its inverse.
+
+Every function here takes and returns plain numpy arrays (or paths) and never mutates its
+input: Keras' own `preprocess_input` overwrites a float numpy array in place, which has
+bitten more than one style-transfer script (the content image silently changes under you).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import urllib.parse
+import urllib.request
+import warnings
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps
+
+#: Per-channel means of the ImageNet training set in BGR order, as used by the Caffe VGG
+#: models and by `keras.applications.vgg19.preprocess_input` ('caffe' mode).
+IMAGENET_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+
+#: The Gatys demo pair, downloaded once into the Keras cache when no images are given.
+#: Neckarfront in Tübingen, photograph by Andreas Praefcke, CC BY 3.0:
+#: https://commons.wikimedia.org/wiki/File:Tuebingen_Neckarfront.jpg
+DEMO_CONTENT_URL = "https://upload.wikimedia.org/wikipedia/commons/0/00/Tuebingen_Neckarfront.jpg"
+#: Vincent van Gogh, The Starry Night (1889), public domain:
+#: https://commons.wikimedia.org/wiki/File:Van_Gogh_-_Starry_Night_-_Google_Art_Project.jpg
+DEMO_STYLE_URL = (
+    "https://upload.wikimedia.org/wikipedia/commons/thumb/e/ea/"
+    "Van_Gogh_-_Starry_Night_-_Google_Art_Project.jpg/"
+    "1280px-Van_Gogh_-_Starry_Night_-_Google_Art_Project.jpg"
+)
+
+#: Wikimedia refuses anonymous library user agents; a descriptive one is its policy.
+USER_AGENT = "nst_keras/0.1 (neural style transfer; https://pypi.org/project/nst-keras/)"
+
+ImageSource = Union[str, os.PathLike, np.ndarray, Image.Image]
+
+
+def is_url(source) -> bool:
+    """Whether `source` is an http(s) URL string."""
+    return isinstance(source, str) and source.lower().startswith(("http://", "https://"))
+
+
+@contextlib.contextmanager
+def _descriptive_user_agent():
+    # `keras.utils.get_file` downloads with `urllib.request.urlretrieve`, which uses the
+    # process-wide opener; install one with a descriptive User-Agent for the duration of
+    # the download only, and put the previous one back.
+    previous = urllib.request._opener  # pylint: disable=protected-access
+    opener = urllib.request.build_opener()
+    opener.addheaders = [("User-Agent", USER_AGENT)]
+    urllib.request.install_opener(opener)
+    try:
+        yield
+    finally:
+        urllib.request.install_opener(previous)
+
+
+def fetch(url: str, *, cache_subdir: str = "nst_keras") -> str:
+    """Downloads `url` once into the Keras cache (`~/.keras/nst_keras`) and returns the path.
+
+    Args:
+        url: An http(s) URL.
+        cache_subdir: Folder under the Keras cache directory (`$KERAS_HOME` or `~/.keras`).
+
+    Returns:
+        The local path of the cached file.
+    """
+    import keras  # Deferred: importing Keras loads TensorFlow.
+
+    name = os.path.basename(urllib.parse.unquote(urllib.parse.urlparse(url).path)) or "image"
+    # Two URLs may end in the same file name; a short hash of the URL keeps them apart.
+    fname = f"{hashlib.sha1(url.encode()).hexdigest()[:8]}-{name}"
+    with _descriptive_user_agent():
+        return keras.utils.get_file(fname, origin=url, cache_subdir=cache_subdir)
+
+
+def open_image(source: ImageSource) -> Image.Image:
+    """Opens a path, URL, array or PIL image as an RGB PIL image, upright.
+
+    Any Pillow mode is accepted: alpha is composited onto white, palettes are expanded,
+    16-bit and float images are scaled to 8 bits, CMYK is converted. The EXIF orientation
+    is applied. Of an animated image, the first frame is used (with a warning).
+
+    Args:
+        source: A file path, an http(s) URL (downloaded once into the Keras cache), a
+            numpy array (H, W), (H, W, 3) or (H, W, 4) with values in 0-255, or a PIL image.
+
+    Returns:
+        A PIL image in mode RGB.
+
+    Raises:
+        ValueError: If an array has an unsupported shape.
+        OSError: If the file cannot be read as an image.
+    """
+    if isinstance(source, np.ndarray):
+        return _array_to_rgb(source)
+    if isinstance(source, Image.Image):
+        return _to_rgb(ImageOps.exif_transpose(source))
+    path = fetch(source) if is_url(source) else os.fspath(source)
+    with Image.open(path) as image:
+        if getattr(image, "n_frames", 1) > 1:
+            warnings.warn(
+                f"{path} has {image.n_frames} frames; using the first.", stacklevel=2
+            )
+            image.seek(0)
+        image.load()
+        return _to_rgb(ImageOps.exif_transpose(image))
+
+
+def _array_to_rgb(array: np.ndarray) -> Image.Image:
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
+        raise ValueError(
+            "An image array must have shape (H, W), (H, W, 3) or (H, W, 4). "
+            f"Received: shape={array.shape}"
+        )
+    array = np.clip(np.asarray(array, dtype=np.float64), 0, 255).round().astype(np.uint8)
+    return _to_rgb(Image.fromarray(array))
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode.startswith("I;16") or values.max(initial=0) > 255:
+            values = values / 257.0 if values.max(initial=0) <= 65535 else values / values.max()
+        elif image.mode == "F" and values.max(initial=0) <= 1.0:
+            values = values * 255.0  # A float image in 0-1.
+        image = Image.fromarray(np.clip(values, 0, 255).round().astype(np.uint8), mode="L")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return image.convert("RGB")
+
+
+def resize_to_height(image: Image.Image, height: int) -> Image.Image:
+    """Resizes to `height`, the width following the aspect ratio (at least 1 pixel).
+
+    Departure from the book: the book lets `keras.utils.load_img` resize with nearest-
+    neighbour interpolation and stretches the style image to the content's height *and
+    width*; we use Lanczos filtering (no aliasing) and keep every image's aspect ratio.
+    """
+    width = max(1, round(image.width * height / image.height))
+    if (width, height) == image.size:
+        return image.copy()
+    return image.resize((width, height), Image.LANCZOS)
+
+
+def load_image(source: ImageSource, height: int = None) -> np.ndarray:
+    """Loads `source` as an RGB uint8 array, resized to `height` if given.
+
+    Args:
+        source: See `open_image`.
+        height: Target height in pixels; `None` keeps the size.
+
+    Returns:
+        A (H, W, 3) uint8 array.
+    """
+    image = open_image(source)
+    if height is not None:
+        image = resize_to_height(image, height)
+    return np.asarray(image, dtype=np.uint8).copy()
+
+
+def preprocess(rgb: np.ndarray) -> np.ndarray:
+    """'caffe' preprocessing for VGG: RGB to BGR, ImageNet mean subtracted, no scaling.
+
+    Equal to `keras.applications.vgg19.preprocess_input` on a copy of the input, but never
+    mutates `rgb` and always returns a new float32 array with a batch axis.
+
+    Args:
+        rgb: (H, W, 3) or (1, H, W, 3) array, RGB, values in 0-255.
+
+    Returns:
+        A new (1, H, W, 3) float32 array.
+    """
+    x = np.array(rgb, dtype=np.float32, copy=True)
+    if x.ndim == 3:
+        x = x[None]
+    return x[..., ::-1] - IMAGENET_MEAN_BGR
+
+
+def deprocess(x: np.ndarray) -> np.ndarray:
+    """The inverse of `preprocess`: adds the mean, BGR to RGB, rounds and clips to uint8.
+
+    Args:
+        x: (1, H, W, 3) or (H, W, 3) array in 'caffe' space.
+
+    Returns:
+        A new (H, W, 3) uint8 array.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 4:
+        x = x[0]
+    rgb = (x + IMAGENET_MEAN_BGR)[..., ::-1]
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def save_image(path: Union[str, os.PathLike], rgb: np.ndarray) -> None:
+    """Writes an RGB uint8 array to `path` atomically: a temporary file, then a rename.
+
+    A crash never leaves a half-written image, and an existing file is replaced only by a
+    complete new one. The format follows the extension (PNG, JPEG, ...).
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    image_format = image_format_for(path)
+    fd, tmp = tempfile.mkstemp(prefix=".nst-", suffix=os.path.splitext(path)[1], dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(f, format=image_format)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def image_format_for(path: Union[str, os.PathLike]) -> str:
+    """The Pillow format that writes `path`'s extension.
+
+    Raises:
+        ValueError: If Pillow cannot write that extension.
+    """
+    extension = os.path.splitext(os.fspath(path))[1].lower()
+    Image.init()
+    image_format = Image.EXTENSION.get(extension)
+    if image_format is None or image_format not in Image.SAVE:
+        raise ValueError(
+            "Unknown image extension; use .png, .jpg, .webp, .tif or .bmp. "
+            f"Received: path={os.fspath(path)}"
+        )
+    return image_format
