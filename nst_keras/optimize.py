@@ -452,8 +452,8 @@ def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=Non
         loss_and_grad.get_concrete_function()  # Trace now, not on the clock of the run.
     x0 = images_lib.preprocess(initial_image(content_rgb, style_rgb, config.init, config.seed))
     names = [f"content/{n}" for n, _ in terms.content] + [f"style/{n}" for n, _ in terms.style]
-    weights = [config.content_weight / len(terms.content)] * len(terms.content) + [
-        config.style_weight / len(terms.style)
+    weights = [config.content_weight / max(1, len(terms.content))] * len(terms.content) + [
+        config.style_weight / max(1, len(terms.style))
     ] * len(terms.style)
     return Problem(
         loss_and_grad=loss_and_grad,
