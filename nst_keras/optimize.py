@@ -123,6 +123,12 @@ def _layout(config: StyleConfig):
     )
 
 
+def features_of(feature_model, x):
+    """The feature model's outputs for `x`, always as a list (Keras unwraps a single output)."""
+    outputs = feature_model(x, training=False)
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
 def compute_targets(feature_model, terms, content_x, style_x, generated_hw):
     """Content features and style Gram matrices of the target images, computed once.
 
@@ -142,12 +148,14 @@ def compute_targets(feature_model, terms, content_x, style_x, generated_hw):
 
     content_targets, style_targets = [], []
     if terms.content:
-        outputs = feature_model(tf.constant(content_x), training=False)
+        outputs = features_of(feature_model, tf.constant(content_x))
         content_targets = [tf.identity(outputs[i][0]) for _, i in terms.content]
     if terms.style:
-        outputs = feature_model(tf.constant(style_x), training=False)
+        outputs = features_of(feature_model, tf.constant(style_x))
         # The generated image's positions per layer, from shapes alone (no forward pass).
         shapes = feature_model.compute_output_shape((1, *generated_hw, 3))
+        if not isinstance(shapes[0], (list, tuple)):  # A single output: one shape.
+            shapes = [shapes]
         positions = [shapes[i][1] * shapes[i][2] for _, i in terms.style]
         style_targets = [
             scaled_gram_matrix(outputs[i][0], m) for (_, i), m in zip(terms.style, positions)
@@ -191,7 +199,7 @@ def make_loss_and_grad(feature_model, terms, content_targets, style_targets, con
     def loss_and_grad(x):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            outputs = feature_model(x, training=False)
+            outputs = features_of(feature_model, x)
             terms_values = []
             loss = tf.constant(0.0)
             for (_, i), target in zip(terms.content, content_targets):
