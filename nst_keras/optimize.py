@@ -289,13 +289,17 @@ def minimize(loss_and_grad, x0, *, iterations, max_evals, term_names, weights, c
         }
 
     def func(flat):
+        if state["evaluations"] >= max_evals:
+            # SciPy checks `maxfun` only between iterations, so a line search can overrun
+            # it; stopping here makes `max_evals` an exact budget.
+            raise _BudgetSpent()
         loss, grad, terms = loss_and_grad(tf.constant(flat.reshape(shape), dtype=tf.float32))
         loss, grad, terms = float(loss), grad.numpy(), terms.numpy().astype(np.float64)
         if not np.isfinite(loss) or not np.all(np.isfinite(grad)):
             raise NonFiniteLossError(
                 f"the loss became {'non-finite' if np.isfinite(loss) else loss} after "
-                f"{state['evaluations']} evaluations; lower the TV or style weight, or the "
-                "learning budget"
+                f"{state['evaluations']} evaluations; try a lower --style-weight or "
+                "--tv-weight"
             )
         state["evaluations"] += 1
         state["history"].append(loss)
@@ -336,6 +340,7 @@ def minimize(loss_and_grad, x0, *, iterations, max_evals, term_names, weights, c
     try:
         # One call: L-BFGS keeps its curvature memory (m=10 pairs, SciPy's default, as in
         # the book) for the whole run.
+        stop_reason = "max_evals reached"
         _, _, info = fmin_l_bfgs_b(
             func,
             x0.astype(np.float64).ravel(),
@@ -345,6 +350,9 @@ def minimize(loss_and_grad, x0, *, iterations, max_evals, term_names, weights, c
             pgtol=0.0,
             callback=on_iteration,
         )
+        stop_reason = _message(info)
+    except _BudgetSpent:
+        pass
     except NonFiniteLossError as error:
         raise NonFiniteLossError(str(error), best_image=best_image()) from None
     except KeyboardInterrupt:
@@ -361,8 +369,12 @@ def minimize(loss_and_grad, x0, *, iterations, max_evals, term_names, weights, c
         "evaluations": state["evaluations"],
         "seconds": time.perf_counter() - start,
         "losses": tuple(state["history"]),
-        "stop_reason": _message(info),
+        "stop_reason": stop_reason,
     }
+
+
+class _BudgetSpent(Exception):
+    """Raised inside the objective once `max_evals` evaluations are spent."""
 
 
 def _message(info):
