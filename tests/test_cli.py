@@ -1,0 +1,124 @@
+"""The command line end to end, on generated images, offline."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nst_keras import cli
+from nst_keras.config import StyleConfig
+
+FAST = ["--weights", "none", "--height", "48", "--max-evals", "6", "--seed", "0"]
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "nst_keras", *map(str, args)],
+        capture_output=True, text=True, cwd=cwd, timeout=300,
+    )
+
+
+def test_help_documents_every_option_with_its_default():
+    done = run_cli("--help")
+    assert done.returncode == 0
+    for option in ("--height", "--content-layers", "--style-layers", "--content-weight",
+                   "--style-weight", "--tv-weight", "--normalization", "--init", "--model",
+                   "--weights", "--pooling", "--iterations", "--max-evals", "--seed",
+                   "--device", "--save-every", "--quiet", "--preset", "--xla"):
+        assert option in done.stdout
+    assert f"(default: {StyleConfig().max_evals})" in done.stdout
+
+
+def test_console_script_is_installed():
+    script = shutil.which("nst-keras")
+    if script is None:
+        pytest.skip("the package is not installed (pip install -e .)")
+    assert subprocess.run([script, "--help"], capture_output=True).returncode == 0
+
+
+def test_end_to_end_writes_an_image_of_the_contents_size(image_files, tmp_path):
+    content, style = image_files
+    out = tmp_path / "result.png"
+    done = run_cli(content, style, "-o", out, *FAST)
+    assert done.returncode == 0, done.stderr
+    image = Image.open(out)
+    assert image.size == Image.open(content).size and image.mode == "RGB"
+    assert "Wrote" in done.stderr
+
+
+def test_quiet_save_every_and_in_process_main(image_files, tmp_path, capsys):
+    content, style = image_files
+    out = tmp_path / "result.jpg"
+    code = cli.main([str(content), str(style), "-o", str(out), "-q", "--save-every", "2", *FAST])
+    assert code == 0
+    assert capsys.readouterr().err == ""
+    saved = sorted(p.name for p in tmp_path.glob("result-iter*.jpg"))
+    assert saved and saved[0] == "result-iter0002.jpg"
+    assert Image.open(out).size == (64, 48)
+
+
+def test_same_seed_gives_the_same_image(image_files, tmp_path):
+    content, style = image_files
+    outs = [tmp_path / "a.png", tmp_path / "b.png"]
+    for out in outs:
+        assert cli.main([str(content), str(style), "-o", str(out), "-q", *FAST]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(outs[0])), np.asarray(Image.open(outs[1])))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing.png", "{style}"], "the content image does not exist: missing.png"),
+        (["{content}", "{style}", "-o", "out.xyz"], "Received: path=out.xyz"),
+        (["{content}", "{style}", "--style-layers", "conv9_1"], "Did you mean"),
+        (["{content}", "{style}", "--tv-weight", "-1"], "--tv-weight"),
+        (["{content}", "{style}", "--max-evals", "0"], "--max-evals"),
+        (["{content}", "{style}", "--model", "resnet"], "invalid choice: 'resnet'"),
+        (["{content}", "{style}", "--preset", "nope"], "Received: preset='nope'"),
+        (["{content}", "{style}", "--weights", "/no/such.h5"], "Received: --weights /no/such.h5"),
+        (["{content}", "{style}", "-o", "/no/such/dir/out.png"], "folder does not exist"),
+        (["{content}", "{style}", "-o", "{content}"], "overwrite an input"),
+        (["{content}"], "give both CONTENT and STYLE"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(image_files, args, message, capsys):
+    content, style = image_files
+    argv = [a.format(content=content, style=style) for a in args] + ["-q"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("nst-keras: error:")
+    assert message in err
+
+
+def test_missing_file_in_a_subprocess_has_no_traceback(image_files, tmp_path):
+    _, style = image_files
+    done = run_cli(tmp_path / "nope.jpg", style, "-o", tmp_path / "o.png")
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "Traceback" not in done.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_an_image_too_small_for_the_layers_is_refused(tmp_path):
+    Image.new("RGB", (40, 8), (1, 2, 3)).save(tmp_path / "c.png")
+    Image.new("RGB", (40, 40), (1, 2, 3)).save(tmp_path / "s.png")
+    code = cli.main([str(tmp_path / "c.png"), str(tmp_path / "s.png"), "--height", "8",
+                     "-o", str(tmp_path / "o.png"), "--weights", "none", "-q"])
+    assert code == 2
+
+
+def test_unreachable_imagenet_weights_exit_2_with_advice(image_files, tmp_path, monkeypatch, capsys):
+    import keras
+
+    def no_network(*args, **kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- offline")
+
+    monkeypatch.setattr(keras.src.utils.file_utils, "get_file", no_network)
+    content, style = image_files
+    code = cli.main([str(content), str(style), "-o", str(tmp_path / "o.png"), "-q",
+                     "--height", "48"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--weights PATH" in err and err.count("\n") == 1

@@ -1,0 +1,104 @@
+"""The VGG feature model: truncation, outputs, pooling, layer names."""
+
+import os
+
+import numpy as np
+import pytest
+
+from nst_keras import features
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("conv4_2", "block4_conv2"),
+        ("relu4_2", "block4_conv2"),  # Keras convs are post-ReLU: relu4_2 is block4_conv2.
+        ("block4_conv2", "block4_conv2"),
+        ("conv1_1", "block1_conv1"),
+        ("pool3", "block3_pool"),
+        ("block5_pool", "block5_pool"),
+    ],
+)
+def test_layer_aliases_resolve(name, expected):
+    assert features.resolve_layer_name(name) == expected
+
+
+def test_unknown_layers_suggest_close_names():
+    with pytest.raises(ValueError, match=r"Did you mean conv4_2.*Received: layer='conv4_22'"):
+        features.resolve_layer_name("conv4_22")
+    # VGG16 has no fourth conv in block 4.
+    with pytest.raises(ValueError, match="Received: layer='conv4_4'"):
+        features.resolve_layer_name("conv4_4", model="vgg16")
+
+
+def test_layer_names_count_the_convs():
+    assert sum("conv" in n for n in features.layer_names("vgg19")) == 16
+    assert sum("conv" in n for n in features.layer_names("vgg16")) == 13
+
+
+def test_minimum_size():
+    assert features.minimum_size(["conv1_1"]) == 1
+    assert features.minimum_size(["conv1_1", "conv5_1"]) == 16
+    assert features.minimum_size(["pool5"]) == 32
+
+
+def test_feature_model_ends_at_the_deepest_requested_layer():
+    model = features.build_feature_model(["conv3_1", "block1_conv1", "relu2_1"], weights=None)
+    names = [layer.name for layer in model.layers]
+    assert names[-1] == "block3_conv1"
+    assert "block3_conv2" not in names and "block5_conv1" not in names
+    outputs = model(np.zeros((1, 32, 40, 3), dtype=np.float32))
+    # One output per layer, in the order asked for.
+    assert [tuple(o.shape) for o in outputs] == [
+        (1, 8, 10, 256),
+        (1, 32, 40, 64),
+        (1, 16, 20, 128),
+    ]
+
+
+def test_duplicate_layers_give_one_output():
+    model = features.build_feature_model(["conv1_1", "block1_conv1", "relu1_1"], weights=None)
+    assert len(model.outputs) == 1
+
+
+def test_average_pooling_replaces_max_pooling():
+    import keras
+
+    model = features.build_feature_model(["conv3_1"], weights=None, pooling="avg")
+    kinds = {type(layer) for layer in model.layers}
+    assert keras.layers.AveragePooling2D in kinds and keras.layers.MaxPooling2D not in kinds
+    # Average pooling of a constant image keeps the activations finite and non-negative.
+    out = model(np.ones((1, 16, 16, 3), dtype=np.float32)).numpy()
+    assert np.all(np.isfinite(out)) and out.min() >= 0
+
+
+def test_feature_model_shares_weights_with_keras_vgg():
+    import keras
+
+    keras.utils.set_random_seed(3)
+    model = features.build_feature_model(["conv1_1"], weights=None)
+    kernel = model.get_layer("block1_conv1").kernel.numpy()
+    keras.utils.set_random_seed(3)
+    vgg = keras.applications.VGG19(include_top=False, weights=None)
+    np.testing.assert_array_equal(kernel, vgg.get_layer("block1_conv1").kernel.numpy())
+
+
+def test_bad_weights_and_pooling_are_refused():
+    with pytest.raises(ValueError, match="Received: weights=/no/such/file.h5"):
+        features.build_feature_model(["conv1_1"], weights="/no/such/file.h5")
+    with pytest.raises(ValueError, match="Received: pooling='min'"):
+        features.build_feature_model(["conv1_1"], weights=None, pooling="min")
+
+
+def test_the_stand_in_weights_load_into_vgg16(stand_in_weights):
+    model = features.build_feature_model(["conv1_1"], model="vgg16", weights=stand_in_weights)
+    kernel = model.get_layer("block1_conv1").kernel.numpy()
+    assert kernel.shape == (3, 3, 3, 64) and np.abs(kernel).sum() > 0
+
+
+@pytest.mark.imagenet
+def test_imagenet_weights_load_from_the_keras_cache():
+    if not os.path.isfile(features.imagenet_weights_path("vgg19")):
+        pytest.skip("the ImageNet VGG19 weights are not in the Keras cache")
+    model = features.build_feature_model(["conv5_1"], weights="imagenet")
+    assert tuple(model(np.zeros((1, 32, 32, 3), np.float32)).shape) == (1, 2, 2, 512)

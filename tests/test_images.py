@@ -1,0 +1,155 @@
+"""Loading, resizing, saving, and the 'caffe' preprocessing with its inverse."""
+
+import io
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nst_keras import images
+
+
+def test_preprocess_equals_keras_on_a_copy_and_does_not_mutate(content_rgb):
+    import keras
+
+    original = content_rgb.astype(np.float32)
+    before = original.copy()
+    ours = images.preprocess(original)
+    theirs = keras.applications.vgg19.preprocess_input(original.copy()[None])
+    np.testing.assert_array_equal(original, before)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-4)
+    assert ours.shape == (1, *content_rgb.shape) and ours.dtype == np.float32
+
+
+def test_deprocess_inverts_preprocess_and_does_not_mutate(content_rgb):
+    x = images.preprocess(content_rgb)
+    before = x.copy()
+    np.testing.assert_array_equal(images.deprocess(x), content_rgb)
+    np.testing.assert_array_equal(x, before)
+
+
+def test_deprocess_clips_to_uint8():
+    x = np.full((1, 2, 2, 3), 1000.0, dtype=np.float32)
+    x[0, 0, 0] = -1000.0
+    out = images.deprocess(x)
+    assert out.dtype == np.uint8
+    assert out[0, 0].tolist() == [0, 0, 0] and out[1, 1].tolist() == [255, 255, 255]
+
+
+def _png(tmp_path, image, name="x.png"):
+    path = tmp_path / name
+    image.save(path)
+    return path
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F"])
+def test_every_mode_loads_as_rgb(tmp_path, content_rgb, mode):
+    source = Image.fromarray(content_rgb)
+    if mode in ("I;16", "I", "F"):
+        gray = np.asarray(source.convert("L"), dtype=np.float64)
+        scale = {"I;16": 257.0, "I": 257.0, "F": 1.0}[mode]
+        dtype = {"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode]
+        image = Image.fromarray((gray * scale).astype(dtype))
+        if mode == "I;16":
+            image = image.convert("I;16") if image.mode != "I;16" else image
+        path = tmp_path / "x.tif"
+        image.save(path)
+        loaded = images.load_image(path)
+        # The grey levels come back (within rounding).
+        assert np.abs(loaded[..., 0].astype(int) - gray).max() <= 1
+    else:
+        image = source.convert(mode)
+        fmt = "x.jpg" if mode == "CMYK" else "x.png"
+        loaded = images.load_image(_png(tmp_path, image, fmt))
+    assert loaded.shape == content_rgb.shape and loaded.dtype == np.uint8
+
+
+def test_transparent_pixels_become_white(tmp_path):
+    rgba = np.zeros((8, 8, 4), dtype=np.uint8)
+    rgba[..., 0] = 200  # Red, fully transparent on the left half.
+    rgba[:, 4:, 3] = 255
+    loaded = images.load_image(_png(tmp_path, Image.fromarray(rgba, "RGBA")))
+    assert loaded[0, 0].tolist() == [255, 255, 255]
+    assert loaded[0, 7].tolist() == [200, 0, 0]
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    wide = Image.new("RGB", (40, 20), (10, 20, 30))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "Rotate 90 CW to display upright".
+    path = tmp_path / "rotated.jpg"
+    wide.save(path, exif=exif.tobytes())
+    assert images.load_image(path).shape == (40, 20, 3)
+
+
+def test_resize_to_height_keeps_the_aspect_ratio(content_rgb):
+    loaded = images.load_image(content_rgb, height=24)
+    assert loaded.shape == (24, 32, 3)
+
+
+def test_arrays_of_the_wrong_shape_are_refused():
+    with pytest.raises(ValueError, match=r"Received: shape=\(4, 4, 5\)"):
+        images.load_image(np.zeros((4, 4, 5)))
+
+
+def test_save_image_is_atomic_and_replaces(tmp_path, content_rgb):
+    path = tmp_path / "out.png"
+    path.write_bytes(b"old")
+    images.save_image(path, content_rgb)
+    np.testing.assert_array_equal(np.asarray(Image.open(path)), content_rgb)
+    assert os.listdir(tmp_path) == ["out.png"]  # No temporary file left behind.
+
+
+def test_save_image_failure_keeps_the_old_file(tmp_path):
+    path = tmp_path / "out.png"
+    path.write_bytes(b"old")
+    with pytest.raises(Exception):
+        images.save_image(path, np.zeros((2, 2, 7), dtype=np.uint8))  # Not an image.
+    assert path.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["out.png"]
+
+
+def test_unknown_extension_is_refused():
+    with pytest.raises(ValueError, match="Received: path=out.xyz"):
+        images.image_format_for("out.xyz")
+
+
+def test_fetch_uses_the_keras_cache_and_a_descriptive_user_agent(monkeypatch, tmp_path):
+    import urllib.request
+
+    import keras
+
+    seen = {}
+
+    def fake_get_file(fname, origin, cache_subdir):
+        seen.update(fname=fname, origin=origin, cache_subdir=cache_subdir,
+                    agent=dict(urllib.request._opener.addheaders).get("User-Agent"))
+        return str(tmp_path / fname)
+
+    before = urllib.request._opener
+    monkeypatch.setattr(keras.utils, "get_file", fake_get_file)
+    path = images.fetch("https://example.org/a/Some%20Image.jpg")
+    assert seen["origin"] == "https://example.org/a/Some%20Image.jpg"
+    assert seen["fname"].endswith("-Some Image.jpg") and seen["cache_subdir"] == "nst_keras"
+    assert seen["agent"].startswith("nst_keras/")
+    assert path.endswith("Some Image.jpg")
+    assert urllib.request._opener is before  # The process-wide opener is put back.
+
+
+def test_animated_images_use_the_first_frame(tmp_path):
+    frames = [Image.new("RGB", (8, 8), c) for c in ((255, 0, 0), (0, 255, 0))]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    with pytest.warns(UserWarning, match="2 frames"):
+        loaded = images.load_image(path)
+    assert loaded[0, 0].tolist() == [255, 0, 0]
+
+
+def test_truncated_file_raises_oserror(tmp_path, content_rgb):
+    buffer = io.BytesIO()
+    Image.fromarray(content_rgb).save(buffer, format="JPEG")
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(buffer.getvalue()[:200])
+    with pytest.raises(OSError):
+        images.load_image(path)

@@ -1,0 +1,135 @@
+"""Each loss against a numpy implementation of its formula, and analytic cases."""
+
+import numpy as np
+import pytest
+
+from nst_keras import losses
+
+
+def np_gram(x):
+    f = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    return f.T @ f
+
+
+def np_tv(x, power):
+    """The formula of `total_variation_loss`, written out with loops over the borders."""
+    x = x.astype(np.float64)
+    _, h, w, _ = x.shape
+    total = 0.0
+    for i in range(h):
+        for j in range(w):
+            down = x[0, i + 1, j] - x[0, i, j] if i + 1 < h else 0.0
+            right = x[0, i, j + 1] - x[0, i, j] if j + 1 < w else 0.0
+            total += np.sum((np.square(down) + np.square(right)) ** power)
+    return total
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(42)
+
+
+def test_content_loss_matches_numpy_in_both_normalizations(rng):
+    base = rng.normal(size=(5, 6, 7)).astype(np.float32)
+    combination = rng.normal(size=(5, 6, 7)).astype(np.float32)
+    expected = np.sum((combination.astype(np.float64) - base) ** 2)
+    assert float(losses.content_loss(base, combination)) == pytest.approx(expected, rel=1e-5)
+    assert float(
+        losses.content_loss(base, combination, normalization="paper")
+    ) == pytest.approx(0.5 * expected, rel=1e-5)
+
+
+def test_gram_matrix_of_a_hand_made_tensor():
+    # Two channels over 2x2 positions: F = [[1, 2], [3, 4], [5, 6], [7, 8]].
+    x = np.array([[[1, 2], [3, 4]], [[5, 6], [7, 8]]], dtype=np.float32)
+    # G = F^T F = [[1+9+25+49, 2+12+30+56], [.., 4+16+36+64]].
+    expected = np.array([[84, 100], [100, 120]], dtype=np.float64)
+    np.testing.assert_allclose(losses.gram_matrix(x).numpy(), expected)
+    np.testing.assert_allclose(losses.gram_matrix(x[None]).numpy(), expected)
+
+
+def test_gram_matrix_matches_numpy(rng):
+    x = rng.normal(size=(6, 9, 11)).astype(np.float32)
+    np.testing.assert_allclose(losses.gram_matrix(x).numpy(), np_gram(x), rtol=1e-5, atol=1e-4)
+
+
+def test_style_loss_book_normalization_uses_three_channels_and_image_size(rng):
+    style = rng.normal(size=(4, 5, 8)).astype(np.float32)
+    combination = rng.normal(size=(4, 5, 8)).astype(np.float32)
+    image_shape = (32, 40)
+    expected = np.sum((np_gram(style) - np_gram(combination)) ** 2) / (
+        4.0 * 3**2 * (32 * 40) ** 2
+    )
+    value = losses.style_loss(style, combination, image_shape=image_shape)
+    assert float(value) == pytest.approx(expected, rel=1e-5)
+
+
+def test_style_loss_paper_normalization_is_per_layer(rng):
+    style = rng.normal(size=(4, 5, 8)).astype(np.float32)
+    combination = rng.normal(size=(4, 5, 8)).astype(np.float32)
+    n_l, m_l = 8, 4 * 5
+    expected = np.sum((np_gram(style) - np_gram(combination)) ** 2) / (4.0 * n_l**2 * m_l**2)
+    value = losses.style_loss(style, combination, normalization="paper")
+    assert float(value) == pytest.approx(expected, rel=1e-5)
+
+
+def test_style_loss_rescales_the_gram_of_a_differently_sized_style_image(rng):
+    # The style image's features tiled 2x2 have 4x the positions and 4x the Gram entries;
+    # after rescaling to the generated image's positions the loss is the same.
+    style = rng.normal(size=(3, 4, 6)).astype(np.float32)
+    combination = rng.normal(size=(3, 4, 6)).astype(np.float32)
+    tiled = np.tile(style, (2, 2, 1))
+    same = losses.style_loss(style, combination, normalization="paper")
+    rescaled = losses.style_loss(tiled, combination, normalization="paper")
+    assert float(rescaled) == pytest.approx(float(same), rel=1e-5)
+    np.testing.assert_allclose(
+        losses.scaled_gram_matrix(tiled, 12).numpy(), np_gram(style), rtol=1e-5, atol=1e-4
+    )
+
+
+def test_style_loss_is_zero_for_identical_features(rng):
+    x = rng.normal(size=(4, 4, 3)).astype(np.float32)
+    assert float(losses.style_loss(x, x, image_shape=(8, 8))) == 0.0
+
+
+def test_style_loss_book_needs_the_image_shape(rng):
+    x = rng.normal(size=(4, 4, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match="Received: image_shape=None"):
+        losses.style_loss(x, x)
+
+
+def test_unknown_normalization_is_refused(rng):
+    x = rng.normal(size=(4, 4, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match="Received: normalization='caffe'"):
+        losses.content_loss(x, x, normalization="caffe")
+
+
+def test_total_variation_of_a_constant_image_is_zero():
+    x = np.full((1, 7, 9, 3), 42.0, dtype=np.float32)
+    assert float(losses.total_variation_loss(x)) == 0.0
+
+
+@pytest.mark.parametrize("power", [1.0, 1.25, 2.0])
+def test_total_variation_of_a_checkerboard(power):
+    n = 6
+    board = (np.add.outer(np.arange(n), np.arange(n)) % 2).astype(np.float32)
+    x = board[None, :, :, None]
+    # Interior pixels: both neighbours differ by 1 -> 2**power; the last row and column
+    # (but the corner): one neighbour -> 1; the corner: 0.
+    expected = (n - 1) ** 2 * 2.0**power + 2 * (n - 1)
+    assert float(losses.total_variation_loss(x, power=power)) == pytest.approx(expected)
+
+
+def test_total_variation_matches_numpy(rng):
+    x = rng.uniform(0, 255, size=(1, 5, 7, 3)).astype(np.float32)
+    value = losses.total_variation_loss(x, power=1.25)
+    assert float(value) == pytest.approx(np_tv(x, 1.25), rel=1e-5)
+
+
+def test_total_variation_penalises_noise_on_the_borders():
+    # A vertical stripe pattern in the last column alone: the book's slicing would not
+    # see it, ours does.
+    x = np.zeros((1, 6, 6, 1), dtype=np.float32)
+    x[0, ::2, -1, 0] = 1.0
+    assert float(losses.total_variation_loss(x, power=1.0)) == pytest.approx(np_tv(x, 1.0))
+    assert np_tv(x, 1.0) > 0
