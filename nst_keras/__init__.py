@@ -17,6 +17,7 @@ _EXPORTS = {
     "StyleTransferError": "nst_keras.optimize",
     "NonFiniteLossError": "nst_keras.optimize",
     "Interrupted": "nst_keras.optimize",
+    "OutOfMemoryError": "nst_keras.optimize",
     "StyleConfig": "nst_keras.config",
     "content_loss": "nst_keras.losses",
     "gram_matrix": "nst_keras.losses",

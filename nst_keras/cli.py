@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import warnings
 import sys
+import tempfile
 from typing import Optional, Sequence
 
 from nst_keras.config import (
@@ -221,8 +223,11 @@ def check_output(output: str, inputs: Sequence[str]) -> None:
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder):
         raise UsageError(f"the output folder does not exist. Received: -o {output}")
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"the output folder is not writable. Received: -o {output}")
+    try:  # A real write: permission bits say nothing for root or a read-only mount.
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError:
+        raise UsageError(f"the output folder is not writable. Received: -o {output}") from None
     for source in inputs:
         if source and not is_url(source) and os.path.abspath(source) == os.path.abspath(output):
             raise UsageError(f"the output would overwrite an input image. Received: -o {output}")
@@ -244,6 +249,25 @@ def _load_inputs(args, config):
         content, style = images.DEMO_CONTENT_URL, images.DEMO_STYLE_URL
         _say(args, "No images given: running the demo pair (Tuebingen x The Starry Night), "
                    "downloaded once into the Keras cache.")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = _read_images(content, style, config)
+    for warning in caught:
+        _say(args, f"{PROG}: warning: {str(warning.message).splitlines()[0]}")
+    smallest = minimum_size(config.content_layers + config.style_layers, config.model)
+    for role, rgb in zip(("content", "style"), loaded):
+        if min(rgb.shape[:2]) < smallest:
+            raise UsageError(
+                f"the {role} image is {rgb.shape[1]}x{rgb.shape[0]} after resizing; the layers "
+                f"used need at least {smallest}x{smallest} pixels"
+            )
+    return loaded
+
+
+def _read_images(content, style, config):
+    """The two images as RGB arrays, each error a `UsageError` naming the file."""
+    from nst_keras import images
+
     loaded = []
     for role, source, height in (
         ("content", content, config.height),
@@ -256,13 +280,6 @@ def _load_inputs(args, config):
         except Exception as error:  # Pillow raises many kinds; each means "cannot read".
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise UsageError(f"cannot read the {role} image {source}: {reason}") from None
-    smallest = minimum_size(config.content_layers + config.style_layers, config.model)
-    for role, rgb in zip(("content", "style"), loaded):
-        if min(rgb.shape[:2]) < smallest:
-            raise UsageError(
-                f"the {role} image is {rgb.shape[1]}x{rgb.shape[0]} after resizing; the layers "
-                f"used need at least {smallest}x{smallest} pixels"
-            )
     return loaded
 
 
@@ -302,14 +319,14 @@ class _ProgressReporter:
             self.bar.close()
 
 
-def _save_best(args, image, why):
+def _save_best(args, image) -> str:
+    """Saves the best image so far, if any; returns what to tell the user about it."""
     from nst_keras.images import save_image
 
     if image is None:
-        _say(args, f"{PROG}: {why}; no image was computed yet, nothing saved.")
-        return
+        return "nothing was computed yet, nothing saved"
     save_image(args.output, image)
-    _say(args, f"{PROG}: {why}; saved the best image so far to {args.output}")
+    return f"saved the best image so far to {args.output}"
 
 
 def _install_signal_handlers(received):
@@ -386,9 +403,8 @@ def _run(args, config: StyleConfig, received) -> int:
     from nst_keras import optimize
     from nst_keras.images import save_image
 
-    size = f"{content_rgb.shape[1]}x{content_rgb.shape[0]}"
     _say(args, f"Building {config.model} ({config.weights or 'random weights'}) and the "
-               f"targets at {size} ...")
+               f"targets at {content_rgb.shape[1]}x{content_rgb.shape[0]} ...")
     reporter = None
     try:
         problem = _build_problem(content_rgb, style_rgb, config)
@@ -397,19 +413,17 @@ def _run(args, config: StyleConfig, received) -> int:
     except optimize.Interrupted as error:
         _close(reporter)
         terminated = signal.SIGTERM in received
-        _save_best(args, error.best_image, "terminated" if terminated else "interrupted")
+        print(f"{PROG}: {'terminated' if terminated else 'interrupted'}; "
+              f"{_save_best(args, error.best_image)}", file=sys.stderr)
         return EXIT_SIGTERM if terminated else EXIT_SIGINT
-    except optimize.NonFiniteLossError as error:
+    except optimize.StyleTransferError as error:  # A non-finite loss, out of memory.
         _close(reporter)
-        _save_best(args, error.best_image, f"stopped: {error}")
+        message = str(error)
+        if isinstance(error, optimize.OutOfMemoryError) and "--height" not in message:
+            message += "; try a smaller --height"
+        print(f"{PROG}: error: {message}; {_save_best(args, error.best_image)}",
+              file=sys.stderr)
         return EXIT_FAILED
-    except Exception as error:
-        _close(reporter)
-        if _is_out_of_memory(error):
-            print(f"{PROG}: error: out of memory at {size}; try a smaller --height",
-                  file=sys.stderr)
-            return EXIT_FAILED
-        raise
     _close(reporter)
     save_image(args.output, result.image)
     _say(args, f"Wrote {args.output}: loss {result.loss:.6g} (content {result.content_loss:.4g}, "
@@ -423,14 +437,6 @@ def _run(args, config: StyleConfig, received) -> int:
 def _close(reporter):
     if reporter is not None:
         reporter.close()
-
-
-def _is_out_of_memory(error) -> bool:
-    if isinstance(error, MemoryError):
-        return True
-    import tensorflow as tf
-
-    return isinstance(error, tf.errors.ResourceExhaustedError)
 
 
 def _build_problem(content_rgb, style_rgb, config):
@@ -450,9 +456,9 @@ def _build_problem(content_rgb, style_rgb, config):
         if config.weights not in ("imagenet", None) and isinstance(
             error, (ValueError, OSError, KeyError, TypeError)
         ):
-            reason = text.splitlines()[0] if text else type(error).__name__
+            reason = text.splitlines()[0].rstrip(" .:") if text else type(error).__name__
             raise UsageError(
-                f"cannot load the weights file into {config.model} (include_top=False): "
-                f"{reason}. Received: --weights {config.weights}"
+                f"cannot load the weights file into {config.model} (include_top=False); is it "
+                f"a file for this model? ({reason}) Received: --weights {config.weights}"
             ) from None
         raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import warnings
 from typing import List, Optional, Sequence
 
 #: Conv layers per block (VGG19's "E" configuration and VGG16's "D").
@@ -80,6 +81,34 @@ def minimum_size(layers: Sequence[str], model: str = "vgg19") -> int:
     return smallest
 
 
+def activation_floats(height: int, width: int, layers: Sequence[str], model: str = "vgg19") -> int:
+    """How many float32 activations one forward pass keeps, up to the deepest of `layers`.
+
+    Every conv and pooling layer's output, (h_l * w_l * C_l) summed, for an input of
+    `height` x `width`; the basis of `estimate_memory_bytes`.
+    """
+    names = layer_names(model)
+    deepest = max(names.index(resolve_layer_name(n, model)) for n in layers)
+    total, h, w = 0, height, width
+    for name in names[: deepest + 1]:
+        if name.endswith("pool"):
+            h, w = h // 2, w // 2
+        total += h * w * min(64 * 2 ** (int(name[5]) - 1), 512)  # 64, 128, 256, 512, 512.
+    return total
+
+
+#: Peak resident memory per activation float of one loss-and-gradient evaluation, measured
+#: on TF 2.21 CPU (VmHWM): about 2.5 KB per input pixel for VGG19 up to block5_conv2, which
+#: holds ~322 activations per pixel, so ~2 bytes-of-float32 copies of each activation (the
+#: forward values kept for the backward pass, and the gradients).
+BYTES_PER_ACTIVATION = 2 * 4
+
+
+def estimate_memory_bytes(height: int, width: int, layers: Sequence[str], model: str = "vgg19") -> int:
+    """Roughly the memory one evaluation needs beyond TensorFlow itself and the weights."""
+    return BYTES_PER_ACTIVATION * activation_floats(height, width, layers, model)
+
+
 def imagenet_weights_path(model: str = "vgg19") -> str:
     """Where Keras caches the ImageNet weights of `model` (they may not be there)."""
     # The same rule as Keras' cache: $KERAS_HOME, else ~/.keras.
@@ -133,7 +162,13 @@ def build_feature_model(
     if not names:
         raise ValueError(f"At least one layer is needed. Received: layers={list(layers)}")
 
-    base = applications[model](include_top=False, weights=weights, input_shape=(None, None, 3))
+    with warnings.catch_warnings():
+        # A weights file of another architecture fails with a ValueError anyway; Keras first
+        # warns once per unmatched layer, which buries that message.
+        warnings.filterwarnings("ignore", message="Skipping nested container")
+        base = applications[model](
+            include_top=False, weights=weights, input_shape=(None, None, 3)
+        )
     deepest = max(layer_names(model).index(n) for n in names)
     inputs = keras.Input(shape=(None, None, 3), name="image")
     x = inputs

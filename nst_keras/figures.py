@@ -1,0 +1,830 @@
+"""`python -m nst_keras figure {1,2,3}`: the figures of Gatys, Ecker and Bethge, one command each.
+
+Figure 1: content reconstructions from conv1_2 ... conv5_2 and style reconstructions from
+conv1_1, conv1_1-conv2_1, ..., conv1_1-conv5_1, all from white noise (the CVPR 2016 paper's
+Fig. 1; the arXiv version reconstructs the content from conv1_1 ... conv5_1).
+Figure 2: the Neckarfront in Tuebingen and the same scene in the style of five paintings.
+Figure 3: Composition VII; rows = growing sets of style layers, columns = alpha/beta.
+
+Every generated panel is written as a PNG with a JSON record next to it (the settings, the
+final content and style loss of each layer, evaluations, seconds), then the labelled grid
+(matplotlib, Agg) and a JSON summary of the figure. Exit codes as for a plain run: 0 done,
+1 a panel failed, 2 bad usage or input, 130 / 143 interrupted (finished panels stay written,
+and the grid shows them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import signal
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from nst_keras import cli
+from nst_keras.cli import (
+    DEVICES,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    EXIT_USAGE,
+    MODELS,
+    PRESETS,
+    UsageError,
+)
+from nst_keras.config import StyleConfig, preset
+
+PROG = f"{cli.PROG} figure"
+# The command line's helpers, shared rather than copied.
+_positive_int = cli._positive_int  # pylint: disable=protected-access
+_non_negative_float = cli._non_negative_float  # pylint: disable=protected-access
+_say = cli._say  # pylint: disable=protected-access
+_close = cli._close  # pylint: disable=protected-access
+_ProgressReporter = cli._ProgressReporter  # pylint: disable=protected-access
+
+
+# --------------------------------------------------------------------------------------------
+# The images: file name -> where it comes from. `--images DIR` takes local files of these names.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSource:
+    """One input image of the figures.
+
+    Attributes:
+        title: What it is, as the grids label it.
+        url: The file on upload.wikimedia.org, downloaded once into the Keras cache.
+        page: Its description page (author, source, licence).
+        licence: The licence, in short.
+    """
+
+    title: str
+    url: str
+    page: str
+    licence: str
+
+
+#: The inputs of Gatys et al.'s figures, by the file names `--images DIR` expects.
+IMAGES: Dict[str, ImageSource] = {
+    "tubingen.jpg": ImageSource(
+        title="Neckarfront, Tübingen",
+        url="https://upload.wikimedia.org/wikipedia/commons/0/00/Tuebingen_Neckarfront.jpg",
+        page="https://commons.wikimedia.org/wiki/File:Tuebingen_Neckarfront.jpg",
+        licence="photograph by Andreas Praefcke, CC BY 3.0",
+    ),
+    "shipwreck.jpg": ImageSource(
+        title="The Shipwreck of the Minotaur (Turner)",
+        url="https://upload.wikimedia.org/wikipedia/commons/2/2e/Shipwreck_turner.jpg",
+        page="https://commons.wikimedia.org/wiki/File:Shipwreck_turner.jpg",
+        licence="public domain (J. M. W. Turner, c. 1810)",
+    ),
+    "starry_night.jpg": ImageSource(
+        title="The Starry Night (van Gogh)",
+        url=(
+            "https://upload.wikimedia.org/wikipedia/commons/thumb/e/ea/"
+            "Van_Gogh_-_Starry_Night_-_Google_Art_Project.jpg/"
+            "1280px-Van_Gogh_-_Starry_Night_-_Google_Art_Project.jpg"
+        ),
+        page=("https://commons.wikimedia.org/wiki/"
+              "File:Van_Gogh_-_Starry_Night_-_Google_Art_Project.jpg"),
+        licence="public domain (Vincent van Gogh, 1889)",
+    ),
+    "the_scream.jpg": ImageSource(
+        title="The Scream (Munch)",
+        url=(
+            "https://upload.wikimedia.org/wikipedia/commons/c/c5/Edvard_Munch%2C_1893%2C_"
+            "The_Scream%2C_oil%2C_tempera_and_pastel_on_cardboard%2C_91_x_73_cm%2C_"
+            "National_Gallery_of_Norway.jpg"
+        ),
+        page=(
+            "https://commons.wikimedia.org/wiki/File:Edvard_Munch,_1893,_The_Scream,_oil,_"
+            "tempera_and_pastel_on_cardboard,_91_x_73_cm,_National_Gallery_of_Norway.jpg"
+        ),
+        licence="public domain (Edvard Munch, 1893)",
+    ),
+    "seated-nude.jpg": ImageSource(
+        title="Femme nue assise (Picasso)",
+        # Not on Commons (Picasso died in 1973: in copyright in the EU); English Wikipedia
+        # hosts it as public domain in the US (published before 1929).
+        url=(
+            "https://upload.wikimedia.org/wikipedia/en/8/8f/Pablo_Picasso%2C_1909-10%2C_"
+            "Figure_dans_un_Fauteuil_%28Seated_Nude%2C_Femme_nue_assise%29%2C_oil_on_canvas%2C_"
+            "92.1_x_73_cm%2C_Tate_Modern%2C_London.jpg"
+        ),
+        page=(
+            "https://en.wikipedia.org/wiki/File:Pablo_Picasso,_1909-10,_Figure_dans_un_Fauteuil_"
+            "(Seated_Nude,_Femme_nue_assise),_oil_on_canvas,_92.1_x_73_cm,_Tate_Modern,_London.jpg"
+        ),
+        licence="public domain in the US only (Pablo Picasso, 1909-10); check elsewhere",
+    ),
+    "composition_vii.jpg": ImageSource(
+        title="Composition VII (Kandinsky)",
+        url=(
+            "https://upload.wikimedia.org/wikipedia/commons/b/b4/"
+            "Vassily_Kandinsky%2C_1913_-_Composition_7.jpg"
+        ),
+        page="https://commons.wikimedia.org/wiki/File:Vassily_Kandinsky,_1913_-_Composition_7.jpg",
+        licence="public domain (Wassily Kandinsky, 1913)",
+    ),
+}
+
+CONTENT = "tubingen.jpg"
+DEFAULT_OUT = os.path.join("figures", "figureN")
+
+
+# --------------------------------------------------------------------------------------------
+# The figures as data: panels on a grid.
+# --------------------------------------------------------------------------------------------
+
+#: The style layers of the paper, in order; row k of Figure 3 uses the first k.
+STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+#: Figure 1's content layers (CVPR 2016, Fig. 1).
+CONTENT_RECONSTRUCTION_LAYERS = ("conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2")
+#: Figure 3's columns: alpha/beta.
+FIGURE3_RATIOS = (1e-5, 1e-4, 1e-3, 1e-2)
+#: The alpha/beta that the preset's weights give (alpha = 1, beta = 1e3). `--style-weight`
+#: sets beta for this ratio; every panel keeps the paper's ratio relative to it.
+REFERENCE_RATIO = 1e-3
+
+
+@dataclasses.dataclass(frozen=True)
+class Panel:
+    """One cell of a grid.
+
+    Attributes:
+        name: File stem of the panel's image and JSON record.
+        row, col: Position on the grid.
+        label: Text above the panel ("" for none).
+        content: Content image file name (a key of `IMAGES`), or None.
+        style: Style image file name, or None.
+        content_layers: Content layers (paper names); empty for a style reconstruction.
+        style_layers: Style layers; empty for a content reconstruction.
+        ratio: The paper's alpha/beta; None where one of the terms is absent.
+        show: For an input panel (nothing computed): the file name of the image shown.
+        inset: A style image shown small in the panel's corner, as the paper does.
+    """
+
+    name: str
+    row: int
+    col: int
+    label: str = ""
+    content: Optional[str] = None
+    style: Optional[str] = None
+    content_layers: Tuple[str, ...] = ()
+    style_layers: Tuple[str, ...] = ()
+    ratio: Optional[float] = None
+    show: Optional[str] = None
+    inset: Optional[str] = None
+
+    @property
+    def generated(self) -> bool:
+        return self.show is None
+
+
+@dataclasses.dataclass(frozen=True)
+class FigureSpec:
+    """A figure: its grid, its panels, and the titles around the grid."""
+
+    number: int
+    title: str
+    rows: int
+    cols: int
+    panels: Tuple[Panel, ...]
+    row_titles: Tuple[str, ...] = ()
+    col_titles: Tuple[str, ...] = ()
+
+
+def _layer_range(k: int) -> str:
+    return STYLE_LAYERS[0] if k == 1 else f"{STYLE_LAYERS[0]}–{STYLE_LAYERS[k - 1]}"
+
+
+def _exponent(ratio: float) -> str:
+    return f"1e{round(math.log10(ratio)):d}"
+
+
+def _ratio_text(ratio: float) -> str:
+    return f"α/β = {_exponent(ratio)}"
+
+
+def figure_spec(number: int) -> FigureSpec:
+    """The layout and the panels of Figure `number` (1, 2 or 3).
+
+    Raises:
+        ValueError: For another number.
+    """
+    if number == 1:
+        panels = [Panel("content", 0, 0, "content image", show=CONTENT),
+                  Panel("style", 1, 0, "style image", show="starry_night.jpg")]
+        for i, layer in enumerate(CONTENT_RECONSTRUCTION_LAYERS):
+            panels.append(Panel(f"content_{layer}", 0, i + 1, layer, content=CONTENT,
+                                content_layers=(layer,)))
+        for k in range(1, len(STYLE_LAYERS) + 1):
+            panels.append(Panel(f"style_{STYLE_LAYERS[k - 1]}", 1, k, _layer_range(k),
+                                style="starry_night.jpg", style_layers=STYLE_LAYERS[:k]))
+        return FigureSpec(1, "Reconstructions from white noise", 2, 6,
+                          tuple(panels), row_titles=("content", "style"))
+    if number == 2:
+        # The paper's Fig. 2: A the photograph, B-F the styles; alpha/beta 1e-3 for B, C, D
+        # and 1e-4 for E, F (arXiv:1508.06576, Fig. 2 caption).
+        styles = (("B", "shipwreck.jpg", "Turner", 1e-3),
+                  ("C", "starry_night.jpg", "van Gogh", 1e-3),
+                  ("D", "the_scream.jpg", "Munch", 1e-3),
+                  ("E", "seated-nude.jpg", "Picasso", 1e-4),
+                  ("F", "composition_vii.jpg", "Kandinsky", 1e-4))
+        panels = [Panel("A_tubingen", 0, 0, "A  photograph", show=CONTENT)]
+        for i, (letter, style, artist, ratio) in enumerate(styles, start=1):
+            stem = os.path.splitext(style)[0].replace("-", "_")
+            panels.append(Panel(
+                f"{letter}_{stem}", i // 2, i % 2,
+                f"{letter}  {artist}, {_ratio_text(ratio)}",
+                content=CONTENT, style=style, content_layers=("conv4_2",),
+                style_layers=STYLE_LAYERS, ratio=ratio, inset=style))
+        return FigureSpec(2, "Tübingen in five styles", 3, 2, tuple(panels))
+    if number == 3:
+        panels = []
+        # Row by row, so that the panels that share a feature model come one after another.
+        for k in range(1, len(STYLE_LAYERS) + 1):
+            for j, ratio in enumerate(FIGURE3_RATIOS):
+                name = f"{'ABCDE'[k - 1]}{j + 1}_{STYLE_LAYERS[k - 1]}_ratio{_exponent(ratio)}"
+                panels.append(Panel(
+                    name, k - 1, j, content=CONTENT, style="composition_vii.jpg",
+                    content_layers=("conv4_2",), style_layers=STYLE_LAYERS[:k], ratio=ratio))
+        return FigureSpec(
+            3, "Composition VII: style layers × α/β", 5, 4,
+            tuple(panels),
+            row_titles=tuple(f"{'ABCDE'[k - 1]}  {_layer_range(k)}" for k in range(1, 6)),
+            col_titles=tuple(_ratio_text(r) for r in FIGURE3_RATIOS),
+        )
+    raise ValueError(f"`figure` must be 1, 2 or 3. Received: figure={number!r}")
+
+
+def layout(number: int) -> Tuple[int, int]:
+    """(rows, cols) of Figure `number`'s grid."""
+    spec = figure_spec(number)
+    return spec.rows, spec.cols
+
+
+def images_needed(number: int) -> List[str]:
+    """The file names Figure `number` reads, in order."""
+    names = []
+    for p in figure_spec(number).panels:
+        names += [n for n in (p.show, p.content, p.style, p.inset) if n]
+    return list(dict.fromkeys(names))
+
+
+def panel_config(panel: Panel, base: StyleConfig) -> StyleConfig:
+    """The settings of one panel: `base` with the panel's layers and weights.
+
+    alpha is `base.content_weight`. beta keeps the paper's alpha/beta relative to `base`:
+    with the preset (alpha 1, beta 1e3, i.e. alpha/beta = REFERENCE_RATIO) a panel of ratio r
+    gets beta = alpha / r; a `base` whose beta is k times the preset's multiplies every
+    panel's beta by k (for weights whose Gram matrices differ in scale from the paper's).
+    """
+    scale = beta_scale(base)
+    if panel.content_layers and panel.style_layers:
+        alpha = base.content_weight
+        beta = float(f"{scale * alpha / panel.ratio:.12g}")  # 1e5, not 99999.99999999999.
+    elif panel.content_layers:  # A content reconstruction: alpha alone.
+        alpha, beta = base.content_weight or 1.0, 0.0
+    else:  # A style reconstruction: beta alone, as for alpha/beta = REFERENCE_RATIO.
+        alpha, beta = 0.0, base.style_weight or 1.0
+    return base.replace(content_layers=panel.content_layers, style_layers=panel.style_layers,
+                        content_weight=alpha, style_weight=beta)
+
+
+def beta_scale(base: StyleConfig) -> float:
+    """How much more beta `base` gives than the paper's at alpha/beta = REFERENCE_RATIO."""
+    if base.content_weight == 0:
+        return 1.0
+    return base.style_weight / base.content_weight * REFERENCE_RATIO
+
+
+# --------------------------------------------------------------------------------------------
+# The command line.
+# --------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `figure`; unset weights and sizes come from the preset."""
+    parser = cli._Parser(  # pylint: disable=protected-access
+        prog=PROG,
+        description=(
+            "Reproduces Figure 1, 2 or 3 of Gatys, Ecker and Bethge (arXiv:1508.06576, "
+            "CVPR 2016) with the paper's settings: one image and one JSON record per panel, "
+            "and a labelled grid. The images are downloaded once from Wikimedia Commons, or "
+            "read from --images DIR by the file names the README lists."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("figure", type=int, choices=(1, 2, 3), help="which figure")
+    parser.add_argument("--out", default=DEFAULT_OUT,
+                        help="output folder, created if missing (N: the figure's number)")
+    parser.add_argument("--images", default=None, metavar="DIR",
+                        help="read the inputs from DIR instead of downloading them: "
+                             + ", ".join(IMAGES))
+    parser.add_argument("--height", type=_positive_int, default=256,
+                        help="height of every panel in pixels")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="gatys2015",
+                        help="the settings every panel starts from")
+    parser.add_argument("--iterations", type=_positive_int, default=None,
+                        help="most L-BFGS iterations per panel (default: the preset's)")
+    parser.add_argument("--max-evals", type=_positive_int, default=None,
+                        help="most loss+gradient evaluations per panel (default: the preset's)")
+    parser.add_argument("--content-weight", type=_non_negative_float, default=None,
+                        help="alpha (default: the preset's)")
+    parser.add_argument("--style-weight", type=_non_negative_float, default=None,
+                        help="beta of the panels with the paper's alpha/beta = 1e-3; the other "
+                             "panels keep the paper's ratio to it (default: the preset's; raise "
+                             "it for weights other than ImageNet VGG19)")
+    parser.add_argument("--model", choices=MODELS, default=None,
+                        help="feature network (default: the preset's)")
+    parser.add_argument("--weights", default=None,
+                        help="imagenet, none (random, for tests) or the path of a weights file "
+                             "(default: the preset's)")
+    parser.add_argument("--device", choices=DEVICES, default=None,
+                        help="auto uses TF's GPU when one is visible (default: the preset's)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the white noise (and random weights), for repeatable runs")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def base_config(args) -> StyleConfig:
+    """The preset with the options given applied.
+
+    Raises:
+        UsageError: If a value is invalid.
+    """
+    changes = {"height": args.height, "seed": args.seed}
+    for name in ("iterations", "max_evals", "content_weight", "style_weight", "model",
+                 "device"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    if args.weights is not None:  # `none` (random weights) is told apart from not given.
+        changes["weights"] = cli._weights(args.weights)  # pylint: disable=protected-access
+    try:
+        return preset(args.preset).replace(**changes)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _local_images(args, spec: FigureSpec) -> Dict[str, str]:
+    """The paths of the images the figure needs in --images DIR.
+
+    Raises:
+        UsageError: If DIR or a file is missing, naming the file expected.
+    """
+    names = images_needed(spec.number)
+    paths = {}
+    if not os.path.isdir(args.images):
+        raise UsageError(
+            f"the --images folder does not exist. Received: --images {args.images}"
+        )
+    for name in names:
+        path = os.path.join(args.images, name)
+        if not os.path.isfile(path):
+            raise UsageError(
+                f"Figure {spec.number} needs {name} ({IMAGES[name].title}) in the --images "
+                f"folder; it is missing. Received: --images {args.images}"
+            )
+        paths[name] = path
+    return paths
+
+
+def _download_images(spec: FigureSpec) -> Dict[str, str]:
+    """Downloads the images the figure needs once into the Keras cache; returns the paths.
+
+    Raises:
+        UsageError: If a file cannot be downloaded, naming it.
+    """
+    from nst_keras import images
+
+    paths = {}
+    for name in images_needed(spec.number):
+        source = IMAGES[name]
+        try:
+            paths[name] = images.fetch(source.url)
+        except Exception as error:  # urllib and Keras raise many kinds; all mean "no file".
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise UsageError(
+                f"cannot download {name} ({source.url}): {reason}; pass --images DIR with the "
+                "files the README lists"
+            ) from None
+    return paths
+
+
+def _load(paths, spec: FigureSpec, height: int):
+    """Loads every image at `height`; raises UsageError naming an unreadable file."""
+    from nst_keras import images
+
+    loaded = {}
+    for name, path in paths.items():
+        try:
+            loaded[name] = images.load_image(path, height)
+        except Exception as error:  # Pillow raises many kinds; each means "cannot read".
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise UsageError(f"cannot read {name} ({path}): {reason}") from None
+    return loaded
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs `figure`; returns the exit code (see the module's docstring)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        args.argv = argv
+        spec = figure_spec(args.figure)
+        base = base_config(args)
+        configs = [panel_config(p, base) for p in spec.panels if p.generated]
+        for config in configs:
+            cli.check_config(config)
+        _check_sizes(configs)
+        paths = _local_images(args, spec) if args.images is not None else None
+        out = args.out
+        if out == DEFAULT_OUT:
+            out = os.path.join("figures", f"figure{spec.number}")
+        _check_out(out)
+    except UsageError as error:
+        print(f"{cli.PROG}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow is imported.
+
+    received = []
+    previous = cli._install_signal_handlers(received)  # pylint: disable=protected-access
+    try:
+        return _run(args, spec, base, out, paths, received)
+    except UsageError as error:
+        print(f"{cli.PROG}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        terminated = signal.SIGTERM in received
+        print(f"{cli.PROG}: {'terminated' if terminated else 'interrupted'} before the first "
+              "panel finished; nothing saved.", file=sys.stderr)
+        return EXIT_SIGTERM if terminated else EXIT_SIGINT
+    except Exception as error:  # The last resort: one line, unless --debug.
+        if debug:
+            raise
+        first_line = str(error).splitlines()[0] if str(error) else ""
+        print(f"{cli.PROG}: error: {type(error).__name__}: {first_line} "
+              "(run with --debug for the traceback)", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _check_sizes(configs):
+    from nst_keras.features import minimum_size
+
+    for config in configs:
+        smallest = minimum_size(config.content_layers + config.style_layers, config.model)
+        if config.height < smallest:
+            raise UsageError(f"the layers used need a height of at least {smallest} pixels. "
+                             f"Received: --height {config.height}")
+
+
+def _check_out(out):
+    """Creates the output folder and writes a file there, before hours of compute.
+
+    Raises:
+        UsageError: If the path is a file, or the folder cannot be created or written.
+    """
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(f"the output path is not a folder. Received: --out {out}")
+    try:  # A real write: permission bits say nothing for root or a read-only mount.
+        os.makedirs(out, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError:
+        raise UsageError(
+            f"the output folder cannot be created or written. Received: --out {out}"
+        ) from None
+
+
+class _FeatureModels:
+    """One feature model per distinct layer list, reused by every panel that has that list.
+
+    `build_problem` indexes the model's outputs by the config's layers (content first, then
+    style, duplicates removed), so a model serves exactly the panels with the same list: all
+    of Figure 2, each row of Figure 3 (built 5 times, not 20), and none of Figure 1's ten
+    panels (each reconstructs from its own layers; building from the weights file takes a
+    second or two, little next to a panel). Only the latest is kept, since the panels come
+    grouped by layer list; with random weights each is built after the same seed, so every
+    panel sees the same network.
+    """
+
+    def __init__(self):
+        self.key = None
+        self.model = None
+
+    def get(self, config: StyleConfig):
+        import keras
+
+        from nst_keras.features import build_feature_model, resolve_layer_name
+        from nst_keras.optimize import device_scope
+
+        layers = tuple(dict.fromkeys(
+            resolve_layer_name(n, config.model)
+            for n in config.content_layers + config.style_layers
+        ))
+        key = (config.model, config.weights, config.pooling, layers)
+        if key != self.key:
+            self.model = None  # Free the previous one first.
+            if config.seed is not None:
+                keras.utils.set_random_seed(config.seed)
+            with device_scope(config.device):
+                self.model = build_feature_model(layers, model=config.model,
+                                                 weights=config.weights, pooling=config.pooling)
+            self.key = key
+        return self.model
+
+
+def _run(args, spec: FigureSpec, base: StyleConfig, out: str, paths, received) -> int:
+    from nst_keras import optimize
+    from nst_keras.images import save_image
+
+    paths = paths or _download_images(spec)
+    loaded = _load(paths, spec, base.height)
+    generated = [p for p in spec.panels if p.generated]
+    _say(args, f"Figure {spec.number}: {len(generated)} panels at height {base.height}, "
+                   f"{base.model} ({base.weights or 'random weights'}), at most "
+                   f"{base.max_evals} evaluations each, into {out}/")
+    models = _FeatureModels()
+    done: Dict[str, str] = {}  # panel name -> image file
+    records = []
+    start = time.perf_counter()
+    status, exit_code = "done", EXIT_OK
+    for number, panel in enumerate(generated, start=1):
+        config = panel_config(panel, base)
+        # A style reconstruction is generated at the style image's size, from noise.
+        content_rgb = loaded[panel.content] if panel.content else loaded[panel.style]
+        style_rgb = loaded[panel.style] if panel.style else loaded[panel.content]
+        what = panel.label or panel.name
+        _say(args, f"[{number}/{len(generated)}] {panel.name}: {what}")
+        reporter = None
+        try:
+            feature_model = _build_model(models, config)
+            problem = optimize.build_problem(content_rgb, style_rgb, config,
+                                             feature_model=feature_model)
+            reporter = _ProgressReporter(
+                argparse.Namespace(quiet=args.quiet, save_every=None, output=None),
+                config.max_evals)
+            result = optimize.solve(problem, callback=reporter)
+        except (optimize.Interrupted, KeyboardInterrupt):
+            _close(reporter)
+            terminated = signal.SIGTERM in received
+            status = "terminated" if terminated else "interrupted"
+            exit_code = EXIT_SIGTERM if terminated else EXIT_SIGINT
+            break
+        except optimize.NonFiniteLossError as error:
+            _close(reporter)
+            print(f"{cli.PROG}: error: panel {panel.name}: {error}", file=sys.stderr)
+            status, exit_code = "failed", EXIT_FAILED
+            break
+        _close(reporter)
+        image_file = f"{panel.name}.png"
+        save_image(os.path.join(out, image_file), result.image)
+        record = panel_record(spec, panel, config, result, image_file, base)
+        write_json(os.path.join(out, f"{panel.name}.json"), record)
+        records.append(record)
+        done[panel.name] = image_file
+        _say(args, f"    loss {result.loss:.4g} (content {result.content_loss:.3g}, "
+                       f"style {result.style_loss:.3g}) after {result.evaluations} evaluations, "
+                       f"{result.seconds:.1f} s")
+    seconds = time.perf_counter() - start
+    grid = os.path.join(out, f"figure{spec.number}.png")
+    if done or status == "done":
+        render_grid(spec, out, done, loaded, grid, note=grid_note(base))
+        write_json(os.path.join(out, f"figure{spec.number}.json"), {
+            "figure": spec.number,
+            "title": spec.title,
+            "layout": [spec.rows, spec.cols],
+            "grid": os.path.basename(grid),
+            "status": status,
+            "panels": [r["panel"] for r in records],
+            "records": [f"{r['panel']}.json" for r in records],
+            "height": base.height,
+            "preset": args.preset,
+            "beta_scale": beta_scale(base),
+            "seconds": round(seconds, 3),
+            "images": {n: (IMAGES[n].url if args.images is None else os.path.basename(p))
+                       for n, p in paths.items()},
+            "argv": list(args.argv),
+        })
+    if status == "done":
+        _say(args, f"Wrote {grid} ({len(done)} panels, {spec.rows}x{spec.cols}) in "
+                       f"{seconds:.0f} s.")
+    elif status in ("interrupted", "terminated"):
+        print(f"{cli.PROG}: {status}; {len(done)} of {len(generated)} panels written to "
+              f"{out}/" + (f" and shown in {grid}" if done else ""), file=sys.stderr)
+    return exit_code
+
+
+def _build_model(models: _FeatureModels, config: StyleConfig):
+    """`models.get`, with weights errors turned into one-line usage errors (as in cli)."""
+    try:
+        return models.get(config)
+    except Exception as error:
+        text = str(error)
+        if config.weights == "imagenet" and "URL fetch failure" in text:
+            from nst_keras.features import IMAGENET_NOTOP_FILES
+
+            raise UsageError(
+                f"cannot download the ImageNet weights of {config.model} (no network?); put "
+                f"{IMAGENET_NOTOP_FILES[config.model]} in ~/.keras/models/ or pass --weights PATH"
+            ) from None
+        if config.weights not in ("imagenet", None) and isinstance(
+            error, (ValueError, OSError, KeyError, TypeError)
+        ):
+            reason = text.splitlines()[0] if text else type(error).__name__
+            raise UsageError(
+                f"cannot load the weights file into {config.model} (include_top=False): "
+                f"{reason}. Received: --weights {config.weights}"
+            ) from None
+        raise
+
+
+# --------------------------------------------------------------------------------------------
+# Records and the grid.
+# --------------------------------------------------------------------------------------------
+
+
+def panel_record(spec, panel, config, result, image_file, base) -> dict:
+    """The JSON record of one generated panel."""
+    settings = dataclasses.asdict(config)
+    for key, value in settings.items():
+        if isinstance(value, tuple):
+            settings[key] = list(value)
+    alpha, beta = config.content_weight, config.style_weight
+    return {
+        "figure": spec.number,
+        "panel": panel.name,
+        "label": panel.label,
+        "row": panel.row,
+        "col": panel.col,
+        "image": image_file,
+        "size": [int(result.image.shape[0]), int(result.image.shape[1])],
+        "content_image": panel.content,
+        "style_image": panel.style,
+        "paper_alpha_over_beta": panel.ratio,
+        "alpha_over_beta": (alpha / beta) if (panel.ratio is not None and beta) else None,
+        "beta_scale": beta_scale(base),
+        "settings": settings,
+        "loss": result.loss,
+        "content_loss": result.content_loss,
+        "style_loss": result.style_loss,
+        "tv_loss": result.tv_loss,
+        "layer_losses": dict(result.layer_losses),
+        "iterations": result.iterations,
+        "evaluations": result.evaluations,
+        "seconds": round(result.seconds, 3),
+        "setup_seconds": round(result.setup_seconds, 3),
+        "stop_reason": result.stop_reason,
+    }
+
+
+def write_json(path: str, data) -> None:
+    """Writes `data` as JSON atomically: a temporary file, then a rename."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".nst-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+#: Grid geometry, in pixels of the PNG (at DPI dots per inch).
+DPI = 100
+MIN_CELL_HEIGHT = 160  # Small panels are enlarged (nearest neighbour) so the labels fit.
+GAP, LABEL_BAND, ROW_TITLE_BAND, COL_TITLE_BAND, TITLE_BAND = 6, 18, 150, 20, 48
+
+
+def grid_geometry(spec: FigureSpec, cell_hw: Tuple[int, int]) -> dict:
+    """Where everything goes on the grid, in pixels from the top left.
+
+    Args:
+        spec: The figure.
+        cell_hw: (height, width) of the largest panel image.
+
+    Returns:
+        A dict with the PNG's `size` (width, height), the display `scale` of the panels, and
+        `cell` (width, height), `left`, `top`, `label_band` of the cells.
+    """
+    scale = max(1.0, MIN_CELL_HEIGHT / cell_hw[0])
+    cell_w, cell_h = round(cell_hw[1] * scale), round(cell_hw[0] * scale)
+    label_band = LABEL_BAND if any(p.label for p in spec.panels) else 0
+    left = GAP + (ROW_TITLE_BAND if spec.row_titles else 0)
+    top = TITLE_BAND + (COL_TITLE_BAND if spec.col_titles else 0)
+    width = left + spec.cols * (cell_w + GAP)
+    height = top + spec.rows * (label_band + cell_h + GAP)
+    return {"size": (width, height), "scale": scale, "cell": (cell_w, cell_h), "left": left,
+            "top": top, "label_band": label_band}
+
+
+def grid_note(base: StyleConfig) -> str:
+    """The lines under a grid's title: network, weights, size, budget and the beta scale."""
+    weights = os.path.basename(base.weights) if base.weights else "random weights"
+    note = f"{base.model}, {weights}\nheight {base.height}, at most {base.max_evals} evaluations"
+    scale = beta_scale(base)
+    if scale != 1:
+        note += f", β × {scale:g} (the α/β shown are the paper's)"
+    return note
+
+
+def render_grid(spec: FigureSpec, out: str, done: Dict[str, str], loaded, path: str,
+                note: str = "") -> None:
+    """Draws the labelled grid (matplotlib, Agg) and writes it atomically as a PNG.
+
+    Panels not computed (an interrupted run) stay blank. `note` goes under the title (the
+    network, weights and budget, so that two grids are not compared blind).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    from nst_keras.images import save_image
+
+    images = {}
+    for panel in spec.panels:
+        if panel.show:
+            images[panel.name] = loaded[panel.show]
+        elif panel.name in done:
+            with Image.open(os.path.join(out, done[panel.name])) as image:
+                images[panel.name] = np.asarray(image.convert("RGB"))
+    shapes = [im.shape for im in images.values()] or [next(iter(loaded.values())).shape]
+    cell_hw = (max(s[0] for s in shapes), max(s[1] for s in shapes))
+    geo = grid_geometry(spec, cell_hw)
+    width, height = geo["size"]
+    cell_w, cell_h = geo["cell"]
+    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor="white")
+
+    def rect(x, y, w, h):  # Pixels from the top left -> figure fraction from the bottom left.
+        return [x / width, 1 - (y + h) / height, w / width, h / height]
+
+    fig.text(0.5, 1 - 13 / height, f"Figure {spec.number}: {spec.title}",
+             ha="center", va="center", fontsize=9, weight="bold")
+    if note:
+        fig.text(0.5, 1 - 35 / height, note, ha="center", va="center", fontsize=6,
+                 color="dimgray", linespacing=1.3)
+    row_pitch = geo["label_band"] + cell_h + GAP
+    for j, title in enumerate(spec.col_titles):
+        x = geo["left"] + j * (cell_w + GAP) + cell_w / 2
+        fig.text(x / width, 1 - (TITLE_BAND + COL_TITLE_BAND / 2) / height, title,
+                 ha="center", va="center", fontsize=9)
+    for i, title in enumerate(spec.row_titles):
+        y = geo["top"] + i * row_pitch + geo["label_band"] + cell_h / 2
+        fig.text((geo["left"] - GAP - 4) / width, 1 - y / height, title, ha="right",
+                 va="center", fontsize=8)
+    for panel in spec.panels:
+        x = geo["left"] + panel.col * (cell_w + GAP)
+        y = geo["top"] + panel.row * row_pitch
+        if panel.label:
+            fig.text((x + 2) / width, 1 - (y + geo["label_band"] / 2) / height, panel.label,
+                     ha="left", va="center", fontsize=7, clip_on=True)
+        ax = fig.add_axes(rect(x, y + geo["label_band"], cell_w, cell_h))
+        ax.set_axis_off()
+        image = images.get(panel.name)
+        if image is None:
+            ax.text(0.5, 0.5, "not computed", ha="center", va="center", fontsize=8,
+                    color="gray", transform=ax.transAxes)
+            continue
+        ax.imshow(image, interpolation="nearest" if geo["scale"] > 1 else "antialiased")
+        if panel.inset and panel.name in done:
+            # The paper shows each painting small in the corner of its panel.
+            inset = loaded[panel.inset]
+            ih = cell_h * 0.3
+            iw = ih * inset.shape[1] / inset.shape[0]
+            shown_w = min(cell_w, cell_h * image.shape[1] / image.shape[0])
+            ix = x + (cell_w - shown_w) / 2
+            inset_ax = fig.add_axes(rect(ix, y + geo["label_band"] + cell_h - ih, iw, ih))
+            inset_ax.imshow(inset)
+            inset_ax.set_xticks([])
+            inset_ax.set_yticks([])
+            for spine in inset_ax.spines.values():
+                spine.set_edgecolor("white")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
+    save_image(path, rgba[..., :3].copy())
