@@ -371,19 +371,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UsageError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow is imported.
+    return run_guarded(lambda received: _run(args, config, received), debug=debug,
+                       before="the optimisation started")
 
+
+def run_guarded(run, *, debug: bool, before: str) -> int:
+    """Runs `run(received)` the way every command does, and returns its exit code.
+
+    SIGINT and SIGTERM raise KeyboardInterrupt (`received` lists which came; `run` saves
+    what it has and returns 130 / 143); a `UsageError` is one line and exit 2; any other
+    error one line and exit 1 (the traceback only with `--debug`).
+
+    Args:
+        run: Called with the list of signals received; returns the exit code.
+        debug: Re-raise unexpected errors instead of the one-line message.
+        before: Completes "interrupted before ..." when a signal comes before `run` could
+            save anything.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow is imported.
     received = []
     previous = _install_signal_handlers(received)
     try:
-        return _run(args, config, received)
+        return run(received)
     except UsageError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         terminated = signal.SIGTERM in received
-        print(f"{PROG}: {'terminated' if terminated else 'interrupted'} before the "
-              "optimisation started; nothing saved.", file=sys.stderr)
+        print(f"{PROG}: {'terminated' if terminated else 'interrupted'} before {before}; "
+              "nothing saved.", file=sys.stderr)
         return EXIT_SIGTERM if terminated else EXIT_SIGINT
     except Exception as error:  # The last resort: one line, unless --debug.
         if debug:

@@ -205,19 +205,26 @@ def deprocess(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
-def save_image(path: Union[str, os.PathLike], rgb: np.ndarray) -> None:
-    """Writes an RGB uint8 array to `path` atomically: a temporary file, then a rename.
+@contextlib.contextmanager
+def atomic_write(path: Union[str, os.PathLike], mode: str = "wb"):
+    """Opens a temporary file beside `path` and renames it to `path` once fully written.
 
-    A crash never leaves a half-written image, and an existing file is replaced only by a
-    complete new one. The format follows the extension (PNG, JPEG, ...).
+    A crash (or Ctrl-C) never leaves a half-written file, and an existing file is replaced
+    only by a complete new one.
+
+    Args:
+        path: The file to write.
+        mode: `"wb"` or `"w"`.
+
+    Yields:
+        The open temporary file.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    image_format = image_format_for(path)
     fd, tmp = tempfile.mkstemp(prefix=".nst-", suffix=os.path.splitext(path)[1], dir=directory)
     try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(f, format=image_format)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -225,6 +232,16 @@ def save_image(path: Union[str, os.PathLike], rgb: np.ndarray) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def save_image(path: Union[str, os.PathLike], rgb: np.ndarray) -> None:
+    """Writes an RGB uint8 array to `path` atomically (see `atomic_write`).
+
+    The format follows the extension (PNG, JPEG, ...).
+    """
+    image_format = image_format_for(path)
+    with atomic_write(path) as f:
+        Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(f, format=image_format)
 
 
 def image_format_for(path: Union[str, os.PathLike]) -> str:
