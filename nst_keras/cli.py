@@ -9,6 +9,7 @@ saved).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import warnings
@@ -36,24 +37,29 @@ class UsageError(Exception):
     """Bad usage or input: reported in one line, exit code 2."""
 
 
-class _Parser(argparse.ArgumentParser):
-    # argparse prints the whole usage before an error; one line is easier to read.
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one-line `UsageError`s (argparse prints the whole
+    usage before an error; one line is easier to read)."""
+
     def error(self, message):
         raise UsageError(message)
 
 
-def _layers(text):
+def parse_layers(text):
+    """`--content-layers` / `--style-layers`: a comma-separated list as a tuple."""
     layers = tuple(part.strip() for part in text.split(",") if part.strip())
     if not layers and text.strip():
         raise argparse.ArgumentTypeError(f"invalid layer list: {text!r}")
     return layers
 
 
-def _weights(text):
+def parse_weights(text):
+    """`--weights`: `none` becomes None; `imagenet` and paths stay."""
     return None if text.lower() == "none" else text
 
 
-def _positive_int(text):
+def positive_int(text):
+    """An argparse type: an integer >= 1."""
     try:
         value = int(text)
     except ValueError:
@@ -63,7 +69,8 @@ def _positive_int(text):
     return value
 
 
-def _non_negative_float(text):
+def non_negative_float(text):
+    """An argparse type: a finite number >= 0."""
     try:
         value = float(text)
     except ValueError:
@@ -76,7 +83,7 @@ def _non_negative_float(text):
 def build_parser(defaults: StyleConfig = DEFAULTS) -> argparse.ArgumentParser:
     """The argument parser of a plain run; every default comes from `defaults`."""
     d = defaults
-    parser = _Parser(
+    parser = Parser(
         prog=PROG,
         description=(
             "Neural style transfer (Gatys et al. 2015) as in Chollet's Deep Learning with "
@@ -90,40 +97,40 @@ def build_parser(defaults: StyleConfig = DEFAULTS) -> argparse.ArgumentParser:
     io.add_argument("style", nargs="?", help="style image: a path or an http(s) URL")
     io.add_argument("-o", "--output", default="stylized.png",
                     help="where to write the result (.png, .jpg, .webp, ...)")
-    io.add_argument("--height", type=_positive_int, default=d.height,
+    io.add_argument("--height", type=positive_int, default=d.height,
                     help="height of the result in pixels; the width keeps the content's aspect")
-    io.add_argument("--style-height", type=_positive_int, default=d.style_height,
+    io.add_argument("--style-height", type=positive_int, default=d.style_height,
                     help="height the style image is resized to (default: --height)")
 
     method = parser.add_argument_group("method")
     method.add_argument("--preset", choices=sorted(PRESETS), default="book",
                         help="named settings that the options below override (gatys2015: the "
                              "paper's; see the README)")
-    method.add_argument("--content-layers", type=_layers, default=d.content_layers,
+    method.add_argument("--content-layers", type=parse_layers, default=d.content_layers,
                         help="comma-separated content layers (Keras or paper names)")
-    method.add_argument("--style-layers", type=_layers, default=d.style_layers,
+    method.add_argument("--style-layers", type=parse_layers, default=d.style_layers,
                         help="comma-separated style layers (Keras or paper names)")
-    method.add_argument("--content-weight", type=_non_negative_float, default=d.content_weight,
+    method.add_argument("--content-weight", type=non_negative_float, default=d.content_weight,
                         help="content weight (alpha)")
-    method.add_argument("--style-weight", type=_non_negative_float, default=d.style_weight,
+    method.add_argument("--style-weight", type=non_negative_float, default=d.style_weight,
                         help="style weight (beta), shared equally by the style layers")
-    method.add_argument("--tv-weight", type=_non_negative_float, default=d.tv_weight,
+    method.add_argument("--tv-weight", type=non_negative_float, default=d.tv_weight,
                         help="total-variation weight")
-    method.add_argument("--tv-power", type=_non_negative_float, default=d.tv_power,
+    method.add_argument("--tv-power", type=non_negative_float, default=d.tv_power,
                         help="total-variation exponent")
     method.add_argument("--normalization", choices=NORMALIZATIONS, default=d.normalization,
                         help="style-loss normalisation: the book's or the paper's per-layer one")
     method.add_argument("--init", choices=INITS, default=d.init, help="starting image")
     method.add_argument("--model", choices=MODELS, default=d.model, help="feature network")
-    method.add_argument("--weights", type=_weights, default=d.weights,
+    method.add_argument("--weights", type=parse_weights, default=d.weights,
                         help="imagenet, none (random, for tests) or the path of a weights file")
     method.add_argument("--pooling", choices=POOLINGS, default=d.pooling,
                         help="max (Keras, book) or avg (the paper)")
 
     run = parser.add_argument_group("optimisation")
-    run.add_argument("--iterations", type=_positive_int, default=d.iterations,
+    run.add_argument("--iterations", type=positive_int, default=d.iterations,
                      help="most L-BFGS iterations")
-    run.add_argument("--max-evals", type=_positive_int, default=d.max_evals,
+    run.add_argument("--max-evals", type=positive_int, default=d.max_evals,
                      help="most loss+gradient evaluations (the book: 20 x 20)")
     run.add_argument("--seed", type=int, default=d.seed, help="seed, for repeatable runs")
     run.add_argument("--device", choices=DEVICES, default=d.device,
@@ -132,7 +139,7 @@ def build_parser(defaults: StyleConfig = DEFAULTS) -> argparse.ArgumentParser:
                      help="compile the loss and gradient with XLA")
 
     out = parser.add_argument_group("output")
-    out.add_argument("--save-every", type=_positive_int, default=None, metavar="N",
+    out.add_argument("--save-every", type=positive_int, default=None, metavar="N",
                      help="also write the image every N iterations (OUT-iter0010.png, ...)")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     out.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -145,7 +152,7 @@ def _preset_defaults(argv) -> StyleConfig:
     Raises:
         UsageError: If the preset is unknown.
     """
-    probe = _Parser(add_help=False)
+    probe = Parser(add_help=False)
     probe.add_argument("--preset", default="book")
     known, _ = probe.parse_known_args(argv)
     try:
@@ -247,13 +254,13 @@ def _load_inputs(args, config):
         if content is not None or style is not None:
             raise UsageError("give both CONTENT and STYLE, or neither for the demo pair")
         content, style = images.DEMO_CONTENT_URL, images.DEMO_STYLE_URL
-        _say(args, "No images given: running the demo pair (Tuebingen x The Starry Night), "
+        say(args, "No images given: running the demo pair (Tuebingen x The Starry Night), "
                    "downloaded once into the Keras cache.")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         loaded = _read_images(content, style, config)
     for warning in caught:
-        _say(args, f"{PROG}: warning: {str(warning.message).splitlines()[0]}")
+        say(args, f"{PROG}: warning: {str(warning.message).splitlines()[0]}")
     smallest = minimum_size(config.content_layers + config.style_layers, config.model)
     for role, rgb in zip(("content", "style"), loaded):
         if min(rgb.shape[:2]) < smallest:
@@ -283,12 +290,13 @@ def _read_images(content, style, config):
     return loaded
 
 
-def _say(args, message):
+def say(args, message):
+    """Prints `message` on stderr unless `--quiet`."""
     if not args.quiet:
         print(message, file=sys.stderr)
 
 
-class _ProgressReporter:
+class ProgressReporter:
     """Draws the tqdm bar and writes the images `--save-every` asks for."""
 
     def __init__(self, args, total_evals):
@@ -419,30 +427,30 @@ def _run(args, config: StyleConfig, received) -> int:
     from nst_keras import optimize
     from nst_keras.images import save_image
 
-    _say(args, f"Building {config.model} ({config.weights or 'random weights'}) and the "
+    say(args, f"Building {config.model} ({config.weights or 'random weights'}) and the "
                f"targets at {content_rgb.shape[1]}x{content_rgb.shape[0]} ...")
     reporter = None
     try:
         problem = _build_problem(content_rgb, style_rgb, config)
-        reporter = _ProgressReporter(args, config.max_evals)
+        reporter = ProgressReporter(args, config.max_evals)
         result = optimize.solve(problem, callback=reporter)
     except optimize.Interrupted as error:
-        _close(reporter)
+        close_reporter(reporter)
         terminated = signal.SIGTERM in received
         print(f"{PROG}: {'terminated' if terminated else 'interrupted'}; "
               f"{_save_best(args, error.best_image)}", file=sys.stderr)
         return EXIT_SIGTERM if terminated else EXIT_SIGINT
     except optimize.StyleTransferError as error:  # A non-finite loss, out of memory.
-        _close(reporter)
+        close_reporter(reporter)
         message = str(error)
         if isinstance(error, optimize.OutOfMemoryError) and "--height" not in message:
             message += "; try a smaller --height"
         print(f"{PROG}: error: {message}; {_save_best(args, error.best_image)}",
               file=sys.stderr)
         return EXIT_FAILED
-    _close(reporter)
+    close_reporter(reporter)
     save_image(args.output, result.image)
-    _say(args, f"Wrote {args.output}: loss {result.loss:.6g} (content {result.content_loss:.4g}, "
+    say(args, f"Wrote {args.output}: loss {result.loss:.6g} (content {result.content_loss:.4g}, "
                f"style {result.style_loss:.4g}, tv {result.tv_loss:.4g}) after "
                f"{result.iterations} iterations, {result.evaluations} evaluations, "
                f"{result.seconds:.1f} s ({result.seconds / max(1, result.evaluations):.2f} "
@@ -450,18 +458,23 @@ def _run(args, config: StyleConfig, received) -> int:
     return EXIT_OK
 
 
-def _close(reporter):
+def close_reporter(reporter):
+    """Closes a `ProgressReporter`, or does nothing for None."""
     if reporter is not None:
         reporter.close()
 
 
-def _build_problem(content_rgb, style_rgb, config):
-    """`optimize.build_problem`, with weights errors turned into one-line usage errors."""
-    from nst_keras import optimize
+@contextlib.contextmanager
+def weights_errors_as_usage(config: StyleConfig):
+    """Turns the errors of loading VGG weights into one-line `UsageError`s.
+
+    No network for the ImageNet weights: which file to put where, or `--weights PATH`. A
+    corrupt file or one of another architecture: the file and the reason.
+    """
     from nst_keras.features import IMAGENET_NOTOP_FILES
 
     try:
-        return optimize.build_problem(content_rgb, style_rgb, config)
+        yield
     except Exception as error:
         text = str(error)
         if config.weights == "imagenet" and "URL fetch failure" in text:
@@ -478,3 +491,11 @@ def _build_problem(content_rgb, style_rgb, config):
                 f"a file for this model? ({reason}) Received: --weights {config.weights}"
             ) from None
         raise
+
+
+def _build_problem(content_rgb, style_rgb, config):
+    """`optimize.build_problem`, with weights errors turned into one-line usage errors."""
+    from nst_keras import optimize
+
+    with weights_errors_as_usage(config):
+        return optimize.build_problem(content_rgb, style_rgb, config)

@@ -150,6 +150,11 @@ PRESETS = {
         style_weight=1e3,
         tv_weight=0.0,  # The paper has no total-variation term.
         model="vgg19",  # "the 16 convolutional and 5 pooling layers of the 19 layer VGG".
+        # Optimiser: L-BFGS (CVPR 2016 version), as every run here. Not reproduced: the
+        # paper rescales VGG19's weights so that each filter's mean activation is 1
+        # (Methods); Keras' ImageNet weights are used as they are, so the per-layer balance
+        # of the style loss, and the effect of a given alpha/beta, differ from the paper's.
+        # Unknown, and chosen: image size, iterations, the noise's distribution (see README).
     ),
 }
 

@@ -16,7 +16,6 @@ and the grid shows them).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import math
@@ -43,11 +42,11 @@ from nst_keras.config import StyleConfig, preset
 
 PROG = f"{cli.PROG} figure"
 # The command line's helpers, shared rather than copied.
-_positive_int = cli._positive_int  # pylint: disable=protected-access
-_non_negative_float = cli._non_negative_float  # pylint: disable=protected-access
-_say = cli._say  # pylint: disable=protected-access
-_close = cli._close  # pylint: disable=protected-access
-_ProgressReporter = cli._ProgressReporter  # pylint: disable=protected-access
+_positive_int = cli.positive_int
+_non_negative_float = cli.non_negative_float
+_say = cli.say
+_close = cli.close_reporter
+_ProgressReporter = cli.ProgressReporter
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,8 +201,13 @@ class FigureSpec:
     col_titles: Tuple[str, ...] = ()
 
 
+def _span(layers: Sequence[str]) -> str:
+    """`conv1_1` for one layer, `conv1_1–conv3_1` for several."""
+    return layers[0] if len(layers) == 1 else f"{layers[0]}–{layers[-1]}"
+
+
 def _layer_range(k: int) -> str:
-    return STYLE_LAYERS[0] if k == 1 else f"{STYLE_LAYERS[0]}–{STYLE_LAYERS[k - 1]}"
+    return _span(STYLE_LAYERS[:k])
 
 
 def _exponent(ratio: float) -> str:
@@ -314,7 +318,7 @@ def beta_scale(base: StyleConfig) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `figure`; unset weights and sizes come from the preset."""
-    parser = cli._Parser(  # pylint: disable=protected-access
+    parser = cli.Parser(
         prog=PROG,
         description=(
             "Reproduces Figure 1, 2 or 3 of Gatys, Ecker and Bethge (arXiv:1508.06576, "
@@ -370,7 +374,7 @@ def base_config(args) -> StyleConfig:
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     if args.weights is not None:  # `none` (random weights) is told apart from not given.
-        changes["weights"] = cli._weights(args.weights)  # pylint: disable=protected-access
+        changes["weights"] = cli.parse_weights(args.weights)
     try:
         return preset(args.preset).replace(**changes)
     except ValueError as error:
@@ -422,7 +426,7 @@ def _download_images(spec: FigureSpec) -> Dict[str, str]:
     return paths
 
 
-def _load(paths, spec: FigureSpec, height: int):
+def _load(paths, height: int):
     """Loads every image at `height`; raises UsageError naming an unreadable file."""
     from nst_keras import images
 
@@ -457,30 +461,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UsageError as error:
         print(f"{cli.PROG}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow is imported.
-
-    received = []
-    previous = cli._install_signal_handlers(received)  # pylint: disable=protected-access
-    try:
-        return _run(args, spec, base, out, paths, received)
-    except UsageError as error:
-        print(f"{cli.PROG}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        terminated = signal.SIGTERM in received
-        print(f"{cli.PROG}: {'terminated' if terminated else 'interrupted'} before the first "
-              "panel finished; nothing saved.", file=sys.stderr)
-        return EXIT_SIGTERM if terminated else EXIT_SIGINT
-    except Exception as error:  # The last resort: one line, unless --debug.
-        if debug:
-            raise
-        first_line = str(error).splitlines()[0] if str(error) else ""
-        print(f"{cli.PROG}: error: {type(error).__name__}: {first_line} "
-              "(run with --debug for the traceback)", file=sys.stderr)
-        return EXIT_FAILED
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    return cli.run_guarded(lambda received: _run(args, spec, base, out, paths, received),
+                           debug=debug, before="the first panel finished")
 
 
 def _check_sizes(configs):
@@ -554,7 +536,7 @@ def _run(args, spec: FigureSpec, base: StyleConfig, out: str, paths, received) -
     from nst_keras.images import save_image
 
     paths = paths or _download_images(spec)
-    loaded = _load(paths, spec, base.height)
+    loaded = _load(paths, base.height)
     generated = [p for p in spec.panels if p.generated]
     _say(args, f"Figure {spec.number}: {len(generated)} panels at height {base.height}, "
                    f"{base.model} ({base.weights or 'random weights'}), at most "
@@ -569,7 +551,7 @@ def _run(args, spec: FigureSpec, base: StyleConfig, out: str, paths, received) -
         # A style reconstruction is generated at the style image's size, from noise.
         content_rgb = loaded[panel.content] if panel.content else loaded[panel.style]
         style_rgb = loaded[panel.style] if panel.style else loaded[panel.content]
-        what = panel.label or panel.name
+        what = panel.label or f"style {_span(panel.style_layers)}, {_ratio_text(panel.ratio)}"
         _say(args, f"[{number}/{len(generated)}] {panel.name}: {what}")
         reporter = None
         try:
@@ -604,7 +586,7 @@ def _run(args, spec: FigureSpec, base: StyleConfig, out: str, paths, received) -
     seconds = time.perf_counter() - start
     grid = os.path.join(out, f"figure{spec.number}.png")
     if done or status == "done":
-        render_grid(spec, out, done, loaded, grid, note=grid_note(base))
+        render_grid(spec, out, done, loaded, grid, note=grid_note(base, spec))
         write_json(os.path.join(out, f"figure{spec.number}.json"), {
             "figure": spec.number,
             "title": spec.title,
@@ -617,7 +599,9 @@ def _run(args, spec: FigureSpec, base: StyleConfig, out: str, paths, received) -
             "preset": args.preset,
             "beta_scale": beta_scale(base),
             "seconds": round(seconds, 3),
-            "images": {n: (IMAGES[n].url if args.images is None else os.path.basename(p))
+            # The URL, or the local file (a link's target: a stand-in shows under its name).
+            "images": {n: (IMAGES[n].url if args.images is None
+                           else os.path.basename(os.path.realpath(p)))
                        for n, p in paths.items()},
             "argv": list(args.argv),
         })
@@ -632,26 +616,8 @@ def _run(args, spec: FigureSpec, base: StyleConfig, out: str, paths, received) -
 
 def _build_model(models: _FeatureModels, config: StyleConfig):
     """`models.get`, with weights errors turned into one-line usage errors (as in cli)."""
-    try:
+    with cli.weights_errors_as_usage(config):
         return models.get(config)
-    except Exception as error:
-        text = str(error)
-        if config.weights == "imagenet" and "URL fetch failure" in text:
-            from nst_keras.features import IMAGENET_NOTOP_FILES
-
-            raise UsageError(
-                f"cannot download the ImageNet weights of {config.model} (no network?); put "
-                f"{IMAGENET_NOTOP_FILES[config.model]} in ~/.keras/models/ or pass --weights PATH"
-            ) from None
-        if config.weights not in ("imagenet", None) and isinstance(
-            error, (ValueError, OSError, KeyError, TypeError)
-        ):
-            reason = text.splitlines()[0] if text else type(error).__name__
-            raise UsageError(
-                f"cannot load the weights file into {config.model} (include_top=False): "
-                f"{reason}. Received: --weights {config.weights}"
-            ) from None
-        raise
 
 
 # --------------------------------------------------------------------------------------------
@@ -694,20 +660,12 @@ def panel_record(spec, panel, config, result, image_file, base) -> dict:
 
 
 def write_json(path: str, data) -> None:
-    """Writes `data` as JSON atomically: a temporary file, then a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".nst-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Writes `data` as JSON atomically (see `images.atomic_write`)."""
+    from nst_keras.images import atomic_write
+
+    with atomic_write(path, "w") as f:
+        json.dump(data, f, indent=2, ensure_ascii=False)
+        f.write("\n")
 
 
 #: Grid geometry, in pixels of the PNG (at DPI dots per inch).
@@ -738,12 +696,13 @@ def grid_geometry(spec: FigureSpec, cell_hw: Tuple[int, int]) -> dict:
             "top": top, "label_band": label_band}
 
 
-def grid_note(base: StyleConfig) -> str:
+def grid_note(base: StyleConfig, spec: Optional[FigureSpec] = None) -> str:
     """The lines under a grid's title: network, weights, size, budget and the beta scale."""
     weights = os.path.basename(base.weights) if base.weights else "random weights"
     note = f"{base.model}, {weights}\nheight {base.height}, at most {base.max_evals} evaluations"
     scale = beta_scale(base)
-    if scale != 1:
+    uses_ratio = spec is None or any(p.ratio is not None for p in spec.panels)
+    if scale != 1 and uses_ratio:  # Figure 1's reconstructions have one term each.
         note += f", β × {scale:g} (the α/β shown are the paper's)"
     return note
 

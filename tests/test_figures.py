@@ -1,0 +1,117 @@
+"""`python -m nst_keras figure {1,2,3}`: each figure rendered tiny, offline, from stand-in images.
+
+Random seeded weights (`--weights none`), height 32 (the least that conv5_x allows is 16),
+2 evaluations per panel, generated images under the file names of the catalogue.
+"""
+
+import json
+
+import pytest
+from PIL import Image
+
+from conftest import make_image
+from nst_keras import figures
+from nst_keras.cli import main as cli_main
+from nst_keras.features import resolve_layer_name
+from nst_keras.images import load_image
+
+HEIGHT = 32
+PANEL_KEYS = {"figure", "panel", "image", "size", "settings", "layer_losses", "content_loss",
+              "style_loss", "evaluations", "iterations", "seconds", "stop_reason",
+              "paper_alpha_over_beta"}
+
+
+@pytest.fixture(scope="module")
+def stand_in_dir(tmp_path_factory):
+    """Every catalogue file as a small generated image (landscape and portrait)."""
+    folder = tmp_path_factory.mktemp("images")
+    for i, name in enumerate(figures.IMAGES):
+        width = 44 if i % 2 == 0 else 28
+        Image.fromarray(make_image(40, width, seed=i)).save(folder / name)
+    return folder
+
+
+def _run(number, images, out, *extra):
+    return cli_main(["figure", str(number), "--images", str(images), "--out", str(out),
+                     "--height", str(HEIGHT), "--max-evals", "2", "--weights", "none",
+                     "--model", "vgg16", "--seed", "0", "-q", *extra])
+
+
+def test_layouts():
+    assert figures.layout(1) == (2, 6)
+    assert figures.layout(2) == (3, 2)
+    assert figures.layout(3) == (5, 4)
+    spec3 = figures.figure_spec(3)
+    assert [p.ratio for p in spec3.panels[:4]] == [1e-5, 1e-4, 1e-3, 1e-2]
+    assert [len(p.style_layers) for p in spec3.panels[::4]] == [1, 2, 3, 4, 5]
+    for number in (1, 2, 3):
+        spec = figures.figure_spec(number)
+        cells = {(p.row, p.col) for p in spec.panels}
+        assert len(cells) == len(spec.panels) <= spec.rows * spec.cols
+
+
+def test_panel_weights_keep_the_papers_ratio():
+    base = figures.preset("gatys2015")
+    spec = figures.figure_spec(3)
+    config = figures.panel_config(spec.panels[0], base)  # alpha/beta = 1e-5
+    assert config.content_weight / config.style_weight == pytest.approx(1e-5)
+    scaled = figures.panel_config(spec.panels[0], base.replace(style_weight=1e5))
+    assert scaled.style_weight == pytest.approx(100 * config.style_weight)
+    recon = figures.figure_spec(1).panels[2]  # content from conv1_2 alone
+    config = figures.panel_config(recon, base)
+    assert config.style_layers == () and config.style_weight == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("number", [1, 2, 3])
+def test_figure_renders_grid_and_records(number, stand_in_dir, tmp_path):
+    out = tmp_path / f"fig{number}"
+    assert _run(number, stand_in_dir, out) == 0
+    spec = figures.figure_spec(number)
+    generated = [p for p in spec.panels if p.generated]
+
+    summary = json.loads((out / f"figure{number}.json").read_text())
+    assert summary["layout"] == list(figures.layout(number))
+    assert summary["status"] == "done"
+    assert summary["panels"] == [p.name for p in generated]
+
+    records = sorted(p for p in out.glob("*.json") if p.name != f"figure{number}.json")
+    assert len(records) == len(generated)
+    for path in records:
+        record = json.loads(path.read_text())
+        assert PANEL_KEYS <= set(record)
+        assert record["evaluations"] <= 2
+        assert record["size"][0] == HEIGHT
+        assert (out / record["image"]).is_file()
+        assert Image.open(out / record["image"]).size[1] == HEIGHT
+        panel = next(p for p in generated if p.name == record["panel"])
+        expected = {f"content/{resolve_layer_name(n, 'vgg16')}" for n in panel.content_layers}
+        expected |= {f"style/{resolve_layer_name(n, 'vgg16')}" for n in panel.style_layers}
+        assert set(record["layer_losses"]) == expected
+        assert record["settings"]["height"] == HEIGHT
+
+    # The grid: its pixel size follows from the layout and the largest panel.
+    shapes = [Image.open(out / f"{p.name}.png").size for p in generated]
+    shapes += [load_image(stand_in_dir / p.show, HEIGHT).shape[1::-1]
+               for p in spec.panels if p.show]
+    cell_hw = (max(h for _, h in shapes), max(w for w, _ in shapes))
+    geometry = figures.grid_geometry(spec, cell_hw)
+    assert Image.open(out / f"figure{number}.png").size == geometry["size"]
+
+
+def test_missing_image_is_one_line_usage_error(stand_in_dir, tmp_path, capsys):
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for name in figures.images_needed(2):
+        if name != "composition_vii.jpg":
+            (partial / name).write_bytes((stand_in_dir / name).read_bytes())
+    assert _run(2, partial, tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith("nst-keras: error:") and "composition_vii.jpg" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_figure_number_is_usage_error(capsys):
+    assert cli_main(["figure", "4"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
