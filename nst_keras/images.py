@@ -178,10 +178,10 @@ def preprocess(rgb: np.ndarray) -> np.ndarray:
     mutates `rgb` and always returns a new float32 array with a batch axis.
 
     Args:
-        rgb: (H, W, 3) or (1, H, W, 3) array, RGB, values in 0-255.
+        rgb: (H, W, 3) or (N, H, W, 3) array, RGB, values in 0-255.
 
     Returns:
-        A new (1, H, W, 3) float32 array.
+        A new (1, H, W, 3) (or (N, H, W, 3)) float32 array.
     """
     x = np.array(rgb, dtype=np.float32, copy=True)
     if x.ndim == 3:
