@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-NORMALIZATIONS = ("book", "paper")
+from nst_keras.config import NORMALIZATIONS
 
 
 def _check_normalization(normalization):
