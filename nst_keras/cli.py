@@ -212,6 +212,16 @@ def check_config(config: StyleConfig) -> None:
         )
 
 
+def folder_is_writable(folder: str) -> bool:
+    """Whether a file can be created in `folder`, by really creating one: permission bits
+    say nothing for root or a read-only mount."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
 def check_output(output: str, inputs: Sequence[str]) -> None:
     """Checks the output path before hours of compute.
 
@@ -230,11 +240,8 @@ def check_output(output: str, inputs: Sequence[str]) -> None:
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder):
         raise UsageError(f"the output folder does not exist. Received: -o {output}")
-    try:  # A real write: permission bits say nothing for root or a read-only mount.
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError:
-        raise UsageError(f"the output folder is not writable. Received: -o {output}") from None
+    if not folder_is_writable(folder):
+        raise UsageError(f"the output folder is not writable. Received: -o {output}")
     for source in inputs:
         if source and not is_url(source) and os.path.abspath(source) == os.path.abspath(output):
             raise UsageError(f"the output would overwrite an input image. Received: -o {output}")
@@ -273,21 +280,26 @@ def _load_inputs(args, config):
 
 def _read_images(content, style, config):
     """The two images as RGB arrays, each error a `UsageError` naming the file."""
+    return [
+        read_image(f"{role} image", source, height)
+        for role, source, height in (
+            ("content", content, config.height),
+            ("style", style, config.style_height or config.height),
+        )
+    ]
+
+
+def read_image(label: str, source, height: int):
+    """`images.load_image`, every failure a one-line `UsageError` naming `label` and the file."""
     from nst_keras import images
 
-    loaded = []
-    for role, source, height in (
-        ("content", content, config.height),
-        ("style", style, config.style_height or config.height),
-    ):
-        if not images.is_url(source) and not os.path.exists(source):
-            raise UsageError(f"the {role} image does not exist: {source}")
-        try:
-            loaded.append(images.load_image(source, height))
-        except Exception as error:  # Pillow raises many kinds; each means "cannot read".
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise UsageError(f"cannot read the {role} image {source}: {reason}") from None
-    return loaded
+    if not images.is_url(source) and not os.path.exists(source):
+        raise UsageError(f"the {label} does not exist: {source}")
+    try:
+        return images.load_image(source, height)
+    except Exception as error:  # Pillow raises many kinds; each means "cannot read".
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UsageError(f"cannot read the {label} {source}: {reason}") from None
 
 
 def say(args, message):

@@ -22,7 +22,6 @@ import math
 import os
 import signal
 import sys
-import tempfile
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -428,16 +427,7 @@ def _download_images(spec: FigureSpec) -> Dict[str, str]:
 
 def _load(paths, height: int):
     """Loads every image at `height`; raises UsageError naming an unreadable file."""
-    from nst_keras import images
-
-    loaded = {}
-    for name, path in paths.items():
-        try:
-            loaded[name] = images.load_image(path, height)
-        except Exception as error:  # Pillow raises many kinds; each means "cannot read".
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise UsageError(f"cannot read {name} ({path}): {reason}") from None
-    return loaded
+    return {name: cli.read_image(f"image {name}", path, height) for name, path in paths.items()}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -483,14 +473,12 @@ def _check_out(out):
     """
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"the output path is not a folder. Received: --out {out}")
-    try:  # A real write: permission bits say nothing for root or a read-only mount.
+    try:
         os.makedirs(out, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
     except OSError:
-        raise UsageError(
-            f"the output folder cannot be created or written. Received: --out {out}"
-        ) from None
+        pass
+    if not os.path.isdir(out) or not cli.folder_is_writable(out):
+        raise UsageError(f"the output folder cannot be created or written. Received: --out {out}")
 
 
 class _FeatureModels:

@@ -41,6 +41,13 @@ def assert_one_line_error(done, code, *needles):
 
 
 @pytest.fixture
+def content_file(tmp_path):
+    path = tmp_path / "content.png"
+    Image.fromarray(make_image(48, 64)).save(path)
+    return path
+
+
+@pytest.fixture
 def style_file(tmp_path):
     path = tmp_path / "style.png"
     Image.fromarray(make_image(40, 40, seed=2)).save(path)
@@ -221,27 +228,24 @@ def run_driver(tmp_path, fail_at, kind, *args):
     )
 
 
-def test_no_network_for_imagenet_weights_says_how_to_pass_a_file(tmp_path, style_file):
-    content = tmp_path / "content.png"
-    Image.fromarray(make_image(48, 64)).save(content)
-    done = run_driver(tmp_path, 0, "offline", content, style_file, "-o", tmp_path / "o.png",
+def test_no_network_for_imagenet_weights_says_how_to_pass_a_file(tmp_path, content_file,
+                                                                  style_file):
+    done = run_driver(tmp_path, 0, "offline", content_file, style_file, "-o", tmp_path / "o.png",
                       "--height", "48", "-q")
     assert_one_line_error(done, 2, "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
                           "--weights PATH")
 
 
-def test_corrupt_and_wrong_weights_files_exit_2(tmp_path, style_file):
+def test_corrupt_and_wrong_weights_files_exit_2(tmp_path, content_file, style_file):
     import keras
 
-    content = tmp_path / "content.png"
-    Image.fromarray(make_image(48, 64)).save(content)
     corrupt = tmp_path / "corrupt.weights.h5"
     corrupt.write_bytes(os.urandom(4096))
     small = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     wrong = tmp_path / "dense.weights.h5"
     small.save_weights(wrong)
     for weights in (corrupt, wrong):
-        done = run_cli(content, style_file, "-o", tmp_path / "o.png", "--height", "48",
+        done = run_cli(content_file, style_file, "-o", tmp_path / "o.png", "--height", "48",
                        "--weights", weights)
         assert_one_line_error(done, 2, "cannot load the weights file", str(weights))
 
@@ -249,36 +253,33 @@ def test_corrupt_and_wrong_weights_files_exit_2(tmp_path, style_file):
 # --- Failures during a run ------------------------------------------------------------
 
 
-def test_non_finite_loss_saves_the_best_image_and_exits_1(tmp_path, style_file):
-    content = tmp_path / "content.png"
-    Image.fromarray(make_image(48, 64)).save(content)
+def test_non_finite_loss_saves_the_best_image_and_exits_1(tmp_path, content_file,
+                                                          style_file):
     out = tmp_path / "out.png"
-    done = run_driver(tmp_path, 8, "nan", content, style_file, "-o", out, "--max-evals",
+    done = run_driver(tmp_path, 8, "nan", content_file, style_file, "-o", out, "--max-evals",
                       "50", "-q", *FAST)
     assert_one_line_error(done, 1, "non-finite", "--style-weight", "saved the best image")
     assert Image.open(out).size == (64, 48)
 
 
-def test_out_of_memory_during_a_run_keeps_the_best_image(tmp_path, style_file):
-    content = tmp_path / "content.png"
-    Image.fromarray(make_image(48, 64)).save(content)
+def test_out_of_memory_during_a_run_keeps_the_best_image(tmp_path, content_file,
+                                                         style_file):
     out = tmp_path / "out.png"
-    done = run_driver(tmp_path, 8, "oom", content, style_file, "-o", out, "--max-evals",
+    done = run_driver(tmp_path, 8, "oom", content_file, style_file, "-o", out, "--max-evals",
                       "50", "-q", *FAST)
     assert_one_line_error(done, 1, "out of memory at 64x48", "--height", "saved the best")
     assert Image.open(out).size == (64, 48)
 
 
-def test_an_impossible_size_under_a_memory_limit_exits_1(tmp_path, style_file):
+def test_an_impossible_size_under_a_memory_limit_exits_1(tmp_path, content_file,
+                                                         style_file):
     limit = 12 * 2**30  # TensorFlow itself needs ~2.5 GB of address space.
 
     def cap():
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
     out = tmp_path / "out.png"
-    content = tmp_path / "content.png"
-    Image.fromarray(make_image(48, 64)).save(content)
-    done = run_cli(content, style_file, "-o", out, "--weights", "none", "--height", "6000",
+    done = run_cli(content_file, style_file, "-o", out, "--weights", "none", "--height", "6000",
                    "--max-evals", "2", "-q", preexec_fn=cap)
     assert_one_line_error(done, 1, "8000x6000", "--height")
     assert not out.exists()
@@ -310,12 +311,11 @@ def _wait_for(seen, marker, process, timeout=240):
 
 @pytest.mark.parametrize("signum, code, word", [(signal.SIGINT, 130, "interrupted"),
                                                 (signal.SIGTERM, 143, "terminated")])
-def test_a_signal_after_the_first_iteration_saves_the_best_image(tmp_path, style_file,
+def test_a_signal_after_the_first_iteration_saves_the_best_image(tmp_path, content_file,
+                                                                style_file,
                                                                 signum, code, word):
-    content = tmp_path / "content.png"
-    Image.fromarray(make_image(48, 64)).save(content)
     out = tmp_path / "out.png"
-    process, seen, reader = _start([content, style_file, "-o", out, "--max-evals", "100000",
+    process, seen, reader = _start([content_file, style_file, "-o", out, "--max-evals", "100000",
                                     "--iterations", "100000", *FAST])
     _wait_for(seen, b"iteration 1", process)
     process.send_signal(signum)
@@ -327,11 +327,9 @@ def test_a_signal_after_the_first_iteration_saves_the_best_image(tmp_path, style
     assert Image.open(out).size == (64, 48)
 
 
-def test_a_second_ctrl_c_exits_at_once(tmp_path, style_file):
-    content = tmp_path / "content.png"
-    Image.fromarray(make_image(48, 64)).save(content)
+def test_a_second_ctrl_c_exits_at_once(tmp_path, content_file, style_file):
     out = tmp_path / "out.png"
-    process, seen, _ = _start([content, style_file, "-o", out, "--max-evals", "100000",
+    process, seen, _ = _start([content_file, style_file, "-o", out, "--max-evals", "100000",
                                "--iterations", "100000", *FAST])
     _wait_for(seen, b"iteration 1", process)
     process.send_signal(signal.SIGINT)
@@ -342,11 +340,9 @@ def test_a_second_ctrl_c_exits_at_once(tmp_path, style_file):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".nst-")]
 
 
-def test_a_signal_before_the_optimisation_saves_nothing(tmp_path, style_file):
-    content = tmp_path / "content.png"
-    Image.fromarray(make_image(48, 64)).save(content)
+def test_a_signal_before_the_optimisation_saves_nothing(tmp_path, content_file, style_file):
     out = tmp_path / "out.png"
-    process, seen, reader = _start([content, style_file, "-o", out, *FAST])
+    process, seen, reader = _start([content_file, style_file, "-o", out, *FAST])
     _wait_for(seen, b"Building", process)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=120) == 130
