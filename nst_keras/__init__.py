@@ -7,17 +7,17 @@ The public names are imported lazily, so `import nst_keras` (and `--help`) does 
 TensorFlow.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _EXPORTS = {
-    "stylize": "nst_keras.optimize",
-    "transfer_style": "nst_keras.optimize",
-    "Progress": "nst_keras.optimize",
-    "Result": "nst_keras.optimize",
-    "StyleTransferError": "nst_keras.optimize",
-    "NonFiniteLossError": "nst_keras.optimize",
-    "Interrupted": "nst_keras.optimize",
-    "OutOfMemoryError": "nst_keras.optimize",
+    "stylize": "nst_keras.run",
+    "transfer_style": "nst_keras.run",
+    "Result": "nst_keras.run",
+    "Progress": "nst_keras.solvers",
+    "StyleTransferError": "nst_keras.errors",
+    "NonFiniteLossError": "nst_keras.errors",
+    "Interrupted": "nst_keras.errors",
+    "OutOfMemoryError": "nst_keras.errors",
     "StyleConfig": "nst_keras.config",
     "content_loss": "nst_keras.losses",
     "gram_matrix": "nst_keras.losses",

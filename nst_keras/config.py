@@ -23,6 +23,8 @@ INITS = ("content", "noise", "style")
 MODELS = ("vgg19", "vgg16")
 POOLINGS = ("max", "avg")
 DEVICES = ("auto", "cpu", "gpu")
+PRECISIONS = ("auto", "float32", "bfloat16")
+TV_EDGES = ("all", "book")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +60,14 @@ class StyleConfig:
         seed: Seeds the noise initialisation and, with `weights=None`, the random weights.
         jit_compile: Compile the loss-and-gradient function with XLA.
         device: `"auto"` (TF's GPU if one is visible), `"cpu"` or `"gpu"`.
+        precision: `"float32"`; `"bfloat16"` (convolutions in bfloat16, Gram matrices,
+            losses and the gradient accumulated in float32); `"auto"`: bfloat16 on a CPU
+            with AMX-BF16 or AVX512-BF16, float32 elsewhere (see `runtime.resolve_precision`).
+        bounds: Keep every pixel in 0-255 during the optimisation (L-BFGS-B box bounds), so
+            the saved image is the image whose loss was minimised. The book has none and
+            clips when saving (departure).
+        tv_edges: `"all"` counts the differences at the last row and column (departure);
+            `"book"` is the book's formula exactly (see `losses.total_variation_loss`).
     """
 
     content_layers: Tuple[str, ...] = ("block5_conv2",)
@@ -78,6 +88,9 @@ class StyleConfig:
     seed: Optional[int] = None
     jit_compile: bool = False
     device: str = "auto"
+    precision: str = "auto"
+    bounds: bool = True
+    tv_edges: str = "all"
 
     def __post_init__(self):
         # Lists are accepted for convenience and stored as tuples, so the record stays hashable.
@@ -105,6 +118,8 @@ class StyleConfig:
             ("model", MODELS),
             ("pooling", POOLINGS),
             ("device", DEVICES),
+            ("precision", PRECISIONS),
+            ("tv_edges", TV_EDGES),
         ):
             value = getattr(self, name)
             if value not in allowed:

@@ -7,11 +7,12 @@ Caffe's `relu4_2` (there is no separate ReLU layer), and both names map to it.
 
 from __future__ import annotations
 
+import collections
 import difflib
 import os
 import re
 import warnings
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 #: Conv layers per block (VGG19's "E" configuration and VGG16's "D").
 BLOCK_CONVS = {"vgg19": (2, 2, 4, 4, 4), "vgg16": (2, 2, 3, 3, 3)}
@@ -81,6 +82,18 @@ def minimum_size(layers: Sequence[str], model: str = "vgg19") -> int:
     return smallest
 
 
+def layer_shape(name: str, height: int, width: int, model: str = "vgg19") -> Tuple[int, int, int]:
+    """(h, w, C) of a layer's output for a `height` x `width` input, from arithmetic alone.
+
+    Convolutions keep the size ('same' padding); each 2x2 pooling of stride 2 halves it,
+    rounding down.
+    """
+    keras_name = resolve_layer_name(name, model)
+    block = int(keras_name[5])
+    pools = block if keras_name.endswith("pool") else block - 1
+    return height // 2**pools, width // 2**pools, min(64 * 2 ** (block - 1), 512)
+
+
 def activation_floats(height: int, width: int, layers: Sequence[str], model: str = "vgg19") -> int:
     """How many float32 activations one forward pass keeps, up to the deepest of `layers`.
 
@@ -122,6 +135,7 @@ def build_feature_model(
     model: str = "vgg19",
     weights: Optional[str] = "imagenet",
     pooling: str = "max",
+    precision: str = "float32",
 ):
     """Builds a Keras model that outputs the activations of `layers`, and nothing deeper.
 
@@ -137,16 +151,21 @@ def build_feature_model(
             initialisation; seed with `keras.utils.set_random_seed`) or the path of a
             weights file for `include_top=False`.
         pooling: `"max"` or `"avg"`.
+        precision: `"float32"`, or `"bfloat16"` to compute in bfloat16 (Keras'
+            `mixed_bfloat16` policy; the weights stay float32, the outputs are bfloat16).
 
     Returns:
         A `keras.Model` taking a (batch, H, W, 3) 'caffe'-preprocessed float32 tensor and
-        returning a list of activations, one per distinct layer, in the order given.
+        returning a dict of activations keyed by Keras layer name (see `features_of`).
 
     Raises:
-        ValueError: If a layer, the model or the pooling is unknown, or a weights path does
-            not exist.
+        ValueError: If a layer, the model, the pooling or the precision is unknown, or a
+            weights path does not exist.
+        OSError: If the ImageNet weights are neither in the Keras cache nor downloadable.
     """
     import keras
+
+    from nst_keras.runtime import precision_scope
 
     applications = {"vgg19": keras.applications.VGG19, "vgg16": keras.applications.VGG16}
     if model not in applications:
@@ -162,27 +181,106 @@ def build_feature_model(
     if not names:
         raise ValueError(f"At least one layer is needed. Received: layers={list(layers)}")
 
-    with warnings.catch_warnings():
+    if precision not in ("float32", "bfloat16"):
+        raise ValueError(
+            f"`precision` must be float32 or bfloat16. Received: precision={precision!r}"
+        )
+
+    with warnings.catch_warnings(), precision_scope(precision):
         # A weights file of another architecture fails with a ValueError anyway; Keras first
         # warns once per unmatched layer, which buries that message.
         warnings.filterwarnings("ignore", message="Skipping nested container")
-        base = applications[model](
-            include_top=False, weights=weights, input_shape=(None, None, 3)
-        )
-    deepest = max(layer_names(model).index(n) for n in names)
-    inputs = keras.Input(shape=(None, None, 3), name="image")
-    x = inputs
-    outputs = {}
-    # base.layers[0] is the input layer; the feature layers follow in order.
-    for layer in base.layers[1 : deepest + 2]:
-        if pooling == "avg" and isinstance(layer, keras.layers.MaxPooling2D):
-            # Departure from the book (and Keras' VGG): the paper's average pooling.
-            layer = keras.layers.AveragePooling2D(
-                pool_size=layer.pool_size, strides=layer.strides, padding=layer.padding,
-                name=layer.name,
+        try:
+            base = applications[model](
+                include_top=False, weights=weights, input_shape=(None, None, 3)
             )
-        x = layer(x)
-        outputs[layer.name] = x
-    feature_model = keras.Model(inputs, [outputs[n] for n in names], name=f"{model}_features")
+        except Exception as error:  # Keras raises a bare Exception when a download fails.
+            if weights == "imagenet" and "URL fetch failure" in str(error):
+                raise OSError(
+                    f"cannot download the ImageNet weights of {model} (no network?); put "
+                    f"{IMAGENET_NOTOP_FILES[model]} in ~/.keras/models/ or pass the path of "
+                    "a weights file. Received: weights='imagenet'"
+                ) from None
+            raise
+        deepest = max(layer_names(model).index(n) for n in names)
+        inputs = keras.Input(shape=(None, None, 3), name="image")
+        x = inputs
+        outputs = {}
+        # base.layers[0] is the input layer; the feature layers follow in order.
+        for layer in base.layers[1 : deepest + 2]:
+            if pooling == "avg" and isinstance(layer, keras.layers.MaxPooling2D):
+                # Departure from the book (and Keras' VGG): the paper's average pooling.
+                layer = keras.layers.AveragePooling2D(
+                    pool_size=layer.pool_size, strides=layer.strides, padding=layer.padding,
+                    name=layer.name,
+                )
+            x = layer(x)
+            outputs[layer.name] = x
+        feature_model = keras.Model(
+            inputs, {n: outputs[n] for n in names}, name=f"{model}_features"
+        )
     feature_model.trainable = False
     return feature_model
+
+
+def features_of(feature_model, x) -> Dict[str, object]:
+    """The feature model's activations of `x`, as a dict keyed by Keras layer name."""
+    return dict(feature_model(x, training=False))
+
+
+def model_precision(feature_model) -> str:
+    """`"bfloat16"` if the model's layers compute in bfloat16, else `"float32"`."""
+    dtypes = {getattr(layer.dtype_policy, "compute_dtype", "float32") for layer in feature_model.layers}
+    return "bfloat16" if "bfloat16" in dtypes else "float32"
+
+
+class ModelCache:
+    """The feature models of this process: one per (model, weights, pooling, layers, ...).
+
+    Building VGG from its weights takes seconds; every run, figure panel and notebook call
+    with the same settings reuses the model instead. A model with random weights
+    (`weights=None`) is keyed by its seed too, so a seeded run always sees the same network.
+    The least recently used model is dropped beyond `capacity` (each holds VGG's weights).
+
+    Attributes:
+        builds: How many models were built (for tests and curious users).
+    """
+
+    def __init__(self, capacity: int = 4):
+        self.capacity = capacity
+        self.builds = 0
+        self._models = collections.OrderedDict()
+
+    def get(self, layers, *, model="vgg19", weights="imagenet", pooling="max",
+            precision="float32", device="cpu", seed=None):
+        """The cached model for these settings (see `build_feature_model`), built if new."""
+        import keras
+
+        from nst_keras.runtime import device_scope
+
+        names = tuple(sorted(set(resolve_layer_name(n, model) for n in layers),
+                             key=layer_names(model).index))
+        weights_key = os.path.abspath(weights) if weights not in ("imagenet", None) else weights
+        key = (model, weights_key, pooling, names, precision, device,
+               seed if weights is None else None)
+        if key in self._models:
+            self._models.move_to_end(key)
+            return self._models[key]
+        if weights is None and seed is not None:
+            keras.utils.set_random_seed(seed)
+        with device_scope(device):
+            built = build_feature_model(names, model=model, weights=weights, pooling=pooling,
+                                        precision=precision)
+        self.builds += 1
+        self._models[key] = built
+        while len(self._models) > self.capacity:
+            self._models.popitem(last=False)
+        return built
+
+    def clear(self) -> None:
+        """Drops every cached model."""
+        self._models.clear()
+
+
+#: The process's feature models (see `ModelCache`).
+MODELS = ModelCache()

@@ -20,32 +20,15 @@ import dataclasses
 import json
 import math
 import os
-import signal
 import sys
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from nst_keras import cli
-from nst_keras.cli import (
-    DEVICES,
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_SIGINT,
-    EXIT_SIGTERM,
-    EXIT_USAGE,
-    MODELS,
-    PRESETS,
-    UsageError,
-)
-from nst_keras.config import StyleConfig, preset
+from nst_keras import console
+from nst_keras.config import DEVICES, MODELS, PRECISIONS, PRESETS, StyleConfig, preset
+from nst_keras.console import EXIT_OK, EXIT_USAGE, UsageError
 
-PROG = f"{cli.PROG} figure"
-# The command line's helpers, shared rather than copied.
-_positive_int = cli.positive_int
-_non_negative_float = cli.non_negative_float
-_say = cli.say
-_close = cli.close_reporter
-_ProgressReporter = cli.ProgressReporter
+PROG = f"{console.PROG} figure"
 
 
 # --------------------------------------------------------------------------------------------
@@ -317,7 +300,7 @@ def beta_scale(base: StyleConfig) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `figure`; unset weights and sizes come from the preset."""
-    parser = cli.Parser(
+    parser = console.Parser(
         prog=PROG,
         description=(
             "Reproduces Figure 1, 2 or 3 of Gatys, Ecker and Bethge (arXiv:1508.06576, "
@@ -325,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
             "and a labelled grid. The images are downloaded once from Wikimedia Commons, or "
             "read from --images DIR by the file names the README lists."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=console.HelpFormatter,
     )
     parser.add_argument("figure", type=int, choices=(1, 2, 3), help="which figure")
     parser.add_argument("--out", default=DEFAULT_OUT,
@@ -333,17 +316,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--images", default=None, metavar="DIR",
                         help="read the inputs from DIR instead of downloading them: "
                              + ", ".join(IMAGES))
-    parser.add_argument("--height", type=_positive_int, default=256,
+    parser.add_argument("--height", type=console.positive_int, default=256,
                         help="height of every panel in pixels")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="gatys2015",
                         help="the settings every panel starts from")
-    parser.add_argument("--iterations", type=_positive_int, default=None,
+    parser.add_argument("--iterations", type=console.positive_int, default=None,
                         help="most L-BFGS iterations per panel (default: the preset's)")
-    parser.add_argument("--max-evals", type=_positive_int, default=None,
+    parser.add_argument("--max-evals", type=console.positive_int, default=None,
                         help="most loss+gradient evaluations per panel (default: the preset's)")
-    parser.add_argument("--content-weight", type=_non_negative_float, default=None,
+    parser.add_argument("--content-weight", type=console.non_negative_float, default=None,
                         help="alpha (default: the preset's)")
-    parser.add_argument("--style-weight", type=_non_negative_float, default=None,
+    parser.add_argument("--style-weight", type=console.non_negative_float, default=None,
                         help="beta of the panels with the paper's alpha/beta = 1e-3; the other "
                              "panels keep the paper's ratio to it (default: the preset's; raise "
                              "it for weights other than ImageNet VGG19)")
@@ -354,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: the preset's)")
     parser.add_argument("--device", choices=DEVICES, default=None,
                         help="auto uses TF's GPU when one is visible (default: the preset's)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="auto: bfloat16 convolutions on CPUs with AMX-BF16 or AVX512-BF16, "
+                             "float32 elsewhere (default: the preset's)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seeds the white noise (and random weights), for repeatable runs")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
@@ -369,11 +355,11 @@ def base_config(args) -> StyleConfig:
     """
     changes = {"height": args.height, "seed": args.seed}
     for name in ("iterations", "max_evals", "content_weight", "style_weight", "model",
-                 "device"):
+                 "device", "precision"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     if args.weights is not None:  # `none` (random weights) is told apart from not given.
-        changes["weights"] = cli.parse_weights(args.weights)
+        changes["weights"] = console.parse_weights(args.weights)
     try:
         return preset(args.preset).replace(**changes)
     except ValueError as error:
@@ -427,13 +413,13 @@ def _download_images(spec: FigureSpec) -> Dict[str, str]:
 
 def _load(paths, height: int):
     """Loads every image at `height`; raises UsageError naming an unreadable file."""
-    return {name: cli.read_image(f"image {name}", path, height) for name, path in paths.items()}
+    return {name: console.read_image(f"image {name}", path, height)
+            for name, path in paths.items()}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs `figure`; returns the exit code (see the module's docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
         args.argv = argv
@@ -441,7 +427,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         base = base_config(args)
         configs = [panel_config(p, base) for p in spec.panels if p.generated]
         for config in configs:
-            cli.check_config(config)
+            console.check_config(config)
         _check_sizes(configs)
         paths = _local_images(args, spec) if args.images is not None else None
         out = args.out
@@ -449,10 +435,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             out = os.path.join("figures", f"figure{spec.number}")
         _check_out(out)
     except UsageError as error:
-        print(f"{cli.PROG}: error: {error}", file=sys.stderr)
+        print(f"{console.PROG}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    return cli.run_guarded(lambda received: _run(args, spec, base, out, paths, received),
-                           debug=debug, before="the first panel finished")
+    figure = FigureRun(args, spec, base, out)
+    return console.run_guarded(lambda: figure.run(paths), debug=args.debug,
+                               save_partial=lambda image: figure.finish(stopped=True))
 
 
 def _check_sizes(configs):
@@ -477,135 +464,106 @@ def _check_out(out):
         os.makedirs(out, exist_ok=True)
     except OSError:
         pass
-    if not os.path.isdir(out) or not cli.folder_is_writable(out):
+    if not os.path.isdir(out) or not console.folder_is_writable(out):
         raise UsageError(f"the output folder cannot be created or written. Received: --out {out}")
 
 
-class _FeatureModels:
-    """One feature model per distinct layer list, reused by every panel that has that list.
+class FigureRun:
+    """One figure's run: the panels computed so far, and the grid and summary of them.
 
-    `build_problem` indexes the model's outputs by the config's layers (content first, then
-    style, duplicates removed), so a model serves exactly the panels with the same list: all
-    of Figure 2, each row of Figure 3 (built 5 times, not 20), and none of Figure 1's ten
-    panels (each reconstructs from its own layers; building from the weights file takes a
-    second or two, little next to a panel). Only the latest is kept, since the panels come
-    grouped by layer list; with random weights each is built after the same seed, so every
-    panel sees the same network.
+    `run` computes the panels in order, writing each panel's image and record as it
+    finishes; `finish` writes the grid and the figure's JSON from the panels done, whether
+    the run completed or stopped early (Ctrl-C, out of memory, a non-finite loss).
     """
 
-    def __init__(self):
-        self.key = None
-        self.model = None
+    def __init__(self, args, spec: FigureSpec, base: StyleConfig, out: str):
+        self.args, self.spec, self.base, self.out = args, spec, base, out
+        self.paths: Dict[str, str] = {}
+        self.loaded: Dict[str, object] = {}
+        self.done: Dict[str, str] = {}  # panel name -> image file
+        self.records: List[dict] = []
+        self.start = time.perf_counter()
 
-    def get(self, config: StyleConfig):
-        import keras
+    @property
+    def generated(self):
+        return [p for p in self.spec.panels if p.generated]
 
-        from nst_keras.features import build_feature_model, resolve_layer_name
-        from nst_keras.optimize import device_scope
+    def run(self, paths) -> int:
+        """Computes every panel, then writes the grid; returns the exit code."""
+        from nst_keras import run
+        from nst_keras.errors import StyleTransferError
+        from nst_keras.images import save_image
 
-        layers = tuple(dict.fromkeys(
-            resolve_layer_name(n, config.model)
-            for n in config.content_layers + config.style_layers
-        ))
-        key = (config.model, config.weights, config.pooling, layers)
-        if key != self.key:
-            self.model = None  # Free the previous one first.
-            if config.seed is not None:
-                keras.utils.set_random_seed(config.seed)
-            with device_scope(config.device):
-                self.model = build_feature_model(layers, model=config.model,
-                                                 weights=config.weights, pooling=config.pooling)
-            self.key = key
-        return self.model
+        args, spec, base, out = self.args, self.spec, self.base, self.out
+        self.paths = paths or _download_images(spec)
+        self.loaded = _load(self.paths, base.height)
+        generated = self.generated
+        console.say(args.quiet, f"Figure {spec.number}: {len(generated)} panels at height "
+                                f"{base.height}, {base.model} ({base.weights or 'random weights'}"
+                                f"), at most {base.max_evals} evaluations each, into {out}/")
+        for number, panel in enumerate(generated, start=1):
+            config = panel_config(panel, base)
+            # A style reconstruction is generated at the style image's size, from noise.
+            content_rgb = self.loaded[panel.content] if panel.content else self.loaded[panel.style]
+            style_rgb = self.loaded[panel.style] if panel.style else self.loaded[panel.content]
+            what = panel.label or f"style {_span(panel.style_layers)}, {_ratio_text(panel.ratio)}"
+            console.say(args.quiet, f"[{number}/{len(generated)}] {panel.name}: {what}")
+            try:
+                with console.weights_errors_as_usage(config):
+                    problem = run.build_problem(content_rgb, style_rgb, config)
+                with console.ProgressBar(args.quiet, config.max_evals) as bar:
+                    result = run.solve(problem, callback=bar)
+            except StyleTransferError as error:  # Name the panel; the guard does the rest.
+                raise type(error)(f"panel {panel.name}: {error}", best_image=None) from None
+            image_file = f"{panel.name}.png"
+            save_image(os.path.join(out, image_file), result.image)
+            record = panel_record(spec, panel, config, result, image_file, base)
+            write_json(os.path.join(out, f"{panel.name}.json"), record)
+            self.records.append(record)
+            self.done[panel.name] = image_file
+            console.say(args.quiet, f"    loss {result.loss:.4g} (content {result.content_loss:.3g}"
+                                    f", style {result.style_loss:.3g}) after "
+                                    f"{result.evaluations} evaluations, {result.seconds:.1f} s "
+                                    f"in {result.precision}")
+        grid = self.finish(stopped=False)
+        console.say(args.quiet, f"Wrote {grid} ({len(self.done)} panels, {spec.rows}x{spec.cols})"
+                                f" in {time.perf_counter() - self.start:.0f} s.")
+        return EXIT_OK
 
+    def finish(self, stopped: bool) -> str:
+        """Writes the grid and the summary of the panels done; says what was written.
 
-def _run(args, spec: FigureSpec, base: StyleConfig, out: str, paths, received) -> int:
-    from nst_keras import optimize
-    from nst_keras.images import save_image
-
-    paths = paths or _download_images(spec)
-    loaded = _load(paths, base.height)
-    generated = [p for p in spec.panels if p.generated]
-    _say(args, f"Figure {spec.number}: {len(generated)} panels at height {base.height}, "
-                   f"{base.model} ({base.weights or 'random weights'}), at most "
-                   f"{base.max_evals} evaluations each, into {out}/")
-    models = _FeatureModels()
-    done: Dict[str, str] = {}  # panel name -> image file
-    records = []
-    start = time.perf_counter()
-    status, exit_code = "done", EXIT_OK
-    for number, panel in enumerate(generated, start=1):
-        config = panel_config(panel, base)
-        # A style reconstruction is generated at the style image's size, from noise.
-        content_rgb = loaded[panel.content] if panel.content else loaded[panel.style]
-        style_rgb = loaded[panel.style] if panel.style else loaded[panel.content]
-        what = panel.label or f"style {_span(panel.style_layers)}, {_ratio_text(panel.ratio)}"
-        _say(args, f"[{number}/{len(generated)}] {panel.name}: {what}")
-        reporter = None
-        try:
-            feature_model = _build_model(models, config)
-            problem = optimize.build_problem(content_rgb, style_rgb, config,
-                                             feature_model=feature_model)
-            reporter = _ProgressReporter(
-                argparse.Namespace(quiet=args.quiet, save_every=None, output=None),
-                config.max_evals)
-            result = optimize.solve(problem, callback=reporter)
-        except (optimize.Interrupted, KeyboardInterrupt):
-            _close(reporter)
-            terminated = signal.SIGTERM in received
-            status = "terminated" if terminated else "interrupted"
-            exit_code = EXIT_SIGTERM if terminated else EXIT_SIGINT
-            break
-        except optimize.NonFiniteLossError as error:
-            _close(reporter)
-            print(f"{cli.PROG}: error: panel {panel.name}: {error}", file=sys.stderr)
-            status, exit_code = "failed", EXIT_FAILED
-            break
-        _close(reporter)
-        image_file = f"{panel.name}.png"
-        save_image(os.path.join(out, image_file), result.image)
-        record = panel_record(spec, panel, config, result, image_file, base)
-        write_json(os.path.join(out, f"{panel.name}.json"), record)
-        records.append(record)
-        done[panel.name] = image_file
-        _say(args, f"    loss {result.loss:.4g} (content {result.content_loss:.3g}, "
-                       f"style {result.style_loss:.3g}) after {result.evaluations} evaluations, "
-                       f"{result.seconds:.1f} s")
-    seconds = time.perf_counter() - start
-    grid = os.path.join(out, f"figure{spec.number}.png")
-    if done or status == "done":
-        render_grid(spec, out, done, loaded, grid, note=grid_note(base, spec))
+        Returns:
+            The grid's path when the run completed; when it `stopped` early, a sentence
+            saying how many panels were written and where.
+        """
+        spec, out = self.spec, self.out
+        grid = os.path.join(out, f"figure{spec.number}.png")
+        total = len(self.generated)
+        if stopped and not self.done:
+            return f"no panel was finished, nothing saved in {out}/"
+        render_grid(spec, out, self.done, self.loaded, grid, note=grid_note(self.base, spec))
         write_json(os.path.join(out, f"figure{spec.number}.json"), {
             "figure": spec.number,
             "title": spec.title,
             "layout": [spec.rows, spec.cols],
             "grid": os.path.basename(grid),
-            "status": status,
-            "panels": [r["panel"] for r in records],
-            "records": [f"{r['panel']}.json" for r in records],
-            "height": base.height,
-            "preset": args.preset,
-            "beta_scale": beta_scale(base),
-            "seconds": round(seconds, 3),
+            "status": "stopped" if stopped else "done",
+            "panels": [r["panel"] for r in self.records],
+            "records": [f"{r['panel']}.json" for r in self.records],
+            "height": self.base.height,
+            "preset": self.args.preset,
+            "beta_scale": beta_scale(self.base),
+            "seconds": round(time.perf_counter() - self.start, 3),
             # The URL, or the local file (a link's target: a stand-in shows under its name).
-            "images": {n: (IMAGES[n].url if args.images is None
+            "images": {n: (IMAGES[n].url if self.args.images is None
                            else os.path.basename(os.path.realpath(p)))
-                       for n, p in paths.items()},
-            "argv": list(args.argv),
+                       for n, p in self.paths.items()},
+            "argv": list(self.args.argv),
         })
-    if status == "done":
-        _say(args, f"Wrote {grid} ({len(done)} panels, {spec.rows}x{spec.cols}) in "
-                       f"{seconds:.0f} s.")
-    elif status in ("interrupted", "terminated"):
-        print(f"{cli.PROG}: {status}; {len(done)} of {len(generated)} panels written to "
-              f"{out}/" + (f" and shown in {grid}" if done else ""), file=sys.stderr)
-    return exit_code
-
-
-def _build_model(models: _FeatureModels, config: StyleConfig):
-    """`models.get`, with weights errors turned into one-line usage errors (as in cli)."""
-    with cli.weights_errors_as_usage(config):
-        return models.get(config)
+        if not stopped:
+            return grid
+        return f"{len(self.done)} of {total} panels written to {out}/ and shown in {grid}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -644,6 +602,9 @@ def panel_record(spec, panel, config, result, image_file, base) -> dict:
         "seconds": round(result.seconds, 3),
         "setup_seconds": round(result.setup_seconds, 3),
         "stop_reason": result.stop_reason,
+        "device": result.device,
+        "precision": result.precision,
+        "hardware": result.hardware,
     }
 
 

@@ -70,14 +70,23 @@ def fetch(url: str, *, cache_subdir: str = "nst_keras") -> str:
 
     Returns:
         The local path of the cached file.
+
+    Raises:
+        OSError: If the download fails, naming the URL and what to do instead.
     """
     import keras  # Deferred: importing Keras loads TensorFlow.
 
     name = os.path.basename(urllib.parse.unquote(urllib.parse.urlparse(url).path)) or "image"
     # Two URLs may end in the same file name; a short hash of the URL keeps them apart.
     fname = f"{hashlib.sha1(url.encode()).hexdigest()[:8]}-{name}"
-    with _descriptive_user_agent():
-        return keras.utils.get_file(fname, origin=url, cache_subdir=cache_subdir)
+    try:
+        with _descriptive_user_agent():
+            return keras.utils.get_file(fname, origin=url, cache_subdir=cache_subdir)
+    except Exception as error:  # Keras raises a bare Exception for a failed download.
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise OSError(
+            f"cannot download {url} (no network?); pass a local file instead ({reason})"
+        ) from None
 
 
 def open_image(source: ImageSource) -> Image.Image:
@@ -189,6 +198,19 @@ def preprocess(rgb: np.ndarray) -> np.ndarray:
     return x[..., ::-1] - IMAGENET_MEAN_BGR
 
 
+def pixel_bounds(shape) -> tuple:
+    """The box of valid pixels, 0-255 per RGB channel, in `preprocess`'s space.
+
+    Args:
+        shape: Shape of a preprocessed image or batch, (..., H, W, 3).
+
+    Returns:
+        (lower, upper): float32 arrays of `shape`, `-mean` and `255 - mean` per BGR channel.
+    """
+    lower = np.broadcast_to(-IMAGENET_MEAN_BGR, shape).astype(np.float32)
+    return lower, lower + np.float32(255.0)
+
+
 def deprocess(x: np.ndarray) -> np.ndarray:
     """The inverse of `preprocess`: adds the mean, BGR to RGB, rounds and clips to uint8.
 
@@ -210,7 +232,9 @@ def atomic_write(path: Union[str, os.PathLike], mode: str = "wb"):
     """Opens a temporary file beside `path` and renames it to `path` once fully written.
 
     A crash (or Ctrl-C) never leaves a half-written file, and an existing file is replaced
-    only by a complete new one.
+    only by a complete new one. The file gets the mode a plain `open()` would give: an
+    existing file's mode is kept, a new file's is 0o666 less the umask (`mkstemp` alone
+    would make every file 0600).
 
     Args:
         path: The file to write.
@@ -223,6 +247,7 @@ def atomic_write(path: Union[str, os.PathLike], mode: str = "wb"):
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".nst-", suffix=os.path.splitext(path)[1], dir=directory)
     try:
+        os.chmod(tmp, _mode_for(path))
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
             f.flush()
@@ -232,6 +257,16 @@ def atomic_write(path: Union[str, os.PathLike], mode: str = "wb"):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _mode_for(path: str) -> int:
+    """The permission bits `open(path, "w")` would leave: the existing file's, or the umask's."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)  # Reading the umask means setting it; put it straight back.
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def save_image(path: Union[str, os.PathLike], rgb: np.ndarray) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from nst_keras.config import NORMALIZATIONS
+from nst_keras.config import NORMALIZATIONS, TV_EDGES
 
 
 def _check_normalization(normalization):
@@ -48,17 +48,30 @@ def gram_matrix(x):
     """The Gram matrix of a feature map: inner products between its channels.
 
     G[i, j] = sum over positions p of F[p, i] * F[p, j], with F the features reshaped
-    to (H*W, C). Not normalised (the losses normalise).
+    to (H*W, C), accumulated in float32 whatever the features' dtype (bfloat16 runs).
+    Not normalised (the losses normalise).
+
+    Its gradient takes one matrix product instead of TensorFlow's two: G = F^T F, so
+    dL/dF = F (dL/dG + dL/dG^T); the generic MatMul gradient does not know both factors
+    are F (2 M C^2 fewer FLOPs per style layer, about 2% of an evaluation).
 
     Args:
         x: Features of shape (H, W, C), or (1, H, W, C).
 
     Returns:
-        A (C, C) tensor.
+        A (C, C) float32 tensor.
     """
-    x = tf.convert_to_tensor(x, dtype=tf.float32)
+    return _gram(tf.cast(x, tf.float32))
+
+
+@tf.custom_gradient
+def _gram(x):
     features = tf.reshape(x, (-1, tf.shape(x)[-1]))
-    return tf.matmul(features, features, transpose_a=True)
+
+    def grad(upstream):
+        return tf.reshape(tf.matmul(features, upstream + tf.transpose(upstream)), tf.shape(x))
+
+    return tf.matmul(features, features, transpose_a=True), grad
 
 
 def scaled_gram_matrix(x, positions):
@@ -77,7 +90,7 @@ def scaled_gram_matrix(x, positions):
     Returns:
         A (C, C) tensor.
     """
-    x = tf.convert_to_tensor(x, dtype=tf.float32)
+    x = tf.cast(x, tf.float32)
     own = tf.cast(tf.reduce_prod(tf.shape(x)[-3:-1]), tf.float32)
     return gram_matrix(x) * (tf.cast(positions, tf.float32) / own)
 
@@ -125,16 +138,18 @@ def style_loss(style, combination, *, normalization="book", image_shape=None):
     paper: L = sum((G - A)**2) / (4 * N_l**2 * M_l**2), N_l channels, M_l = h_l*w_l
 
     S (or A) is the style image's Gram matrix, rescaled to the generated features' number
-    of positions when the two differ in size (see `scaled_gram_matrix`).
+    of positions when the two differ in size (see `scaled_gram_matrix`). The objective
+    passes S itself, computed once (a (C, C) `style`), instead of the style's features.
 
     Args:
-        style: Features of the style ("reference") image, (h', w', C) or (1, h', w', C).
+        style: Features of the style ("reference") image, (h', w', C) or (1, h', w', C);
+            or its Gram matrix already on the combination's scale, (C, C).
         combination: Features of the generated image, (h, w, C) or (1, h, w, C).
         normalization: `"book"` or `"paper"`.
         image_shape: (H, W) of the generated image; required for `"book"`.
 
     Returns:
-        A scalar tensor.
+        A scalar float32 tensor.
 
     Raises:
         ValueError: If `image_shape` is missing for the book's normalisation.
@@ -144,34 +159,49 @@ def style_loss(style, combination, *, normalization="book", image_shape=None):
         raise ValueError(
             "The book's normalisation needs the image's (H, W). Received: image_shape=None"
         )
-    combination = tf.convert_to_tensor(combination, dtype=tf.float32)
     shape = combination.shape
     channels, positions = style_normalizer(shape, image_shape or (0, 0), normalization)
-    target = scaled_gram_matrix(style, int(shape[-3]) * int(shape[-2]))
+    if len(style.shape) == 2:
+        target = tf.cast(style, tf.float32)
+    else:
+        target = scaled_gram_matrix(style, int(shape[-3]) * int(shape[-2]))
     return gram_loss(target, gram_matrix(combination), channels=channels, positions=positions)
 
 
-def total_variation_loss(x, *, power=1.25):
+def total_variation_loss(x, *, power=1.25, edges="all"):
     """Total variation of an image batch: a smoothness prior on the generated pixels.
 
-    L = sum over pixels (i, j) and channels of
-        ((x[i+1, j] - x[i, j])**2 + (x[i, j+1] - x[i, j])**2) ** power,
-    where a difference across the image's bottom or right edge counts as 0.
+    edges="all" (default):
+        L = sum over pixels (i, j) and channels of
+            ((x[i+1, j] - x[i, j])**2 + (x[i, j+1] - x[i, j])**2) ** power,
+        where a difference across the image's bottom or right edge counts as 0.
+    edges="book": the book's formula exactly, the same sum over rows 0..H-2 and columns
+        0..W-2 only.
 
-    Departure from the book: the book sums over rows 0..H-2 and columns 0..W-2 only, so
-    the last row's horizontal and the last column's vertical differences are never
-    penalised: a 1-pixel line of noise along the right and bottom borders is the visible
-    result. Here they count. On a constant image both are 0; on an n x n checkerboard of
-    0 and 1 (one channel) this is (n-1)**2 * 2**power + 2*(n-1), the book's (n-1)**2 * 2**power.
+    Departure from the book (the default): the book's slicing never penalises the last
+    row's horizontal and the last column's vertical differences, so a 1-pixel line of
+    noise along the right and bottom borders is the visible result. Here they count. On a
+    constant image both are 0; on an n x n checkerboard of 0 and 1 (one channel) "all"
+    gives (n-1)**2 * 2**power + 2*(n-1), "book" (n-1)**2 * 2**power.
 
     Args:
         x: Images of shape (batch, H, W, C).
         power: The exponent (the book's 1.25).
+        edges: `"all"` or `"book"`.
 
     Returns:
-        A scalar tensor.
+        A scalar float32 tensor.
+
+    Raises:
+        ValueError: If `edges` is unknown.
     """
-    x = tf.convert_to_tensor(x, dtype=tf.float32)
-    down = tf.pad(x[:, 1:, :, :] - x[:, :-1, :, :], [[0, 0], [0, 1], [0, 0], [0, 0]])
-    right = tf.pad(x[:, :, 1:, :] - x[:, :, :-1, :], [[0, 0], [0, 0], [0, 1], [0, 0]])
+    if edges not in TV_EDGES:
+        raise ValueError(f"`edges` must be 'all' or 'book'. Received: edges={edges!r}")
+    x = tf.cast(x, tf.float32)
+    if edges == "book":
+        down = x[:, 1:, :-1, :] - x[:, :-1, :-1, :]
+        right = x[:, :-1, 1:, :] - x[:, :-1, :-1, :]
+    else:
+        down = tf.pad(x[:, 1:, :, :] - x[:, :-1, :, :], [[0, 0], [0, 1], [0, 0], [0, 0]])
+        right = tf.pad(x[:, :, 1:, :] - x[:, :, :-1, :], [[0, 0], [0, 0], [0, 1], [0, 0]])
     return tf.reduce_sum(tf.pow(tf.square(down) + tf.square(right), power))

@@ -18,29 +18,87 @@ def _load():
     return module
 
 
-def _row(output, label):
-    """The numbers of the table row that starts with `label`."""
-    lines = [line for line in output.splitlines() if line.startswith(label + " ")]
+def _line(output, label):
+    """The one table row of `label`: the label, then its precision column."""
+    pattern = re.compile(re.escape(label) + r" +(float32|bfloat16) ")
+    lines = [line for line in output.splitlines() if pattern.match(line)]
     assert len(lines) == 1, f"no single row {label!r} in:\n{output}"
-    rest = lines[0][len(label):].split()
-    return [float(v) for v in rest if v != "-"]
+    return lines[0]
+
+
+def _row(output, label):
+    """The numbers of the table row of `label` (text columns skipped)."""
+    rest = _line(output, label)[len(label):].split()
+    return [float(v) for v in rest if re.fullmatch(r"[-+.0-9e]+", v) and v != "-"]
+
+
+def _precision(output, label):
+    """The precision column of the row of `label`."""
+    return _line(output, label)[len(label):].split()[0]
 
 
 @pytest.mark.slow
-def test_table_runs_and_prints_the_three_rows(capsys):
+def test_table_runs_and_prints_float32_and_bfloat16_rows(capsys):
     benchmark = _load()
     rows = benchmark.main(
         ["--height", "64", "--evals", "2", "--weights", "none", "--methods",
-         "lower,nst,book", "--no-memory"]
+         "lower,lower-bf16,nst,nst-bf16,book", "--no-memory"]
     )
     output = capsys.readouterr().out
-    assert set(rows) == {"lower", "nst", "book"}
-    for label in ("lower bound", "nst_keras", "book (DLwP 8.3)"):
+    assert set(rows) == {"lower", "lower-bf16", "nst", "nst-bf16", "book"}
+    expected = {"lower bound": "float32", "lower bound bf16": "bfloat16",
+                "nst_keras": "float32", "nst_keras bf16": "bfloat16",
+                "book (DLwP 8.3)": "float32"}
+    for label, precision in expected.items():
+        assert _precision(output, label) == precision
         numbers = _row(output, label)
         assert len(numbers) >= 7 and all(math.isfinite(v) and v > 0 for v in numbers)
+    assert rows["nst-bf16"]["precision"] == "bfloat16"
+    # The CPU's name and the flags that decide bfloat16's speed, first.
+    assert re.match(r"CPU: .+; relevant flags present: .*; absent: ", output)
     assert re.search(r"Truncated forward pass .*: \d+\.\d GFLOP", output)
+    assert "bfloat16 vs float32" in output and "Targets for nst_keras bf16" in output
     for row in rows.values():
         assert math.isfinite(row["seconds"]) and row["seconds"] > 0
+
+
+@pytest.mark.slow
+def test_quality_mode_runs_end_to_end(capsys, tmp_path):
+    benchmark = _load()
+    path = tmp_path / "curves.json"
+    rows = benchmark.main(
+        ["--mode", "quality", "--height", "64", "--evals", "4", "--weights", "none",
+         "--judge-every", "2", "--book-round", "2", "--json", str(path)]
+    )
+    output = capsys.readouterr().out
+    assert set(rows) == {"book", "nst", "nst-bf16"}
+    assert "generated images" in output and "random (weights=None)" in output
+    for label, precision in (("book (DLwP 8.3)", "float32"), ("nst_keras", "float32"),
+                             ("nst_keras bf16", "bfloat16")):
+        assert _precision(output, label) == precision
+    assert rows["book"]["judged_vs_book"] == pytest.approx(1.0)
+    for row in rows.values():
+        assert math.isfinite(row["final_judged_loss"]) and row["final_judged_loss"] > 0
+        assert row["seconds_per_eval"] > 0
+    assert rows["nst"]["evaluations"] == rows["nst-bf16"]["evaluations"] == 4
+    assert "Targets for nst_keras bf16" in output and "x sooner" in output
+    import json
+
+    curves = json.loads(path.read_text())["curves"]
+    assert set(curves) == {"book", "nst", "nst-bf16"}
+    assert all(any(p["judged_loss"] is not None for p in c) for c in curves.values())
+
+
+def test_method_names_parse():
+    benchmark = _load()
+    assert benchmark.parse_method("nst-bf16+xla") == ("nst", "bfloat16", True)
+    assert benchmark.parse_method("lower") == ("lower", "float32", False)
+    assert benchmark.float32_twin("nst-bf16+xla") == "nst+xla"
+    assert benchmark.lower_twin("nst-bf16") == "lower-bf16"
+    with pytest.raises(SystemExit):
+        benchmark.parse_method("book-bf16")
+    with pytest.raises(SystemExit):
+        benchmark.parse_method("nst+bf16")
 
 
 @pytest.mark.slow

@@ -122,3 +122,91 @@ def test_unreachable_imagenet_weights_exit_2_with_advice(image_files, tmp_path, 
                      "--height", "48"])
     err = capsys.readouterr().err
     assert code == 2 and "--weights PATH" in err and err.count("\n") == 1
+
+
+def test_version_help_and_readable_defaults():
+    from nst_keras import __version__
+
+    done = run_cli("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"nst-keras {__version__}"
+    text = run_cli("--help").stdout
+    assert "nst-keras figure" in text  # The second command is discoverable.
+    assert "(default: None)" not in text and "('block" not in text
+    assert "(default: block1_conv1,block2_conv1," in text
+    assert "--precision" in text and "--bounds" in text and "--tv-edges" in text
+    # An option whose help says its default is not given a second one.
+    assert "(default: the same as --height)" in " ".join(text.split())
+    assert "(default: --height)" not in text
+
+
+def test_a_quiet_run_prints_nothing_and_a_plain_run_names_its_precision(image_files, tmp_path):
+    content, style = image_files
+    done = run_cli(content, style, "-o", tmp_path / "q.png", "-q", *FAST)
+    assert done.returncode == 0 and done.stderr == ""  # No TensorFlow start-up lines either.
+    done = run_cli(content, style, "-o", tmp_path / "p.png", "--precision", "float32", *FAST)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert not [line for line in lines if line.startswith(("I0000", "E0000", "WARNING: All"))]
+    assert any(line.startswith("Running in float32 on CPU") for line in lines)
+    assert "in float32 (" in lines[-1] and lines[-1].startswith("Wrote")
+
+
+def test_progress_bar_shows_the_total_loss_first():
+    from nst_keras.console import ProgressBar
+    from nst_keras.solvers import Progress
+
+    record = Progress(iteration=1, evaluations=2, loss=9.0, content_loss=1.0, style_loss=3.0,
+                      tv_loss=5.0, layer_losses={}, seconds=0.1, image=np.zeros((2, 2, 3)))
+    with ProgressBar(quiet=False, total_evals=4) as bar:
+        bar(record)
+        postfix = bar.bar.postfix
+    assert postfix.split(", ")[0] == "loss=9" and postfix.index("content") < postfix.index("tv")
+
+
+def test_device_gpu_without_a_gpu_is_a_usage_error_about_the_device(image_files, tmp_path):
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this machine has a GPU")
+    content, style = image_files
+    done = run_cli(content, style, "-o", tmp_path / "o.png", "--device", "gpu", *FAST)
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("nst-keras: error: no GPU is visible to TensorFlow on this "
+                                   "machine; use --device cpu or auto. Received: --device gpu")
+
+
+OFFLINE = """
+import sys
+import keras
+def no_network(*args, **kwargs):
+    raise Exception("URL fetch failure on https://upload.wikimedia.org/x: None -- "
+                    "[Errno -2] Name or service not known")
+keras.utils.get_file = no_network
+from nst_keras import cli
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_the_demo_offline_says_what_to_do_in_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "-c", OFFLINE, "-o", str(tmp_path / "o.png"), "-q"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    # (The driver imports Keras itself, before the CLI can quiet TensorFlow's start-up.)
+    ours = [line for line in done.stderr.splitlines() if line.startswith("nst-keras")]
+    assert ours == ["nst-keras: error: cannot download the demo images (no network?); give "
+                    "two local images instead: nst-keras CONTENT.jpg STYLE.jpg -o OUT.png"]
+    assert "Traceback" not in done.stderr
+
+
+def test_the_api_offline_raises_a_clear_oserror(monkeypatch):
+    import keras
+
+    from nst_keras import images
+
+    def no_network(*args, **kwargs):
+        raise Exception("URL fetch failure on https://x: None -- [Errno -2] no network")
+
+    monkeypatch.setattr(keras.utils, "get_file", no_network)
+    with pytest.raises(OSError, match=r"cannot download https://example.org/a.jpg \(no "
+                                      r"network\?\); pass a local file instead"):
+        images.load_image("https://example.org/a.jpg")

@@ -47,13 +47,16 @@ def test_feature_model_ends_at_the_deepest_requested_layer():
     names = [layer.name for layer in model.layers]
     assert names[-1] == "block3_conv1"
     assert "block3_conv2" not in names and "block5_conv1" not in names
-    outputs = model(np.zeros((1, 32, 40, 3), dtype=np.float32))
-    # One output per layer, in the order asked for.
-    assert [tuple(o.shape) for o in outputs] == [
-        (1, 8, 10, 256),
-        (1, 32, 40, 64),
-        (1, 16, 20, 128),
-    ]
+    outputs = features.features_of(model, np.zeros((1, 32, 40, 3), dtype=np.float32))
+    # One output per layer, keyed by its Keras name; shapes as `layer_shape` computes them.
+    assert {name: tuple(o.shape) for name, o in outputs.items()} == {
+        "block3_conv1": (1, 8, 10, 256),
+        "block1_conv1": (1, 32, 40, 64),
+        "block2_conv1": (1, 16, 20, 128),
+    }
+    for name, output in outputs.items():
+        assert features.layer_shape(name, 32, 40) == tuple(output.shape[1:])
+    assert features.layer_shape("pool2", 33, 41) == (8, 10, 128)
 
 
 def test_duplicate_layers_give_one_output():
@@ -68,7 +71,7 @@ def test_average_pooling_replaces_max_pooling():
     kinds = {type(layer) for layer in model.layers}
     assert keras.layers.AveragePooling2D in kinds and keras.layers.MaxPooling2D not in kinds
     # Average pooling of a constant image keeps the activations finite and non-negative.
-    out = model(np.ones((1, 16, 16, 3), dtype=np.float32)).numpy()
+    out = model(np.ones((1, 16, 16, 3), dtype=np.float32))["block3_conv1"].numpy()
     assert np.all(np.isfinite(out)) and out.min() >= 0
 
 
@@ -101,4 +104,33 @@ def test_imagenet_weights_load_from_the_keras_cache():
     if not os.path.isfile(features.imagenet_weights_path("vgg19")):
         pytest.skip("the ImageNet VGG19 weights are not in the Keras cache")
     model = features.build_feature_model(["conv5_1"], weights="imagenet")
-    assert tuple(model(np.zeros((1, 32, 32, 3), np.float32)).shape) == (1, 2, 2, 512)
+    assert tuple(model(np.zeros((1, 32, 32, 3), np.float32))["block5_conv1"].shape) == (1, 2, 2, 512)
+
+
+def test_the_cache_builds_once_per_settings_and_drops_the_oldest():
+    cache = features.ModelCache(capacity=2)
+    a = cache.get(["conv1_1", "conv2_1"], weights=None, seed=0)
+    assert cache.get(["relu2_1", "block1_conv1"], weights=None, seed=0) is a  # Same set.
+    assert cache.builds == 1
+    b = cache.get(["conv1_1"], weights=None, seed=0)
+    c = cache.get(["conv1_1"], weights=None, seed=0, precision="bfloat16")
+    assert len({id(a), id(b), id(c)}) == 3 and cache.builds == 3
+    assert features.model_precision(c) == "bfloat16" and features.model_precision(b) == "float32"
+    cache.get(["conv1_1", "conv2_1"], weights=None, seed=0)  # `a` was dropped: rebuilt.
+    assert cache.builds == 4
+
+
+def test_offline_imagenet_weights_raise_one_clear_oserror(monkeypatch, tmp_path):
+    import keras
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+
+    def no_network(*args, **kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/x: None -- "
+                        "[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(keras.src.utils.file_utils, "get_file", no_network)
+    monkeypatch.setattr(keras.utils, "get_file", no_network)
+    with pytest.raises(OSError, match="cannot download the ImageNet weights of vgg19.*"
+                                      "Received: weights='imagenet'"):
+        features.build_feature_model(["conv1_1"], weights="imagenet")

@@ -115,3 +115,30 @@ def test_missing_image_is_one_line_usage_error(stand_in_dir, tmp_path, capsys):
 def test_bad_figure_number_is_usage_error(capsys):
     assert cli_main(["figure", "4"]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_out_of_memory_in_a_later_panel_keeps_the_finished_panels(stand_in_dir, tmp_path,
+                                                                   monkeypatch, capsys):
+    # Panel 1 of Figure 2 takes 1 trace + 2 evaluations; the 5th call is in panel 2.
+    import tensorflow as tf
+
+    from nst_keras import objective
+
+    evaluate = objective.Objective.__call__
+    calls = []
+
+    def failing(self, x):
+        calls.append(1)
+        if len(calls) == 5:
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating")
+        return evaluate(self, x)
+
+    monkeypatch.setattr(objective.Objective, "__call__", failing)
+    out = tmp_path / "fig2"
+    assert _run(2, stand_in_dir, out) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "out of memory" in err[0] and "panel" in err[0]
+    assert "1 of 5 panels written" in err[0]
+    summary = json.loads((out / "figure2.json").read_text())
+    assert summary["status"] == "stopped" and len(summary["panels"]) == 1
+    assert (out / "figure2.png").is_file() and (out / f"{summary['panels'][0]}.png").is_file()

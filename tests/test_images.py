@@ -153,3 +153,29 @@ def test_truncated_file_raises_oserror(tmp_path, content_rgb):
     path.write_bytes(buffer.getvalue()[:200])
     with pytest.raises(OSError):
         images.load_image(path)
+
+
+def test_written_files_get_the_mode_open_would_give(tmp_path, content_rgb):
+    previous = os.umask(0o027)
+    try:
+        new = tmp_path / "new.png"
+        images.save_image(new, content_rgb)
+        assert new.stat().st_mode & 0o777 == 0o640  # 0o666 less the umask, not mkstemp's 0o600.
+        existing = tmp_path / "existing.png"
+        existing.write_bytes(b"old")
+        os.chmod(existing, 0o604)
+        images.save_image(existing, content_rgb)
+        assert existing.stat().st_mode & 0o777 == 0o604  # Overwriting keeps the file's mode.
+    finally:
+        os.umask(previous)
+
+
+def test_pixel_bounds_are_0_to_255_in_preprocessed_space():
+    lower, upper = images.pixel_bounds((1, 2, 3, 3))
+    np.testing.assert_array_equal(images.deprocess(lower), 0)
+    np.testing.assert_array_equal(images.deprocess(upper), 255)
+    np.testing.assert_allclose(preprocess_of(0), lower[0, 0, 0])
+
+
+def preprocess_of(value):
+    return images.preprocess(np.full((1, 1, 3), value, np.uint8))[0, 0, 0]

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from nst_keras import losses
 
@@ -133,3 +134,72 @@ def test_total_variation_penalises_noise_on_the_borders():
     x[0, ::2, -1, 0] = 1.0
     assert float(losses.total_variation_loss(x, power=1.0)) == pytest.approx(np_tv(x, 1.0))
     assert np_tv(x, 1.0) > 0
+
+
+def _numpy_tv(x, power, edges):
+    x = np.asarray(x, np.float64)
+    if edges == "book":  # The book's slicing: rows and columns 0..n-2.
+        a = x[:, :-1, :-1, :] - x[:, 1:, :-1, :]
+        b = x[:, :-1, :-1, :] - x[:, :-1, 1:, :]
+    else:
+        a = np.zeros_like(x)
+        b = np.zeros_like(x)
+        a[:, :-1] = x[:, 1:] - x[:, :-1]
+        b[:, :, :-1] = x[:, :, 1:] - x[:, :, :-1]
+    return np.sum((a ** 2 + b ** 2) ** power)
+
+
+@pytest.mark.parametrize("edges", ["all", "book"])
+def test_total_variation_edges_against_numpy(edges):
+    x = np.random.default_rng(4).uniform(-50, 50, (1, 7, 9, 3)).astype(np.float32)
+    expected = _numpy_tv(x, 1.25, edges)
+    got = float(losses.total_variation_loss(x, power=1.25, edges=edges))
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_book_total_variation_of_a_checkerboard():
+    n = 6
+    board = (np.indices((n, n)).sum(axis=0) % 2).astype(np.float32)[None, :, :, None]
+    assert float(losses.total_variation_loss(board, edges="book")) == pytest.approx(
+        (n - 1) ** 2 * 2 ** 1.25)
+    with pytest.raises(ValueError, match="Received: edges='left'"):
+        losses.total_variation_loss(board, edges="left")
+
+
+def test_losses_accept_bfloat16_features_and_return_float32():
+    rng = np.random.default_rng(5)
+    a = rng.uniform(0, 2, (6, 5, 8)).astype(np.float32)
+    b = rng.uniform(0, 2, (6, 5, 8)).astype(np.float32)
+    a16, b16 = tf.cast(a, tf.bfloat16), tf.cast(b, tf.bfloat16)
+    for value, reference in (
+        (losses.content_loss(a16, b16), losses.content_loss(a, b)),
+        (losses.style_loss(a16, b16, image_shape=(6, 5)), losses.style_loss(a, b, image_shape=(6, 5))),
+        (losses.gram_matrix(a16), losses.gram_matrix(a)),
+    ):
+        assert value.dtype == tf.float32
+        np.testing.assert_allclose(value.numpy(), reference.numpy(), rtol=0.03)
+
+
+def test_style_loss_takes_a_precomputed_gram_target():
+    rng = np.random.default_rng(6)
+    style = rng.uniform(0, 2, (4, 6, 5)).astype(np.float32)
+    generated = rng.uniform(0, 2, (6, 5, 5)).astype(np.float32)
+    target = losses.scaled_gram_matrix(style, 30)
+    for normalization in ("book", "paper"):
+        from_features = losses.style_loss(style, generated, normalization=normalization,
+                                          image_shape=(12, 10))
+        from_gram = losses.style_loss(target, generated, normalization=normalization,
+                                      image_shape=(12, 10))
+        assert float(from_gram) == pytest.approx(float(from_features), rel=1e-6)
+
+
+def test_gram_gradient_equals_tensorflows_generic_one():
+    x = tf.constant(np.random.default_rng(7).normal(size=(5, 4, 6)).astype(np.float32))
+    weights = tf.constant(np.random.default_rng(8).normal(size=(6, 6)).astype(np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours = tf.reduce_sum(weights * losses.gram_matrix(x))
+        flat = tf.reshape(x, (-1, 6))
+        generic = tf.reduce_sum(weights * tf.matmul(flat, flat, transpose_a=True))
+    np.testing.assert_allclose(tape.gradient(ours, x).numpy(), tape.gradient(generic, x).numpy(),
+                               rtol=1e-5, atol=1e-5)

@@ -189,7 +189,7 @@ DRIVER = textwrap.dedent(
     """
     import sys
     import tensorflow as tf
-    from nst_keras import cli, optimize
+    from nst_keras import cli
 
     FAIL_AT, KIND = int(sys.argv[1]), sys.argv[2]
     if KIND == "offline":
@@ -199,21 +199,18 @@ DRIVER = textwrap.dedent(
                             "[Errno -3] Temporary failure in name resolution")
         keras.src.utils.file_utils.get_file = no_network
     else:
-        build = optimize.make_loss_and_grad
-        def failing(*args, **kwargs):
-            objective = build(*args, **kwargs)
-            count = [0]
-            def loss_and_grad(x):
-                count[0] += 1
-                if count[0] >= FAIL_AT:
-                    if KIND == "nan":
-                        loss, grad, terms = objective(x)
-                        return tf.constant(float("nan")), grad, terms
-                    raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating")
-                return objective(x)
-            loss_and_grad.get_concrete_function = objective.get_concrete_function
-            return loss_and_grad
-        optimize.make_loss_and_grad = failing
+        from nst_keras import objective
+        evaluate = objective.Objective.__call__
+        count = [0]
+        def failing(self, x):
+            count[0] += 1  # The first call is the trace in build_problem.
+            if count[0] >= FAIL_AT:
+                if KIND == "nan":
+                    loss, grad, values = evaluate(self, x)
+                    return tf.constant(float("nan")), grad, values
+                raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating")
+            return evaluate(self, x)
+        objective.Objective.__call__ = failing
     sys.exit(cli.main(sys.argv[3:]))
     """
 )
