@@ -20,9 +20,11 @@ from nst_keras.config import (
     INITS,
     MODELS,
     NORMALIZATIONS,
+    OPTIMIZERS,
     POOLINGS,
     PRECISIONS,
     PRESETS,
+    STYLE_RESIZES,
     TV_EDGES,
     StyleConfig,
     preset,
@@ -37,9 +39,11 @@ from nst_keras.console import (
     UsageError,
     check_config,
     check_output,
+    folder_is_writable,
     non_negative_float,
     parse_layers,
     parse_weights,
+    positive_float,
     positive_int,
     read_image,
     run_guarded,
@@ -50,8 +54,10 @@ from nst_keras.console import (
 DEFAULTS = StyleConfig()
 
 
-def build_parser(defaults: StyleConfig = DEFAULTS) -> argparse.ArgumentParser:
-    """The argument parser of a plain run; every default comes from `defaults`."""
+def build_parser(defaults: StyleConfig = DEFAULTS, preset_name: str = "book"
+                 ) -> argparse.ArgumentParser:
+    """The argument parser of a plain run; every default comes from `defaults`, the values
+    of the preset `preset_name` (so `--preset NAME --help` shows that preset's values)."""
     d = defaults
     parser = Parser(
         prog=PROG,
@@ -73,15 +79,26 @@ def build_parser(defaults: StyleConfig = DEFAULTS) -> argparse.ArgumentParser:
     io.add_argument("content", nargs="?", default=None,
                     help="content image: a path or an http(s) URL")
     io.add_argument("style", nargs="?", default=None, help="style image: a path or an http(s) URL")
+    io.add_argument("--style", dest="styles", nargs="+", default=None, metavar="STYLE",
+                    help="several style images, blended (instead of the positional STYLE)")
+    io.add_argument("--style-blend-weights", nargs="+", type=non_negative_float,
+                    default=d.style_blend_weights, metavar="W",
+                    help="one weight per style, normalised to sum to 1 (default: equal)")
     io.add_argument("-o", "--output", default="stylized.png",
                     help="where to write the result (.png, .jpg, .webp, ...)")
     io.add_argument("--height", type=positive_int, default=d.height,
                     help="height of the result in pixels; the width keeps the content's aspect")
     io.add_argument("--style-height", type=positive_int, default=d.style_height,
-                    help="height the style image is resized to (default: the same as --height)")
+                    help="height the style images are resized to (default: the same as --height)")
+    io.add_argument("--style-scale", nargs="+", type=positive_float, default=d.style_scale,
+                    metavar="S", help="style height relative to the result's: one value, or one "
+                                      "per style (instead of --style-height)")
+    io.add_argument("--style-resize", choices=STYLE_RESIZES, default=d.style_resize,
+                    help="aspect: keep each style's aspect ratio; stretch: to the content's "
+                         "size (the book)")
 
     method = parser.add_argument_group("method")
-    method.add_argument("--preset", choices=sorted(PRESETS), default="book",
+    method.add_argument("--preset", choices=sorted(PRESETS), default=preset_name,
                         help="named settings that the options below override (gatys2015: the "
                              "paper's; see the README)")
     method.add_argument("--content-layers", type=parse_layers, default=d.content_layers,
@@ -101,7 +118,9 @@ def build_parser(defaults: StyleConfig = DEFAULTS) -> argparse.ArgumentParser:
                              "formula exactly")
     method.add_argument("--normalization", choices=NORMALIZATIONS, default=d.normalization,
                         help="style-loss normalisation: the book's or the paper's per-layer one")
-    method.add_argument("--init", choices=INITS, default=d.init, help="starting image")
+    method.add_argument("--init", default=d.init, metavar="{" + ",".join(INITS) + ",PATH}",
+                        help="starting image: the content, white noise, the style, the mean "
+                             "colour (jcjohnson's random), or an image's path or URL")
     method.add_argument("--model", choices=MODELS, default=d.model, help="feature network")
     method.add_argument("--weights", type=parse_weights, default=d.weights,
                         help="imagenet, none (random, for tests) or the path of a weights file")
@@ -113,6 +132,16 @@ def build_parser(defaults: StyleConfig = DEFAULTS) -> argparse.ArgumentParser:
                      help="most L-BFGS iterations")
     run.add_argument("--max-evals", type=positive_int, default=d.max_evals,
                      help="most loss+gradient evaluations (the book: 20 x 20)")
+    run.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer,
+                     help="lbfgs (1st edition), adam, or sgd (2nd edition)")
+    run.add_argument("--learning-rate", type=positive_float, default=d.learning_rate,
+                     help="step size of adam and sgd, in pixel units (0-255)")
+    run.add_argument("--lr-decay", type=positive_float, default=d.lr_decay,
+                     help="multiply the learning rate by this every --lr-decay-steps steps")
+    run.add_argument("--lr-decay-steps", type=positive_int, default=d.lr_decay_steps,
+                     help="see --lr-decay")
+    run.add_argument("--lbfgs-memory", type=positive_int, default=d.lbfgs_memory,
+                     help="correction pairs L-BFGS keeps")
     run.add_argument("--bounds", action=argparse.BooleanOptionalAction, default=d.bounds,
                      help="keep every pixel in 0-255 while optimising (the book clips only "
                           "when saving)")
@@ -128,13 +157,16 @@ def build_parser(defaults: StyleConfig = DEFAULTS) -> argparse.ArgumentParser:
     out = parser.add_argument_group("output")
     out.add_argument("--save-every", type=positive_int, default=None, metavar="N",
                      help="also write the image every N iterations (OUT-iter0010.png, ...)")
+    out.add_argument("--report", default=None, metavar="DIR",
+                     help="also write OUT.json (settings, versions, hardware, every iteration) "
+                          "and OUT-loss.png (the losses against evaluations) into DIR")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     out.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
 
-def _preset_defaults(argv) -> StyleConfig:
-    """The preset named by `--preset` in `argv` (the book's when none), for the defaults.
+def _preset_in(argv) -> tuple:
+    """(name, StyleConfig) of the preset `--preset` names in `argv` (the book's when none).
 
     Raises:
         UsageError: If the preset is unknown.
@@ -143,7 +175,7 @@ def _preset_defaults(argv) -> StyleConfig:
     probe.add_argument("--preset", default="book")
     known, _ = probe.parse_known_args(argv)
     try:
-        return preset(known.preset)
+        return known.preset, preset(known.preset)
     except ValueError as error:
         raise UsageError(str(error)) from None
 
@@ -165,7 +197,60 @@ def config_from_args(args) -> StyleConfig:
     try:
         return StyleConfig(**values)
     except ValueError as error:
-        raise UsageError(str(error)) from None
+        raise UsageError(_as_option(str(error))) from None
+
+
+def _as_option(message: str) -> str:
+    """A config error in the command line's words: `--style-scale`, not `style_scale`."""
+    import re
+
+    return re.sub(r"`(\w+)`|(?:(?<=Received: )|(?<=, ))(\w+)=",
+                  lambda m: "--" + (m.group(1) or m.group(2)).replace("_", "-")
+                  + ("" if m.group(1) else " "), message)
+
+
+def style_sources(args) -> list:
+    """The style images given: the positional STYLE or `--style A B ...`.
+
+    Raises:
+        UsageError: If both are given.
+    """
+    if args.styles and args.style:
+        raise UsageError("give the style as STYLE or as --style, not both. "
+                         f"Received: {args.style} and --style {' '.join(args.styles)}")
+    return list(args.styles or ([args.style] if args.style else []))
+
+
+def check_inputs(args, config: StyleConfig) -> None:
+    """Checks what the inputs need before anything is loaded: counts, the init image.
+
+    Raises:
+        UsageError: If the blend weights or style scales do not fit the styles, the init
+            image does not exist, or the report folder cannot be written.
+    """
+    from nst_keras import images, run
+
+    styles = style_sources(args)
+    count = len(styles) or 1
+    try:
+        run.blend_weights(config, count)
+        run.style_heights(config, count)
+    except ValueError as error:
+        raise UsageError(f"{_as_option(str(error))} for {count} style image(s)") from None
+    if config.init not in INITS and not images.is_url(config.init) and not os.path.isfile(
+            config.init):
+        raise UsageError(
+            f"the init image does not exist; use {', '.join(INITS)} or an image's path. "
+            f"Received: --init {config.init}"
+        )
+    if args.report is not None:
+        try:
+            os.makedirs(args.report, exist_ok=True)
+        except OSError:
+            pass
+        if not os.path.isdir(args.report) or not folder_is_writable(args.report):
+            raise UsageError(f"the report folder cannot be created or written. Received: "
+                             f"--report {args.report}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -184,14 +269,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         return figure_main(argv[1:])
     try:
-        args = build_parser(_preset_defaults(argv)).parse_args(argv)
+        name, defaults = _preset_in(argv)
+        args = build_parser(defaults, name).parse_args(argv)
         config = config_from_args(args)
         check_config(config)
-        check_output(args.output, [args.content, args.style])
+        check_inputs(args, config)
+        check_output(args.output, [args.content, *style_sources(args), config.init])
     except UsageError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    return run_guarded(lambda: _run(args, config), debug=args.debug,
+    return run_guarded(lambda: _run(args, config, argv), debug=args.debug,
                        save_partial=lambda image: _save_best(args.output, image))
 
 
@@ -206,29 +293,33 @@ def _save_best(output: str, image) -> str:
 
 
 def _load_inputs(args, config):
-    """Loads both images (downloading the demo pair if none were given).
+    """Loads the content and style images (downloading the demo pair if none were given).
+
+    Returns:
+        (content_rgb, style_rgbs, sources): the arrays and what they were read from.
 
     Raises:
         UsageError: If an image cannot be read, naming the file and the reason.
     """
-    from nst_keras import images
+    from nst_keras import images, run
     from nst_keras.features import minimum_size
 
-    content, style = args.content, args.style
-    demo = content is None and style is None
-    if content is None or style is None:
+    content, styles = args.content, style_sources(args)
+    demo = content is None and not styles
+    if content is None or not styles:
         if not demo:
             raise UsageError("give both CONTENT and STYLE, or neither for the demo pair")
-        content, style = images.DEMO_CONTENT_URL, images.DEMO_STYLE_URL
+        content, styles = images.DEMO_CONTENT_URL, [images.DEMO_STYLE_URL]
         say(args.quiet, "No images given: running the demo pair (Tuebingen x The Starry Night), "
                         "downloaded once into the Keras cache.")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            loaded = [read_image(f"{role} image", source, height) for role, source, height in (
-                ("content", content, config.height),
-                ("style", style, config.style_height or config.height),
-            )]
+            content_rgb = read_image("content image", content, config.height)
+            sizes = run.style_sizes(config, len(styles), content_rgb.shape[:2])
+            label = "style image" if len(styles) == 1 else "style image {}"
+            style_rgbs = [read_image(label.format(i), source, **size)
+                          for i, (source, size) in enumerate(zip(styles, sizes), start=1)]
         except UsageError as error:
             if demo and "cannot download" in str(error):
                 raise UsageError(
@@ -239,26 +330,28 @@ def _load_inputs(args, config):
     for warning in caught:
         say(args.quiet, f"{PROG}: warning: {str(warning.message).splitlines()[0]}")
     smallest = minimum_size(config.content_layers + config.style_layers, config.model)
-    for role, rgb in zip(("content", "style"), loaded):
+    for role, rgb in [("content", content_rgb)] + [("style", s) for s in style_rgbs]:
         if min(rgb.shape[:2]) < smallest:
             raise UsageError(
                 f"the {role} image is {rgb.shape[1]}x{rgb.shape[0]} after resizing; the layers "
                 f"used need at least {smallest}x{smallest} pixels"
             )
-    return loaded
+    return content_rgb, style_rgbs, {"content": content, "styles": styles}
 
 
-def _run(args, config: StyleConfig) -> int:
+def _run(args, config: StyleConfig, argv) -> int:
     from nst_keras import run
     from nst_keras.images import save_image
 
-    content_rgb, style_rgb = _load_inputs(args, config)
+    content_rgb, style_rgbs, sources = _load_inputs(args, config)
+    if config.init not in INITS:  # Read it now: a bad file is a usage error, not a crash.
+        read_image("init image", config.init)
     say(args.quiet, f"Building {config.model} ({config.weights or 'random weights'}) and the "
                     f"targets at {content_rgb.shape[1]}x{content_rgb.shape[0]} ...")
     with weights_errors_as_usage(config):
-        problem = run.build_problem(content_rgb, style_rgb, config)
-    say(args.quiet, f"Running in {problem.precision} on {problem.hardware}; at most "
-                    f"{config.max_evals} evaluations.")
+        problem = run.build_problem(content_rgb, style_rgbs, config)
+    say(args.quiet, f"Running {config.optimizer} in {problem.precision} on {problem.hardware}; "
+                    f"at most {config.max_evals} evaluations.")
 
     def save_every(progress):
         if args.save_every and progress.iteration % args.save_every == 0:
@@ -274,4 +367,11 @@ def _run(args, config: StyleConfig) -> int:
                     f"{result.evaluations} evaluations, {result.seconds:.1f} s in "
                     f"{result.precision} ({result.seconds / max(1, result.evaluations):.2f} "
                     f"s/evaluation; setup {result.setup_seconds:.1f} s).")
+    if args.report is not None:
+        from nst_keras.record import write_report
+
+        stem = os.path.splitext(os.path.basename(args.output))[0]
+        paths = write_report(result, args.report, stem=stem, argv=argv,
+                             inputs=dict(sources, init=config.init), output=args.output)
+        say(args.quiet, f"Wrote the run record {paths[0]} and the loss plot {paths[1]}.")
     return EXIT_OK

@@ -18,8 +18,11 @@ BOOK_STYLE_LAYERS: Tuple[str, ...] = (
     "block5_conv1",
 )
 
-NORMALIZATIONS = ("book", "paper")
-INITS = ("content", "noise", "style")
+NORMALIZATIONS = ("book", "paper", "jcjohnson")
+#: Named starting images; any other `init` is the path or URL of an image.
+INITS = ("content", "noise", "style", "mean")
+OPTIMIZERS = ("lbfgs", "adam", "sgd")
+STYLE_RESIZES = ("aspect", "stretch")
 MODELS = ("vgg19", "vgg16")
 POOLINGS = ("max", "avg")
 DEVICES = ("auto", "cpu", "gpu")
@@ -45,14 +48,30 @@ class StyleConfig:
         normalization: `"book"` divides every style layer's squared Gram error by
             4 * 3**2 * (H*W)**2, with the *image's* height and width, and uses no 1/2 in the
             content loss; `"paper"` uses 1 / (4 * N_l**2 * M_l**2) per layer (N_l channels,
-            M_l positions of layer l) and 1/2 in the content loss (Gatys et al., eq. 1 and 4).
-        init: Starting image: `"content"` (book), `"noise"` (the paper: white noise) or
-            `"style"` (the style image resized to the content's size).
+            M_l positions of layer l) and 1/2 in the content loss (Gatys et al., eq. 1 and 4);
+            `"jcjohnson"` is jcjohnson/neural-style's: mean squared errors, of the features
+            and of the Gram matrices divided by N_l * M_l.
+        init: Starting image: `"content"` (book), `"noise"` (the paper: white noise),
+            `"style"` (the first style image resized to the content's size), `"mean"` (the
+            ImageNet mean colour plus N(0, 0.001) noise: jcjohnson/neural-style's
+            `-init random`), or the path or URL of an image (resized to the content's size).
         height: Height in pixels of the generated image; the width follows the content's
             aspect ratio. Book: 400.
-        style_height: Height the style image is resized to; `None` uses `height`.
-        iterations: Upper bound on L-BFGS iterations.
+        style_height: Height every style image is resized to; `None` uses `height`.
+        style_scale: Each style image's height relative to the generated image's: one
+            number for every style, or one per style; `None` uses `style_height`.
+        style_resize: `"aspect"` keeps each style image's aspect ratio; `"stretch"` resizes
+            it to the generated image's height *and* width (the book, keras-io).
+        style_blend_weights: How much each style counts when several are given (normalised
+            to sum to 1); `None` is equal weights.
+        iterations: Upper bound on iterations (steps of Adam or SGD).
         max_evals: Upper bound on loss+gradient evaluations. Book: 20 x 20 = 400.
+        optimizer: `"lbfgs"` (book, 1st edition), `"adam"` or `"sgd"` (2nd edition).
+        learning_rate: Adam's or SGD's step size, in pixel units (0-255).
+        lr_decay: The learning rate is multiplied by this every `lr_decay_steps` steps
+            (smoothly, as Keras' `ExponentialDecay`); 1 keeps it constant.
+        lr_decay_steps: See `lr_decay`.
+        lbfgs_memory: Correction pairs L-BFGS keeps (SciPy's and the book's 10).
         model: `"vgg19"` (book, paper) or `"vgg16"`.
         weights: `"imagenet"`, `None` (random initialisation, for tests) or the path of a
             weights file for the `include_top=False` model (the Keras convention).
@@ -80,8 +99,16 @@ class StyleConfig:
     init: str = "content"
     height: int = 400
     style_height: Optional[int] = None
+    style_scale: Optional[Tuple[float, ...]] = None
+    style_resize: str = "aspect"
+    style_blend_weights: Optional[Tuple[float, ...]] = None
     iterations: int = 1000
     max_evals: int = 400
+    optimizer: str = "lbfgs"
+    learning_rate: float = 10.0
+    lr_decay: float = 1.0
+    lr_decay_steps: int = 100
+    lbfgs_memory: int = 10
     model: str = "vgg19"
     weights: Optional[str] = "imagenet"
     pooling: str = "max"
@@ -99,6 +126,30 @@ class StyleConfig:
             if isinstance(value, str):
                 value = (value,)
             object.__setattr__(self, name, tuple(value))
+        for name in ("style_scale", "style_blend_weights"):
+            value = getattr(self, name)
+            if value is not None:
+                value = (value,) if _is_finite_number(value) else tuple(value)
+                object.__setattr__(self, name, value)
+                if not value or not all(_is_finite_number(v) and v >= 0 for v in value):
+                    raise ValueError(f"`{name}` must be numbers >= 0. Received: {name}={value!r}")
+        if self.style_scale is not None and min(self.style_scale) <= 0:
+            raise ValueError(f"`style_scale` must be > 0. Received: style_scale={self.style_scale!r}")
+        if self.style_blend_weights is not None and sum(self.style_blend_weights) <= 0:
+            raise ValueError(
+                "`style_blend_weights` must not all be 0. "
+                f"Received: style_blend_weights={self.style_blend_weights!r}"
+            )
+        if self.style_scale is not None and self.style_height is not None:
+            raise ValueError(
+                "Give `style_height` or `style_scale`, not both. Received: "
+                f"style_height={self.style_height!r}, style_scale={self.style_scale!r}"
+            )
+        if not isinstance(self.init, str) or not self.init:
+            raise ValueError(
+                f"`init` must be one of {', '.join(INITS)} or an image's path or URL. "
+                f"Received: init={self.init!r}"
+            )
         if not self.content_layers and not self.style_layers:
             raise ValueError(
                 "At least one content or style layer is needed. "
@@ -110,12 +161,19 @@ class StyleConfig:
                 raise ValueError(
                     f"`{name}` must be a finite number >= 0. Received: {name}={value!r}"
                 )
-        if not _is_finite_number(self.tv_power) or self.tv_power <= 0:
-            raise ValueError(f"`tv_power` must be > 0. Received: tv_power={self.tv_power!r}")
+        for name in ("tv_power", "learning_rate"):
+            value = getattr(self, name)
+            if not _is_finite_number(value) or value <= 0:
+                raise ValueError(f"`{name}` must be a number > 0. Received: {name}={value!r}")
+        if not _is_finite_number(self.lr_decay) or not 0 < self.lr_decay <= 1:
+            raise ValueError(
+                f"`lr_decay` must be in (0, 1]. Received: lr_decay={self.lr_decay!r}"
+            )
         for name, allowed in (
             ("normalization", NORMALIZATIONS),
-            ("init", INITS),
             ("model", MODELS),
+            ("optimizer", OPTIMIZERS),
+            ("style_resize", STYLE_RESIZES),
             ("pooling", POOLINGS),
             ("device", DEVICES),
             ("precision", PRECISIONS),
@@ -126,7 +184,7 @@ class StyleConfig:
                 raise ValueError(
                     f"`{name}` must be one of {', '.join(allowed)}. Received: {name}={value!r}"
                 )
-        for name in ("height", "iterations", "max_evals"):
+        for name in ("height", "iterations", "max_evals", "lr_decay_steps", "lbfgs_memory"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
@@ -150,11 +208,32 @@ def _is_finite_number(value) -> bool:
         return False
 
 
-#: Named settings. "book" is the book's 1st edition (the default). "gatys2015" follows
-#: Gatys, Ecker and Bethge, "A Neural Algorithm of Artistic Style" (arXiv:1508.06576), each
-#: value with its source; where the paper is silent, the choice is named.
+#: Named settings, each value with its source; options given after a preset override it.
 PRESETS = {
+    # The 1st edition, section 8.3 (the default): every default of StyleConfig. Our
+    # departures from it (bounds, TV at the edges, style aspect ratio, bfloat16 where the
+    # CPU has it) are listed in the README.
     "book": StyleConfig(),
+    # The 1st edition's *objective* exactly, for comparisons: its TV slicing (rows and
+    # columns 0..n-2), no pixel bounds (it clips only when saving), the style image
+    # stretched to the content's size (`load_img(target_size=(img_height, img_width))`),
+    # float32. Not reproduced: its nearest-neighbour resizing and `int()` width, and its
+    # 20 restarts of fmin_l_bfgs_b (an optimiser, not the objective).
+    "book-exact": StyleConfig(
+        tv_edges="book", bounds=False, style_resize="stretch", precision="float32",
+    ),
+    # The 2nd edition, section 12.3 (= keras-io examples/generative/neural_style_transfer.py):
+    # weights 2.5e-8 / 1e-6 / 1e-6; "SGD(ExponentialDecay(initial_learning_rate=100.0,
+    # decay_steps=100, decay_rate=0.96))"; 4000 iterations of one evaluation each; height 400
+    # ("img_height = 400"); content block5_conv2, style block1_conv1..block5_conv1, the
+    # book's normalisation and TV slicing (power 1.25); starts from the content image; no
+    # bounds (it clips when saving); the style image stretched to the content's size.
+    "book-2e": StyleConfig(
+        content_weight=2.5e-8, style_weight=1e-6, tv_weight=1e-6, tv_edges="book",
+        optimizer="sgd", learning_rate=100.0, lr_decay=0.96, lr_decay_steps=100,
+        iterations=4000, max_evals=4000, height=400, bounds=False, style_resize="stretch",
+    ),
+    # Gatys, Ecker and Bethge, "A Neural Algorithm of Artistic Style" (arXiv:1508.06576).
     "gatys2015": StyleConfig(
         content_layers=("block4_conv2",),  # "conv4_2" (paper, Fig. 2 and Methods).
         style_layers=BOOK_STYLE_LAYERS,  # conv1_1 ... conv5_1, w_l = 1/5 (Methods).
@@ -165,11 +244,31 @@ PRESETS = {
         style_weight=1e3,
         tv_weight=0.0,  # The paper has no total-variation term.
         model="vgg19",  # "the 16 convolutional and 5 pooling layers of the 19 layer VGG".
-        # Optimiser: L-BFGS (CVPR 2016 version), as every run here. Not reproduced: the
-        # paper rescales VGG19's weights so that each filter's mean activation is 1
-        # (Methods); Keras' ImageNet weights are used as they are, so the per-layer balance
-        # of the style loss, and the effect of a given alpha/beta, differ from the paper's.
-        # Unknown, and chosen: image size, iterations, the noise's distribution (see README).
+        # Optimiser: L-BFGS (CVPR 2016 version). Not reproduced: the paper rescales VGG19's
+        # weights so that each filter's mean activation is 1 (Methods); Keras' ImageNet
+        # weights are used as they are, so the per-layer balance of the style loss, and the
+        # effect of a given alpha/beta, differ from the paper's. Unknown, and chosen: image
+        # size, iterations, the noise's distribution (see README).
+    ),
+    # jcjohnson/neural-style, neural_style.lua's defaults.
+    "jcjohnson": StyleConfig(
+        content_layers=("relu4_2",),  # -content_layers relu4_2
+        style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),  # -style_layers
+        normalization="jcjohnson",  # nn.MSECriterion on features and on Gram / (C*H*W).
+        content_weight=5.0,  # -content_weight 5e0, given to each content layer (one here).
+        style_weight=500.0,  # -style_weight 1e2 given to *each* of the 5 style layers; we
+        # share a style weight among the layers, so 5 x 100.
+        tv_weight=5e-4,  # -tv_weight 1e-3 on 1/2 * sum(dx^2 + dy^2): its TVLoss gradient.
+        tv_power=1.0,
+        tv_edges="book",  # TVLoss differences over rows and columns 0..n-2.
+        init="mean",  # -init random: torch.randn(...):mul(0.001) in mean-subtracted space.
+        iterations=1000,  # -num_iterations 1000 (optim.lbfgs maxIter)
+        max_evals=1250,  # optim.lbfgs's maxEval default: maxIter * 1.25.
+        lbfgs_memory=100,  # -lbfgs_num_correction 0 keeps optim.lbfgs's nCorrection = 100.
+        height=512,  # -image_size 512, which is the *longer* side there (see README).
+        model="vgg19", pooling="max",  # VGG_ILSVRC_19_layers, -pooling max.
+        bounds=False,  # It clamps only when saving.
+        # -learning_rate 1e1 for -optimizer adam: our default learning rate is 10 as well.
     ),
 }
 

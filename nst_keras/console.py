@@ -77,6 +77,17 @@ def positive_int(text):
     return value
 
 
+def positive_float(text):
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
 def non_negative_float(text):
     """An argparse type: a finite number >= 0."""
     try:
@@ -154,14 +165,14 @@ def check_output(output: str, inputs: Sequence[str]) -> None:
             raise UsageError(f"the output would overwrite an input image. Received: -o {output}")
 
 
-def read_image(label: str, source, height: int):
+def read_image(label: str, source, height: Optional[int] = None, **resize):
     """`images.load_image`, every failure a one-line `UsageError` naming `label` and the file."""
     from nst_keras import images
 
     if not images.is_url(source) and not os.path.exists(source):
         raise UsageError(f"the {label} does not exist: {source}")
     try:
-        return images.load_image(source, height)
+        return images.load_image(source, height, **resize)
     except Exception as error:  # Pillow raises many kinds; each means "cannot read".
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise UsageError(f"cannot read the {label} {source}: {reason}") from None

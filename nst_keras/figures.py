@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -493,6 +492,7 @@ class FigureRun:
         from nst_keras import run
         from nst_keras.errors import StyleTransferError
         from nst_keras.images import save_image
+        from nst_keras.record import write_json, write_plot
 
         args, spec, base, out = self.args, self.spec, self.base, self.out
         self.paths = paths or _download_images(spec)
@@ -519,6 +519,7 @@ class FigureRun:
             save_image(os.path.join(out, image_file), result.image)
             record = panel_record(spec, panel, config, result, image_file, base)
             write_json(os.path.join(out, f"{panel.name}.json"), record)
+            write_plot(os.path.join(out, f"{panel.name}-loss.png"), result)
             self.records.append(record)
             self.done[panel.name] = image_file
             console.say(args.quiet, f"    loss {result.loss:.4g} (content {result.content_loss:.3g}"
@@ -542,6 +543,8 @@ class FigureRun:
         total = len(self.generated)
         if stopped and not self.done:
             return f"no panel was finished, nothing saved in {out}/"
+        from nst_keras.record import write_json
+
         render_grid(spec, out, self.done, self.loaded, grid, note=grid_note(self.base, spec))
         write_json(os.path.join(out, f"figure{spec.number}.json"), {
             "figure": spec.number,
@@ -572,11 +575,9 @@ class FigureRun:
 
 
 def panel_record(spec, panel, config, result, image_file, base) -> dict:
-    """The JSON record of one generated panel."""
-    settings = dataclasses.asdict(config)
-    for key, value in settings.items():
-        if isinstance(value, tuple):
-            settings[key] = list(value)
+    """The JSON record of one generated panel: the run's record plus where it sits."""
+    from nst_keras.record import run_record
+
     alpha, beta = config.content_weight, config.style_weight
     return {
         "figure": spec.number,
@@ -585,36 +586,14 @@ def panel_record(spec, panel, config, result, image_file, base) -> dict:
         "row": panel.row,
         "col": panel.col,
         "image": image_file,
-        "size": [int(result.image.shape[0]), int(result.image.shape[1])],
         "content_image": panel.content,
         "style_image": panel.style,
         "paper_alpha_over_beta": panel.ratio,
         "alpha_over_beta": (alpha / beta) if (panel.ratio is not None and beta) else None,
         "beta_scale": beta_scale(base),
-        "settings": settings,
-        "loss": result.loss,
-        "content_loss": result.content_loss,
-        "style_loss": result.style_loss,
-        "tv_loss": result.tv_loss,
-        "layer_losses": dict(result.layer_losses),
-        "iterations": result.iterations,
-        "evaluations": result.evaluations,
-        "seconds": round(result.seconds, 3),
-        "setup_seconds": round(result.setup_seconds, 3),
-        "stop_reason": result.stop_reason,
-        "device": result.device,
-        "precision": result.precision,
-        "hardware": result.hardware,
+        **run_record(result, inputs={"content": panel.content, "style": panel.style},
+                     output=image_file),
     }
-
-
-def write_json(path: str, data) -> None:
-    """Writes `data` as JSON atomically (see `images.atomic_write`)."""
-    from nst_keras.images import atomic_write
-
-    with atomic_write(path, "w") as f:
-        json.dump(data, f, indent=2, ensure_ascii=False)
-        f.write("\n")
 
 
 #: Grid geometry, in pixels of the PNG (at DPI dots per inch).

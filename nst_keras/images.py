@@ -164,18 +164,22 @@ def resize_to_height(image: Image.Image, height: int) -> Image.Image:
     return image.resize((width, height), Image.LANCZOS)
 
 
-def load_image(source: ImageSource, height: int = None) -> np.ndarray:
-    """Loads `source` as an RGB uint8 array, resized to `height` if given.
+def load_image(source: ImageSource, height: int = None, *, size=None) -> np.ndarray:
+    """Loads `source` as an RGB uint8 array, resized to `height` or to `size` if given.
 
     Args:
         source: See `open_image`.
-        height: Target height in pixels; `None` keeps the size.
+        height: Target height in pixels, the width following the aspect ratio; `None`
+            keeps the size.
+        size: (width, height) to resize to exactly (Lanczos), ignoring the aspect ratio.
 
     Returns:
         A (H, W, 3) uint8 array.
     """
     image = open_image(source)
-    if height is not None:
+    if size is not None:
+        image = image.resize(tuple(size), Image.LANCZOS)
+    elif height is not None:
         image = resize_to_height(image, height)
     return np.asarray(image, dtype=np.uint8).copy()
 

@@ -9,6 +9,10 @@ available wherever the book and the paper differ:
 * `"paper"` (Gatys et al. 2015/2016, eq. 1 and 4): content loss 1/2 * sum((F - P)**2);
   style loss per layer 1 / (4 * N_l**2 * M_l**2) * sum((G - A)**2), with N_l the layer's
   channels and M_l its height times width.
+
+A third, `"jcjohnson"` (jcjohnson/neural-style's `nn.MSECriterion` losses), makes its preset
+reproducible: content loss mean((F - P)**2); style loss mean((G/(N_l M_l) - A/(N_l M_l))**2)
+over the N_l x N_l entries, i.e. sum((G - A)**2) / (N_l**2 * (N_l * M_l)**2).
 """
 
 from __future__ import annotations
@@ -21,26 +25,31 @@ from nst_keras.config import NORMALIZATIONS, TV_EDGES
 def _check_normalization(normalization):
     if normalization not in NORMALIZATIONS:
         raise ValueError(
-            f"`normalization` must be 'book' or 'paper'. Received: normalization={normalization!r}"
+            f"`normalization` must be one of {', '.join(NORMALIZATIONS)}. "
+            f"Received: normalization={normalization!r}"
         )
 
 
 def content_loss(base, combination, *, normalization="book"):
     """Squared error between the content features and the generated image's features.
 
-    book:  L = sum((combination - base)**2)
-    paper: L = 1/2 * sum((combination - base)**2)
+    book:      L = sum((combination - base)**2)
+    paper:     L = 1/2 * sum((combination - base)**2)
+    jcjohnson: L = mean((combination - base)**2)
 
     Args:
         base: Features of the content ("base") image, any shape.
         combination: Features of the generated image, the same shape.
-        normalization: `"book"` or `"paper"`.
+        normalization: `"book"`, `"paper"` or `"jcjohnson"`.
 
     Returns:
-        A scalar tensor.
+        A scalar float32 tensor.
     """
     _check_normalization(normalization)
-    loss = tf.reduce_sum(tf.square(tf.cast(combination, tf.float32) - tf.cast(base, tf.float32)))
+    squared = tf.square(tf.cast(combination, tf.float32) - tf.cast(base, tf.float32))
+    if normalization == "jcjohnson":
+        return tf.reduce_mean(squared)
+    loss = tf.reduce_sum(squared)
     return 0.5 * loss if normalization == "paper" else loss
 
 
@@ -119,7 +128,8 @@ def style_normalizer(features_shape, image_shape, normalization="book"):
     Args:
         features_shape: Shape of the generated image's features, (..., h, w, C).
         image_shape: (H, W) of the generated image.
-        normalization: `"book"` -> (3, H*W); `"paper"` -> (C, h*w).
+        normalization: `"book"` -> (3, H*W); `"paper"` -> (C, h*w); `"jcjohnson"` ->
+            (C, C * h*w / 2): 4 N^2 M^2 is then C^2 (C h w)^2, its divisor.
 
     Returns:
         A tuple (channels, positions) of Python ints.
@@ -128,14 +138,17 @@ def style_normalizer(features_shape, image_shape, normalization="book"):
     h, w, c = (int(d) for d in features_shape[-3:])
     if normalization == "book":
         return 3, int(image_shape[0]) * int(image_shape[1])
+    if normalization == "jcjohnson":
+        return c, c * h * w / 2
     return c, h * w
 
 
 def style_loss(style, combination, *, normalization="book", image_shape=None):
     """Squared error between the Gram matrices of the style and generated features.
 
-    book:  L = sum((S - C)**2) / (4 * 3**2 * (H*W)**2), H and W the *image's* size
-    paper: L = sum((G - A)**2) / (4 * N_l**2 * M_l**2), N_l channels, M_l = h_l*w_l
+    book:      L = sum((S - C)**2) / (4 * 3**2 * (H*W)**2), H and W the *image's* size
+    paper:     L = sum((G - A)**2) / (4 * N_l**2 * M_l**2), N_l channels, M_l = h_l*w_l
+    jcjohnson: L = sum((G - A)**2) / (N_l**2 * (N_l * M_l)**2)
 
     S (or A) is the style image's Gram matrix, rescaled to the generated features' number
     of positions when the two differ in size (see `scaled_gram_matrix`). The objective
@@ -145,7 +158,7 @@ def style_loss(style, combination, *, normalization="book", image_shape=None):
         style: Features of the style ("reference") image, (h', w', C) or (1, h', w', C);
             or its Gram matrix already on the combination's scale, (C, C).
         combination: Features of the generated image, (h, w, C) or (1, h, w, C).
-        normalization: `"book"` or `"paper"`.
+        normalization: `"book"`, `"paper"` or `"jcjohnson"`.
         image_shape: (H, W) of the generated image; required for `"book"`.
 
     Returns:

@@ -90,30 +90,105 @@ class Problem:
 def initial_image(content_rgb, style_rgb, init, seed):
     """The starting image, RGB float32 (H, W, 3) at the content's size.
 
-    `"noise"` is white noise: every pixel and channel uniform in [0, 255].
+    Args:
+        content_rgb: The content image, RGB uint8.
+        style_rgb: The (first) style image, RGB uint8.
+        init: `"content"`; `"noise"`: white noise, every pixel and channel uniform in
+            [0, 255]; `"style"`: the style image stretched to the content's size; `"mean"`:
+            the ImageNet mean colour plus N(0, 0.001) noise (jcjohnson/neural-style's
+            `-init random`, which draws its noise in the mean-subtracted space); or the path
+            or URL of an image, stretched to the content's size.
+        seed: Seeds the noise.
     """
+    from PIL import Image
+
+    size = (content_rgb.shape[1], content_rgb.shape[0])
+    rng = np.random.default_rng(seed)
     if init == "content":
         return content_rgb.astype(np.float32)
+    if init == "noise":
+        return rng.uniform(0.0, 255.0, size=content_rgb.shape).astype(np.float32)
+    if init == "mean":
+        mean_rgb = images_lib.IMAGENET_MEAN_BGR[::-1]
+        return (mean_rgb + rng.normal(0.0, 0.001, size=content_rgb.shape)).astype(np.float32)
     if init == "style":
-        from PIL import Image
+        return np.asarray(Image.fromarray(style_rgb).resize(size, Image.LANCZOS), np.float32)
+    return images_lib.load_image(init, size=size).astype(np.float32)
 
-        size = (content_rgb.shape[1], content_rgb.shape[0])
-        return np.asarray(
-            Image.fromarray(style_rgb).resize(size, Image.LANCZOS), dtype=np.float32
+
+def style_heights(config: StyleConfig, count: int) -> list:
+    """The height each of `count` style images is resized to (`"aspect"` resizing).
+
+    Raises:
+        ValueError: If `style_scale` has neither one value nor one per style.
+    """
+    if config.style_scale is None:
+        return [config.style_height or config.height] * count
+    scales = config.style_scale
+    if len(scales) not in (1, count):
+        raise ValueError(
+            f"`style_scale` needs one value or one per style ({count}). "
+            f"Received: style_scale={scales!r}"
         )
-    rng = np.random.default_rng(seed)
-    return rng.uniform(0.0, 255.0, size=content_rgb.shape).astype(np.float32)
+    scales = scales * count if len(scales) == 1 else scales
+    return [max(1, round(s * config.height)) for s in scales]
+
+
+def blend_weights(config: StyleConfig, count: int) -> list:
+    """Each style's share of the style target, summing to 1 (equal by default).
+
+    Raises:
+        ValueError: If `style_blend_weights` does not have one weight per style.
+    """
+    if config.style_blend_weights is None:
+        return [1.0 / count] * count
+    weights = config.style_blend_weights
+    if len(weights) != count:
+        raise ValueError(
+            f"`style_blend_weights` needs one weight per style ({count}). "
+            f"Received: style_blend_weights={weights!r}"
+        )
+    return [w / sum(weights) for w in weights]
+
+
+def as_list(styles) -> list:
+    """One style source, or a list or tuple of them, as a list."""
+    return list(styles) if isinstance(styles, (list, tuple)) else [styles]
+
+
+def style_sizes(config: StyleConfig, count: int, content_hw) -> list:
+    """How each of `count` style images is resized: `load_image` keyword arguments.
+
+    `"stretch"` resizes to the content's size exactly (the book, keras-io); otherwise each
+    keeps its aspect ratio at `style_scale` x the height, or `style_height`, or the height.
+
+    Raises:
+        ValueError: If `style_scale` has neither one value nor one per style.
+    """
+    if config.style_resize == "stretch":
+        return [{"size": (content_hw[1], content_hw[0])}] * count
+    return [{"height": h} for h in style_heights(config, count)]
 
 
 def prepare(content, style, config: StyleConfig):
-    """Loads and resizes the two images as the config says.
+    """Loads and resizes the content and style images as the config says.
+
+    Args:
+        content: The content image (path, URL, array, PIL image).
+        style: A style image, or a list of them.
+        config: The sizes (`height`, `style_height`, `style_scale`, `style_resize`).
 
     Returns:
-        (content_rgb, style_rgb): RGB uint8 arrays.
+        (content_rgb, style_rgbs): an RGB uint8 array and a list of them.
+
+    Raises:
+        ValueError: If `style_scale` or `style_blend_weights` does not fit the styles.
     """
+    styles = as_list(style)
+    blend_weights(config, len(styles))  # Checked before any image is read.
     content_rgb = images_lib.load_image(content, config.height)
-    style_rgb = images_lib.load_image(style, config.style_height or config.height)
-    return content_rgb, style_rgb
+    sizes = style_sizes(config, len(styles), content_rgb.shape[:2])
+    return content_rgb, [images_lib.load_image(s, **k) for s, k in zip(styles, sizes)]
 
 
 def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=None) -> Problem:
@@ -121,7 +196,8 @@ def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=Non
 
     Args:
         content_rgb: The content image, RGB uint8 (H, W, 3) at the generated image's size.
-        style_rgb: The style image, RGB uint8 (h, w, 3).
+        style_rgb: The style image, RGB uint8 (h, w, 3), or a list of them (each its own
+            size), blended by `config.style_blend_weights`.
         config: The settings.
         feature_model: A model from `build_feature_model` whose outputs include the
             config's layers, to use instead of the process's cached one.
@@ -130,13 +206,16 @@ def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=Non
         A `Problem`.
 
     Raises:
-        ValueError: If `--device gpu` is asked for and there is none.
+        ValueError: If `--device gpu` is asked for and there is none, or the blend weights
+            do not fit the styles.
         OutOfMemoryError: If the image is too large for the memory (see
             `runtime.check_memory`).
     """
     from nst_keras import features, objective, runtime
 
     start = time.perf_counter()
+    style_rgbs = as_list(style_rgb)
+    blend = blend_weights(config, len(style_rgbs))
     device = runtime.resolve_device(config.device)
     precision = runtime.resolve_precision(config.precision, device)
     terms = objective.make_terms(config)
@@ -150,8 +229,9 @@ def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=Non
                 layers, model=config.model, weights=config.weights, pooling=config.pooling,
                 precision=precision, device=device, seed=config.seed,
             )
-        built = objective.build_objective(feature_model, terms, content_rgb, [style_rgb], config)
-        x0 = images_lib.preprocess(initial_image(content_rgb, style_rgb, config.init,
+        built = objective.build_objective(feature_model, terms, content_rgb, style_rgbs, config,
+                                          blend)
+        x0 = images_lib.preprocess(initial_image(content_rgb, style_rgbs[0], config.init,
                                                  config.seed))
         built(x0)  # Trace now (once per size), not on the clock of the run.
     bounds = images_lib.pixel_bounds(x0.shape) if config.bounds else None
@@ -163,7 +243,7 @@ def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=Non
 
 
 def solve(problem: Problem, callback: Optional[Callable[[Progress], None]] = None) -> Result:
-    """Runs L-BFGS-B on a `Problem` and returns a `Result`.
+    """Runs the config's optimiser on a `Problem` and returns a `Result`.
 
     Raises:
         NonFiniteLossError, OutOfMemoryError, Interrupted: With the best image so far.
@@ -175,8 +255,15 @@ def solve(problem: Problem, callback: Optional[Callable[[Progress], None]] = Non
     monitor = solvers.Monitor(problem.objective, weights, problem.x0.shape, config.max_evals,
                               callback)
     with runtime.device_scope(problem.device):
-        outcome = solvers.lbfgs(monitor, problem.x0, iterations=config.iterations,
-                                bounds=problem.bounds)
+        if config.optimizer == "lbfgs":
+            outcome = solvers.lbfgs(monitor, problem.x0, iterations=config.iterations,
+                                    bounds=problem.bounds, memory=config.lbfgs_memory)
+        else:
+            optimizer = solvers.keras_optimizer(config.optimizer, config.learning_rate,
+                                                config.lr_decay, config.lr_decay_steps)
+            outcome = solvers.gradient_descent(monitor, problem.x0, optimizer=optimizer,
+                                               iterations=config.iterations,
+                                               bounds=problem.bounds)
     best = outcome.best
     return Result(
         image=images_lib.deprocess(outcome.x),
@@ -212,7 +299,8 @@ def transfer_style(
 
     Args:
         content: The content image: a path, an http(s) URL, an RGB array or a PIL image.
-        style: The style image, likewise.
+        style: The style image, likewise, or a list of them (blended by
+            `style_blend_weights`, equal by default).
         config: A `StyleConfig`; defaults to the book's settings.
         callback: Called with a `Progress` after every iteration.
         **settings: Fields of `StyleConfig` that override `config`'s.

@@ -4,7 +4,7 @@
 seen, the history, and the rules for a non-finite loss, running out of memory and Ctrl-C.
 An optimiser asks it to evaluate points and tells it when an iteration ends; it reports
 progress to the callback as frozen `Progress` records. `lbfgs` drives SciPy's L-BFGS-B
-with it; a second optimiser reuses it unchanged.
+with it, and `gradient_descent` Keras' Adam or SGD, with the same monitor unchanged.
 """
 
 from __future__ import annotations
@@ -261,4 +261,65 @@ def lbfgs(monitor: Monitor, x0: np.ndarray, *, iterations: int,
         )
         task = info.get("task", "")
         stop_reason = task.decode() if isinstance(task, bytes) else str(task)
+    return monitor.outcome(stop_reason)
+
+
+def keras_optimizer(name: str, learning_rate: float, decay: float = 1.0, decay_steps: int = 100):
+    """Keras' Adam or SGD, its learning rate decayed by `decay` every `decay_steps` steps.
+
+    Args:
+        name: `"adam"` or `"sgd"`.
+        learning_rate: The initial step size, in pixel units (0-255).
+        decay: Multiplies the learning rate every `decay_steps` steps (smoothly, as Keras'
+            `ExponentialDecay`); 1 keeps it constant.
+        decay_steps: See `decay`.
+
+    Raises:
+        ValueError: If the name is unknown.
+    """
+    import keras
+
+    if name not in ("adam", "sgd"):
+        raise ValueError(f"`name` must be adam or sgd. Received: name={name!r}")
+    schedule = learning_rate
+    if decay != 1.0:
+        schedule = keras.optimizers.schedules.ExponentialDecay(
+            initial_learning_rate=learning_rate, decay_steps=decay_steps, decay_rate=decay
+        )
+    return keras.optimizers.Adam(schedule) if name == "adam" else keras.optimizers.SGD(schedule)
+
+
+def gradient_descent(monitor: Monitor, x0: np.ndarray, *, optimizer, iterations: int,
+                     bounds: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> Outcome:
+    """Minimises with a Keras optimiser (Adam, SGD) on a variable holding the image.
+
+    One evaluation per step. With `bounds`, every step is projected back into the box
+    (clipped), so every point evaluated is a valid image, as with L-BFGS-B.
+
+    Args:
+        monitor: The run's `Monitor` (objective, budget, callback).
+        x0: The preprocessed starting image, (1, H, W, 3).
+        optimizer: A Keras optimiser, e.g. from `keras_optimizer`.
+        iterations: Most steps.
+        bounds: (lower, upper) arrays of x0's shape, or None.
+
+    Returns:
+        An `Outcome`.
+
+    Raises:
+        NonFiniteLossError, OutOfMemoryError, Interrupted: See `Monitor.rules`.
+    """
+    import tensorflow as tf
+
+    x = tf.Variable(np.asarray(x0, dtype=np.float32), name="image")
+    box = None if bounds is None else [tf.constant(b, tf.float32) for b in bounds]
+    stop_reason = f"max_evals reached ({monitor.max_evals})"
+    with monitor.rules():
+        for _ in range(iterations):
+            _, grad = monitor.evaluate(x.numpy())
+            optimizer.apply_gradients([(tf.constant(grad, tf.float32), x)])
+            if box is not None:
+                x.assign(tf.clip_by_value(x, box[0], box[1]))
+            monitor.end_iteration()
+        stop_reason = f"iterations reached ({iterations})"
     return monitor.outcome(stop_reason)

@@ -147,7 +147,7 @@ def test_a_quiet_run_prints_nothing_and_a_plain_run_names_its_precision(image_fi
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
     assert not [line for line in lines if line.startswith(("I0000", "E0000", "WARNING: All"))]
-    assert any(line.startswith("Running in float32 on CPU") for line in lines)
+    assert any(line.startswith("Running lbfgs in float32 on CPU") for line in lines)
     assert "in float32 (" in lines[-1] and lines[-1].startswith("Wrote")
 
 

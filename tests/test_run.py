@@ -227,8 +227,10 @@ def test_progress_and_result_reprs_leave_the_image_out(content_rgb, style_rgb, t
 def test_invalid_settings_are_refused(content_rgb, style_rgb):
     with pytest.raises(ValueError, match="Received: style_weight=-1"):
         run.transfer_style(content_rgb, style_rgb, weights=None, style_weight=-1)
-    with pytest.raises(ValueError, match="Received: init='zeros'"):
-        StyleConfig(init="zeros")
+    with pytest.raises(ValueError, match="Received: init=''"):
+        StyleConfig(init="")
+    with pytest.raises(OSError):  # Not a named start: the path of an image, and there is none.
+        run.transfer_style(content_rgb, style_rgb, weights=None, init="zeros", max_evals=2)
     with pytest.raises(ValueError, match="Received: precision='float16'"):
         StyleConfig(precision="float16")
 
