@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 
 from nst_keras import __version__
 from nst_keras.config import (
+    COLOR_MODES,
     DEVICES,
     INITS,
     MODELS,
@@ -88,6 +89,14 @@ def build_parser(defaults: StyleConfig = DEFAULTS, preset_name: str = "book"
                     help="where to write the result (.png, .jpg, .webp, ...)")
     io.add_argument("--height", type=positive_int, default=d.height,
                     help="height of the result in pixels; the width keeps the content's aspect")
+    io.add_argument("--style-mask", dest="style_masks", nargs="+", default=None,
+                    metavar="MASK", help="one mask per style: white where that style applies, "
+                                         "grey blends; resized to the content (same aspect "
+                                         "ratio); where no mask reaches, content only")
+    io.add_argument("--preserve-color", choices=COLOR_MODES, default=d.preserve_color,
+                    help="keep the content's colours: luminance (transfer on luminance only), "
+                         "histogram (recolour the style first), swap (put the content's colour "
+                         "back after)")
     io.add_argument("--style-height", type=positive_int, default=d.style_height,
                     help="height the style images are resized to (default: the same as --height)")
     io.add_argument("--style-scale", nargs="+", type=positive_float, default=d.style_scale,
@@ -142,6 +151,13 @@ def build_parser(defaults: StyleConfig = DEFAULTS, preset_name: str = "book"
                      help="see --lr-decay")
     run.add_argument("--lbfgs-memory", type=positive_int, default=d.lbfgs_memory,
                      help="correction pairs L-BFGS keeps")
+    run.add_argument("--scales", type=positive_int, default=d.scales,
+                     help="coarse to fine: optimise at this many sizes, halving from --height "
+                          "(or from --start-height), each stage starting from the last; the "
+                          "evaluations are split equally")
+    run.add_argument("--start-height", type=positive_int, default=d.start_height,
+                     help="coarse to fine: the first stage's height (stages double up to "
+                          "--height unless --scales is given)")
     run.add_argument("--bounds", action=argparse.BooleanOptionalAction, default=d.bounds,
                      help="keep every pixel in 0-255 while optimising (the book clips only "
                           "when saving)")
@@ -237,6 +253,16 @@ def check_inputs(args, config: StyleConfig) -> None:
         run.style_heights(config, count)
     except ValueError as error:
         raise UsageError(f"{_as_option(str(error))} for {count} style image(s)") from None
+    for number, mask in enumerate(args.style_masks or [], start=1):
+        if not images.is_url(mask) and not os.path.isfile(mask):
+            raise UsageError(f"style mask {number} does not exist: {mask}")
+    if args.style_masks is not None:
+        if len(args.style_masks) != count:
+            raise UsageError(f"give one --style-mask per style ({count}). Received: "
+                             f"{len(args.style_masks)} mask(s)")
+        if config.style_blend_weights is not None:
+            raise UsageError("--style-mask and --style-blend-weights do not combine: each "
+                             "masked region takes its own style at the full weight")
     if config.init not in INITS and not images.is_url(config.init) and not os.path.isfile(
             config.init):
         raise UsageError(
@@ -329,6 +355,7 @@ def _load_inputs(args, config):
             raise
     for warning in caught:
         say(args.quiet, f"{PROG}: warning: {str(warning.message).splitlines()[0]}")
+    masks = _load_masks(args, config, content_rgb, len(style_rgbs))
     smallest = minimum_size(config.content_layers + config.style_layers, config.model)
     for role, rgb in [("content", content_rgb)] + [("style", s) for s in style_rgbs]:
         if min(rgb.shape[:2]) < smallest:
@@ -336,22 +363,52 @@ def _load_inputs(args, config):
                 f"the {role} image is {rgb.shape[1]}x{rgb.shape[0]} after resizing; the layers "
                 f"used need at least {smallest}x{smallest} pixels"
             )
-    return content_rgb, style_rgbs, {"content": content, "styles": styles}
+    try:
+        run.checked_stage_heights(config, content_rgb.shape[:2])
+        run.stage_budgets(config.max_evals, len(run.stage_heights(config)))
+    except ValueError as error:
+        raise UsageError(_as_option(str(error))) from None
+    return content_rgb, style_rgbs, masks, {"content": content, "styles": styles,
+                                            "style_masks": args.style_masks}
+
+
+def _load_masks(args, config, content_rgb, count):
+    """The `--style-mask` images as arrays at the content's size, each error a usage error."""
+    from nst_keras import images, run
+
+    if args.style_masks is None:
+        return None
+    opened = []
+    for number, source in enumerate(args.style_masks, start=1):
+        try:
+            opened.append(images.open_image(source))
+        except Exception as error:  # Pillow raises many kinds; each means "cannot read".
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise UsageError(f"cannot read style mask {number} {source}: {reason}") from None
+    try:
+        return run.load_masks(opened, content_rgb.shape[:2], count, config)
+    except ValueError as error:
+        raise UsageError(str(error).replace("Received: mask", "Received: --style-mask")) from None
 
 
 def _run(args, config: StyleConfig, argv) -> int:
     from nst_keras import run
     from nst_keras.images import save_image
 
-    content_rgb, style_rgbs, sources = _load_inputs(args, config)
+    content_rgb, style_rgbs, masks, sources = _load_inputs(args, config)
     if config.init not in INITS:  # Read it now: a bad file is a usage error, not a crash.
         read_image("init image", config.init)
     say(args.quiet, f"Building {config.model} ({config.weights or 'random weights'}) and the "
                     f"targets at {content_rgb.shape[1]}x{content_rgb.shape[0]} ...")
+
     with weights_errors_as_usage(config):
-        problem = run.build_problem(content_rgb, style_rgbs, config)
-    say(args.quiet, f"Running {config.optimizer} in {problem.precision} on {problem.hardware}; "
-                    f"at most {config.max_evals} evaluations.")
+        run.load_model(config)  # Built and cached here, so weights errors are usage errors.
+
+    def on_stage(stage, stages, problem):
+        size = f"{problem.x0.shape[2]}x{problem.x0.shape[1]}"
+        where = f"stage {stage}/{stages} at {size}, " if stages > 1 else ""
+        bar.write(f"Running {config.optimizer} in {problem.precision} on {problem.hardware}; "
+                  f"{where}at most {problem.config.max_evals} evaluations.")
 
     def save_every(progress):
         if args.save_every and progress.iteration % args.save_every == 0:
@@ -359,7 +416,8 @@ def _run(args, config: StyleConfig, argv) -> int:
             save_image(f"{stem}-iter{progress.iteration:04d}{extension}", progress.image)
 
     with ProgressBar(args.quiet, config.max_evals, on_progress=save_every) as bar:
-        result = run.solve(problem, callback=bar)
+        result = run.run_stages(content_rgb, style_rgbs, config, callback=bar,
+                                on_stage=on_stage, masks=masks)
     save_image(args.output, result.image)
     say(args.quiet, f"Wrote {args.output}: loss {result.loss:.6g} (content "
                     f"{result.content_loss:.4g}, style {result.style_loss:.4g}, tv "

@@ -22,6 +22,8 @@ NORMALIZATIONS = ("book", "paper", "jcjohnson")
 #: Named starting images; any other `init` is the path or URL of an image.
 INITS = ("content", "noise", "style", "mean")
 OPTIMIZERS = ("lbfgs", "adam", "sgd")
+#: `preserve_color` modes (see `nst_keras.color`).
+COLOR_MODES = ("luminance", "histogram", "swap")
 STYLE_RESIZES = ("aspect", "stretch")
 MODELS = ("vgg19", "vgg16")
 POOLINGS = ("max", "avg")
@@ -72,6 +74,16 @@ class StyleConfig:
             (smoothly, as Keras' `ExponentialDecay`); 1 keeps it constant.
         lr_decay_steps: See `lr_decay`.
         lbfgs_memory: Correction pairs L-BFGS keeps (SciPy's and the book's 10).
+        preserve_color: Keep the content's colours (Gatys et al. 2017): `"luminance"`
+            (style transfer on luminance only, recombined with the content's chroma),
+            `"histogram"` (the style images recoloured to the content's colour mean and
+            covariance first), `"swap"` (the content's chroma put back afterwards); None
+            (default) transfers the style's colours too.
+        scales: Coarse-to-fine: optimise at this many sizes, each stage starting from the
+            previous one's image upsampled (Gatys et al. 2017); 1 is a single size. The sizes
+            double up to `height` unless `start_height` is given.
+        start_height: The first stage's height (coarse-to-fine); with `scales` 1 (or
+            unset), as many stages as doublings from it reach `height`.
         model: `"vgg19"` (book, paper) or `"vgg16"`.
         weights: `"imagenet"`, `None` (random initialisation, for tests) or the path of a
             weights file for the `include_top=False` model (the Keras convention).
@@ -109,6 +121,9 @@ class StyleConfig:
     lr_decay: float = 1.0
     lr_decay_steps: int = 100
     lbfgs_memory: int = 10
+    preserve_color: Optional[str] = None
+    scales: int = 1
+    start_height: Optional[int] = None
     model: str = "vgg19"
     weights: Optional[str] = "imagenet"
     pooling: str = "max"
@@ -184,10 +199,23 @@ class StyleConfig:
                 raise ValueError(
                     f"`{name}` must be one of {', '.join(allowed)}. Received: {name}={value!r}"
                 )
-        for name in ("height", "iterations", "max_evals", "lr_decay_steps", "lbfgs_memory"):
+        for name in ("height", "iterations", "max_evals", "lr_decay_steps", "lbfgs_memory",
+                     "scales"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
+        if self.preserve_color is not None and self.preserve_color not in COLOR_MODES:
+            raise ValueError(
+                f"`preserve_color` must be None or one of {', '.join(COLOR_MODES)}. "
+                f"Received: preserve_color={self.preserve_color!r}"
+            )
+        if self.start_height is not None and (
+            not isinstance(self.start_height, int) or not 1 <= self.start_height <= self.height
+        ):
+            raise ValueError(
+                f"`start_height` must be an integer from 1 to height ({self.height}). "
+                f"Received: start_height={self.start_height!r}"
+            )
         if self.style_height is not None and (
             not isinstance(self.style_height, int) or self.style_height < 1
         ):

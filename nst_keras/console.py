@@ -202,7 +202,8 @@ class ProgressBar:
 
     def __call__(self, progress):
         if self.bar is not None:
-            self.bar.set_description(f"iteration {progress.iteration}")
+            stage = f"stage {progress.stage}/{progress.stages}, " if progress.stages > 1 else ""
+            self.bar.set_description(f"{stage}iteration {progress.iteration}")
             # An ordered mapping: tqdm sorts keyword arguments alphabetically.
             self.bar.set_postfix({
                 "loss": f"{progress.loss:.4g}", "content": f"{progress.content_loss:.3g}",
@@ -211,6 +212,11 @@ class ProgressBar:
             self.bar.update(min(progress.evaluations, self.bar.total) - self.bar.n)
         if self.on_progress is not None:
             self.on_progress(progress)
+
+    def write(self, message: str) -> None:
+        """Prints a line above the bar (nothing when quiet)."""
+        if self.bar is not None:
+            self.bar.write(message, file=sys.stderr)
 
     def __enter__(self):
         return self

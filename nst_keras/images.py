@@ -184,6 +184,25 @@ def load_image(source: ImageSource, height: int = None, *, size=None) -> np.ndar
     return np.asarray(image, dtype=np.uint8).copy()
 
 
+def load_mask(source: ImageSource, size) -> np.ndarray:
+    """Loads a mask as float32 (H, W) in [0, 1]: its luminance, white = 1, resized to `size`.
+
+    Args:
+        source: See `open_image` (any mode; colour masks count by their luminance).
+        size: (width, height) to resize to (Lanczos, clipped back to [0, 1]).
+
+    Returns:
+        A (height, width) float32 array.
+    """
+    if isinstance(source, np.ndarray) and source.ndim == 2 and source.dtype.kind == "f":
+        image = Image.fromarray(np.asarray(source, np.float32) * 255.0, mode="F")
+    else:
+        image = open_image(source).convert("L")
+        image = Image.fromarray(np.asarray(image, np.float32), mode="F")
+    resized = np.asarray(image.resize(tuple(size), Image.LANCZOS), np.float32) / 255.0
+    return np.clip(resized, 0.0, 1.0)
+
+
 def preprocess(rgb: np.ndarray) -> np.ndarray:
     """'caffe' preprocessing for VGG: RGB to BGR, ImageNet mean subtracted, no scaling.
 

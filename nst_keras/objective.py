@@ -31,24 +31,29 @@ class Term:
     """One weighted term of the loss.
 
     Attributes:
-        name: Unique name: `content/<layer>`, `style/<layer>` or `tv`.
+        name: Unique name: `content/<layer>`, `style/<layer>`, `style/<k>/<layer>` (the k-th
+            style, from 1, within its mask) or `tv`.
         kind: `"content"`, `"style"` or `"tv"`.
         layer: The Keras layer name (None for `tv`).
         weight: The term's weight in the total loss.
+        region: For a style term with masks: the index of its style and mask (from 0);
+            None for a style term over the whole image (the styles' blended target).
     """
 
     name: str
     kind: str
     layer: Optional[str]
     weight: float
+    region: Optional[int] = None
 
 
-def make_terms(config: StyleConfig) -> Tuple[Term, ...]:
+def make_terms(config: StyleConfig, regions: int = 0) -> Tuple[Term, ...]:
     """The terms a config asks for: its content layers, style layers and total variation.
 
     The content weight is shared equally by the content layers, and the style weight by the
     style layers (the book has one content layer; the paper's w_l = 1/5 for five style
-    layers). Duplicate layers count once.
+    layers). Duplicate layers count once. With `regions` masked styles, each style has its
+    own style terms at the full style weight, each within its region (Gatys et al. 2017).
     """
     from nst_keras.features import resolve_layer_name
 
@@ -56,7 +61,12 @@ def make_terms(config: StyleConfig) -> Tuple[Term, ...]:
     style = list(dict.fromkeys(resolve_layer_name(n, config.model) for n in config.style_layers))
     terms = [Term(f"content/{n}", "content", n, config.content_weight / len(content))
              for n in content]
-    terms += [Term(f"style/{n}", "style", n, config.style_weight / len(style)) for n in style]
+    if regions:
+        terms += [Term(f"style/{k + 1}/{n}", "style", n, config.style_weight / len(style), k)
+                  for k in range(regions) for n in style]
+    else:
+        terms += [Term(f"style/{n}", "style", n, config.style_weight / len(style))
+                  for n in style]
     terms.append(Term("tv", "tv", None, config.tv_weight))
     return tuple(terms)
 
@@ -66,7 +76,8 @@ def term_layers(terms: Sequence[Term]) -> Tuple[str, ...]:
     return tuple(dict.fromkeys(t.layer for t in terms if t.layer is not None))
 
 
-def compute_targets(feature_model, terms, content_x, style_xs, image_hw, blend=None):
+def compute_targets(feature_model, terms, content_x, style_xs, image_hw, blend=None,
+                    masks=None):
     """The targets of the content and style terms, computed once.
 
     Args:
@@ -77,13 +88,19 @@ def compute_targets(feature_model, terms, content_x, style_xs, image_hw, blend=N
         style_xs: Preprocessed style images, a list of (1, h, w, 3) arrays (each its own size).
         image_hw: (H, W) of the generated image.
         blend: Weight of each style image (summing to 1); equal when None.
+        masks: For terms with a region: one (H, W) float array in [0, 1] per style, at the
+            generated image's size.
 
     Returns:
         A dict: term name -> the content features (h, w, C) or the style Gram target (C, C),
         float32. A style target is the blend of the style images' Gram matrices, each
         rescaled to the generated image's number of positions at that layer (see
         `losses.scaled_gram_matrix`). Blending Gram matrices linearly is blending the
-        styles' second moments, which is what the style loss compares.
+        styles' second moments, which is what the style loss compares. A masked term's
+        target is its own style's Gram matrix rescaled to the region's weight, sum(m_l**2)
+        over the layer's positions, and `name#mask` holds m_l, the mask box-filtered to the
+        layer's size, (h, w, 1): the guided Gram matrix (F * m_l)^T (F * m_l) of the
+        generated image is then compared with it.
     """
     import tensorflow as tf
 
@@ -97,7 +114,16 @@ def compute_targets(feature_model, terms, content_x, style_xs, image_hw, blend=N
         features = features_of(feature_model, tf.constant(content_x))
         for term in content_terms:
             targets[term.name] = tf.cast(features[term.layer][0], tf.float32)
-    if style_terms:
+    if style_terms and style_terms[0].region is not None:
+        for k, style_x in enumerate(style_xs):
+            features = features_of(feature_model, tf.constant(style_x))
+            for term in (t for t in style_terms if t.region == k):
+                h, w, _ = layer_shape(term.layer, *image_hw)
+                mask = _mask_at(masks[k], h, w)
+                targets[term.name] = scaled_gram_matrix(features[term.layer][0],
+                                                        float(np.sum(mask ** 2)))
+                targets[term.name + "#mask"] = tf.constant(mask[..., None], tf.float32)
+    elif style_terms:
         blend = [1.0 / len(style_xs)] * len(style_xs) if blend is None else list(blend)
         for style_x, share in zip(style_xs, blend):
             features = features_of(feature_model, tf.constant(style_x))
@@ -106,6 +132,14 @@ def compute_targets(feature_model, terms, content_x, style_xs, image_hw, blend=N
                 gram = share * scaled_gram_matrix(features[term.layer][0], h * w)
                 targets[term.name] = targets[term.name] + gram if term.name in targets else gram
     return targets
+
+
+def _mask_at(mask, height, width):
+    """A [0, 1] mask averaged down (box filter) to a layer's (height, width), float32."""
+    from PIL import Image
+
+    image = Image.fromarray(np.asarray(mask, dtype=np.float32), mode="F")
+    return np.clip(np.asarray(image.resize((width, height), Image.BOX), np.float32), 0, 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,8 +191,8 @@ def traced_function(feature_model, terms, *, normalization, tv_power, tv_edges, 
 
     from nst_keras.losses import content_loss, style_loss, total_variation_loss
 
-    structure = (tuple((t.name, t.kind, t.layer) for t in terms), normalization, tv_power,
-                 tv_edges, jit_compile)
+    structure = (tuple((t.name, t.kind, t.layer, t.region is not None) for t in terms),
+                 normalization, tv_power, tv_edges, jit_compile)
     functions = _FUNCTIONS.setdefault(feature_model, {})
     if structure in functions:
         return functions[structure]
@@ -172,12 +206,16 @@ def traced_function(feature_model, terms, *, normalization, tv_power, tv_edges, 
             tape.watch(x)
             features = feature_model(x, training=False)
             values = {}
-            for name, kind, layer in structure[0]:
+            for name, kind, layer, masked in structure[0]:
                 if kind == "content":
                     values[name] = content_loss(targets[name], features[layer][0],
                                                 normalization=normalization)
                 elif kind == "style":
-                    values[name] = style_loss(targets[name], features[layer][0],
+                    layer_features = features[layer][0]
+                    if masked:  # Guided Gram matrix: the features within the region.
+                        layer_features = tf.cast(layer_features, tf.float32) * targets[
+                            name + "#mask"]
+                    values[name] = style_loss(targets[name], layer_features,
                                               normalization=normalization, image_shape=image_hw)
                 else:
                     values[name] = total_variation_loss(x, power=tv_power, edges=tv_edges)
@@ -189,7 +227,7 @@ def traced_function(feature_model, terms, *, normalization, tv_power, tv_edges, 
 
 
 def build_objective(feature_model, terms, content_rgb, style_rgbs, config: StyleConfig,
-                    blend=None) -> Objective:
+                    blend=None, masks=None) -> Objective:
     """Computes the targets once and gives the objective at the content's size.
 
     Args:
@@ -199,6 +237,7 @@ def build_objective(feature_model, terms, content_rgb, style_rgbs, config: Style
         style_rgbs: The style images, RGB uint8, each (h, w, 3).
         config: The normalisation, TV and XLA settings.
         blend: Weight of each style image; equal when None.
+        masks: One (H, W) mask in [0, 1] per style, for terms with regions.
 
     Returns:
         An `Objective`.
@@ -207,7 +246,7 @@ def build_objective(feature_model, terms, content_rgb, style_rgbs, config: Style
 
     image_hw = tuple(int(d) for d in content_rgb.shape[:2])
     targets = compute_targets(feature_model, terms, preprocess(content_rgb),
-                              [preprocess(s) for s in style_rgbs], image_hw, blend)
+                              [preprocess(s) for s in style_rgbs], image_hw, blend, masks)
     function = traced_function(feature_model, terms, normalization=config.normalization,
                                tv_power=config.tv_power, tv_edges=config.tv_edges,
                                jit_compile=config.jit_compile)

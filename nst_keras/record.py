@@ -79,6 +79,7 @@ def run_record(result, *, argv: Optional[Sequence[str]] = None, inputs: Optional
         "setup_seconds": round(result.setup_seconds, 3),
         "seconds_per_evaluation": round(result.seconds / max(1, result.evaluations), 4),
         "stop_reason": result.stop_reason,
+        "stages": [dict(stage) for stage in result.stages],
         "history": [dict(h) for h in result.history],
         "losses": list(result.losses),
         "times": [round(t, 4) for t in result.times],

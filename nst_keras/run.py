@@ -40,6 +40,10 @@ class Result:
         device: `"cpu"` or `"gpu"`: where it ran.
         precision: `"float32"` or `"bfloat16"`: what `config.precision` resolved to.
         hardware: One line naming the CPU (and its relevant flags) or the GPU.
+        stages: One summary per coarse-to-fine stage (stage, height, width, evaluations,
+            iterations, seconds, loss); one entry for a single size. With several stages,
+            the losses, times and history run on across them (their sizes differ), and
+            evaluations, iterations and seconds are totals.
     """
 
     image: np.ndarray = dataclasses.field(repr=False)
@@ -60,6 +64,7 @@ class Result:
     device: str
     precision: str
     hardware: str
+    stages: Tuple[dict, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,6 +175,62 @@ def style_sizes(config: StyleConfig, count: int, content_hw) -> list:
     return [{"height": h} for h in style_heights(config, count)]
 
 
+#: How far a mask's aspect ratio may differ from the content's before it is refused.
+MASK_ASPECT_TOLERANCE = 0.02
+
+
+def mask_size_problem(mask_wh, content_wh) -> Optional[str]:
+    """Why a mask of `mask_wh` cannot be stretched onto a content of `content_wh`, or None.
+
+    Masks are resized to the content's size; an aspect ratio more than 2% off would
+    distort the regions, so it is refused instead.
+    """
+    mask_ratio, content_ratio = mask_wh[0] / mask_wh[1], content_wh[0] / content_wh[1]
+    if abs(mask_ratio / content_ratio - 1) > MASK_ASPECT_TOLERANCE:
+        return (f"is {mask_wh[0]}x{mask_wh[1]} (aspect {mask_ratio:.3g}) but the content is "
+                f"{content_wh[0]}x{content_wh[1]} (aspect {content_ratio:.3g})")
+    return None
+
+
+def load_masks(masks, content_hw, styles: int, config: StyleConfig) -> Optional[list]:
+    """The style masks as float32 (H, W) arrays in [0, 1] at the content's size, or None.
+
+    Args:
+        masks: None, or one mask per style: paths, URLs, arrays or PIL images (white =
+            where that style applies; grey blends).
+        content_hw: (H, W) of the content image.
+        styles: How many styles there are.
+        config: The settings (blend weights do not combine with masks).
+
+    Raises:
+        ValueError: If the count differs from the styles', blend weights are given too, a
+            mask's aspect ratio differs from the content's, or every mask is black.
+    """
+    if masks is None:
+        return None
+    masks = as_list(masks)
+    if len(masks) != styles:
+        raise ValueError(f"give one style mask per style ({styles}). Received: "
+                         f"{len(masks)} mask(s)")
+    if config.style_blend_weights is not None:
+        raise ValueError("style masks and blend weights do not combine: each masked region "
+                         "takes its own style at the full style weight. Received: "
+                         f"style_blend_weights={config.style_blend_weights!r}")
+    loaded = []
+    for number, mask in enumerate(masks, start=1):
+        opened = images_lib.open_image(mask) if not isinstance(mask, np.ndarray) else mask
+        wh = opened.size if hasattr(opened, "size") and not isinstance(opened, np.ndarray) \
+            else (opened.shape[1], opened.shape[0])
+        problem = mask_size_problem(wh, (content_hw[1], content_hw[0]))
+        if problem:
+            raise ValueError(f"style mask {number} {problem}. Received: mask {number}")
+        loaded.append(images_lib.load_mask(opened, (content_hw[1], content_hw[0])))
+    if not any(m.max() > 0 for m in loaded):
+        raise ValueError("every style mask is black, so no style would apply anywhere. "
+                         f"Received: {len(loaded)} black mask(s)")
+    return loaded
+
+
 def prepare(content, style, config: StyleConfig):
     """Loads and resizes the content and style images as the config says.
 
@@ -191,7 +252,25 @@ def prepare(content, style, config: StyleConfig):
     return content_rgb, [images_lib.load_image(s, **k) for s, k in zip(styles, sizes)]
 
 
-def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=None) -> Problem:
+def load_model(config: StyleConfig):
+    """The process's feature model for the config's layers, device and precision (cached).
+
+    Raises:
+        ValueError, OSError: If the weights cannot be loaded (see `build_feature_model`).
+    """
+    from nst_keras import features, objective, runtime
+
+    device = runtime.resolve_device(config.device)
+    return features.MODELS.get(
+        objective.term_layers(objective.make_terms(config)), model=config.model,
+        weights=config.weights, pooling=config.pooling,
+        precision=runtime.resolve_precision(config.precision, device), device=device,
+        seed=config.seed,
+    )
+
+
+def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=None,
+                  start=None, masks=None) -> Problem:
     """Chooses device and precision, gets the model, computes the targets, traces.
 
     Args:
@@ -201,6 +280,11 @@ def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=Non
         config: The settings.
         feature_model: A model from `build_feature_model` whose outputs include the
             config's layers, to use instead of the process's cached one.
+        start: An RGB image to start from instead of `config.init` (resized to the
+            content's size): how a coarse-to-fine stage starts from the previous one.
+        masks: One float (H, W) mask in [0, 1] per style at the content's size (see
+            `load_masks`): each style applies within its mask (guided Gram matrices);
+            where no mask reaches, only the content and total-variation terms act.
 
     Returns:
         A `Problem`.
@@ -213,32 +297,30 @@ def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=Non
     """
     from nst_keras import features, objective, runtime
 
-    start = time.perf_counter()
+    began = time.perf_counter()
     style_rgbs = as_list(style_rgb)
     blend = blend_weights(config, len(style_rgbs))
     device = runtime.resolve_device(config.device)
-    precision = runtime.resolve_precision(config.precision, device)
-    terms = objective.make_terms(config)
-    layers = objective.term_layers(terms)
-    runtime.check_memory(content_rgb.shape[:2], layers, config.model, device)
-    if feature_model is not None:  # A caller's model computes in the precision it was built in.
-        precision = features.model_precision(feature_model)
+    terms = objective.make_terms(config, regions=0 if masks is None else len(style_rgbs))
+    runtime.check_memory(content_rgb.shape[:2], objective.term_layers(terms), config.model,
+                         device)
+    if feature_model is None:
+        feature_model = load_model(config)
+    precision = features.model_precision(feature_model)
     with runtime.device_scope(device):
-        if feature_model is None:
-            feature_model = features.MODELS.get(
-                layers, model=config.model, weights=config.weights, pooling=config.pooling,
-                precision=precision, device=device, seed=config.seed,
-            )
         built = objective.build_objective(feature_model, terms, content_rgb, style_rgbs, config,
-                                          blend)
-        x0 = images_lib.preprocess(initial_image(content_rgb, style_rgbs[0], config.init,
-                                                 config.seed))
+                                          blend, masks)
+        if start is None:
+            start = initial_image(content_rgb, style_rgbs[0], config.init, config.seed)
+        elif start.shape != content_rgb.shape:
+            start = images_lib.load_image(start, size=(content_rgb.shape[1], content_rgb.shape[0]))
+        x0 = images_lib.preprocess(start)
         built(x0)  # Trace now (once per size), not on the clock of the run.
     bounds = images_lib.pixel_bounds(x0.shape) if config.bounds else None
     return Problem(
         objective=built, x0=x0, bounds=bounds, config=config, device=device,
         precision=precision, hardware=runtime.describe_hardware(device),
-        setup_seconds=time.perf_counter() - start,
+        setup_seconds=time.perf_counter() - began,
     )
 
 
@@ -284,6 +366,194 @@ def solve(problem: Problem, callback: Optional[Callable[[Progress], None]] = Non
         device=problem.device,
         precision=problem.precision,
         hardware=problem.hardware,
+        stages=({"stage": 1, "height": int(problem.x0.shape[1]),
+                 "width": int(problem.x0.shape[2]), "evaluations": outcome.evaluations,
+                 "iterations": outcome.iterations, "seconds": round(outcome.seconds, 3),
+                 "loss": best.loss},),
+    )
+
+
+def stage_heights(config: StyleConfig) -> list:
+    """The heights of the coarse-to-fine stages, ending at `config.height`.
+
+    `scales` alone: the height halves stage by stage (e.g. 3 stages to 800: 200, 400, 800).
+    `start_height` alone: from it, doubling, as many stages as it takes to reach the height
+    (the last step may be less than double). Both: `scales` sizes spaced geometrically
+    from `start_height` to the height.
+    """
+    import math
+
+    height, start, scales = config.height, config.start_height, config.scales
+    if start is None:
+        return [max(1, round(height / 2 ** (scales - 1 - i))) for i in range(scales)]
+    if start >= height:
+        return [height]
+    if scales == 1:
+        scales = 1 + math.ceil(math.log2(height / start) - 1e-9)
+        return [min(height, start * 2**i) for i in range(scales - 1)] + [height]
+    return [round(start * (height / start) ** (i / (scales - 1))) for i in range(scales)]
+
+
+def checked_stage_heights(config: StyleConfig, content_hw) -> list:
+    """`stage_heights`, after checking every stage is large enough for the layers used.
+
+    Args:
+        config: The settings.
+        content_hw: (H, W) of the content image at the final size.
+
+    Raises:
+        ValueError: If the smallest stage is smaller than the deepest layer needs.
+    """
+    from nst_keras.features import minimum_size
+
+    heights = stage_heights(config)
+    smallest = minimum_size(config.content_layers + config.style_layers, config.model)
+    first = min(heights[0], round(heights[0] * content_hw[1] / content_hw[0]))
+    if first < smallest:
+        raise ValueError(
+            f"the first stage ({heights[0]} pixels high) is too small for the layers used, "
+            f"which need at least {smallest}x{smallest}; use fewer scales or a larger start "
+            f"height. Received: scales={config.scales}, start_height={config.start_height}"
+        )
+    return heights
+
+
+def stage_budgets(total: int, stages: int) -> list:
+    """The evaluations each stage may spend: `total` split equally, the remainder last.
+
+    Equal shares, as crowsonkb/style-transfer-pytorch gives each scale the same iterations:
+    the coarse stages' evaluations are cheap (a quarter of the pixels per halving), so most
+    of the time is still spent at the final size, where the detail is.
+
+    Raises:
+        ValueError: If the budget is smaller than the number of stages.
+    """
+    if total < stages:
+        raise ValueError(
+            f"`max_evals` must be at least the number of stages ({stages}). "
+            f"Received: max_evals={total}"
+        )
+    share = total // stages
+    return [share] * (stages - 1) + [total - share * (stages - 1)]
+
+
+def run_stages(content_rgb, style_rgbs, config: StyleConfig, callback=None,
+               on_stage=None, masks=None) -> Result:
+    """Runs one size, or coarse to fine: each stage from the last, upsampled (Gatys 2017).
+
+    Every stage resizes the content and style images from the given ones (Lanczos) by the
+    stage's height over the final height, recomputes the targets at that size, and starts
+    from the previous stage's best image resized to its size; the first starts from
+    `config.init`. The evaluation budget is split by `stage_budgets`. The colour mode
+    (`config.preserve_color`) prepares the images first and finishes the result last
+    (see `color_inputs`).
+
+    Args:
+        content_rgb: The content image at the final size, RGB uint8.
+        style_rgbs: The style images at the final size's scale, RGB uint8.
+        config: The settings (`scales`, `start_height` choose the stages).
+        callback: Called with each `Progress` (its `stage` and `stages` set; evaluations
+            and seconds counted from the first stage).
+        on_stage: Called with (stage, stages, problem) before each stage's optimisation.
+        masks: One float (H, W) mask per style at the content's size, or None (see
+            `load_masks`); resized with every stage.
+
+    Returns:
+        A `Result` at the final size (see its `stages`).
+
+    Raises:
+        NonFiniteLossError, OutOfMemoryError, Interrupted: With the best image so far at
+            the current stage's size.
+    """
+    heights = checked_stage_heights(config, content_rgb.shape[:2])
+    budgets = stage_budgets(config.max_evals, len(heights))
+    original_content = content_rgb
+    content_rgb, style_rgbs = color_inputs(content_rgb, style_rgbs, config.preserve_color)
+    results, start, done_evals, done_seconds = [], None, 0, 0.0
+    for number, (height, budget) in enumerate(zip(heights, budgets), start=1):
+        factor = height / content_rgb.shape[0]
+        stage_content = _resized(content_rgb, factor)
+        if config.style_resize == "stretch":
+            stage_styles = [images_lib.load_image(s, size=stage_content.shape[1::-1])
+                            for s in style_rgbs]
+        else:
+            stage_styles = [_resized(s, factor) for s in style_rgbs]
+        stage_config = config.replace(height=height, max_evals=budget, start_height=None,
+                                      scales=1) if len(heights) > 1 else config
+        stage_masks = None if masks is None else [
+            images_lib.load_mask(m, stage_content.shape[1::-1]) for m in masks]
+        problem = build_problem(stage_content, stage_styles, stage_config, start=start,
+                                masks=stage_masks)
+        if on_stage is not None:
+            on_stage(number, len(heights), problem)
+
+        def staged(progress, number=number, offset=(done_evals, done_seconds)):
+            if callback is not None:
+                callback(dataclasses.replace(
+                    progress, stage=number, stages=len(heights),
+                    evaluations=progress.evaluations + offset[0],
+                    seconds=progress.seconds + offset[1]))
+
+        results.append(solve(problem, staged))
+        start = results[-1].image
+        done_evals += results[-1].evaluations
+        done_seconds += results[-1].seconds
+    result = _joined(results, config)
+    if config.preserve_color in ("luminance", "swap"):
+        from nst_keras import color
+
+        # The optimised image's luminance with the content's chroma. The losses reported
+        # are those of the optimised image (grey in "luminance" mode), before this step.
+        result = dataclasses.replace(
+            result, image=color.combine_luminance(result.image, original_content))
+    return result
+
+
+def color_inputs(content_rgb, style_rgbs, mode):
+    """The content and style images the network sees under a `preserve_color` mode.
+
+    `"luminance"`: both as grey images of their luminance, the styles' matched to the
+    content's mean and standard deviation; `"histogram"`: the styles recoloured to the
+    content's colour mean and covariance; otherwise (None, `"swap"`) unchanged.
+    """
+    from nst_keras import color
+
+    if mode == "luminance":
+        return (color.grey_rgb(color.luminance(content_rgb)),
+                [color.grey_rgb(color.match_luminance(s, content_rgb)) for s in style_rgbs])
+    if mode == "histogram":
+        return content_rgb, [color.match_color_histogram(s, content_rgb) for s in style_rgbs]
+    return content_rgb, style_rgbs
+
+
+def _resized(rgb, factor):
+    """`rgb` scaled by `factor` (Lanczos), the same array when the factor is 1."""
+    if factor == 1:
+        return rgb
+    return images_lib.load_image(rgb, max(1, round(rgb.shape[0] * factor)))
+
+
+def _joined(results, config) -> Result:
+    """One `Result` of the stages' results: the last stage's image and losses, totals."""
+    if len(results) == 1:
+        return results[0]
+    last, summaries, seconds = results[-1], [], 0.0
+    history, times = [], []
+    iterations = evaluations = 0
+    for number, result in enumerate(results, start=1):
+        history += [dict(h, stage=number, iteration=h["iteration"] + iterations,
+                         evaluations=h["evaluations"] + evaluations,
+                         seconds=h["seconds"] + seconds) for h in result.history]
+        times += [t + seconds for t in result.times]
+        iterations += result.iterations
+        evaluations += result.evaluations
+        seconds += result.seconds
+        summaries.append(dict(result.stages[0], stage=number))
+    return dataclasses.replace(
+        last, iterations=iterations, evaluations=evaluations, seconds=seconds,
+        setup_seconds=sum(r.setup_seconds for r in results),
+        losses=tuple(l for r in results for l in r.losses), times=tuple(times),
+        history=tuple(history), config=config, stages=tuple(summaries),
     )
 
 
@@ -293,6 +563,7 @@ def transfer_style(
     *,
     config: Optional[StyleConfig] = None,
     callback: Optional[Callable[[Progress], None]] = None,
+    masks=None,
     **settings,
 ) -> Result:
     """Renders `content` in the style of `style` (Gatys et al.), and says how it went.
@@ -303,6 +574,8 @@ def transfer_style(
             `style_blend_weights`, equal by default).
         config: A `StyleConfig`; defaults to the book's settings.
         callback: Called with a `Progress` after every iteration.
+        masks: One mask per style (path, URL, array or PIL image; white = where the style
+            applies, grey blends), resized to the content's size; None for no masks.
         **settings: Fields of `StyleConfig` that override `config`'s.
 
     Returns:
@@ -318,11 +591,12 @@ def transfer_style(
     config = config or StyleConfig()
     if settings:
         config = config.replace(**settings)
-    content_rgb, style_rgb = prepare(content, style, config)
-    return solve(build_problem(content_rgb, style_rgb, config), callback)
+    content_rgb, style_rgbs = prepare(content, style, config)
+    loaded = load_masks(masks, content_rgb.shape[:2], len(style_rgbs), config)
+    return run_stages(content_rgb, style_rgbs, config, callback, masks=loaded)
 
 
-def stylize(content, style, *, config=None, callback=None, **settings) -> np.ndarray:
+def stylize(content, style, *, config=None, callback=None, masks=None, **settings) -> np.ndarray:
     """Renders `content` in the style of `style`; returns the image as RGB uint8 (H, W, 3).
 
     The same as `transfer_style(...).image`; see there for the arguments.
@@ -332,4 +606,5 @@ def stylize(content, style, *, config=None, callback=None, **settings) -> np.nda
     >>> from nst_keras import stylize
     >>> image = stylize("tubingen.jpg", "starry_night.jpg", height=256, max_evals=100)
     """
-    return transfer_style(content, style, config=config, callback=callback, **settings).image
+    return transfer_style(content, style, config=config, callback=callback, masks=masks,
+                          **settings).image

@@ -36,6 +36,8 @@ class Progress:
             `style/<layer>`, Keras layer names).
         seconds: Wall time since the optimisation started.
         image: The current image, RGB uint8 (H, W, 3) (left out of the repr).
+        stage: The coarse-to-fine stage (from 1), `stages` of them; 1 of 1 for one size.
+            Evaluations and seconds count from the first stage's start.
     """
 
     iteration: int
@@ -47,6 +49,8 @@ class Progress:
     layer_losses: Dict[str, float]
     seconds: float
     image: np.ndarray = dataclasses.field(repr=False)
+    stage: int = 1
+    stages: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
