@@ -22,6 +22,7 @@ from nst_keras.config import (
     MODELS,
     NORMALIZATIONS,
     OPTIMIZERS,
+    PADDINGS,
     POOLINGS,
     PRECISIONS,
     PRESETS,
@@ -41,6 +42,7 @@ from nst_keras.console import (
     check_config,
     check_output,
     folder_is_writable,
+    import_tensorflow_quietly,
     non_negative_float,
     parse_layers,
     parse_weights,
@@ -87,8 +89,10 @@ def build_parser(defaults: StyleConfig = DEFAULTS, preset_name: str = "book"
                     help="one weight per style, normalised to sum to 1 (default: equal)")
     io.add_argument("-o", "--output", default="stylized.png",
                     help="where to write the result (.png, .jpg, .webp, ...)")
-    io.add_argument("--height", type=positive_int, default=d.height,
-                    help="height of the result in pixels; the width keeps the content's aspect")
+    io.add_argument("--height", type=height_or_auto, default=d.height,
+                    help="height of the result in pixels, the width keeping the content's "
+                         "aspect; auto: the largest that fits in memory (at most the content's "
+                         "own height)")
     io.add_argument("--style-mask", dest="style_masks", nargs="+", default=None,
                     metavar="MASK", help="one mask per style: white where that style applies, "
                                          "grey blends; resized to the content (same aspect "
@@ -135,6 +139,9 @@ def build_parser(defaults: StyleConfig = DEFAULTS, preset_name: str = "book"
                         help="imagenet, none (random, for tests) or the path of a weights file")
     method.add_argument("--pooling", choices=POOLINGS, default=d.pooling,
                         help="max (Keras, book) or avg (the paper)")
+    method.add_argument("--padding", choices=PADDINGS, default=d.padding,
+                        help="how VGG's convs pad: symmetric (the edge repeated) or reflect; "
+                             "zeros (Keras, the book) leaves a saturated band along the top")
 
     run = parser.add_argument_group("optimisation")
     run.add_argument("--iterations", type=positive_int, default=d.iterations,
@@ -173,12 +180,20 @@ def build_parser(defaults: StyleConfig = DEFAULTS, preset_name: str = "book"
     out = parser.add_argument_group("output")
     out.add_argument("--save-every", type=positive_int, default=None, metavar="N",
                      help="also write the image every N iterations (OUT-iter0010.png, ...)")
+    out.add_argument("--dry-run", action="store_true",
+                     help="print the estimated peak memory of the run (per stage and "
+                          "precision) and the largest height that fits, then stop")
     out.add_argument("--report", default=None, metavar="DIR",
                      help="also write OUT.json (settings, versions, hardware, every iteration) "
                           "and OUT-loss.png (the losses against evaluations) into DIR")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     out.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
+
+
+def height_or_auto(text):
+    """`--height`: an integer >= 1, or `auto`."""
+    return "auto" if text == "auto" else positive_int(text)
 
 
 def _preset_in(argv) -> tuple:
@@ -210,6 +225,8 @@ def config_from_args(args) -> StyleConfig:
 
     values = {f.name: getattr(args, _ARGUMENT_OF.get(f.name, f.name))
               for f in dataclasses.fields(StyleConfig)}
+    if values["height"] == "auto":  # Chosen once the content image is known (`_auto_height`).
+        values["height"] = StyleConfig.height
     try:
         return StyleConfig(**values)
     except ValueError as error:
@@ -300,12 +317,99 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         config = config_from_args(args)
         check_config(config)
         check_inputs(args, config)
+        if args.height == "auto" or args.dry_run:
+            config = _sized(args, config)
+            if args.dry_run:
+                return _dry_run(args, config)
         check_output(args.output, [args.content, *style_sources(args), config.init])
     except UsageError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     return run_guarded(lambda: _run(args, config, argv), debug=args.debug,
                        save_partial=lambda image: _save_best(args.output, image))
+
+
+def _content_size(args):
+    """(width, height) of the content image (or the demo's), read from its header."""
+    from nst_keras import images
+
+    source = args.content or images.DEMO_CONTENT_URL
+    try:
+        return images.open_image(source).size
+    except Exception as error:  # Pillow raises many kinds; each means "cannot read".
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UsageError(f"cannot read the content image {source}: {reason}") from None
+
+
+def _sized(args, config: StyleConfig) -> StyleConfig:
+    """The config with `--height auto` resolved: the largest height that fits, at most the
+    content's own.
+
+    Raises:
+        UsageError: If not even the smallest size the layers need fits.
+    """
+    from nst_keras import runtime
+    from nst_keras.features import minimum_size
+
+    if args.height != "auto":
+        return config
+    import_tensorflow_quietly()
+    width, height = _content_size(args)
+    device = runtime.resolve_device(config.device)
+    precision = runtime.resolve_precision(config.precision, device)
+    budget = runtime.memory_budget(device)
+    fits = runtime.largest_height(config, width / height, precision, budget)
+    smallest = minimum_size(config.content_layers + config.style_layers, config.model)
+    if fits < smallest:
+        raise UsageError(
+            f"not even the smallest size fits in memory: {smallest} pixels high needs about "
+            f"{runtime.estimate_memory(smallest, smallest, config, precision)['total'] / 2**30:.1f}"
+            f" GiB and about {budget / 2**30:.1f} GiB is available. Received: --height auto"
+        )
+    chosen = min(fits, height)
+    say(args.quiet, f"--height auto: {chosen} (the largest that fits in {budget / 2**30:.1f} "
+                    f"GiB is {fits}; the content is {height} pixels high).")
+    try:
+        return config.replace(height=chosen, start_height=None if config.start_height is None
+                              else min(config.start_height, chosen))
+    except ValueError as error:
+        raise UsageError(_as_option(str(error))) from None
+
+
+def _dry_run(args, config: StyleConfig) -> int:
+    """Prints the memory estimate of the run, per stage and precision; computes nothing."""
+    from nst_keras import run, runtime
+
+    import_tensorflow_quietly()
+    width, height = _content_size(args)
+    aspect = width / height
+    device = runtime.resolve_device(config.device)
+    chosen = runtime.resolve_precision(config.precision, device)
+    budget = runtime.memory_budget(device)
+    gib = 2**30
+    lines = [f"Estimated peak memory of the run on {runtime.describe_hardware(device)}, "
+             f"{config.model}, {config.optimizer}"
+             + (f" (m={config.lbfgs_memory})" if config.optimizer == "lbfgs" else "")
+             + f"; {budget / gib:.1f} GiB available:",
+             f"{'stage':>6} {'size':>11} {'precision':>9} {'total':>9} {'base':>7} "
+             f"{'weights':>8} {'activations':>11} {'optimizer':>9} {'images':>7}"]
+    heights = run.stage_heights(config)
+    for number, stage_height in enumerate(heights, start=1):
+        stage_width = max(1, round(stage_height * aspect))
+        for precision in ("float32", "bfloat16"):
+            parts = runtime.estimate_memory(stage_height, stage_width, config, precision)
+            mark = " <- this run" if precision == chosen else ""
+            lines.append(
+                f"{number:>3}/{len(heights):<2} {f'{stage_width}x{stage_height}':>11} "
+                f"{precision:>9} {parts['total'] / gib:>7.2f}G {parts['base'] / gib:>6.2f}G "
+                f"{parts['weights'] / gib:>7.2f}G {parts['activations'] / gib:>10.2f}G "
+                f"{parts['optimizer'] / gib:>8.2f}G {parts['images'] / gib:>6.2f}G{mark}")
+    for precision in ("float32", "bfloat16"):
+        fits = runtime.largest_height(config, aspect, precision, budget)
+        lines.append(f"Largest height that fits in {precision}: {fits} "
+                     f"({max(1, round(fits * aspect))}x{fits}).")
+    print("\n".join(lines))
+    return EXIT_OK
 
 
 def _save_best(output: str, image) -> str:

@@ -27,6 +27,7 @@ COLOR_MODES = ("luminance", "histogram", "swap")
 STYLE_RESIZES = ("aspect", "stretch")
 MODELS = ("vgg19", "vgg16")
 POOLINGS = ("max", "avg")
+PADDINGS = ("zeros", "symmetric", "reflect")
 DEVICES = ("auto", "cpu", "gpu")
 PRECISIONS = ("auto", "float32", "bfloat16")
 TV_EDGES = ("all", "book")
@@ -88,6 +89,9 @@ class StyleConfig:
         weights: `"imagenet"`, `None` (random initialisation, for tests) or the path of a
             weights file for the `include_top=False` model (the Keras convention).
         pooling: `"max"` (book, Keras) or `"avg"` (the paper's choice).
+        padding: How VGG's convs pad their input: `"symmetric"` (default: the edge pixel
+            repeated) or `"reflect"`, instead of Keras' (and the book's) `"zeros"`, which
+            leaves a band of saturated pixels along the image's top and left borders.
         seed: Seeds the noise initialisation and, with `weights=None`, the random weights.
         jit_compile: Compile the loss-and-gradient function with XLA.
         device: `"auto"` (TF's GPU if one is visible), `"cpu"` or `"gpu"`.
@@ -127,6 +131,7 @@ class StyleConfig:
     model: str = "vgg19"
     weights: Optional[str] = "imagenet"
     pooling: str = "max"
+    padding: str = "symmetric"
     seed: Optional[int] = None
     jit_compile: bool = False
     device: str = "auto"
@@ -190,6 +195,7 @@ class StyleConfig:
             ("optimizer", OPTIMIZERS),
             ("style_resize", STYLE_RESIZES),
             ("pooling", POOLINGS),
+            ("padding", PADDINGS),
             ("device", DEVICES),
             ("precision", PRECISIONS),
             ("tv_edges", TV_EDGES),
@@ -249,6 +255,7 @@ PRESETS = {
     # 20 restarts of fmin_l_bfgs_b (an optimiser, not the objective).
     "book-exact": StyleConfig(
         tv_edges="book", bounds=False, style_resize="stretch", precision="float32",
+        padding="zeros",  # Keras' VGG19 as it is.
     ),
     # The 2nd edition, section 12.3 (= keras-io examples/generative/neural_style_transfer.py):
     # weights 2.5e-8 / 1e-6 / 1e-6; "SGD(ExponentialDecay(initial_learning_rate=100.0,
@@ -260,6 +267,7 @@ PRESETS = {
         content_weight=2.5e-8, style_weight=1e-6, tv_weight=1e-6, tv_edges="book",
         optimizer="sgd", learning_rate=100.0, lr_decay=0.96, lr_decay_steps=100,
         iterations=4000, max_evals=4000, height=400, bounds=False, style_resize="stretch",
+        padding="zeros",  # Keras' VGG19 as it is.
     ),
     # Gatys, Ecker and Bethge, "A Neural Algorithm of Artistic Style" (arXiv:1508.06576).
     "gatys2015": StyleConfig(
@@ -272,6 +280,7 @@ PRESETS = {
         style_weight=1e3,
         tv_weight=0.0,  # The paper has no total-variation term.
         model="vgg19",  # "the 16 convolutional and 5 pooling layers of the 19 layer VGG".
+        padding="zeros",  # The Caffe VGG19 the paper used pads with zeros.
         # Optimiser: L-BFGS (CVPR 2016 version). Not reproduced: the paper rescales VGG19's
         # weights so that each filter's mean activation is 1 (Methods); Keras' ImageNet
         # weights are used as they are, so the per-layer balance of the style loss, and the
@@ -295,6 +304,7 @@ PRESETS = {
         lbfgs_memory=100,  # -lbfgs_num_correction 0 keeps optim.lbfgs's nCorrection = 100.
         height=512,  # -image_size 512, which is the *longer* side there (see README).
         model="vgg19", pooling="max",  # VGG_ILSVRC_19_layers, -pooling max.
+        padding="zeros",  # Caffe's VGG19 pads with zeros.
         bounds=False,  # It clamps only when saving.
         # -learning_rate 1e1 for -optimizer adam: our default learning rate is 10 as well.
     ),

@@ -265,7 +265,7 @@ def load_model(config: StyleConfig):
         objective.term_layers(objective.make_terms(config)), model=config.model,
         weights=config.weights, pooling=config.pooling,
         precision=runtime.resolve_precision(config.precision, device), device=device,
-        seed=config.seed,
+        seed=config.seed, padding=config.padding,
     )
 
 
@@ -302,8 +302,8 @@ def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=Non
     blend = blend_weights(config, len(style_rgbs))
     device = runtime.resolve_device(config.device)
     terms = objective.make_terms(config, regions=0 if masks is None else len(style_rgbs))
-    runtime.check_memory(content_rgb.shape[:2], objective.term_layers(terms), config.model,
-                         device)
+    runtime.check_memory(content_rgb.shape[:2], config,
+                         runtime.resolve_precision(config.precision, device), device)
     if feature_model is None:
         feature_model = load_model(config)
     precision = features.model_precision(feature_model)

@@ -133,6 +133,114 @@ def precision_scope(precision: str):
 #: Address space TensorFlow takes before any image (measured: ~2.2 GB of VmSize on TF 2.21).
 _TF_ADDRESS_SPACE = 2.5 * 2**30
 
+#: Resident memory of the process before any image: Python, TensorFlow, Keras, the run's
+#: code. With `BYTES_PER_ACTIVATION`, fitted to the peak resident memory (ru_maxrss) of real
+#: runs on TF 2.21 / Keras 3.15, CPU, VGG19 to block5_conv2, L-BFGS (m = 10), 4:3 images,
+#: heights 256, 512, 768 (measured / estimated, GB):
+#:   symmetric padding, float32   1.230 / 1.122, 2.293 / 2.239, 4.116 / 4.104
+#:   symmetric padding, bfloat16  1.098 / 1.014, 1.766 / 1.718, 2.905 / 2.893
+#:   zero padding, float32        1.079 / 1.023, 1.850 / 1.843, 3.226 / 3.210
+#:   zero padding, bfloat16       1.026 / 0.987, 1.584 / 1.604, 2.684 / 2.633
+BASE_BYTES = 690_000_000
+
+#: Peak bytes per activation of one loss-and-gradient evaluation, by (precision, padding is
+#: not zeros): the forward values kept for the backward pass, their gradients, oneDNN's
+#: reorders, the float32 copies the losses take, and with edge padding the padded copy of
+#: every conv's input (fitted; see `BASE_BYTES`).
+BYTES_PER_ACTIVATION = {
+    ("float32", False): 7.1, ("bfloat16", False): 4.7,
+    ("float32", True): 10.6, ("bfloat16", True): 5.7,
+}
+
+
+def estimate_memory(height: int, width: int, config, precision: str) -> dict:
+    """The estimated peak resident memory of a run at one size, in bytes, by part.
+
+    Args:
+        height, width: The generated image's size.
+        config: The settings (layers, model, optimiser and its memory).
+        precision: `"float32"` or `"bfloat16"` (resolved).
+
+    Returns:
+        A dict: `base` (Python and TensorFlow), `weights` (float32 kernels, plus their
+        bfloat16 copies in bfloat16), `activations` (one evaluation's, `BYTES_PER_ACTIVATION`
+        each, by precision and padding), `optimizer` (L-BFGS: 2 m float64 correction vectors and SciPy's work arrays,
+        about (4 m + 12) float64 per pixel value; Adam/SGD: the variable and 2 moments in
+        float32), `images` (the image, its gradient and bounds as float64 and float32
+        copies) and `total`.
+    """
+    from nst_keras.features import activation_floats, weight_count
+
+    layers = config.content_layers + config.style_layers
+    n = height * width * 3
+    weights = weight_count(layers, config.model) * (6 if precision == "bfloat16" else 4)
+    if config.optimizer == "lbfgs":
+        optimizer = (2 * config.lbfgs_memory + 9) * 8 * n
+    else:
+        optimizer = 3 * 4 * n
+    parts = {
+        "base": BASE_BYTES,
+        "weights": weights,
+        "activations": int(BYTES_PER_ACTIVATION[precision, config.padding != "zeros"]
+                           * activation_floats(height, width, layers, config.model)),
+        "optimizer": optimizer,
+        "images": 6 * 8 * n,
+    }
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def largest_height(config, aspect: float, precision: str, budget: int) -> int:
+    """The largest height whose estimated peak (`estimate_memory`) fits in `budget` bytes.
+
+    Args:
+        config: The settings.
+        aspect: Width over height of the content image.
+        precision: `"float32"` or `"bfloat16"`.
+        budget: Bytes available for the whole process.
+
+    Returns:
+        The height, or 0 if not even 1 pixel fits.
+    """
+    low, high = 0, 1
+    fits = lambda h: estimate_memory(h, max(1, round(h * aspect)), config, precision)[
+        "total"] <= budget
+    while fits(high) and high < 2**16:
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    return low
+
+
+def memory_budget(device: str) -> int:
+    """The bytes a run may use: the GPU's memory, or on a CPU what is available now plus
+    this process's own resident memory (TensorFlow is already counted in the estimate),
+    under any address-space limit."""
+    if device == "gpu":
+        import tensorflow as tf
+
+        details = tf.config.experimental.get_memory_info("GPU:0")
+        return int(details.get("limit", details.get("peak", 0))) or 16 * 2**30
+    available, headroom = available_memory_bytes()
+    resident = _resident_bytes()
+    limits = [a + resident for a in (available,) if a]
+    if headroom is not None:
+        limits.append(int(headroom / 1.5) + BASE_BYTES)
+    return min(limits) if limits else 8 * 2**30
+
+
+def _resident_bytes() -> int:
+    """This process's resident memory (VmRSS), 0 where unknown."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
 
 def available_memory_bytes() -> tuple:
     """(MemAvailable, address-space headroom under RLIMIT_AS), each None where unknown."""
@@ -151,38 +259,32 @@ def available_memory_bytes() -> tuple:
     return available, headroom
 
 
-def check_memory(image_hw, layers, model: str, device: str) -> None:
-    """Refuses, before any work, an image size whose evaluation cannot fit in memory.
+def check_memory(image_hw, config, precision: str, device: str) -> None:
+    """Refuses, before any work, an image size whose run cannot fit in memory.
 
     On the CPU, TensorFlow does not always fail cleanly when an allocation fails (it can
-    crash the process), so the size is checked against an estimate first: the activations
-    of one evaluation (`features.estimate_memory_bytes`) against MemAvailable, and, under an
-    address-space limit (`ulimit -v`), against that limit. Skipped on a GPU, where TensorFlow
-    raises `ResourceExhaustedError` instead. The float32 estimate is used in both precisions:
-    bfloat16 keeps float32 copies of the layers' outputs for the losses.
+    crash the process), so the size is checked against `estimate_memory` first, against
+    MemAvailable and any address-space limit (`ulimit -v`). Skipped on a GPU, where
+    TensorFlow raises `ResourceExhaustedError` instead.
 
     Args:
         image_hw: (H, W) of the generated image.
-        layers: The layers used.
-        model: `"vgg19"` or `"vgg16"`.
+        config: The settings.
+        precision: `"float32"` or `"bfloat16"` (resolved).
         device: `"cpu"` or `"gpu"` (resolved).
 
     Raises:
         OutOfMemoryError: With the size tried, the estimate and a height that would fit.
     """
-    from nst_keras.features import estimate_memory_bytes
-
     if device == "gpu":
         return
     height, width = image_hw
-    need = estimate_memory_bytes(height, width, layers, model)
-    available, headroom = available_memory_bytes()
-    # Address space grows ~1.5x faster than resident memory (allocator arenas, threads).
-    limits = [a for a in (available, None if headroom is None else headroom / 1.5) if a]
-    if limits and need > min(limits):
-        fits = int(height * (min(limits) / need) ** 0.5 * 0.9)
+    need = estimate_memory(height, width, config, precision)["total"]
+    budget = memory_budget(device)
+    if need > budget:
+        fits = largest_height(config, width / height, precision, budget)
         raise OutOfMemoryError(
-            f"out of memory: {width}x{height} needs about {need / 2**30:.1f} GiB for one "
-            f"evaluation and about {max(0, min(limits)) / 2**30:.1f} GiB is available; try "
-            f"--height {max(1, fits)} or less"
+            f"out of memory: {width}x{height} needs about {need / 2**30:.1f} GiB and about "
+            f"{max(0, budget) / 2**30:.1f} GiB is available; try --height {max(1, fits)} or "
+            "less"
         )

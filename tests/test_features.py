@@ -134,3 +134,40 @@ def test_offline_imagenet_weights_raise_one_clear_oserror(monkeypatch, tmp_path)
     with pytest.raises(OSError, match="cannot download the ImageNet weights of vgg19.*"
                                       "Received: weights='imagenet'"):
         features.build_feature_model(["conv1_1"], weights="imagenet")
+
+
+@pytest.mark.parametrize("padding", ["symmetric", "reflect"])
+def test_edge_padding_changes_only_the_border(padding):
+    import keras
+
+    x = np.random.default_rng(0).uniform(-100, 100, (1, 32, 40, 3)).astype(np.float32)
+    keras.utils.set_random_seed(0)
+    zeros = features.build_feature_model(["conv1_1", "conv2_1"], weights=None)
+    keras.utils.set_random_seed(0)
+    padded = features.build_feature_model(["conv1_1", "conv2_1"], weights=None, padding=padding)
+    a, b = features.features_of(zeros, x), features.features_of(padded, x)
+    for name in a:
+        a_, b_ = a[name].numpy()[0], b[name].numpy()[0]
+        assert a_.shape == b_.shape  # The same sizes: the pad is undone by a valid conv.
+        np.testing.assert_allclose(a_[4:-4, 4:-4], b_[4:-4, 4:-4], rtol=1e-5, atol=1e-4)
+        assert not np.allclose(a_[0], b_[0])
+    # By hand at the first layer's corner: symmetric padding repeats the edge pixel.
+    kernel = padded.get_layer("block1_conv1").kernel.numpy()
+    bias = padded.get_layer("block1_conv1").bias.numpy()
+    mode = {"symmetric": "edge", "reflect": "reflect"}[padding]
+    patch = np.pad(x[0], ((1, 1), (1, 1), (0, 0)), mode=mode)[:3, :3]
+    expected = np.maximum(np.einsum("ijc,ijcd->d", patch, kernel) + bias, 0)
+    np.testing.assert_allclose(b["block1_conv1"].numpy()[0, 0, 0], expected, rtol=1e-4, atol=1e-3)
+
+
+def test_padding_is_part_of_the_cache_key_and_presets_reproducing_tools_pad_with_zeros():
+    from nst_keras.config import PRESETS, StyleConfig
+
+    cache = features.ModelCache()
+    a = cache.get(["conv1_1"], weights=None, seed=0)
+    assert cache.get(["conv1_1"], weights=None, seed=0, padding="symmetric") is not a
+    assert StyleConfig().padding == "symmetric"
+    for name in ("book-exact", "book-2e", "gatys2015", "jcjohnson"):
+        assert PRESETS[name].padding == "zeros", name
+    with pytest.raises(ValueError, match="Received: padding='wrap'"):
+        features.build_feature_model(["conv1_1"], weights=None, padding="wrap")

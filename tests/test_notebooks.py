@@ -40,6 +40,12 @@ TINY = {
         "ASCENT_STEPS": "2",
         "GRAM_CHANNELS": "8",
     },
+    "04_beyond_the_book.ipynb": {
+        "STYLE_2": "STYLE",
+        "HEIGHT": "32",
+        "MAX_EVALS": "3",
+        "WEIGHTS": "None",
+    },
 }
 
 

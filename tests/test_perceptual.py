@@ -212,3 +212,71 @@ def test_coarse_to_fine_from_the_command_line(files, tmp_path, capsys):
     code = cli.main([str(files["c"]), str(files["a"]), "-o", str(tmp_path / "o.png"),
                      "--weights", "none", "--height", "48", "--scales", "3"])
     assert code == 2 and "too small for the layers used" in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_estimate_per_stage_and_precision_and_computes_nothing(
+        files, tmp_path, capsys):
+    out = tmp_path / "o.png"
+    code = cli.main([str(files["c"]), str(files["a"]), "-o", str(out), "--height", "64",
+                     "--scales", "2", "--dry-run", "--weights", "none"])
+    text = capsys.readouterr().out
+    assert code == 0 and not out.exists()
+    rows = [line for line in text.splitlines() if "/2" in line.split()[0:1][0]]
+    assert len(rows) == 4  # 2 stages x 2 precisions.
+    assert "43x32" in text and "85x64" in text and "Largest height that fits in bfloat16" in text
+    assert sum(" <- this run" in row for row in rows) == 2
+
+
+def test_height_auto_takes_the_largest_that_fits_or_refuses(files, tmp_path, capsys,
+                                                           monkeypatch):
+    from nst_keras import runtime
+
+    config = StyleConfig()
+    budget = runtime.estimate_memory(40, 53, config, "float32")["total"]
+    monkeypatch.setattr(runtime, "memory_budget", lambda device: budget)
+    code = cli.main([str(files["c"]), str(files["a"]), "-o", str(tmp_path / "o.png"),
+                     "--height", "auto", "--dry-run", "--precision", "float32"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "--height auto: 40 (the largest that fits" in err
+    monkeypatch.setattr(runtime, "memory_budget", lambda device: 2**20)
+    code = cli.main([str(files["c"]), str(files["a"]), "-o", str(tmp_path / "o.png"),
+                     "--height", "auto"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "not even the smallest size fits" in err[0]
+
+
+def test_largest_height_is_the_largest_that_fits():
+    from nst_keras import runtime
+
+    config = StyleConfig()
+    for budget_gib in (1.0, 3.0, 12.0):
+        budget = int(budget_gib * 2**30)
+        h = runtime.largest_height(config, 4 / 3, "bfloat16", budget)
+        assert runtime.estimate_memory(h, round(h * 4 / 3), config, "bfloat16")["total"] <= budget
+        assert runtime.estimate_memory(h + 1, round((h + 1) * 4 / 3), config, "bfloat16")[
+            "total"] > budget
+
+
+@pytest.mark.slow
+def test_the_estimate_is_within_25_percent_of_a_measured_peak(tmp_path, files):
+    # A real run in a fresh process at a small size; its peak resident memory (ru_maxrss)
+    # against the estimate.
+    from nst_keras import runtime
+
+    child = ("import resource, sys\nfrom nst_keras import cli\ncode = cli.main(sys.argv[1:])\n"
+             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, code)\n")
+    big = tmp_path / "big.png"
+    Image.fromarray(make_image(192, 256, seed=5)).save(big)
+    peaks = []
+    for _ in range(2):  # The smaller of two: another process's load must not inflate it.
+        done = subprocess.run([sys.executable, "-c", child, str(big), str(files["a"]), "-o",
+                               str(tmp_path / "o.png"), "--weights", "none", "--height", "192",
+                               "--max-evals", "2", "--precision", "float32", "-q"],
+                              capture_output=True, text=True, timeout=300)
+        peak, code = (int(v) for v in done.stdout.split())
+        assert code == 0, done.stderr
+        peaks.append(peak)
+    peak = min(peaks)
+    estimate = runtime.estimate_memory(192, 256, StyleConfig(), "float32")["total"]
+    assert abs(estimate / peak - 1) < 0.25, (estimate, peak)
