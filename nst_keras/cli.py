@@ -1,8 +1,9 @@
 """The command line: `python -m nst_keras CONTENT STYLE -o OUT.png` (or `nst-keras ...`).
 
 `main(argv)` parses the options into a `StyleConfig` (the preset's values, then the options
-given), checks them and the output path (exit 2 before any model is built), runs
-`run.build_problem` and `run.solve` under `console.run_guarded`, and saves the image.
+given), checks them, the inputs and the output path (exit 2 before any model is built),
+loads the model, runs `run.run_stages` (one size, or coarse to fine) under
+`console.run_guarded`, and saves the image (and, with `--report`, the run record).
 `nst-keras figure N` is dispatched to `figures.main`. Exit codes: see `console`.
 """
 
@@ -145,7 +146,7 @@ def build_parser(defaults: StyleConfig = DEFAULTS, preset_name: str = "book"
 
     run = parser.add_argument_group("optimisation")
     run.add_argument("--iterations", type=positive_int, default=d.iterations,
-                     help="most L-BFGS iterations")
+                     help="most iterations (L-BFGS) or steps (Adam, SGD), per stage")
     run.add_argument("--max-evals", type=positive_int, default=d.max_evals,
                      help="most loss+gradient evaluations (the book: 20 x 20)")
     run.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer,
@@ -225,8 +226,8 @@ def config_from_args(args) -> StyleConfig:
 
     values = {f.name: getattr(args, _ARGUMENT_OF.get(f.name, f.name))
               for f in dataclasses.fields(StyleConfig)}
-    if values["height"] == "auto":  # Chosen once the content image is known (`_auto_height`).
-        values["height"] = StyleConfig.height
+    if values["height"] == "auto":  # Chosen once the content image is known (`_sized`).
+        values["height"] = max(StyleConfig.height, args.start_height or 1)
     try:
         return StyleConfig(**values)
     except ValueError as error:
@@ -273,13 +274,6 @@ def check_inputs(args, config: StyleConfig) -> None:
     for number, mask in enumerate(args.style_masks or [], start=1):
         if not images.is_url(mask) and not os.path.isfile(mask):
             raise UsageError(f"style mask {number} does not exist: {mask}")
-    if args.style_masks is not None:
-        if len(args.style_masks) != count:
-            raise UsageError(f"give one --style-mask per style ({count}). Received: "
-                             f"{len(args.style_masks)} mask(s)")
-        if config.style_blend_weights is not None:
-            raise UsageError("--style-mask and --style-blend-weights do not combine: each "
-                             "masked region takes its own style at the full weight")
     if config.init not in INITS and not images.is_url(config.init) and not os.path.isfile(
             config.init):
         raise UsageError(
@@ -321,7 +315,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             config = _sized(args, config)
             if args.dry_run:
                 return _dry_run(args, config)
-        check_output(args.output, [args.content, *style_sources(args), config.init])
+        check_output(args.output, [args.content, *style_sources(args), config.init,
+                                   *(args.style_masks or [])])
     except UsageError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -369,6 +364,9 @@ def _sized(args, config: StyleConfig) -> StyleConfig:
     chosen = min(fits, height)
     say(args.quiet, f"--height auto: {chosen} (the largest that fits in {budget / 2**30:.1f} "
                     f"GiB is {fits}; the content is {height} pixels high).")
+    if config.start_height is not None and config.start_height >= chosen:
+        say(args.quiet, f"--start-height {config.start_height} is not below {chosen}: one "
+                        "stage only.")
     try:
         return config.replace(height=chosen, start_height=None if config.start_height is None
                               else min(config.start_height, chosen))
@@ -468,8 +466,8 @@ def _load_inputs(args, config):
                 f"used need at least {smallest}x{smallest} pixels"
             )
     try:
-        run.checked_stage_heights(config, content_rgb.shape[:2])
-        run.stage_budgets(config.max_evals, len(run.stage_heights(config)))
+        heights = run.checked_stage_heights(config, content_rgb, style_rgbs)
+        run.stage_budgets(config.max_evals, len(heights))
     except ValueError as error:
         raise UsageError(_as_option(str(error))) from None
     return content_rgb, style_rgbs, masks, {"content": content, "styles": styles,

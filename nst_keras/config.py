@@ -181,6 +181,24 @@ class StyleConfig:
                 raise ValueError(
                     f"`{name}` must be a finite number >= 0. Received: {name}={value!r}"
                 )
+        # Plain Python values, so that a record of the settings is plain JSON.
+        for name in ("content_weight", "style_weight", "tv_weight", "tv_power",
+                     "learning_rate", "lr_decay"):
+            if _is_finite_number(getattr(self, name)):
+                object.__setattr__(self, name, float(getattr(self, name)))
+        for name in ("style_scale", "style_blend_weights"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+        for name in ("bounds", "jit_compile"):
+            if not isinstance(getattr(self, name), (bool, _np_bool_types())):
+                raise ValueError(f"`{name}` must be True or False. "
+                                 f"Received: {name}={getattr(self, name)!r}")
+            object.__setattr__(self, name, bool(getattr(self, name)))
+        if self.seed is not None and (isinstance(self.seed, bool) or not _is_integer(self.seed)
+                                      or int(self.seed) < 0):
+            raise ValueError(f"`seed` must be None or an integer >= 0. Received: seed={self.seed!r}")
+        if self.seed is not None:
+            object.__setattr__(self, "seed", int(self.seed))
         for name in ("tv_power", "learning_rate"):
             value = getattr(self, name)
             if not _is_finite_number(value) or value <= 0:
@@ -208,8 +226,9 @@ class StyleConfig:
         for name in ("height", "iterations", "max_evals", "lr_decay_steps", "lbfgs_memory",
                      "scales"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not _is_integer(value) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
+            object.__setattr__(self, name, int(value))
         if self.preserve_color is not None and self.preserve_color not in COLOR_MODES:
             raise ValueError(
                 f"`preserve_color` must be None or one of {', '.join(COLOR_MODES)}. "
@@ -233,6 +252,19 @@ class StyleConfig:
     def replace(self, **changes) -> "StyleConfig":
         """Returns a copy with `changes` applied (and validated)."""
         return dataclasses.replace(self, **changes)
+
+
+def _is_integer(value) -> bool:
+    """An int, or a numpy integer (plain ints are stored)."""
+    return isinstance(value, int) or type(value).__name__.startswith(("int", "uint"))
+
+
+def _np_bool_types() -> tuple:
+    """numpy's bool type, if numpy is loaded (it always is with nst_keras' engine)."""
+    import sys
+
+    numpy = sys.modules.get("numpy")
+    return (numpy.bool_,) if numpy is not None else ()
 
 
 def _is_finite_number(value) -> bool:

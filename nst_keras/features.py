@@ -14,11 +14,10 @@ import re
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from nst_keras.config import PADDINGS
+
 #: Conv layers per block (VGG19's "E" configuration and VGG16's "D").
 BLOCK_CONVS = {"vgg19": (2, 2, 4, 4, 4), "vgg16": (2, 2, 3, 3, 3)}
-
-#: How each conv pads its input (see `build_feature_model`).
-PADDINGS = ("zeros", "symmetric", "reflect")
 
 #: What `keras.applications` downloads for `weights="imagenet", include_top=False`.
 IMAGENET_NOTOP_FILES = {

@@ -491,7 +491,7 @@ class FigureRun:
         """Computes every panel, then writes the grid; returns the exit code."""
         from nst_keras import run
         from nst_keras.errors import StyleTransferError
-        from nst_keras.images import save_image
+        from nst_keras.images import load_image, save_image
         from nst_keras.record import write_json, write_plot
 
         args, spec, base, out = self.args, self.spec, self.base, self.out
@@ -508,11 +508,14 @@ class FigureRun:
             style_rgb = self.loaded[panel.style] if panel.style else self.loaded[panel.content]
             what = panel.label or f"style {_span(panel.style_layers)}, {_ratio_text(panel.ratio)}"
             console.say(args.quiet, f"[{number}/{len(generated)}] {panel.name}: {what}")
+            # The style as the settings size it (stretched, scaled), like a plain run.
+            size = run.style_sizes(config, 1, content_rgb.shape[:2])[0]
+            style_rgb = load_image(style_rgb, **size)
             try:
                 with console.weights_errors_as_usage(config):
-                    problem = run.build_problem(content_rgb, style_rgb, config)
+                    run.load_model(config)
                 with console.ProgressBar(args.quiet, config.max_evals) as bar:
-                    result = run.solve(problem, callback=bar)
+                    result = run.run_stages(content_rgb, [style_rgb], config, callback=bar)
             except StyleTransferError as error:  # Name the panel; the guard does the rest.
                 raise type(error)(f"panel {panel.name}: {error}", best_image=None) from None
             image_file = f"{panel.name}.png"

@@ -185,22 +185,41 @@ def load_image(source: ImageSource, height: int = None, *, size=None) -> np.ndar
 
 
 def load_mask(source: ImageSource, size) -> np.ndarray:
-    """Loads a mask as float32 (H, W) in [0, 1]: its luminance, white = 1, resized to `size`.
+    """Loads a mask as float32 (H, W) in [0, 1], white (or 1) where it applies.
 
     Args:
-        source: See `open_image` (any mode; colour masks count by their luminance).
+        source: A file path, URL or PIL image (its luminance, 255 = 1); or an array: bool
+            (True = 1), integers (0-255), or floats in [0, 1]; (H, W) or (H, W, 3|4) (the
+            luminance of its RGB).
         size: (width, height) to resize to (Lanczos, clipped back to [0, 1]).
 
     Returns:
         A (height, width) float32 array.
+
+    Raises:
+        ValueError: If a float array has values outside [0, 1], or an array's shape is not
+            (H, W) or (H, W, 3|4).
     """
-    if isinstance(source, np.ndarray) and source.ndim == 2 and source.dtype.kind == "f":
-        image = Image.fromarray(np.asarray(source, np.float32) * 255.0, mode="F")
+    if isinstance(source, np.ndarray):
+        values = np.asarray(source)
+        if values.ndim == 3 and values.shape[-1] in (3, 4):
+            values = values[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+            values = values.astype(source.dtype) if source.dtype.kind != "f" else values
+        if values.ndim != 2:
+            raise ValueError("A mask array must have shape (H, W) or (H, W, 3). "
+                             f"Received: shape={source.shape}")
+        if values.dtype == bool:
+            values = values.astype(np.float32)
+        elif values.dtype.kind in "iu":
+            values = values.astype(np.float32) / 255.0
+        elif values.min(initial=0) < 0 or values.max(initial=0) > 1:
+            raise ValueError("A float mask must have values in [0, 1]. Received: values "
+                             f"from {values.min():.3g} to {values.max():.3g}")
+        image = Image.fromarray(np.asarray(values, np.float32), mode="F")
     else:
-        image = open_image(source).convert("L")
-        image = Image.fromarray(np.asarray(image, np.float32), mode="F")
-    resized = np.asarray(image.resize(tuple(size), Image.LANCZOS), np.float32) / 255.0
-    return np.clip(resized, 0.0, 1.0)
+        grey = np.asarray(open_image(source).convert("L"), np.float32) / 255.0
+        image = Image.fromarray(grey, mode="F")
+    return np.clip(np.asarray(image.resize(tuple(size), Image.LANCZOS), np.float32), 0.0, 1.0)
 
 
 def preprocess(rgb: np.ndarray) -> np.ndarray:

@@ -158,6 +158,7 @@ class Objective:
     targets: Dict[str, object]
     image_hw: Tuple[int, int]
     function: object = dataclasses.field(repr=False)
+    weights: Dict[str, object] = dataclasses.field(repr=False, default=None)
 
     def __call__(self, x):
         """Loss, gradient and terms of a preprocessed image `x`, (1, H, W, 3).
@@ -168,15 +169,11 @@ class Objective:
         """
         import tensorflow as tf
 
-        weights = {t.name: tf.constant(t.weight, tf.float32) for t in self.terms}
-        return self.function(tf.cast(x, tf.float32), self.targets, weights)
-
-    def weighted(self, values) -> Dict[str, float]:
-        """Each term's weighted value, by name, from `values` (unweighted, by name)."""
-        return {t.name: t.weight * float(values[t.name]) for t in self.terms}
+        return self.function(tf.cast(x, tf.float32), self.targets, self.weights)
 
 
-#: Feature model -> {term structure: traced function}; dropped with the model.
+#: Feature model -> {term structure: traced function}; dropped with the model (the functions
+#: reach the model only through a weak reference, so this cache never keeps one alive).
 _FUNCTIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
@@ -196,6 +193,7 @@ def traced_function(feature_model, terms, *, normalization, tv_power, tv_edges, 
     functions = _FUNCTIONS.setdefault(feature_model, {})
     if structure in functions:
         return functions[structure]
+    model_ref = weakref.ref(feature_model)
 
     @tf.function(jit_compile=jit_compile, reduce_retracing=False)
     def loss_and_grad(x, targets, weights):
@@ -204,7 +202,7 @@ def traced_function(feature_model, terms, *, normalization, tv_power, tv_edges, 
         # weight gradient can be asked for (each conv's backward pass is its input gradient).
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(x)
-            features = feature_model(x, training=False)
+            features = model_ref()(x, training=False)
             values = {}
             for name, kind, layer, masked in structure[0]:
                 if kind == "content":
@@ -250,7 +248,11 @@ def build_objective(feature_model, terms, content_rgb, style_rgbs, config: Style
     function = traced_function(feature_model, terms, normalization=config.normalization,
                                tv_power=config.tv_power, tv_edges=config.tv_edges,
                                jit_compile=config.jit_compile)
-    return Objective(terms=tuple(terms), targets=targets, image_hw=image_hw, function=function)
+    import tensorflow as tf
+
+    weights = {t.name: tf.constant(t.weight, tf.float32) for t in terms}
+    return Objective(terms=tuple(terms), targets=targets, image_hw=image_hw, function=function,
+                     weights=weights)
 
 
 def evaluate_image(objective: Objective, rgb: np.ndarray) -> float:

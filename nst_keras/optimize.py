@@ -3,17 +3,28 @@
 The engine now lives in one module per job: `objective` (terms, targets, the traced
 function), `solvers` (the monitor and L-BFGS-B), `run` (`transfer_style`, `stylize`,
 `build_problem`, `solve`), `errors` and `runtime`. Import from those, or from `nst_keras`.
+Gone with the old layout: `minimize`, `make_loss_and_grad`, `compute_targets` (now
+`objective.compute_targets`, with named terms), `check_memory` and `device_scope` (now in
+`runtime`).
 """
 
-from nst_keras.errors import (  # noqa: F401
+import warnings
+
+warnings.warn(
+    "nst_keras.optimize is deprecated: import from nst_keras, nst_keras.run, "
+    "nst_keras.objective or nst_keras.features instead",
+    DeprecationWarning,
+    stacklevel=2,
+)
+
+from nst_keras.errors import (  # noqa: E402,F401
     Interrupted,
     NonFiniteLossError,
     OutOfMemoryError,
     StyleTransferError,
 )
-from nst_keras.features import features_of  # noqa: F401
-from nst_keras.objective import compute_targets  # noqa: F401
-from nst_keras.run import (  # noqa: F401
+from nst_keras.features import features_of  # noqa: E402,F401
+from nst_keras.run import (  # noqa: E402,F401
     Problem,
     Result,
     build_problem,
@@ -23,4 +34,4 @@ from nst_keras.run import (  # noqa: F401
     stylize,
     transfer_style,
 )
-from nst_keras.solvers import Progress  # noqa: F401
+from nst_keras.solvers import Progress  # noqa: E402,F401

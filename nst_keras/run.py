@@ -1,8 +1,10 @@
 """One style-transfer run: `transfer_style` and `stylize`, and the steps they take.
 
-Data flow: images -> the device and precision chosen (`runtime`) -> the cached feature
-model (`features.MODELS`) -> the objective, targets once (`objective`) -> the starting image
--> L-BFGS-B inside the pixel box (`solvers`) -> the best image seen -> RGB uint8.
+Data flow: images (and masks) -> the colour mode's inputs (`color`) -> per stage (one, or
+coarse to fine): the device and precision chosen (`runtime`) -> the cached feature model
+(`features.MODELS`) -> the objective, targets once (`objective`) -> the starting image (the
+init, or the previous stage's) -> L-BFGS-B inside the pixel box, or Adam/SGD projected into
+it (`solvers`) -> the best image seen -> the colour mode's finish -> RGB uint8.
 """
 
 from __future__ import annotations
@@ -391,30 +393,52 @@ def stage_heights(config: StyleConfig) -> list:
     if scales == 1:
         scales = 1 + math.ceil(math.log2(height / start) - 1e-9)
         return [min(height, start * 2**i) for i in range(scales - 1)] + [height]
-    return [round(start * (height / start) ** (i / (scales - 1))) for i in range(scales)]
+    sizes = [round(start * (height / start) ** (i / (scales - 1))) for i in range(scales)]
+    return sorted(set(sizes))  # Close start and end heights would repeat a size.
 
 
-def checked_stage_heights(config: StyleConfig, content_hw) -> list:
-    """`stage_heights`, after checking every stage is large enough for the layers used.
+def stage_images(content_rgb, style_rgbs, config: StyleConfig, height: int):
+    """The content and style images of the stage at `height`, from the final-size ones.
+
+    Each is resized (Lanczos) by `height` over the content's height; with
+    `style_resize="stretch"` the styles take the stage content's size exactly.
+    """
+    factor = height / content_rgb.shape[0]
+    content = _resized(content_rgb, factor)
+    if config.style_resize == "stretch":
+        return content, [images_lib.load_image(s, size=content.shape[1::-1]) for s in style_rgbs]
+    return content, [_resized(s, factor) for s in style_rgbs]
+
+
+def checked_stage_heights(config: StyleConfig, content_rgb, style_rgbs) -> list:
+    """`stage_heights`, after checking that every stage's content and style images are
+    large enough for the layers used.
 
     Args:
         config: The settings.
-        content_hw: (H, W) of the content image at the final size.
+        content_rgb: The content image at the final size.
+        style_rgbs: The style images at the final size's scale.
 
     Raises:
-        ValueError: If the smallest stage is smaller than the deepest layer needs.
+        ValueError: If an image at some stage is smaller than the deepest layer needs.
     """
     from nst_keras.features import minimum_size
 
     heights = stage_heights(config)
     smallest = minimum_size(config.content_layers + config.style_layers, config.model)
-    first = min(heights[0], round(heights[0] * content_hw[1] / content_hw[0]))
-    if first < smallest:
-        raise ValueError(
-            f"the first stage ({heights[0]} pixels high) is too small for the layers used, "
-            f"which need at least {smallest}x{smallest}; use fewer scales or a larger start "
-            f"height. Received: scales={config.scales}, start_height={config.start_height}"
-        )
+    shrink = heights[0] / content_rgb.shape[0]  # The first stage is the smallest.
+    for role, rgb in [("content", content_rgb)] + [("style", s) for s in style_rgbs]:
+        if config.style_resize == "stretch" and role == "style":
+            continue  # As large as the content.
+        side = min(max(1, round(d * shrink)) for d in rgb.shape[:2])
+        if side < smallest:
+            where = f"at the first stage ({heights[0]} pixels high)" if len(heights) > 1 else ""
+            raise ValueError(
+                f"the {role} image is too small {where} for the layers used, which need "
+                f"at least {smallest}x{smallest} (its shorter side would be {side}); use "
+                "fewer scales, a larger start height or a larger style. Received: "
+                f"scales={config.scales}, start_height={config.start_height}"
+            )
     return heights
 
 
@@ -462,51 +486,76 @@ def run_stages(content_rgb, style_rgbs, config: StyleConfig, callback=None,
         A `Result` at the final size (see its `stages`).
 
     Raises:
+        ValueError: If an image is too small at the first stage (`checked_stage_heights`).
         NonFiniteLossError, OutOfMemoryError, Interrupted: With the best image so far at
-            the current stage's size.
+            the final size (a stopped later stage's, or the previous stage's, upsampled,
+            and its colours finished as the mode says), or None.
     """
-    heights = checked_stage_heights(config, content_rgb.shape[:2])
+    from nst_keras import runtime
+    from nst_keras.errors import Interrupted, StyleTransferError
+
+    heights = checked_stage_heights(config, content_rgb, style_rgbs)
     budgets = stage_budgets(config.max_evals, len(heights))
+    device = runtime.resolve_device(config.device)
+    # The final size is the largest: refuse it before any stage is spent.
+    runtime.check_memory(content_rgb.shape[:2], config,
+                         runtime.resolve_precision(config.precision, device), device)
     original_content = content_rgb
     content_rgb, style_rgbs = color_inputs(content_rgb, style_rgbs, config.preserve_color)
-    results, start, done_evals, done_seconds = [], None, 0, 0.0
+
+    def finished(image):
+        """An image of any stage as the run would save it: full size, colours finished."""
+        if image is None:
+            return None
+        if image.shape != original_content.shape:
+            image = images_lib.load_image(image, size=original_content.shape[1::-1])
+        return finish_color(image, original_content, config.preserve_color)
+
+    results, start, done = [], None, {"evaluations": 0, "seconds": 0.0, "iterations": 0}
     for number, (height, budget) in enumerate(zip(heights, budgets), start=1):
-        factor = height / content_rgb.shape[0]
-        stage_content = _resized(content_rgb, factor)
-        if config.style_resize == "stretch":
-            stage_styles = [images_lib.load_image(s, size=stage_content.shape[1::-1])
-                            for s in style_rgbs]
-        else:
-            stage_styles = [_resized(s, factor) for s in style_rgbs]
+        stage_content, stage_styles = stage_images(content_rgb, style_rgbs, config, height)
         stage_config = config.replace(height=height, max_evals=budget, start_height=None,
                                       scales=1) if len(heights) > 1 else config
-        stage_masks = None if masks is None else [
+        stage_masks = None if masks is None or len(heights) == 1 else [
             images_lib.load_mask(m, stage_content.shape[1::-1]) for m in masks]
-        problem = build_problem(stage_content, stage_styles, stage_config, start=start,
-                                masks=stage_masks)
-        if on_stage is not None:
-            on_stage(number, len(heights), problem)
+        offset = dict(done)
 
-        def staged(progress, number=number, offset=(done_evals, done_seconds)):
-            if callback is not None:
-                callback(dataclasses.replace(
-                    progress, stage=number, stages=len(heights),
-                    evaluations=progress.evaluations + offset[0],
-                    seconds=progress.seconds + offset[1]))
+        def staged(progress, number=number, offset=offset):
+            callback(dataclasses.replace(
+                progress, stage=number, stages=len(heights),
+                iteration=progress.iteration + offset["iterations"],
+                evaluations=progress.evaluations + offset["evaluations"],
+                seconds=progress.seconds + offset["seconds"]))
 
-        results.append(solve(problem, staged))
+        try:
+            problem = build_problem(stage_content, stage_styles, stage_config, start=start,
+                                    masks=masks if stage_masks is None else stage_masks)
+            if on_stage is not None:
+                on_stage(number, len(heights), problem)
+            results.append(solve(problem, staged if callback is not None else None))
+        except StyleTransferError as error:
+            best = error.best_image if error.best_image is not None else start
+            raise type(error)(str(error), best_image=finished(best)) from None
+        except KeyboardInterrupt as error:  # Interrupted, or Ctrl-C between two stages.
+            best = getattr(error, "best_image", None)
+            raise Interrupted(best_image=finished(best if best is not None else start)) from None
         start = results[-1].image
-        done_evals += results[-1].evaluations
-        done_seconds += results[-1].seconds
+        for key in done:
+            done[key] += getattr(results[-1], key)
     result = _joined(results, config)
-    if config.preserve_color in ("luminance", "swap"):
-        from nst_keras import color
+    # The optimised image's luminance with the content's chroma ("luminance", "swap"). The
+    # losses reported are those of the optimised image, before this step.
+    return dataclasses.replace(result, image=finished(result.image))
 
-        # The optimised image's luminance with the content's chroma. The losses reported
-        # are those of the optimised image (grey in "luminance" mode), before this step.
-        result = dataclasses.replace(
-            result, image=color.combine_luminance(result.image, original_content))
-    return result
+
+def finish_color(image, content_rgb, mode):
+    """The saved image under a `preserve_color` mode: the luminance of `image` with the
+    content's colour channels for `"luminance"` and `"swap"`; `image` otherwise."""
+    if mode not in ("luminance", "swap"):
+        return image
+    from nst_keras import color
+
+    return color.combine_luminance(image, content_rgb)
 
 
 def color_inputs(content_rgb, style_rgbs, mode):

@@ -33,7 +33,8 @@ class Progress:
         style_loss: The weighted style terms of `loss`, summed.
         tv_loss: The weighted total-variation term of `loss`.
         layer_losses: The *unweighted* loss of each layer term, by name (`content/<layer>`,
-            `style/<layer>`, Keras layer names).
+            `style/<layer>`, or `style/<k>/<layer>` for the k-th masked style; Keras layer
+            names).
         seconds: Wall time since the optimisation started.
         image: The current image, RGB uint8 (H, W, 3) (left out of the repr).
         stage: The coarse-to-fine stage (from 1), `stages` of them; 1 of 1 for one size.

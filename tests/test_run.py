@@ -57,7 +57,7 @@ def test_term_losses_match_the_loss_functions(content_rgb, style_rgb):
     # Recompute by hand with the public loss functions and a model of the same weights.
     tf.keras.utils.set_random_seed(1)
     model = features.build_feature_model(["block5_conv2", "block1_conv1", "block2_conv1"],
-                                         weights=None)
+                                         weights=None, padding=config.padding)
     c = model(preprocess(content_rgb))
     s = model(preprocess(style_rgb))
     g = model(problem.x0)
@@ -235,8 +235,13 @@ def test_invalid_settings_are_refused(content_rgb, style_rgb):
         StyleConfig(precision="float16")
 
 
-def test_the_old_optimize_module_still_works(content_rgb, style_rgb):
-    from nst_keras import optimize
+def test_the_old_optimize_module_still_works_and_says_it_is_deprecated(content_rgb, style_rgb):
+    import importlib
+    import sys
+
+    sys.modules.pop("nst_keras.optimize", None)
+    with pytest.warns(DeprecationWarning, match="nst_keras.optimize is deprecated"):
+        optimize = importlib.import_module("nst_keras.optimize")
 
     problem = optimize.build_problem(content_rgb, style_rgb,
                                      StyleConfig(weights=None, height=48, max_evals=3, seed=0))
