@@ -325,3 +325,12 @@ def test_figure_panels_carry_the_same_run_record(tmp_path):
                 "stop_reason", "record_version"):
         assert key in panel, key
     assert (out / f"{summary['panels'][0]}-loss.png").is_file()
+
+
+def test_numpy_settings_make_a_plain_json_record(tmp_path, content_rgb, style_rgb):
+    config = StyleConfig(**dict(F32, max_evals=3), content_weight=np.float32(0.5),
+                         style_scale=np.array([0.5]))
+    result = run.transfer_style(content_rgb, style_rgb, config=config)
+    json_path, _ = record.write_report(result, str(tmp_path))
+    data = json.loads(open(json_path).read())
+    assert data["settings"]["content_weight"] == 0.5 and data["settings"]["style_scale"] == [0.5]

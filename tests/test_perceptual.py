@@ -287,3 +287,53 @@ def test_the_estimate_is_within_25_percent_of_a_measured_peak(tmp_path, files):
     peak = min(peaks)
     estimate = runtime.estimate_memory(192, 256, StyleConfig(), "float32")["total"]
     assert abs(estimate / peak - 1) < 0.25, (estimate, peak)
+
+
+def test_mask_arrays_follow_one_convention():
+    from nst_keras.images import load_mask
+
+    size = (8, 6)
+    half = np.zeros((6, 8), bool)
+    half[:, :4] = True
+    for array in (half, half.astype(np.uint8) * 255, half.astype(np.float32),
+                  np.repeat(half.astype(np.float64)[..., None], 3, axis=-1)):
+        mask = load_mask(array, size)
+        assert mask[:, 0].min() > 0.95 and mask[:, -1].max() < 0.05, array.dtype
+    with pytest.raises(ValueError, match="values in \\[0, 1\\]"):
+        load_mask(half.astype(np.float32) * 255, size)
+
+
+def test_a_failure_in_a_later_stage_keeps_the_earlier_stages_image(images, monkeypatch):
+    from nst_keras import errors
+
+    content, style, _ = images
+    big = load_image(content, 64)
+    original, calls = run.solve, []
+
+    def failing(problem, callback=None):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt()  # Ctrl-C as the second stage starts.
+        return original(problem, callback)
+
+    monkeypatch.setattr(run, "solve", failing)
+    config = StyleConfig(weights=None, height=64, seed=0, max_evals=4, scales=2,
+                         preserve_color="swap")
+    with pytest.raises(errors.Interrupted) as caught:
+        run.run_stages(big, [load_image(style, 64)], config)
+    image = caught.value.best_image
+    assert image is not None and image.shape == big.shape  # Upsampled to the final size.
+    keep = _unclipped(image, big)
+    np.testing.assert_array_less(  # And its colours finished as the mode says.
+        np.abs(color.rgb_to_yiq(image)[..., 1:][keep] - color.rgb_to_yiq(big)[..., 1:][keep]), 1.0)
+
+
+def test_iterations_count_on_across_stages(images):
+    content, style, _ = images
+    seen = []
+    result = run.run_stages(load_image(content, 64), [load_image(style, 64)],
+                            StyleConfig(weights=None, height=64, seed=0, max_evals=6, scales=2),
+                            callback=seen.append)
+    assert [p.iteration for p in seen] == list(range(1, len(seen) + 1))
+    assert [h["iteration"] for h in result.history] == [p.iteration for p in seen]
+    assert [p.stage for p in seen][0] == 1 and seen[-1].stage == 2
