@@ -1,30 +1,40 @@
 #!/usr/bin/env python
-"""Seconds per loss+gradient evaluation: the hardware's lower bound, nst_keras, the book.
+"""Seconds per evaluation, and time to quality: the hardware's lower bound, nst_keras, the book.
 
 Run from the repository root:
 
     python benchmarks/evaluation_speed.py                  # the table, height 400
     python benchmarks/evaluation_speed.py --mode scaling   # time per evaluation vs height
+    python benchmarks/evaluation_speed.py --mode quality   # judged loss against time
 
-Rows of the table (each timed on the same random images, the same layers, float32):
+Every mode first prints the CPU's model name and the flags that decide the speed of float32
+and bfloat16 convolutions (`nst_keras.runtime.cpu_info`).
+
+Methods are named ``<kind>[-bf16][+xla]``: ``lower``, ``nst`` or ``book``; ``-bf16`` computes
+in bfloat16 (the book's method is float32 only, as the book); ``+xla`` compiles with XLA.
+Every row of every table shows its precision.
+
+Rows of the table (each timed on the same random images, the same layers):
 
 * ``lower bound``: one forward pass of the same truncated feature model
   (`nst_keras.features.build_feature_model`, VGG19 up to block5_conv2) on the generated image
   alone, and the gradient of a trivial loss (the sum of the outputs) with respect to that
-  image: what the hardware must do at least. Timed without XLA and, when nst_keras uses
-  XLA, also compiled the same way (``lower bound, XLA``).
-* ``nst_keras``: the real objective of `stylize`: `nst_keras.optimize.build_problem` and
-  `nst_keras.optimize.minimize` itself (one `fmin_l_bfgs_b` call), imported, not copied. The
-  time of one evaluation runs from the start of one evaluation to the start of the next, so
-  it includes the float64 -> float32 copy, the copy of the gradient back, `minimize`'s
-  bookkeeping and SciPy's L-BFGS step.
+  image: what the hardware must do at least. ``lower-bf16`` is the same model built in
+  bfloat16 (Keras' mixed_bfloat16 policy: bfloat16 convolutions, float32 weights; the sum is
+  taken in float32).
+* ``nst_keras``: the real objective of `stylize`: `nst_keras.run.build_problem` and
+  `nst_keras.run.solve` (one `fmin_l_bfgs_b` call, L-BFGS-B inside the pixel box),
+  imported, not copied, with ``precision="float32"`` (``nst``) or ``"bfloat16"``
+  (``nst-bf16``) given explicitly (the package's default is "auto"). The time of one
+  evaluation runs from the start of one evaluation to the start of the next, so it includes
+  the float64 -> float32 copy, the copy of the gradient back, the monitor's bookkeeping and
+  SciPy's L-BFGS-B step.
 * ``book``: Chollet's *Deep Learning with Python* 8.3 rebuilt faithfully: content, style
   and generated images concatenated into a batch of 3 through the full
   ``include_top=False`` VGG19 at every evaluation, the book's losses (its Gram matrix of the
   permuted features, its normalisation, its total variation on rows and columns 0..n-2),
-  its `Evaluator` and `fmin_l_bfgs_b` restarted every 20 evaluations (the restarts cost
-  quality, not time per evaluation: L-BFGS forgets its curvature pairs). Like the book's
-  TF1 graph, it is not XLA-compiled.
+  its `Evaluator` and `fmin_l_bfgs_b` restarted every 20 evaluations, no bounds (the image is
+  clipped when saved). float32; like the book's TF1 graph, not XLA-compiled.
 
 The methods are interleaved in one process (A B C A B C ...: each runs in its own thread,
 and a token lets exactly one evaluate at a time), so a noisy machine slows all alike. The
@@ -37,20 +47,39 @@ only grows, so methods sharing a process cannot be told apart): each child build
 method, runs one evaluation, and reports its peak RSS (VmHWM) and,
 on a GPU, TensorFlow's peak device memory.
 
-FLOPs are analytic: 2 x multiply-adds of every conv layer up to the deepest layer used.
-The gradient is taken with respect to the image only (the weights are frozen), so the
-backward pass of each conv computes its input gradient (as many multiply-adds as the
-forward pass) and no weight gradient: forward + backward = 2 x forward (3 x with weight
-gradients, as in training). ReLU, pooling and copies are not counted; the Gram matrices
-are (2 M C^2 per product: nst_keras does one forward and one in the gradient; the book one
-for the style image, one for the generated image and two in TF's generic MatMul gradient).
+FLOPs are analytic: 2 x multiply-adds of every conv layer up to the deepest layer used
+(the same count in either precision). The gradient is taken with respect to the image only
+(the weights are frozen), so the backward pass of each conv computes its input gradient (as
+many multiply-adds as the forward pass) and no weight gradient: forward + backward =
+2 x forward (3 x with weight gradients, as in training). ReLU, pooling and copies are not
+counted; the Gram matrices are (2 M C^2 per product: nst_keras does one forward and one in
+the gradient; the book one for the style image, one for the generated image and two in TF's
+generic MatMul gradient).
+
+Time to quality (``--mode quality``): the book's method (restarts of
+``fmin_l_bfgs_b(maxfun=20)``, no bounds, clipped when saved) against nst_keras in float32
+and in bfloat16 (bounds on), interleaved per evaluation as above, on the same images and the
+same objective: Tübingen x The Starry Night from ``../shared/images`` with the offline
+stand-in weights ``../shared/weights/vgg16_hed_notop.weights.h5`` (VGG16) when ``../shared``
+is there, otherwise generated images and random VGG19 weights. Book normalisation, content
+block5_conv2 (0.025), the book's style layers (``--style-weight``, default 10: the stand-in
+needs more than the book's 1.0), TV 1e-4 with the book's edges, init content. Along the way
+each method keeps the image that would be saved at that point (RGB uint8, clipped; for the
+book its image after each restart, deprocessed as the book does); afterwards, off the
+methods' clocks, each is judged by ONE float32 objective (`nst_keras.objective.
+evaluate_image`), so every method is measured with the same yardstick. The judge sees about
+one image every `--judge-every` evaluations plus the final one, and bisects between them to
+find when a method first reaches the book's final judged loss.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import os
+import pathlib
 import resource
 import statistics
 import subprocess
@@ -62,16 +91,97 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-#: Method keys: the kind, "+xla" when compiled with XLA.
+#: Method kinds; a method is "<kind>[-bf16][+xla]".
 KINDS = ("lower", "nst", "book")
 LABELS = {"lower": "lower bound", "nst": "nst_keras", "book": "book (DLwP 8.3)"}
 SCALING_HEIGHTS = (128, 256, 400, 512, 768, 1024)
 #: VGG's output channels per block.
 CHANNELS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
+#: The book's restarts: `fmin_l_bfgs_b(maxfun=20)`, 20 times.
+BOOK_ROUND = 20
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+STAND_IN_WEIGHTS = SHARED / "weights" / "vgg16_hed_notop.weights.h5"
+CONTENT_IMAGE = SHARED / "images" / "tubingen.jpg"
+STYLE_IMAGE = SHARED / "images" / "starry_night.jpg"
+
+#: Targets stated in the project's issue.
+TARGET_BF16_VS_LOWER = 0.35  # nst bf16 s/eval <= 0.35 x the float32 lower bound (h 400, VGG19)
+TARGET_SOONER = 40.0  # the book's final judged loss reached >= 40 x sooner
+TARGET_LOSS_RATIO = 0.15  # judged loss after the budget <= 0.15 x the book's
 
 
 class _Done(Exception):
     """Raised inside a method's loop once it has done its evaluations."""
+
+
+# ---------------------------------------------------------------------------------------
+# Methods: names, labels, precisions.
+
+
+def parse_method(method):
+    """(kind, precision, xla) of a method name "<kind>[-bf16][+xla]"."""
+    xla = method.endswith("+xla")
+    base = method[: -len("+xla")] if xla else method
+    bf16 = base.endswith("-bf16")
+    kind = base[: -len("-bf16")] if bf16 else base
+    if kind not in KINDS or "+" in base:
+        raise SystemExit(
+            f"unknown method {method!r}; use lower, nst or book, then -bf16 (not for book) "
+            "and/or +xla, e.g. nst-bf16+xla"
+        )
+    if kind == "book" and bf16:
+        raise SystemExit("the book's method is float32 only (as the book); use book")
+    return kind, "bfloat16" if bf16 else "float32", xla
+
+
+def parse_methods(text, default):
+    methods = [m.strip() for m in text.split(",") if m.strip()] if text else list(default)
+    for method in methods:
+        parse_method(method)
+    if len(set(methods)) != len(methods):
+        raise SystemExit(f"a method is named twice: {methods}")
+    return methods
+
+
+def label(method):
+    kind, precision, xla = parse_method(method)
+    return LABELS[kind] + (" bf16" if precision == "bfloat16" else "") + (", XLA" if xla else "")
+
+
+def precision_of(method):
+    return parse_method(method)[1]
+
+
+def float32_twin(method):
+    """The float32 method compiled the same way: nst-bf16+xla -> nst+xla."""
+    kind, _, xla = parse_method(method)
+    return kind + ("+xla" if xla else "")
+
+
+def lower_twin(method, precision=None):
+    """The lower bound compiled the same way, in `precision` (default: the method's)."""
+    _, own, xla = parse_method(method)
+    precision = precision or own
+    return "lower" + ("-bf16" if precision == "bfloat16" else "") + ("+xla" if xla else "")
+
+
+def cpu_line(device="cpu"):
+    """The CPU's model name and its relevant flags (and the GPU, if one is used)."""
+    from nst_keras import runtime
+
+    name, flags = runtime.cpu_info()
+    present = [f for f in runtime.RELEVANT_CPU_FLAGS if f in flags]
+    absent = [f for f in runtime.RELEVANT_CPU_FLAGS if f not in flags]
+    line = (
+        f"CPU: {name}, {os.cpu_count()} cores; relevant flags present: "
+        f"{' '.join(present) or 'none'}; absent: {' '.join(absent) or 'none'} "
+        f"(precision 'auto' -> {runtime.resolve_precision('auto', 'cpu')} on this CPU)"
+    )
+    if device == "gpu":
+        line += f"\nRunning on: {runtime.describe_hardware('gpu')}"
+    return line
 
 
 # ---------------------------------------------------------------------------------------
@@ -117,6 +227,8 @@ class Clock:
 
     The time of an evaluation runs from its start to the start of the next one, so whatever
     the method does between evaluations (copies, bookkeeping, L-BFGS) is counted.
+    `finish()` closes the last evaluation of a method that ends by itself, and `elapsed()`
+    is the method's own time so far (its evaluations only, not the others' turns).
     """
 
     def __init__(self, schedule, name, total):
@@ -125,28 +237,85 @@ class Clock:
         self.cpu_times = []
         self._start = self._cpu_start = None
 
-    def __call__(self):
+    def _close(self):
         if self._start is not None:
             self.times.append(time.perf_counter() - self._start)
             # The process's CPU time: only this method runs meanwhile, on all its threads.
             self.cpu_times.append(time.process_time() - self._cpu_start)
+            self._start = self._cpu_start = None
+            return True
+        return False
+
+    def __call__(self):
+        if self._close():
             self.schedule.advance(self.name)
         if len(self.times) >= self.total:
             raise _Done
         self.schedule.wait(self.name)
         self._start, self._cpu_start = time.perf_counter(), time.process_time()
 
+    def finish(self):
+        """The method has ended: its last evaluation ends now."""
+        self._close()
+
+    def elapsed(self):
+        """Seconds of this method's own evaluations so far, the current one included."""
+        own = sum(self.times)
+        if self._start is not None:
+            own += time.perf_counter() - self._start
+        return own
+
+
+def interleave(runs, clocks):
+    """Runs each `runs[name](clocks[name])` in its own thread, one evaluation at a time."""
+    schedule = next(iter(clocks.values())).schedule
+    errors = {}
+
+    def work(name):
+        try:
+            runs[name](clocks[name])
+        except _Done:
+            pass
+        except BaseException as error:  # Reported by the main thread.
+            errors[name] = error
+        finally:
+            schedule.leave(name)
+
+    threads = [threading.Thread(target=work, args=(n,), daemon=True) for n in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        name, error = next(iter(errors.items()))
+        raise RuntimeError(f"{label(name)} failed: {error!r}") from error
+
 
 # ---------------------------------------------------------------------------------------
-# The three methods. Each `build_*` does the setup and returns `run(clock)`, which evaluates
-# until `clock()` raises `_Done`.
+# The three methods. Each `build_*(config, content, style, feature_model, xla)` does the
+# setup (config.precision is the method's) and returns `run(clock, ...)`, which evaluates
+# until `clock()` raises `_Done` (or, in quality mode, until its budget is spent).
+
+
+def _terms(config):
+    from nst_keras.objective import make_terms
+
+    return make_terms(config)
 
 
 def _layers(config):
-    from nst_keras.optimize import _layout
+    """The distinct layers the config's terms use, in order."""
+    from nst_keras.objective import term_layers
 
-    union, _ = _layout(config)
-    return union
+    return term_layers(_terms(config))
+
+
+def _style_layers(config):
+    return [t.layer for t in _terms(config) if t.kind == "style"]
+
+
+def _content_layers(config):
+    return [t.layer for t in _terms(config) if t.kind == "content"]
 
 
 def build_lower(config, content_rgb, style_rgb, feature_model, xla):
@@ -154,7 +323,7 @@ def build_lower(config, content_rgb, style_rgb, feature_model, xla):
     import tensorflow as tf
 
     from nst_keras import images as images_lib
-    from nst_keras.optimize import features_of
+    from nst_keras.features import features_of
 
     x = tf.constant(images_lib.preprocess(content_rgb))
 
@@ -162,7 +331,11 @@ def build_lower(config, content_rgb, style_rgb, feature_model, xla):
     def loss_and_grad(x):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(x)
-            loss = tf.add_n([tf.reduce_sum(o) for o in features_of(feature_model, x)])
+            # Summed in float32 (a bfloat16 model's outputs are bfloat16).
+            loss = tf.add_n([
+                tf.reduce_sum(tf.cast(o, tf.float32))
+                for o in features_of(feature_model, x).values()
+            ])
         return loss, tape.gradient(loss, x)
 
     loss_and_grad.get_concrete_function()
@@ -176,30 +349,61 @@ def build_lower(config, content_rgb, style_rgb, feature_model, xla):
     return run
 
 
+class _TimedObjective:
+    """An `Objective` that calls `clock()` at the start of every evaluation."""
+
+    def __init__(self, objective, clock):
+        self._objective, self._clock = objective, clock
+
+    def __call__(self, x):
+        self._clock()
+        return self._objective(x)
+
+    def __getattr__(self, name):  # terms, targets, weighted, ...
+        return getattr(self._objective, name)
+
+
 def build_nst(config, content_rgb, style_rgb, feature_model, xla):
-    """nst_keras's own `build_problem` and `minimize`, with a clock at each evaluation."""
-    from nst_keras.optimize import build_problem, device_scope, minimize
+    """nst_keras's own `build_problem` and `solve`, with a clock at each evaluation.
+
+    `run(clock, callback=None)` returns `solve`'s `Result` (quality mode: the config's
+    `max_evals` ends the run).
+    """
+    from nst_keras.run import build_problem, solve
 
     problem = build_problem(
         content_rgb, style_rgb, config.replace(jit_compile=xla), feature_model=feature_model
     )
 
-    def run(clock):
-        def timed(x):
-            clock()
-            return problem.loss_and_grad(x)
+    def run(clock, callback=None):
+        timed = dataclasses.replace(problem, objective=_TimedObjective(problem.objective, clock))
+        return solve(timed, callback)
 
-        with device_scope(config.device):
-            minimize(
-                timed, problem.x0, iterations=10**6, max_evals=10**6,
-                term_names=problem.term_names, weights=problem.term_weights,
-            )
-
+    run.problem = problem
     return run
 
 
-def build_book(config, content_rgb, style_rgb, feature_model, xla):
-    """Chollet's DLwP (1st ed.) 8.3, in TF2: a batch of 3 through the full VGG19 each time."""
+def book_deprocess(x, height, width):
+    """The book's `deprocess_image`: add the means, BGR -> RGB, clip, truncate to uint8."""
+    x = np.array(x, dtype=np.float64).reshape((height, width, 3))
+    x[:, :, 0] += 103.939
+    x[:, :, 1] += 116.779
+    x[:, :, 2] += 123.68
+    x = x[:, :, ::-1]
+    return np.clip(x, 0, 255).astype("uint8")
+
+
+def build_book(config, content_rgb, style_rgb, feature_model, xla, round_size=BOOK_ROUND):
+    """Chollet's DLwP (1st ed.) 8.3, in TF2: a batch of 3 through the full VGG each time.
+
+    The config gives the model, the weights, the layers and the loss weights (the book's
+    own by default); the rest is the book's: its normalisation, its total variation, its
+    restarts of `fmin_l_bfgs_b(maxfun=20)`, no bounds, float32.
+
+    `run(clock, rounds=None, on_round=None)`: `rounds` restarts (forever if None), and
+    `on_round(image_rgb_uint8, loss, evaluations)` after each, with the image the book
+    would save then.
+    """
     import keras
     import tensorflow as tf
     from scipy.optimize import fmin_l_bfgs_b
@@ -216,7 +420,8 @@ def build_book(config, content_rgb, style_rgb, feature_model, xla):
     style_reference_image = tf.constant(images_lib.preprocess(style_rgb))
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
-    model = keras.applications.VGG19(
+    applications = {"vgg19": keras.applications.VGG19, "vgg16": keras.applications.VGG16}
+    model = applications[config.model](
         include_top=False, weights=config.weights, input_shape=(img_height, img_width, 3)
     )
     outputs_dict = {layer.name: layer.output for layer in model.layers[1:]}
@@ -241,11 +446,12 @@ def build_book(config, content_rgb, style_rgb, feature_model, xla):
         b = tf.square(
             x[:, : img_height - 1, : img_width - 1, :] - x[:, : img_height - 1, 1:, :]
         )
-        return tf.reduce_sum(tf.pow(a + b, 1.25))
+        return tf.reduce_sum(tf.pow(a + b, config.tv_power))
 
-    content_layer = "block5_conv2"
-    style_layers = list(_layers(config.replace(content_layers=())))
-    total_variation_weight, style_weight, content_weight = 1e-4, 1.0, 0.025
+    (content_layer,) = _content_layers(config)  # The book has one.
+    style_layers = _style_layers(config)
+    total_variation_weight = config.tv_weight
+    style_weight, content_weight = config.style_weight, config.content_weight
 
     @tf.function(
         input_signature=[tf.TensorSpec((1, img_height, img_width, 3), tf.float32)],
@@ -267,9 +473,12 @@ def build_book(config, content_rgb, style_rgb, feature_model, xla):
             loss += total_variation_weight * total_variation_loss(combination_image)
         return loss, tape.gradient(loss, combination_image)
 
-    fetch_loss_and_grads.get_concrete_function()
+    # Traced and run once here, off the clock (nst_keras's `build_problem` does the same).
+    fetch_loss_and_grads(target_image)
 
-    def run(clock):
+    def run(clock, rounds=None, on_round=None):
+        evaluations = [0]
+
         class Evaluator:
             def __init__(self):
                 self.loss_value = None
@@ -279,6 +488,7 @@ def build_book(config, content_rgb, style_rgb, feature_model, xla):
                 assert self.loss_value is None
                 x = x.reshape((1, img_height, img_width, 3))
                 clock()
+                evaluations[0] += 1
                 outs = fetch_loss_and_grads(tf.constant(x, dtype=tf.float32))
                 self.loss_value = float(outs[0])
                 self.grad_values = outs[1].numpy().flatten().astype("float64")
@@ -293,9 +503,14 @@ def build_book(config, content_rgb, style_rgb, feature_model, xla):
 
         evaluator = Evaluator()
         x = target_image.numpy().flatten()
-        for _ in range(10**6):  # The book: 20 restarts of 20 evaluations each.
-            x, _, _ = fmin_l_bfgs_b(evaluator.loss, x, fprime=evaluator.grads, maxfun=20)
+        for _ in range(10**6 if rounds is None else rounds):  # The book: 20 x 20.
+            x, min_val, _ = fmin_l_bfgs_b(
+                evaluator.loss, x, fprime=evaluator.grads, maxfun=round_size
+            )
+            if on_round is not None:
+                on_round(book_deprocess(x, img_height, img_width), float(min_val), evaluations[0])
 
+    run.evaluate = lambda rgb: float(fetch_loss_and_grads(images_lib.preprocess(rgb))[0])
     return run
 
 
@@ -341,13 +556,11 @@ def method_flops(kind, config, height, width):
     from nst_keras.features import layer_names
 
     union = _layers(config)
-    names = layer_names(config.model)
-    deepest = max(union, key=names.index)
-    style = [n for n in union if n in _layers(config.replace(content_layers=()))]
+    deepest = max(union, key=layer_names(config.model).index)
     network = 2 * conv_flops(height, width, deepest, config.model)
     if kind == "lower":
         return network
-    gram = gram_flops(height, width, style, config.model)
+    gram = gram_flops(height, width, _style_layers(config), config.model)
     if kind == "nst":
         # One product forward, one in the gradient (`_gram_matrix_symmetric_grad`).
         return network + 2 * gram
@@ -359,27 +572,7 @@ def method_flops(kind, config, height, width):
 
 
 # ---------------------------------------------------------------------------------------
-# Running.
-
-
-def parse_methods(text, xla):
-    if text:
-        methods = [m.strip() for m in text.split(",") if m.strip()]
-    elif xla:
-        methods = ["lower", "lower+xla", "nst+xla", "book"]
-    else:
-        methods = ["lower", "nst", "book"]
-    for method in methods:
-        if method.split("+")[0] not in KINDS or method.count("+") > 1 or (
-            "+" in method and not method.endswith("+xla")
-        ):
-            raise SystemExit(f"unknown method {method!r}; use lower, nst, book, each +xla or not")
-    return methods
-
-
-def label(method):
-    kind = method.split("+")[0]
-    return LABELS[kind] + (", XLA" if method.endswith("+xla") else "")
+# Speed: the table and the scaling.
 
 
 def make_inputs(height, aspect, seed):
@@ -394,52 +587,57 @@ def make_inputs(height, aspect, seed):
 def make_config(args, height):
     from nst_keras.config import StyleConfig
 
-    return StyleConfig(height=height, weights=args.weights, seed=args.seed, device=args.device)
+    return StyleConfig(
+        height=height, weights=args.weights, seed=args.seed, device=args.device,
+        model=args.model, precision="float32",
+    )
+
+
+def feature_models(config, methods, seed):
+    """One truncated feature model per precision the (non-book) methods use, same weights."""
+    import keras
+
+    from nst_keras.features import build_feature_model
+    from nst_keras.runtime import device_scope, resolve_device
+
+    models = {}
+    for precision in dict.fromkeys(precision_of(m) for m in methods if not m.startswith("book")):
+        keras.utils.set_random_seed(seed)  # The same random weights in both precisions.
+        with device_scope(resolve_device(config.device)):
+            models[precision] = build_feature_model(
+                _layers(config), model=config.model, weights=config.weights,
+                pooling=config.pooling, precision=precision,
+            )
+    return models
 
 
 def time_methods(args, methods, height):
     """Builds `methods` at `height` and times them interleaved; returns {method: [s, ...]}."""
-    import keras
+    from nst_keras.runtime import device_scope, resolve_device
 
-    from nst_keras.features import build_feature_model
-    from nst_keras.optimize import device_scope
-
-    config = make_config(args, height)
+    # The budget is the benchmark's clock, not the config's.
+    config = make_config(args, height).replace(max_evals=10**6, iterations=10**6)
+    device = resolve_device(config.device)
     content, style = make_inputs(height, args.aspect, args.seed)
+    models = feature_models(config, methods, args.seed)
     runs = {}
-    with device_scope(config.device):
-        keras.utils.set_random_seed(args.seed)
-        feature_model = build_feature_model(
-            _layers(config), model=config.model, weights=config.weights, pooling=config.pooling
-        )
+    with device_scope(device):
         for method in methods:
-            kind = method.split("+")[0]
+            kind, precision, xla = parse_method(method)
             runs[method] = BUILDERS[kind](
-                config, content, style, feature_model, method.endswith("+xla")
+                config.replace(precision=precision), content, style, models.get(precision), xla
             )
     schedule = RoundRobin(methods)
     clocks = {m: Clock(schedule, m, args.warmup + args.evals) for m in methods}
-    errors = {}
 
-    def work(method):
-        try:
-            with device_scope(config.device):
-                runs[method](clocks[method])
-        except _Done:
-            pass
-        except BaseException as error:  # Reported by the main thread.
-            errors[method] = error
-        finally:
-            schedule.leave(method)
+    def scoped(method):
+        def run(clock):
+            with device_scope(device):
+                runs[method](clock)
 
-    threads = [threading.Thread(target=work, args=(m,), daemon=True) for m in methods]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        method, error = next(iter(errors.items()))
-        raise RuntimeError(f"{label(method)} failed: {error!r}") from error
+        return run
+
+    interleave({m: scoped(m) for m in methods}, clocks)
     return (
         {m: clocks[m].times[args.warmup :] for m in methods},
         {m: clocks[m].cpu_times[args.warmup :] for m in methods},
@@ -493,26 +691,49 @@ def measure_memory(args, argv, methods):
     return out
 
 
+def weights_text(weights):
+    if weights is None:
+        return "random (weights=None)"
+    if os.path.abspath(str(weights)) == os.path.abspath(STAND_IN_WEIGHTS):
+        return "the offline stand-in (../shared/weights/vgg16_hed_notop.weights.h5)"
+    return str(weights)
+
+
 def describe(args, height, width):
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
     device = "GPU" if gpus and args.device != "cpu" else f"CPU ({os.cpu_count()} cores)"
-    weights = args.weights if args.weights else "random (weights=None)"
     return (
-        f"height {height} x width {width}, VGG19, weights {weights}, float32, {device}, "
-        f"TF {tf.__version__}; median of {args.evals} evaluations after {args.warmup} "
-        "warm-up, methods interleaved"
+        f"height {height} x width {width}, {args.model.upper()}, weights "
+        f"{weights_text(args.weights)}, precision per row, {device}, TF {tf.__version__}; "
+        f"median of {args.evals} evaluations after {args.warmup} warm-up, methods interleaved"
     )
+
+
+def _fmt(value, spec):
+    if value is None:
+        return "-".rjust(int(spec.split(".")[0] or 0))
+    return format(value, spec)
+
+
+def _seconds(value):
+    return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
 
 
 def table(args, argv):
     from nst_keras.features import layer_names
+    from nst_keras.runtime import resolve_device
 
-    methods = parse_methods(args.methods, args.xla)
+    methods = parse_methods(
+        args.methods,
+        ["lower", "lower+xla", "lower-bf16", "nst+xla", "nst-bf16+xla", "book"] if args.xla
+        else ["lower", "lower-bf16", "nst", "nst-bf16", "book"],
+    )
     height = args.height
     width = max(1, round(height * args.aspect))
     config = make_config(args, height)
+    print(cpu_line(resolve_device(args.device)), flush=True)
     start = time.perf_counter()
     times, cpu_times = time_methods(args, methods, height)
     memory = measure_memory(args, argv, methods) if args.memory else {}
@@ -530,32 +751,33 @@ def table(args, argv):
     forward = conv_flops(height, width, deepest, config.model)
     print(describe(args, height, width))
     print(
-        f"Truncated forward pass (VGG19 up to {deepest}), analytic: {forward / 1e9:.1f} GFLOP; "
-        f"forward + input gradient: {2 * forward / 1e9:.1f} GFLOP"
+        f"Truncated forward pass ({config.model.upper()} up to {deepest}), analytic: "
+        f"{forward / 1e9:.1f} GFLOP; forward + input gradient: {2 * forward / 1e9:.1f} GFLOP"
     )
     book = next((m for m in methods if m.startswith("book")), None)
     mem_key = "peak_device_mb" if any("peak_device_mb" in v for v in memory.values()) else (
         "peak_rss_mb"
     )
-    header = (
-        f"{'method':<22}{'s/eval':>8}{'min':>8}{'max':>8}{'CPU s':>8}{'x lower':>9}{'x lower':>9}"
-        f"{'book /':>8}{'GFLOP':>8}{'GFLOP/s':>9}{'peak MB':>9}{'x lower':>9}"
-    )
     print()
-    print(header)
     print(
-        f"{'':<22}{'median':>8}{'':>8}{'':>8}{'median':>8}{'(plain)':>9}{'(same)':>9}{'this':>8}"
-        f"{'':>8}{'':>9}"
+        f"{'method':<22}{'precision':>10}{'s/eval':>8}{'min':>8}{'max':>8}{'CPU s':>8}"
+        f"{'x lower':>9}{'x lower':>9}{'book /':>8}{'GFLOP':>8}{'GFLOP/s':>9}{'peak MB':>9}"
+        f"{'x lower':>9}"
+    )
+    print(
+        f"{'':<22}{'':>10}{'median':>8}{'':>8}{'':>8}{'median':>8}{'(f32)':>9}{'(same)':>9}"
+        f"{'this':>8}{'':>8}{'':>9}"
         f"{'RSS' if mem_key == 'peak_rss_mb' else 'device':>9}{'(same)':>9}"
     )
     rows = {}
     for method in methods:
-        kind, xla = method.split("+")[0], method.endswith("+xla")
-        same = "lower+xla" if xla else "lower"
+        kind, precision, xla = parse_method(method)
+        same = lower_twin(method)
         flops = method_flops(kind, config, height, width)
         mem = memory.get(method, {}).get(mem_key)
-        same_mem = memory.get("lower+xla" if xla else "lower", {}).get(mem_key)
+        same_mem = memory.get(same, {}).get(mem_key)
         row = {
+            "precision": precision,
             "seconds": seconds[method],
             "cpu_seconds": statistics.median(cpu_times[method]),
             "vs_lower": ratio(method, "lower"),
@@ -567,24 +789,22 @@ def table(args, argv):
             "peak_vs_lower_same": mem / same_mem if mem and same_mem else None,
         }
         rows[method] = row
-        fmt = lambda v, spec: format(v, spec) if v is not None else "-".rjust(  # noqa: E731
-            int(spec.split(".")[0] or 0)
-        )
         print(
-            f"{label(method):<22}{row['seconds']:>8.3f}{min(times[method]):>8.3f}"
-            f"{max(times[method]):>8.3f}{row['cpu_seconds']:>8.2f}{fmt(row['vs_lower'], '9.2f')}"
-            f"{fmt(row['vs_lower_same'], '9.2f')}{fmt(row['book_over_this'], '8.2f')}"
-            f"{row['gflops']:>8.1f}{row['gflop_per_s']:>9.1f}{fmt(mem, '9.0f')}"
-            f"{fmt(row['peak_vs_lower_same'], '9.2f')}"
+            f"{label(method):<22}{precision:>10}{row['seconds']:>8.3f}{min(times[method]):>8.3f}"
+            f"{max(times[method]):>8.3f}{row['cpu_seconds']:>8.2f}"
+            f"{_fmt(row['vs_lower'], '9.2f')}{_fmt(row['vs_lower_same'], '9.2f')}"
+            f"{_fmt(row['book_over_this'], '8.2f')}{row['gflops']:>8.1f}"
+            f"{row['gflop_per_s']:>9.1f}{_fmt(mem, '9.0f')}{_fmt(row['peak_vs_lower_same'], '9.2f')}"
         )
     print()
     print(
-        "CPU s: process CPU seconds per evaluation (both cores; only that method runs "
-        "meanwhile). x lower (plain): time / the lower bound's without XLA; x lower (same): "
-        "time / the lower bound's compiled the same way (XLA or not); book / this: how many "
-        "times faster than the book's method; all ratios are medians over rounds of the "
-        "ratio within a round (A B C A B C ...), so a slow spell cancels out; GFLOP: analytic "
-        "work of one evaluation (convs forward + input gradient, Gram matrices); peak MB: peak "
+        "CPU s: process CPU seconds per evaluation (all cores; only that method runs "
+        "meanwhile). x lower (f32): time / the float32 lower bound's without XLA; x lower "
+        "(same): time / the lower bound's in the same precision, compiled the same way (XLA "
+        "or not); book / this: how many times faster than the book's method; all ratios are "
+        "medians over rounds of the ratio within a round (A B C A B C ...), so a slow spell "
+        "cancels out; GFLOP: analytic work of one evaluation (convs forward + input gradient, "
+        "Gram matrices; the same count in bfloat16); peak MB: peak "
         + (
             "device memory (TensorFlow's allocator)"
             if mem_key == "peak_device_mb"
@@ -603,29 +823,78 @@ def table(args, argv):
                 for m, v in memory.items()
             )
         )
+    # bfloat16 against float32, method by method.
+    pairs = []
+    for method in methods:
+        twin = float32_twin(method)
+        if precision_of(method) == "bfloat16" and twin in times:
+            mem, twin_mem = rows[method]["peak_mb"], rows[twin]["peak_mb"]
+            pairs.append(
+                f"{label(method)} / {label(twin)}: s/eval {ratio(method, twin):.2f}"
+                + (f", peak memory {mem / twin_mem:.2f}" if mem and twin_mem else "")
+            )
+    if pairs:
+        print("bfloat16 vs float32 (medians of paired ratios): " + "; ".join(pairs))
     for nst in (m for m in methods if m.startswith("nst")):
         checks = []
         r = rows[nst]
-        if r["vs_lower"] is not None:
-            checks.append(("<= 1.00 x lower bound without XLA", r["vs_lower"] <= 1.0))
-        if r["vs_lower_same"] is not None:
-            checks.append(("<= 1.10 x lower bound compiled the same way", r["vs_lower_same"] <= 1.10))
+        if precision_of(nst) == "float32":
+            if r["vs_lower"] is not None:
+                checks.append(("<= 1.00 x lower bound without XLA", r["vs_lower"], 1.0, "<="))
+            if r["vs_lower_same"] is not None:
+                checks.append(("<= 1.10 x lower bound compiled the same way",
+                               r["vs_lower_same"], 1.10, "<="))
+        else:
+            if r["vs_lower"] is not None:
+                where = "" if (height, config.model) == (400, "vgg19") else (
+                    " (stated for height 400, VGG19)")
+                checks.append((f"<= {TARGET_BF16_VS_LOWER} x float32 lower bound{where}",
+                               r["vs_lower"], TARGET_BF16_VS_LOWER, "<="))
+            twin = float32_twin(nst)
+            if r["peak_mb"] and twin in rows and rows[twin]["peak_mb"]:
+                checks.append((f"peak memory <= {label(twin)}'s (float32)",
+                               r["peak_mb"] / rows[twin]["peak_mb"], 1.0, "<="))
         if r["book_over_this"] is not None:
-            checks.append((">= 3.5 x faster than the book", r["book_over_this"] >= 3.5))
+            checks.append((">= 3.5 x faster than the book", r["book_over_this"], 3.5, ">="))
         if r["peak_vs_lower_same"] is not None:
-            checks.append(("peak memory <= 1.3 x the lower bound's", r["peak_vs_lower_same"] <= 1.3))
+            checks.append(("peak memory <= 1.3 x the same lower bound's",
+                           r["peak_vs_lower_same"], 1.3, "<="))
         if checks:
-            print(f"Targets for {label(nst)}: "
-                  + "; ".join(f"{t}: {'met' if ok else 'NOT met'}" for t, ok in checks))
+            print(f"Targets for {label(nst)}: " + "; ".join(
+                f"{text}: {value:.2f} {verdict(value, bound, op)}"
+                for text, value, bound, op in checks
+            ))
+    for method in methods:
+        if method.startswith("lower-bf16"):
+            twin = float32_twin(method)
+            if rows[method]["peak_mb"] and twin in rows and rows[twin]["peak_mb"]:
+                value = rows[method]["peak_mb"] / rows[twin]["peak_mb"]
+                print(f"Target for {label(method)}: peak memory <= {label(twin)}'s (float32): "
+                      f"{value:.2f} {verdict(value, 1.0, '<=')}")
     print(f"(benchmark wall time {time.perf_counter() - start:.0f} s)")
+    write_json(args, {"mode": "table", "height": height, "width": width, "rows": rows})
     return rows
 
 
+def verdict(value, bound, op):
+    ok = value <= bound if op == "<=" else value >= bound
+    return "met" if ok else "NOT met"
+
+
+def write_json(args, data):
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(data, f, indent=1)
+        print(f"JSON written to {args.json}")
+
+
 def scaling(args, argv):
-    methods = parse_methods(args.methods, args.xla) if args.methods else (
-        ["lower+xla", "nst+xla"] if args.xla else ["lower", "nst"]
-    )
+    from nst_keras.runtime import resolve_device
+
+    methods = parse_methods(args.methods, ["lower+xla", "nst+xla"] if args.xla else
+                            ["lower", "nst"])
     heights = [int(h) for h in args.heights.split(",")]
+    print(cpu_line(resolve_device(args.device)), flush=True)
     start = time.perf_counter()
     results, paired = {}, {}
     for height in heights:
@@ -636,7 +905,8 @@ def scaling(args, argv):
             b / a for a, b in zip(times[methods[0]], times[methods[-1]])
         )
         print(f"  height {height}: " + ", ".join(
-            f"{label(m)} {s:.3f} s" for m, s in results[height].items()), flush=True)
+            f"{label(m)} ({precision_of(m)}) {s:.3f} s" for m, s in results[height].items()),
+            flush=True)
     reference = 400 if 400 in heights else heights[len(heights) // 2]
 
     def per_pixel(height, method):
@@ -647,6 +917,7 @@ def scaling(args, argv):
 
     print()
     print(describe(args, "H", "round(H * %.4g)" % args.aspect))
+    print("precision: " + ", ".join(f"{label(m)} {precision_of(m)}" for m in methods))
     header = f"{'height':>7}{'width':>7}{'Mpixel':>8}"
     for m in methods:
         header += f"  {label(m) + ' s/eval':>26}{'per pixel':>10}{'GFLOP/s':>9}"
@@ -659,7 +930,7 @@ def scaling(args, argv):
         line = f"{height:>7}{width:>7}{height * width / 1e6:>8.3f}"
         for m in methods:
             s = results[height][m]
-            gflops = method_flops(m.split("+")[0], config, height, width) / 1e9 / s
+            gflops = method_flops(parse_method(m)[0], config, height, width) / 1e9 / s
             line += f"  {s:>26.3f}{per_pixel(height, m):>10.2f}{gflops:>9.1f}"
         if len(methods) > 1:
             line += f"{paired[height]:>8.2f}"
@@ -675,36 +946,345 @@ def scaling(args, argv):
         f"ratio: {label(methods[-1])} / {label(methods[0])} (median over rounds). "
         f"(benchmark wall time {time.perf_counter() - start:.0f} s)"
     )
+    write_json(args, {"mode": "scaling", "seconds": results})
     return results
+
+
+# ---------------------------------------------------------------------------------------
+# Time to quality.
+
+
+def generated_images(height, aspect, seed):
+    """A structured content image and a striped style image, RGB uint8, same size."""
+    width = max(1, round(height * aspect))
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    content = np.stack([255 * xx / max(1, width - 1), 255 * yy / max(1, height - 1),
+                        128 + 100 * np.sin(xx / 7.0) * np.cos(yy / 9.0)], axis=-1)
+    disc = (yy - height / 2) ** 2 + (xx - width / 3) ** 2 < (min(height, width) / 4) ** 2
+    content[disc] = [240, 30, 60]
+    content[int(height * 0.7):, int(width * 0.55):int(width * 0.8)] = [30, 60, 200]
+    angle = np.arctan2(yy - height / 2, xx - width / 2)
+    radius = np.hypot(yy - height / 2, xx - width / 2)
+    swirl = np.sin(radius / 6.0 + 3 * angle)
+    style = np.stack([40 + 60 * swirl, 70 + 50 * np.sin(xx / 5.0 + yy / 11.0),
+                      150 + 90 * swirl * np.cos(yy / 13.0)], axis=-1)
+    content += rng.normal(0, 6, content.shape)
+    style += rng.normal(0, 20, style.shape)
+    return (np.clip(content, 0, 255).astype(np.uint8), np.clip(style, 0, 255).astype(np.uint8))
+
+
+def quality_inputs(args):
+    """(content, style, weights, model, description) of the quality mode.
+
+    The weights: `--weights auto` is the stand-in when ../shared has it and the two images,
+    random otherwise; `--weights none` forces random weights (and generated images).
+    """
+    from PIL import Image
+
+    from nst_keras import images as images_lib
+
+    have_shared = STAND_IN_WEIGHTS.is_file() and CONTENT_IMAGE.is_file() and STYLE_IMAGE.is_file()
+    weights = args.weights
+    if weights == "auto":
+        weights = str(STAND_IN_WEIGHTS) if have_shared else None
+    model = args.model
+    if model == "auto":
+        model = "vgg16" if weights and os.path.basename(str(weights)).startswith("vgg16") else (
+            "vgg19")
+    if weights is not None and CONTENT_IMAGE.is_file() and STYLE_IMAGE.is_file():
+        content = images_lib.load_image(str(CONTENT_IMAGE), args.height)
+        height, width = content.shape[:2]
+        # The book resizes the style image to the generated image's size; every method gets
+        # this same array, so every style target is the same.
+        style = np.asarray(
+            Image.fromarray(images_lib.load_image(str(STYLE_IMAGE))).resize(
+                (width, height), Image.LANCZOS)
+        )
+        source = (f"Tübingen x The Starry Night ({CONTENT_IMAGE.parent}; style resized to the "
+                  "content's size)")
+    else:
+        content, style = generated_images(args.height, args.aspect, args.seed)
+        source = ("generated images (../shared absent or --weights none; the numbers say "
+                  "nothing about real images)")
+    return content, style, weights, model, source
+
+
+def quality(args, argv):
+    import tensorflow as tf  # noqa: F401
+
+    from nst_keras import runtime
+    from nst_keras.config import BOOK_STYLE_LAYERS, StyleConfig
+    from nst_keras.objective import evaluate_image
+
+    methods = parse_methods(args.methods, ["book", "nst", "nst-bf16"])
+    if any(m.startswith("lower") for m in methods):
+        raise SystemExit("quality mode compares whole methods: book, nst, nst-bf16 (+xla)")
+    if not any(m.startswith("book") for m in methods):
+        raise SystemExit("quality mode needs the book's method (its final loss is the target)")
+    device = runtime.resolve_device(args.device)
+    print(cpu_line(device), flush=True)
+    content, style, weights, model, source = quality_inputs(args)
+    height, width = content.shape[:2]
+    config = StyleConfig(
+        content_layers=("block5_conv2",), style_layers=BOOK_STYLE_LAYERS,
+        content_weight=0.025, style_weight=args.style_weight, tv_weight=1e-4,
+        normalization="book", init="content", height=height, max_evals=args.evals,
+        iterations=10**6, model=model, weights=weights, seed=args.seed, device=device,
+        precision="float32", bounds=True, tv_edges=args.tv_edges,
+    )
+    rounds = math.ceil(args.evals / args.book_round)
+    print(
+        f"Time to quality: {source}; {width}x{height}, {model.upper()}, weights "
+        f"{weights_text(weights)}; book normalisation, content block5_conv2 x 0.025, style "
+        f"{'/'.join(l.split('_')[0] for l in BOOK_STYLE_LAYERS)} conv1 x {args.style_weight:g}, "
+        f"TV 1e-4 (edges: {args.tv_edges}), init content; nst_keras {args.evals} evaluations "
+        f"(one L-BFGS-B, bounds 0-255), the book {rounds} restarts of "
+        f"fmin_l_bfgs_b(maxfun={args.book_round}) (no bounds, clipped at save); methods "
+        "interleaved per evaluation.", flush=True,
+    )
+    start = time.perf_counter()
+    with runtime.device_scope(device):
+        # The yardstick: one float32 objective (bounds play no part in a loss).
+        judge_objective = build_nst(config.replace(bounds=False), content, style, None,
+                                    False).problem.objective
+        runs, kinds = {}, {}
+        for method in methods:
+            kind, precision, xla = parse_method(method)
+            kinds[method] = kind
+            # nst_keras takes its cached model of that precision (features.MODELS).
+            runs[method] = BUILDERS[kind](
+                config.replace(precision=precision, bounds=kind != "book"), content, style,
+                None, xla, **({"round_size": args.book_round} if kind == "book" else {}),
+            )
+    setup = time.perf_counter() - start
+
+    def judge(rgb):
+        with runtime.device_scope(device):
+            return evaluate_image(judge_objective, rgb)
+
+    # Sanity: the book's own loss and the judge agree on the starting image.
+    initial = judge(content)
+    book = next(m for m in methods if kinds[m] == "book")
+    book_own = runs[book].evaluate(content)
+    print(f"Judged loss of the starting image (the content): {initial:.6g}; the book's own "
+          f"objective there: {book_own:.6g} (relative difference "
+          f"{abs(book_own - initial) / max(abs(initial), 1e-30):.1e}). Setup {setup:.0f} s.",
+          flush=True)
+
+    # Each method's points: (evaluations, own seconds, own loss, image RGB uint8).
+    points = {m: [] for m in methods}
+    results = {}
+
+    def wrapped(method):
+        run, kind = runs[method], kinds[method]
+
+        def record(evals, clock, loss, image):
+            points[method].append((evals, clock.elapsed(), loss, image))
+            previous = points[method][-2][0] if len(points[method]) > 1 else 0
+            if evals // 100 > previous // 100:  # Progress on a long run.
+                print(f"  {label(method)}: {evals} evaluations, {clock.elapsed():.0f} s of "
+                      f"its own time, its loss {loss:.5g}", flush=True)
+
+        def go(clock):
+            with runtime.device_scope(device):
+                if kind == "book":
+                    run(clock, rounds=rounds,
+                        on_round=lambda rgb, loss, evals: record(evals, clock, loss, rgb))
+                    clock.finish()
+                    results[method] = {"evaluations": len(clock.times)}
+                else:
+                    result = run(clock, lambda p: record(p.evaluations, clock, p.loss, p.image))
+                    clock.finish()
+                    # The image `stylize` returns and the CLI saves: the best seen.
+                    points[method].append(
+                        (result.evaluations, clock.elapsed(), result.loss, result.image))
+                    results[method] = {"evaluations": result.evaluations,
+                                       "precision": result.precision}
+                results[method]["seconds"] = clock.elapsed()
+                print(f"  {label(method)} done: {results[method]['evaluations']} evaluations "
+                      f"in {clock.elapsed():.0f} s of its own time", flush=True)
+
+        return go
+
+    schedule = RoundRobin(methods)
+    clocks = {m: Clock(schedule, m, 10**9) for m in methods}
+    interleave({m: wrapped(m) for m in methods}, clocks)
+    run_wall = time.perf_counter() - start - setup
+
+    # Judging, off the clocks.
+    judge_start = time.perf_counter()
+    judged = {m: {} for m in methods}
+
+    def judged_at(method, index):
+        if index not in judged[method]:
+            judged[method][index] = judge(points[method][index][3])
+        return judged[method][index]
+
+    for method in methods:
+        marks, next_mark = [], args.judge_every
+        for index, (evals, _, _, _) in enumerate(points[method]):
+            if evals >= next_mark or index == len(points[method]) - 1:
+                marks.append(index)
+                while next_mark <= evals:
+                    next_mark += args.judge_every
+        for index in marks:
+            judged_at(method, index)
+    final = {m: judged[m][len(points[m]) - 1] for m in methods}
+    target = final[book]
+
+    def first_reaching(method):
+        """Index of the first point whose judged loss is <= target (bisection between the
+        coarse marks, assuming the loss falls in between), or None."""
+        previous = -1
+        for index in sorted(judged[method]):
+            if judged[method][index] <= target:
+                lo, hi = previous, index
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    if judged_at(method, mid) <= target:
+                        hi = mid
+                    else:
+                        lo = mid
+                return hi
+            previous = index
+        return None
+
+    reach = {m: first_reaching(m) for m in methods}
+    judge_seconds = time.perf_counter() - judge_start
+    book_time = points[book][reach[book]][1]
+
+    print()
+    print(
+        f"{'method':<22}{'precision':>10}{'evals':>7}{'s/eval':>8}{'own s':>8}"
+        f"{'final judged':>14}{'x book':>8}{'time to book final':>20}{'x sooner':>10}"
+    )
+    rows = {}
+    for method in methods:
+        evals, seconds = results[method]["evaluations"], results[method]["seconds"]
+        hit = reach[method]
+        hit_time = points[method][hit][1] if hit is not None else None
+        hit_evals = points[method][hit][0] if hit is not None else None
+        rows[method] = {
+            "precision": precision_of(method), "evaluations": evals, "seconds": seconds,
+            "seconds_per_eval": seconds / evals, "final_judged_loss": final[method],
+            "judged_vs_book": final[method] / target,
+            "time_to_book_final": hit_time, "evals_to_book_final": hit_evals,
+            "sooner": book_time / hit_time if hit_time else None,
+        }
+        r = rows[method]
+        reached = (f"{_seconds(hit_time)} s @{hit_evals:>4}" if hit is not None
+                   else "not reached")
+        print(
+            f"{label(method):<22}{r['precision']:>10}{evals:>7}{r['seconds_per_eval']:>8.3f}"
+            f"{_seconds(seconds):>8}{final[method]:>14.5g}{r['judged_vs_book']:>8.3f}"
+            f"{reached:>20}{_fmt(r['sooner'], '10.1f')}"
+        )
+    # The curves at a few budgets: the last judged point at or before each.
+    checkpoints = [c for c in (20, 40, 60, 100, 200, 300) if c < args.evals]
+    print()
+    print("Judged loss after N evaluations (the last judged image at or before N; final: the "
+          "image saved at the end):")
+    print(f"{'method':<22}" + "".join(f"{'N=' + str(c):>11}" for c in checkpoints)
+          + f"{'final':>11}")
+    for method in methods:
+        line = f"{label(method):<22}"
+        for c in checkpoints:
+            seen = [judged[method][i] for i in sorted(judged[method]) if points[method][i][0] <= c]
+            line += _fmt(seen[-1] if seen else None, "11.4g")
+        print(line + _fmt(final[method], "11.4g"))
+    print()
+    print(
+        f"s/eval, own s: the method's own time (its evaluations and its optimiser's steps; the "
+        f"other methods' turns, setup and judging excluded); final judged: the float32 "
+        f"objective of the image it would save (uint8; the book's clipped and truncated as "
+        f"the book does; nst_keras's best image); x book: / the book's final judged loss "
+        f"({target:.5g}); time to book final: own seconds (@ evaluations) until the saved "
+        f"image's judged loss first reaches the book's final (judged every ~{args.judge_every} "
+        f"evaluations, bisected to the iteration); x sooner: the book's time to that loss / "
+        f"this. Starting image judged {initial:.5g}. Run {run_wall:.0f} s wall (interleaved), "
+        f"judging {judge_seconds:.0f} s ({sum(len(j) for j in judged.values())} images), "
+        f"setup {setup:.0f} s."
+    )
+    for method in methods:
+        if kinds[method] != "nst":
+            continue
+        r = rows[method]
+        sooner = r["sooner"]
+        print(
+            f"Targets for {label(method)}: book's final judged loss reached >= {TARGET_SOONER:g}x "
+            f"sooner: "
+            + (f"{sooner:.1f}x {verdict(sooner, TARGET_SOONER, '>=')}" if sooner else
+               "not reached, NOT met")
+            + f"; judged loss after {r['evaluations']} evaluations <= {TARGET_LOSS_RATIO} x "
+            f"the book's: {r['judged_vs_book']:.3f} "
+            f"{verdict(r['judged_vs_book'], TARGET_LOSS_RATIO, '<=')}"
+        )
+    print(f"(Per-evaluation speed, <= {TARGET_BF16_VS_LOWER} x the float32 lower bound, and "
+          "peak memory, bfloat16 <= float32: see --mode table.)")
+    write_json(args, {
+        "mode": "quality", "source": source, "weights": weights_text(weights), "model": model,
+        "height": height, "width": width, "style_weight": args.style_weight,
+        "tv_edges": args.tv_edges, "evals": args.evals, "book_round": args.book_round,
+        "initial_judged_loss": initial, "book_final_judged_loss": target, "rows": rows,
+        "curves": {
+            m: [{"evaluations": e, "seconds": s, "own_loss": own,
+                 "judged_loss": judged[m].get(i)} for i, (e, s, own, _) in enumerate(points[m])]
+            for m in methods
+        },
+    })
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        description="Seconds per loss+gradient evaluation: the lower bound, nst_keras and the "
-        "book's method, interleaved in one process.",
+        description="Seconds per loss+gradient evaluation (the lower bound, nst_keras and the "
+        "book's method, interleaved in one process), and time to quality.",
     )
-    parser.add_argument("--mode", choices=("table", "scaling"), default="table",
-                        help="table: the three methods at --height; scaling: time per "
-                        "evaluation against the image height")
-    parser.add_argument("--height", type=int, default=400, help="image height (table mode)")
+    parser.add_argument("--mode", choices=("table", "scaling", "quality"), default="table",
+                        help="table: the methods at --height; scaling: time per evaluation "
+                        "against the image height; quality: judged loss against time, the "
+                        "book vs nst_keras float32 and bfloat16")
+    parser.add_argument("--height", type=int, default=400, help="image height (table, quality)")
     parser.add_argument("--heights", default=",".join(map(str, SCALING_HEIGHTS)),
                         help="comma-separated heights (scaling mode)")
     parser.add_argument("--aspect", type=float, default=4 / 3,
-                        help="width / height (Tübingen's photograph: 4/3)")
+                        help="width / height of generated images (Tübingen's photograph: 4/3)")
     parser.add_argument("--evals", type=int, default=None,
-                        help="timed evaluations per method (default 10; 2 in scaling mode)")
+                        help="timed evaluations per method (default 10; 2 in scaling mode; "
+                        "the budget in quality mode, default 400)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed evaluations first")
     parser.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None,
-                        help="nst_keras compiled with XLA (default: StyleConfig's default)")
+                        help="default methods compiled with XLA (default: StyleConfig's default)")
     parser.add_argument("--methods", default=None,
-                        help="comma-separated, of lower, nst, book, each optionally +xla "
-                        "(default: lower,lower+xla,nst+xla,book with XLA; lower,nst,book without)")
-    parser.add_argument("--weights", default=None,
-                        help="none (random, the default), imagenet, or a weights file")
+                        help="comma-separated, of lower, nst, book, with -bf16 (not book) "
+                        "and/or +xla, e.g. lower,lower-bf16,nst,nst-bf16,book (the table's "
+                        "default without XLA); quality: book,nst,nst-bf16")
+    parser.add_argument("--weights", default="auto",
+                        help="none (random), imagenet, or a weights file; auto (default): "
+                        "random in table and scaling modes, the ../shared stand-in in quality "
+                        "mode when ../shared is there")
+    parser.add_argument("--model", choices=("auto", "vgg19", "vgg16"), default="auto",
+                        help="auto: vgg16 for the vgg16 stand-in weights, else vgg19")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
                         help="measure each method's peak memory in a subprocess (table mode)")
+    parser.add_argument("--style-weight", type=float, default=10.0,
+                        help="quality mode: style weight of every method (the book's is 1.0; "
+                        "the stand-in weights need more)")
+    parser.add_argument("--tv-edges", choices=("book", "all"), default="book",
+                        help="quality mode: total variation of nst_keras and of the judge "
+                        "(book: the book's formula, so all methods minimise the judged loss)")
+    parser.add_argument("--judge-every", type=int, default=10,
+                        help="quality mode: judge about one image per this many evaluations")
+    parser.add_argument("--book-round", type=int, default=BOOK_ROUND,
+                        help="quality mode: the book's maxfun per restart (the book: 20)")
+    parser.add_argument("--json", default=None, help="write the results (quality: the "
+                        "curves) to this JSON file")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     return parser
 
@@ -712,20 +1292,27 @@ def build_parser():
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    if args.weights in (None, "none", "None"):
+    if args.weights in ("none", "None"):
         args.weights = None
+    if args.weights == "auto" and args.mode != "quality":
+        args.weights = None  # Speed does not depend on the weights' values.
+    if args.model == "auto" and args.mode != "quality":
+        args.model = "vgg16" if args.weights and os.path.basename(
+            str(args.weights)).startswith("vgg16") else "vgg19"
     if args.xla is None:
         from nst_keras.config import StyleConfig
 
         args.xla = StyleConfig().jit_compile
     if args.evals is None:
-        args.evals = 2 if args.mode == "scaling" else 10
-    if args.evals < 1 or args.warmup < 0:
-        raise SystemExit("--evals must be >= 1 and --warmup >= 0")
+        args.evals = {"scaling": 2, "quality": 400}.get(args.mode, 10)
+    if args.evals < 1 or args.warmup < 0 or args.judge_every < 1 or args.book_round < 1:
+        raise SystemExit("--evals, --judge-every and --book-round must be >= 1, --warmup >= 0")
     if args.child:
         return child(args)
     if args.mode == "scaling":
         return scaling(args, argv)
+    if args.mode == "quality":
+        return quality(args, argv)
     return table(args, argv)
 
 
