@@ -1206,6 +1206,13 @@ def quality(args, argv):
         f"judging {judge_seconds:.0f} s ({sum(len(j) for j in judged.values())} images), "
         f"setup {setup:.0f} s."
     )
+    whole = results[book]["seconds"]
+    print(
+        f"Against the book's whole run instead ({whole:.0f} s to its final image, which is not "
+        f"its best judged): " + ", ".join(
+            f"{label(m)} {whole / rows[m]['time_to_book_final']:.1f}x sooner"
+            for m in methods if kinds[m] == "nst" and rows[m]["time_to_book_final"])
+    )
     for method in methods:
         if kinds[method] != "nst":
             continue
