@@ -107,8 +107,6 @@ def initial_image(content_rgb, style_rgb, init, seed):
             or URL of an image, stretched to the content's size.
         seed: Seeds the noise.
     """
-    from PIL import Image
-
     size = (content_rgb.shape[1], content_rgb.shape[0])
     rng = np.random.default_rng(seed)
     if init == "content":
@@ -118,9 +116,8 @@ def initial_image(content_rgb, style_rgb, init, seed):
     if init == "mean":
         mean_rgb = images_lib.IMAGENET_MEAN_BGR[::-1]
         return (mean_rgb + rng.normal(0.0, 0.001, size=content_rgb.shape)).astype(np.float32)
-    if init == "style":
-        return np.asarray(Image.fromarray(style_rgb).resize(size, Image.LANCZOS), np.float32)
-    return images_lib.load_image(init, size=size).astype(np.float32)
+    source = style_rgb if init == "style" else init
+    return images_lib.load_image(source, size=size).astype(np.float32)
 
 
 def style_heights(config: StyleConfig, count: int) -> list:
