@@ -1,0 +1,499 @@
+"""`nst-keras batch`: many photos x many styles, resumable, on one machine or a Ray cluster.
+
+`run_batch(jobs, out)` is the API; `main(argv)` the command. A batch is a list of jobs
+(`nst_keras.jobs`: every content with every style, one to one, or the rows of a CSV file),
+each planned and rendered like a plain run by an engine (`nst_keras.engines`: this process,
+or Ray actors that keep their model built). The driver writes everything, so workers need
+no shared filesystem:
+
+* `OUT/NAME.png` and `OUT/NAME.json` (the run record, as `--report` writes it, plus the
+  job's name and key), written atomically, the image first: a record on disk means its
+  image is complete;
+* `OUT/batch.json`: every job's sources, settings, status, seconds, loss and output or
+  reason, rewritten after each job;
+* `OUT/contact_sheet.png`: contents x styles, failed cells marked.
+
+Resuming: a job is skipped when its image and record exist and the record's `job_key` (a
+hash of its settings and of its inputs' bytes, `jobs.job_key`) is the job's own. So a rerun
+after `kill -9` does exactly the jobs that were in flight and the rest, and a rerun with
+other settings or changed images redoes what changed. `overwrite` redoes everything.
+
+Failure isolation: an unreadable image or mask, a size that does not fit, a non-finite or
+diverged run fails its job only, with its one-line reason in `batch.json`; settings that
+cannot work for any job are refused before the first job starts. Ctrl-C keeps every
+finished job; the job in flight (local engine) leaves its best image as `NAME.partial.png`,
+which a rerun redoes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import sys
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+from nst_keras import console, jobs as jobs_lib
+from nst_keras.config import PRESETS, StyleConfig
+from nst_keras.console import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+
+PROG = f"{console.PROG} batch"
+ENGINES = ("local", "ray")
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchProgress:
+    """What the progress callback receives when a job starts or ends.
+
+    Attributes:
+        total: Jobs in the batch.
+        done, skipped, failed: Jobs finished so far, by outcome.
+        running: Jobs in flight.
+        last: The name of the job that just started or ended, and its status ("" for the
+            first report, once every job is checked and before any runs).
+        engine: What runs the jobs.
+    """
+
+    total: int
+    done: int
+    skipped: int
+    failed: int
+    running: int
+    last: str
+    engine: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchReport:
+    """What a batch did.
+
+    Attributes:
+        entries: One dict per job (as in `batch.json`), in the jobs' order.
+        summary_path: `OUT/batch.json`.
+        sheet_path: `OUT/contact_sheet.png`, or None when nothing could be shown.
+        interrupted: Whether Ctrl-C stopped it.
+    """
+
+    entries: tuple
+    summary_path: str
+    sheet_path: Optional[str]
+    interrupted: bool = False
+
+    def count(self, status: str) -> int:
+        """How many jobs ended with `status` (`done`, `skipped`, `failed`, `interrupted`,
+        `pending`)."""
+        return sum(1 for e in self.entries if e["status"] == status)
+
+
+def run_batch(batch_jobs: Sequence[jobs_lib.BatchJob], out: str, *, engine=None,
+              overwrite: bool = False, progress: Optional[Callable[[BatchProgress], None]] = None,
+              guard=None) -> BatchReport:
+    """Runs a batch's jobs into the folder `out`, skipping those already done.
+
+    Args:
+        batch_jobs: From `jobs.pair` or `jobs.read_jobs_csv`.
+        out: The output folder (created if missing).
+        engine: An engine from `nst_keras.engines`, or a function making one (called once
+            every job is checked, so that a refused batch starts no cluster);
+            `LocalEngine()` when None.
+        overwrite: Redo every job, done or not.
+        progress: Called with a `BatchProgress` as each job starts and ends.
+        guard: The command line's `console.SignalGuard`, so that a job's files are written
+            whole even when Ctrl-C comes; None outside it.
+
+    Returns:
+        A `BatchReport`. A job that failed does not raise; see its entry.
+
+    Raises:
+        ValueError: If a job's settings cannot work (before any job runs), naming the job.
+        KeyboardInterrupt: On Ctrl-C, after the finished jobs, the partial image and the
+            summary are written.
+    """
+    from nst_keras.engines import LocalEngine
+
+    critical = guard.critical if guard is not None else contextlib.nullcontext
+    entries: Dict[str, dict] = {}
+    payloads = []
+    for job in batch_jobs:
+        entry, payload = _prepare(job, out, overwrite)
+        entries[job.name] = entry
+        if payload is not None:
+            payloads.append(payload)
+    engine = engine or LocalEngine()
+    if callable(engine) and not hasattr(engine, "run"):
+        engine = engine()
+    os.makedirs(out, exist_ok=True)
+    counts = {"done": 0, "skipped": sum(e["status"] == "skipped" for e in entries.values()),
+              "failed": sum(e["status"] == "failed" for e in entries.values()), "running": 0}
+
+    def tell(last):
+        if progress is not None:
+            progress(BatchProgress(len(entries), counts["done"], counts["skipped"],
+                                   counts["failed"], counts["running"], last,
+                                   engine.description))
+
+    def started(name):
+        entries[name]["status"] = "running"
+        counts["running"] += 1
+        with critical():  # So that batch.json shows what is in flight at any moment.
+            _write_summary(out, entries, engine)
+        tell(f"{name} started")
+
+    interrupted = False
+    tell("")
+    try:
+        for outcome in engine.run((_loaded(p) for p in payloads), on_start=started):
+            with critical():
+                counts["running"] -= 1
+                _deliver(outcome, entries[outcome.name], out)
+                if outcome.status in counts:  # done or failed; interrupted ends the batch.
+                    counts[outcome.status] += 1
+                _write_summary(out, entries, engine)
+            tell(f"{outcome.name} {outcome.status}")
+            if outcome.status == "interrupted":
+                raise KeyboardInterrupt()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        for entry in entries.values():
+            if entry["status"] == "running":
+                entry["status"] = "interrupted"
+        engine.close()
+    with critical():
+        _write_summary(out, entries, engine)
+        sheet = write_contact_sheet(out, batch_jobs, entries)
+    report = BatchReport(tuple(entries.values()), os.path.join(out, "batch.json"), sheet,
+                         interrupted)
+    if interrupted:
+        raise KeyboardInterrupt(report)
+    return report
+
+
+def _prepare(job: jobs_lib.BatchJob, out: str, overwrite: bool):
+    """A job's summary entry and, unless it is done already or cannot run, its payload
+    (without the bytes yet: `_loaded` reads them as it is dispatched).
+
+    Raises:
+        ValueError: If the job's settings cannot work (not an input's fault).
+    """
+    from nst_keras.config import INITS
+    from nst_keras.engines import Payload
+    from nst_keras.errors import InputError, NotEnoughMemory
+    from nst_keras.plan import plan
+    from nst_keras.record import settings_dict
+
+    entry = {"job": job.name, "content": job.content, "styles": list(job.styles),
+             "masks": None if job.masks is None else list(job.masks),
+             "settings": settings_dict(job.config), "status": "pending", "seconds": None,
+             "loss": None, "output": None, "reason": None, "worker": None}
+    inputs = [job.content, *job.styles, *(job.masks or ())]
+    if job.config.init not in INITS:
+        inputs.append(job.config.init)
+    try:
+        digests = {path: jobs_lib.file_digest(path) for path in inputs}
+    except OSError as error:
+        entry.update(status="failed", reason=f"cannot read {error.filename}: {error.strerror}")
+        return entry, None
+    key = entry["key"] = jobs_lib.job_key(job, digests)
+    image, record = os.path.join(out, f"{job.name}.png"), os.path.join(out, f"{job.name}.json")
+    if not overwrite and os.path.isfile(image) and _key_in(record) == key:
+        with open(record, encoding="utf-8") as f:
+            done = json.load(f)
+        entry.update(status="skipped", loss=done.get("loss"), seconds=done.get("seconds"),
+                     output=os.path.basename(image))
+        return entry, None
+    try:  # The plan's checks, from the headers, before any job runs.
+        plan(job.content, list(job.styles), config=job.config, masks=job.masks, load=False)
+    except (InputError, NotEnoughMemory) as error:  # This job's inputs: it fails alone.
+        entry.update(status="failed", reason=str(error))
+        return entry, None
+    except ValueError as error:  # Its settings: no job of this batch would go better.
+        raise ValueError(f"job {job.name}: {error}") from None
+    sources = {"content": job.content, "styles": list(job.styles), "masks": entry["masks"],
+               "init": job.config.init}
+    return entry, Payload(job.name, key, job.config, b"", (), None, None, sources)
+
+
+def _loaded(payload):
+    """The payload with its inputs' bytes, read now (one job's at a time)."""
+    from nst_keras.config import INITS
+
+    def read(path):
+        with open(path, "rb") as f:
+            return f.read()
+
+    sources = payload.sources
+    return dataclasses.replace(
+        payload, content=read(sources["content"]),
+        styles=tuple(read(s) for s in sources["styles"]),
+        masks=None if sources["masks"] is None else tuple(read(m) for m in sources["masks"]),
+        init=None if payload.config.init in INITS else read(payload.config.init))
+
+
+def _key_in(record_path: str) -> Optional[str]:
+    """The `job_key` of an existing record, or None (missing, unreadable, another format)."""
+    try:
+        with open(record_path, encoding="utf-8") as f:
+            return json.load(f).get("job_key")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _deliver(outcome, entry: dict, out: str) -> None:
+    """Writes what a worker sent back, the image before its record; updates the entry."""
+    from nst_keras.images import atomic_write
+    from nst_keras.record import write_json
+
+    entry.update(status=outcome.status, seconds=round(outcome.seconds, 3), loss=outcome.loss,
+                 reason=outcome.reason, worker=outcome.worker,
+                 model_builds=outcome.model_builds)
+    partial = os.path.join(out, f"{outcome.name}.partial.png")
+    if outcome.status == "done":
+        with atomic_write(os.path.join(out, f"{outcome.name}.png")) as f:
+            f.write(outcome.png)
+        write_json(os.path.join(out, f"{outcome.name}.json"), outcome.record)
+        entry["output"] = f"{outcome.name}.png"
+        if os.path.exists(partial):
+            os.unlink(partial)
+    elif outcome.status == "interrupted" and outcome.png is not None:
+        with atomic_write(partial) as f:
+            f.write(outcome.png)
+        entry["output"] = os.path.basename(partial)
+
+
+def _write_summary(out: str, entries: Dict[str, dict], engine) -> None:
+    from nst_keras.record import write_json
+
+    write_json(os.path.join(out, "batch.json"), {
+        "engine": engine.description,
+        "counts": {status: sum(e["status"] == status for e in entries.values())
+                   for status in ("done", "skipped", "failed", "interrupted", "pending")},
+        "jobs": list(entries.values()),
+    })
+
+
+def write_contact_sheet(out: str, batch_jobs, entries: Dict[str, dict]) -> Optional[str]:
+    """Draws `OUT/contact_sheet.png`: contents down the side, styles along the top.
+
+    Returns:
+        Its path, or None when no input could be read to draw it.
+    """
+    from nst_keras.contact_sheet import draw_sheet
+    from nst_keras.images import load_image
+
+    rows = list(dict.fromkeys(job.content for job in batch_jobs))
+    cols = list(dict.fromkeys(job.styles for job in batch_jobs))
+
+    def thumbnail(path):
+        try:
+            return load_image(path, 128)
+        except Exception:  # An unreadable input is shown as a marked cell.
+            return None
+
+    def stem(path):
+        return os.path.splitext(os.path.basename(path))[0]
+
+    contents = [(stem(c), thumbnail(c)) for c in rows]
+    styles = [("+".join(stem(s) for s in col), thumbnail(col[0])) for col in cols]
+    if all(img is None for _, img in contents):
+        return None
+    cells = {}
+    for job in batch_jobs:
+        entry = entries[job.name]
+        status = "done" if entry["status"] in ("done", "skipped") else entry["status"]
+        image = None
+        if status == "done":
+            image = thumbnail(os.path.join(out, entry["output"]))
+        label = f"loss {entry['loss']:.3g}" if entry.get("loss") else entry["status"]
+        cells[rows.index(job.content), cols.index(job.styles)] = (status, image, label)
+    path = os.path.join(out, "contact_sheet.png")
+    from nst_keras.images import save_image
+
+    shown = [(label, img if img is not None else _blank()) for label, img in contents]
+    tops = [(label, img if img is not None else _blank()) for label, img in styles]
+    save_image(path, draw_sheet(shown, tops, cells))
+    return path
+
+
+def _blank():
+    import numpy as np
+
+    return np.full((96, 128, 3), 235, np.uint8)
+
+
+# --- The command --------------------------------------------------------------------------
+
+
+def build_parser(defaults: StyleConfig, preset_name: str):
+    """`batch`'s parser: its inputs, engines and output, and every plain run's setting."""
+    parser = console.Parser(
+        prog=PROG,
+        description=(
+            "Stylises many photos with many styles: every CONTENT with every --style (or "
+            "--pairs zip, or the rows of --jobs FILE.csv), one PNG and one JSON record per "
+            "job in --out DIR, plus DIR/batch.json and DIR/contact_sheet.png. A rerun skips "
+            "the jobs already done with the same settings and images."),
+        epilog=(
+            "Exit codes: 0 every job done, 1 some job failed (listed in DIR/batch.json), 2 "
+            "bad usage, 130/143 interrupted (finished jobs kept)."),
+        formatter_class=console.HelpFormatter,
+    )
+    groups = {name: parser.add_argument_group(name)
+              for name in ("batch", "images", "method", "optimisation")}
+    b = groups["batch"]
+    b.add_argument("contents", nargs="*", metavar="CONTENT",
+                   help="content images: files, folders or glob patterns (quote globs)")
+    b.add_argument("--style", dest="styles", nargs="+", default=None, metavar="STYLE",
+                   help="style images: files, folders or glob patterns")
+    b.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    b.add_argument("--pairs", choices=jobs_lib.PAIRINGS, default="product",
+                   help="product: every content with every style; zip: the n-th with the n-th")
+    b.add_argument("--jobs", default=None, metavar="FILE.csv",
+                   help="one job per row instead: columns content, style (several: a;b), "
+                        "optional mask, and any setting's name (style_weight, height, "
+                        "preserve_color, ...) to override it for that row")
+    b.add_argument("--engine", choices=ENGINES, default="local",
+                   help="local: this process, one job after another; ray: Ray actors, one "
+                        "per node")
+    b.add_argument("--workers", type=console.positive_int, default=None,
+                   help="ray: how many actors (default: one per node)")
+    b.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                   help="ray: the cluster's address (default: RAY_ADDRESS, else a local "
+                        "cluster started for the batch, on 127.0.0.1)")
+    b.add_argument("--retries", type=console.non_negative_int, default=1,
+                   help="ray: how many times a job whose worker died is retried")
+    b.add_argument("--overwrite", action="store_true", help="redo every job, done or not")
+    groups["method"].add_argument("--preset", choices=sorted(PRESETS), default=preset_name,
+                                  help="named settings that the options below override")
+    console.add_config_options(parser, defaults, groups=groups)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def jobs_of(args) -> List[jobs_lib.BatchJob]:
+    """The batch's jobs from the parsed arguments.
+
+    Raises:
+        UsageError: For missing or contradictory inputs, or settings that are not valid.
+    """
+    values = console.config_changes(args)
+    if values["height"] == "auto":
+        raise UsageError("--height auto is for a single run; give the batch a height. "
+                         "Received: --height auto")
+    try:
+        config = StyleConfig(**values)
+        if args.jobs is not None:
+            if args.contents or args.styles:
+                raise UsageError("give the jobs as CONTENT... --style STYLE... or as --jobs "
+                                 f"FILE.csv, not both. Received: --jobs {args.jobs}")
+            return jobs_lib.read_jobs_csv(args.jobs, config)
+        if not args.contents or not args.styles:
+            raise UsageError("give content images and --style images (files, folders or "
+                             "globs), or --jobs FILE.csv")
+        contents = jobs_lib.collect(args.contents, "content")
+        styles = jobs_lib.collect(args.styles, "style")
+        return jobs_lib.pair(contents, styles, config, args.pairs)
+    except ValueError as error:
+        raise console.as_usage(error) from None
+
+
+def make_engine(args):
+    """The engine the arguments ask for.
+
+    Raises:
+        UsageError: If Ray is asked for and not installed, or its cluster cannot be reached.
+    """
+    from nst_keras import engines
+
+    if args.engine == "local":
+        if args.workers or args.ray_address:
+            raise UsageError("--workers and --ray-address are for --engine ray. "
+                             "Received: --engine local")
+        return engines.LocalEngine()
+    try:
+        return engines.RayEngine(args.ray_address, args.workers, args.retries)
+    except ImportError:
+        raise UsageError(f"--engine ray needs Ray: {engines.RAY_INSTALL}") from None
+    except ConnectionError as error:
+        raise UsageError(f"cannot reach the Ray cluster: {str(error).splitlines()[0]}. "
+                         f"Received: --ray-address {args.ray_address}") from None
+
+
+class JobsBar:
+    """The tqdm bar over a batch's jobs: done, skipped, failed, running, and the ETA."""
+
+    def __init__(self, quiet: bool, out: str):
+        self.bar = None
+        self.quiet = quiet
+        self.out = out
+
+    def __call__(self, progress: BatchProgress):
+        if self.quiet:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            ready = progress.skipped + progress.failed
+            print(f"{progress.total} jobs into {self.out}/ on {progress.engine}"
+                  + (f" ({progress.skipped} done already, {progress.failed} cannot run)"
+                     if ready else "") + ".", file=sys.stderr)
+            self.bar = tqdm(total=progress.total, unit="job", desc="jobs", file=sys.stderr,
+                            dynamic_ncols=True)
+        self.bar.set_postfix({"done": progress.done, "skipped": progress.skipped,
+                              "failed": progress.failed, "running": progress.running},
+                             refresh=False)
+        self.bar.update(progress.done + progress.skipped + progress.failed - self.bar.n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs `batch`; returns the exit code (0 all done, 1 some failed, 2 usage, 130/143)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        name, defaults = console.preset_in(argv)
+        args = build_parser(defaults, name).parse_args(argv)
+        batch_jobs = jobs_of(args)
+        console.check_folder(args.out, "--out")
+    except UsageError as error:
+        print(f"{console.PROG}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    bar = JobsBar(args.quiet, args.out)
+    state = {}
+
+    def work(guard):
+        began = time.perf_counter()
+        try:
+            report = run_batch(batch_jobs, args.out, engine=lambda: make_engine(args),
+                               overwrite=args.overwrite, progress=bar, guard=guard)
+        except KeyboardInterrupt as stop:
+            state["report"] = stop.args[0] if stop.args else None
+            raise
+        except ValueError as error:
+            raise console.as_usage(error) from None
+        finally:
+            bar.close()
+        failed = report.count("failed")
+        console.say(args.quiet, f"{report.count('done')} done, {report.count('skipped')} skipped, "
+                                f"{failed} failed in {time.perf_counter() - began:.0f} s; "
+                                f"{report.summary_path}"
+                                + (f", {report.sheet_path}" if report.sheet_path else "") + ".")
+        if failed:
+            print(f"{console.PROG}: error: {failed} of {len(report.entries)} jobs failed; see "
+                  f"{report.summary_path}", file=sys.stderr)
+            return EXIT_FAILED
+        return EXIT_OK
+
+    def stopped(image):
+        report = state.get("report")
+        if report is None:
+            return "finished jobs are kept"
+        return (f"{report.count('done')} jobs done this run, {report.count('skipped')} "
+                f"skipped, kept in {args.out}/; a rerun does the rest")
+
+    return console.run_guarded(work, debug=args.debug, save_partial=stopped)

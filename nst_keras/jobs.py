@@ -1,0 +1,248 @@
+"""A batch's jobs: which content goes with which styles and settings, named and keyed.
+
+Pure bookkeeping, no TensorFlow: the inputs given as files, folders or globs
+(`collect`), paired as every content with every style (`"product"`), one to one
+(`"zip"`), or as the rows of a CSV file (`read_jobs_csv`, where a row may also override
+settings); each job's output name, made from its inputs' stems so that a person can find
+it and sanitised so that it cannot leave the output folder (`job_name`); and its key, a
+hash of everything that decides its image (`job_key`), which is how a rerun knows that an
+existing output was made with the same settings.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import glob
+import hashlib
+import json
+import os
+import re
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from nst_keras.config import StyleConfig
+
+#: The file extensions `collect` takes from a folder.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+#: CSV columns that are not `StyleConfig` fields.
+CSV_INPUT_COLUMNS = ("content", "style", "mask")
+
+#: How several styles or masks are written in one CSV cell.
+CSV_LIST_SEPARATOR = ";"
+
+PAIRINGS = ("product", "zip")
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchJob:
+    """One job of a batch.
+
+    Attributes:
+        name: The output's file stem, unique in the batch and safe as a file name.
+        content: The content image's path.
+        styles: The style images' paths.
+        masks: One mask path per style, or None.
+        config: The job's settings.
+    """
+
+    name: str
+    content: str
+    styles: Tuple[str, ...]
+    masks: Optional[Tuple[str, ...]]
+    config: StyleConfig
+
+
+def collect(sources: Sequence[str], label: str) -> List[str]:
+    """The image files that files, folders and glob patterns name, in order, each once.
+
+    A folder gives its image files (by extension, sorted by name, not recursive); a glob
+    pattern its matches, sorted.
+
+    Raises:
+        ValueError: If a source matches nothing, naming it (`label` says which input).
+    """
+    found = []
+    for source in sources:
+        source = os.fspath(source)
+        if os.path.isdir(source):
+            matches = sorted(os.path.join(source, f) for f in os.listdir(source)
+                             if f.lower().endswith(IMAGE_EXTENSIONS)
+                             and os.path.isfile(os.path.join(source, f)))
+        elif os.path.isfile(source):
+            matches = [source]
+        elif glob.has_magic(source):
+            matches = sorted(p for p in glob.glob(source) if os.path.isfile(p))
+        else:
+            matches = []
+        if not matches:
+            raise ValueError(f"no {label} image found: no such file, no image in that folder "
+                             f"or nothing matches that pattern. Received: {label}={source}")
+        found += matches
+    return list(dict.fromkeys(found))
+
+
+def pair(contents: Sequence[str], styles: Sequence[str], config: StyleConfig,
+         pairing: str = "product") -> List[BatchJob]:
+    """The jobs of every content with every style (`"product"`), or one to one (`"zip"`).
+
+    Raises:
+        ValueError: If the pairing is unknown, or `"zip"` gets lists of different lengths.
+    """
+    if pairing not in PAIRINGS:
+        raise ValueError(f"`pairs` must be one of {', '.join(PAIRINGS)}. Received: pairs={pairing}")
+    if pairing == "zip":
+        if len(contents) != len(styles):
+            raise ValueError(f"zip pairs the n-th content with the n-th style, so both need as "
+                             f"many images; there are {len(contents)} contents and "
+                             f"{len(styles)} styles. Received: pairs=zip")
+        pairs = list(zip(contents, styles))
+    else:
+        pairs = [(c, s) for c in contents for s in styles]
+    return unique_names([BatchJob(job_name(c, [s]), c, (s,), None, config) for c, s in pairs])
+
+
+def read_jobs_csv(path: str, config: StyleConfig) -> List[BatchJob]:
+    """The jobs of a CSV file: one per row, with a header row.
+
+    Columns: `content` and `style` (required), `mask` (optional); several styles or masks
+    in one cell are separated by `;`. Any other column names a `StyleConfig` field
+    (`style_weight`, `height`, `preserve_color`, ...) whose value overrides `config` for
+    that row; an empty cell keeps `config`'s. Relative paths are relative to the CSV's
+    folder.
+
+    Raises:
+        ValueError: If the file cannot be read, a column is unknown, a cell's value is not
+            valid for its field, or a row has no content or style; naming the row.
+    """
+    fields = {f.name: f for f in dataclasses.fields(StyleConfig)}
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+            columns = list(rows[0].keys()) if rows else []
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise ValueError(f"cannot read the jobs file: {error}. Received: jobs={path}") from None
+    if not rows:
+        raise ValueError(f"the jobs file has no rows under its header. Received: jobs={path}")
+    unknown = [c for c in columns if c not in CSV_INPUT_COLUMNS and c not in fields]
+    if unknown or "content" not in columns or "style" not in columns:
+        raise ValueError(
+            "the jobs file needs the columns content and style, and may have mask and any "
+            f"setting's name (style_weight, height, preserve_color, ...); unknown: "
+            f"{', '.join(unknown) or 'none'}. Received: jobs={path}")
+
+    def paths(cell):
+        return tuple(os.path.join(folder, p.strip()) for p in (cell or "").split(
+            CSV_LIST_SEPARATOR) if p.strip())
+
+    jobs = []
+    for number, row in enumerate(rows, start=2):  # Row 1 is the header.
+        content, styles, masks = paths(row["content"]), paths(row["style"]), paths(row.get("mask"))
+        if len(content) != 1 or not styles:
+            raise ValueError(f"row {number} of the jobs file needs one content and at least one "
+                             f"style. Received: jobs={path}")
+        changes = {}
+        for name in columns:
+            if name in CSV_INPUT_COLUMNS or not (row[name] or "").strip():
+                continue
+            changes[name] = parse_setting(fields[name], row[name].strip(), number, path)
+        try:
+            job_config = config.replace(**changes)
+        except ValueError as error:
+            raise ValueError(f"row {number} of the jobs file: {error}") from None
+        jobs.append(BatchJob(job_name(content[0], styles), content[0], styles, masks or None,
+                             job_config))
+    return unique_names(jobs)
+
+
+def parse_setting(field, text: str, row: int, path: str):
+    """A CSV cell as the value of a `StyleConfig` field, by the field's metadata kind.
+
+    Raises:
+        ValueError: If the text is not a value of that kind, naming the row and the field.
+    """
+    kind = field.metadata.get("kind", "str")
+    try:
+        if kind == "bool":
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1", "yes")
+        if kind.startswith("int") or kind == "height":
+            return int(text)
+        if kind.startswith("floats"):
+            return tuple(float(v) for v in text.split())
+        if kind.startswith("float"):
+            return float(text)
+        if kind == "layers":
+            return tuple(p.strip() for p in text.split(",") if p.strip())
+        if kind == "weights":
+            return None if text.lower() == "none" else text
+        return None if text.lower() == "none" and field.default is None else text
+    except ValueError:
+        raise ValueError(f"row {row} of the jobs file: {text!r} is not a value of "
+                         f"{field.name} ({kind}). Received: jobs={path}") from None
+
+
+def job_name(content: str, styles: Sequence[str]) -> str:
+    """The output stem of a job: `CONTENT__STYLE` (styles joined by `+`), from the inputs'
+    file stems, with anything but letters, digits, `.`, `-` and `_` replaced.
+
+    Only the stems are used (never a folder part), and a name cannot start with a dot, so
+    an input named `../../x.jpg` gives `x__...`, inside the output folder.
+    """
+    stems = [_safe(os.path.splitext(os.path.basename(os.fspath(p)))[0])
+             for p in [content, *styles]]
+    return f"{stems[0]}__{'+'.join(stems[1:])}"[:120]
+
+
+def unique_names(jobs: List[BatchJob]) -> List[BatchJob]:
+    """The jobs, a repeated name (same stems from other folders) numbered `-2`, `-3`..."""
+    seen: Dict[str, int] = {}
+    unique = []
+    for job in jobs:
+        count = seen.get(job.name.lower(), 0) + 1
+        seen[job.name.lower()] = count
+        unique.append(job if count == 1 else dataclasses.replace(job, name=f"{job.name}-{count}"))
+    return unique
+
+
+def file_digest(path: str) -> str:
+    """The SHA-256 of a file's bytes, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def job_key(job: BatchJob, digests: Dict[str, str]) -> str:
+    """What decides a job's image, hashed: every setting and the bytes of every input.
+
+    An existing output whose record holds the same key was made from the same images with
+    the same settings, so a rerun skips it. The paths themselves are not part of it: a
+    folder moved elsewhere keeps its results.
+
+    Args:
+        job: The job.
+        digests: Path -> `file_digest` of each input (content, styles, masks, init).
+    """
+    from nst_keras.record import settings_dict
+
+    settings = settings_dict(job.config)
+    if settings.get("init") in digests:  # An init image: its bytes, not its path.
+        settings["init"] = digests[settings["init"]]
+    if settings.get("weights") not in (None, "imagenet"):
+        settings["weights"] = os.path.basename(settings["weights"])
+    described = {
+        "settings": settings,
+        "content": digests[job.content],
+        "styles": [digests[s] for s in job.styles],
+        "masks": None if job.masks is None else [digests[m] for m in job.masks],
+    }
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+
+
+def _safe(stem: str) -> str:
+    """A file stem with only letters, digits, `.`, `-` and `_`, not starting with a dot."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-")[:50] or "image"
