@@ -5,6 +5,9 @@ The conventions under test: `optical_flow(a, b)` lies on a's grid with a(p) ≈ 
 is on backward's grid.
 """
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -127,10 +130,13 @@ def test_optical_flow_rejects_bad_arguments(frames):
 
 
 def test_importing_flow_does_not_import_opencv():
-    import subprocess
-    import sys
-
     code = "import sys, nst_keras.flow; print('cv2' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_missing_opencv_names_the_extra(monkeypatch, frames):
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 now raises ImportError
+    with pytest.raises(ImportError, match=r"pip install 'nst-keras\[video\]'"):
+        flow.optical_flow(frames[0], frames[1])
