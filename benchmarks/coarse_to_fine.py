@@ -56,7 +56,7 @@ def _run(content_rgb, style_rgb, config, judge_every):
             while next_mark[0] <= progress.evaluations:
                 next_mark[0] += judge_every
 
-    result = run.run_stages(content_rgb, [style_rgb], config, callback=keep)
+    result = run.render(run.plan(content_rgb, [style_rgb], config=config), callback=keep)
     points.append((result.evaluations, time.perf_counter() - start, result.image))
     return result, points
 
@@ -71,7 +71,8 @@ def measure(args, height, content, style, weights, model):
         height=height, max_evals=args.evals, iterations=10**6, model=model, weights=weights,
         style_weight=args.style_weight, seed=args.seed, precision=args.precision,
     )
-    content_rgb, (style_rgb,) = run.prepare(content, style, config)
+    job = run.plan(content, style, config=config)
+    content_rgb, (style_rgb,) = job.content, job.styles
     run.load_model(config)  # Built once, outside both clocks.
     methods = {"one size": config, f"{args.scales} stages": config.replace(scales=args.scales)}
     # Trace every size once before the clocks start (a process traces each size once).

@@ -1052,7 +1052,7 @@ def quality(args, argv):
         for method in methods:
             kind, precision, xla = parse_method(method)
             kinds[method] = kind
-            # nst_keras takes its cached model of that precision (features.MODELS).
+            # nst_keras takes its cached model of that precision (runtime.MODELS).
             runs[method] = BUILDERS[kind](
                 config.replace(precision=precision, bounds=kind != "book"), content, style,
                 None, xla, **({"round_size": args.book_round} if kind == "book" else {}),
@@ -1264,8 +1264,6 @@ def build_parser():
                         help="timed evaluations per method (default 10; 2 in scaling mode; "
                         "the budget in quality mode, default 400)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed evaluations first")
-    parser.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None,
-                        help="default methods compiled with XLA (default: StyleConfig's default)")
     parser.add_argument("--methods", default=None,
                         help="comma-separated, of lower, nst, book, with -bf16 (not book) "
                         "and/or +xla, e.g. lower,lower-bf16,nst,nst-bf16,book (the table's "
@@ -1276,16 +1274,17 @@ def build_parser():
                         "mode when ../shared is there")
     parser.add_argument("--model", choices=("auto", "vgg19", "vgg16"), default="auto",
                         help="auto: vgg16 for the vgg16 stand-in weights, else vgg19")
-    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
                         help="measure each method's peak memory in a subprocess (table mode)")
-    parser.add_argument("--style-weight", type=float, default=10.0,
-                        help="quality mode: style weight of every method (the book's is 1.0; "
-                        "the stand-in weights need more)")
-    parser.add_argument("--tv-edges", choices=("book", "all"), default="book",
-                        help="quality mode: total variation of nst_keras and of the judge "
-                        "(book: the book's formula, so all methods minimise the judged loss)")
+    # The settings that are StyleConfig's: their options, help and choices from its field
+    # metadata (style weight 10: the stand-in weights need more than the book's 1; the book's
+    # TV formula in quality mode, so all methods minimise the judged loss).
+    from nst_keras.config import StyleConfig
+    from nst_keras.console import add_config_options
+
+    add_config_options(parser, StyleConfig(),
+                       fields=("device", "seed", "jit_compile", "style_weight", "tv_edges"),
+                       overrides={"seed": 0, "style_weight": 10.0, "tv_edges": "book"})
     parser.add_argument("--judge-every", type=int, default=10,
                         help="quality mode: judge about one image per this many evaluations")
     parser.add_argument("--book-round", type=int, default=BOOK_ROUND,
@@ -1306,10 +1305,7 @@ def main(argv=None):
     if args.model == "auto" and args.mode != "quality":
         args.model = "vgg16" if args.weights and os.path.basename(
             str(args.weights)).startswith("vgg16") else "vgg19"
-    if args.xla is None:
-        from nst_keras.config import StyleConfig
-
-        args.xla = StyleConfig().jit_compile
+    args.xla = args.jit_compile  # The table's methods compile with XLA when asked.
     if args.evals is None:
         args.evals = {"scaling": 2, "quality": 400}.get(args.mode, 10)
     if args.evals < 1 or args.warmup < 0 or args.judge_every < 1 or args.book_round < 1:

@@ -33,6 +33,38 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 TV_EDGES = ("all", "book")
 
 
+#: The groups a command shows its options in, in order.
+GROUPS = ("images", "method", "optimisation")
+
+
+def _setting(default, group: str, help: str, *, choices=None, kind: str = "str",
+             metavar=None, option=None):
+    """A `StyleConfig` field with what a command needs to offer it as an option.
+
+    Args:
+        default: The default value.
+        group: Which group of options it belongs to (`GROUPS`).
+        help: The option's help text, in the command line's words.
+        choices: The allowed values, if a fixed set.
+        kind: How its text is parsed (`console.OPTION_TYPES`): "str", "int>=1", "int>=0",
+            "float>0", "float>=0", "floats>0", "floats>=0", "layers", "weights", "height",
+            "bool".
+        metavar: The value's name in the help.
+        option: The option's name when it is not the field's (`--xla` for `jit_compile`).
+    """
+    return dataclasses.field(default=default, metadata={
+        "group": group, "help": help, "choices": choices, "kind": kind, "metavar": metavar,
+        "option": option})
+
+
+def option_name(field_name: str) -> str:
+    """The command-line option that sets a `StyleConfig` field: `--style-scale`, `--xla`."""
+    field = {f.name: f for f in dataclasses.fields(StyleConfig)}.get(field_name)
+    if field is not None and field.metadata.get("option"):
+        return field.metadata["option"]
+    return "--" + field_name.replace("_", "-")
+
+
 @dataclasses.dataclass(frozen=True)
 class StyleConfig:
     """Settings of one run; the defaults are those of the book's 1st edition (section 8.3).
@@ -70,7 +102,11 @@ class StyleConfig:
         iterations: Upper bound on iterations (steps of Adam or SGD).
         max_evals: Upper bound on loss+gradient evaluations. Book: 20 x 20 = 400.
         optimizer: `"lbfgs"` (book, 1st edition), `"adam"` or `"sgd"` (2nd edition).
-        learning_rate: Adam's or SGD's step size, in pixel units (0-255).
+        learning_rate: Adam's or SGD's step size, in pixel units (0-255). `None` (default):
+            10 for Adam (whose steps are already about the learning rate in size); for SGD,
+            whose step is the learning rate times the gradient and so depends on the
+            weights and the image size, the learning rate that moves pixels by 1 level on
+            average (root mean square) at the first step (see `solvers.sgd_learning_rate`).
         lr_decay: The learning rate is multiplied by this every `lr_decay_steps` steps
             (smoothly, as Keras' `ExponentialDecay`); 1 keeps it constant.
         lr_decay_steps: See `lr_decay`.
@@ -105,39 +141,100 @@ class StyleConfig:
             `"book"` is the book's formula exactly (see `losses.total_variation_loss`).
     """
 
-    content_layers: Tuple[str, ...] = ("block5_conv2",)
-    style_layers: Tuple[str, ...] = BOOK_STYLE_LAYERS
-    content_weight: float = 0.025
-    style_weight: float = 1.0
-    tv_weight: float = 1e-4
-    tv_power: float = 1.25
-    normalization: str = "book"
-    init: str = "content"
-    height: int = 400
-    style_height: Optional[int] = None
-    style_scale: Optional[Tuple[float, ...]] = None
-    style_resize: str = "aspect"
-    style_blend_weights: Optional[Tuple[float, ...]] = None
-    iterations: int = 1000
-    max_evals: int = 400
-    optimizer: str = "lbfgs"
-    learning_rate: float = 10.0
-    lr_decay: float = 1.0
-    lr_decay_steps: int = 100
-    lbfgs_memory: int = 10
-    preserve_color: Optional[str] = None
-    scales: int = 1
-    start_height: Optional[int] = None
-    model: str = "vgg19"
-    weights: Optional[str] = "imagenet"
-    pooling: str = "max"
-    padding: str = "symmetric"
-    seed: Optional[int] = None
-    jit_compile: bool = False
-    device: str = "auto"
-    precision: str = "auto"
-    bounds: bool = True
-    tv_edges: str = "all"
+    content_layers: Tuple[str, ...] = _setting(
+        ("block5_conv2",), "method", "comma-separated content layers (Keras or paper names)",
+        kind="layers")
+    style_layers: Tuple[str, ...] = _setting(
+        BOOK_STYLE_LAYERS, "method", "comma-separated style layers (Keras or paper names)",
+        kind="layers")
+    content_weight: float = _setting(0.025, "method", "content weight (alpha)", kind="float>=0")
+    style_weight: float = _setting(1.0, "method",
+                                   "style weight (beta), shared equally by the style layers",
+                                   kind="float>=0")
+    tv_weight: float = _setting(1e-4, "method", "total-variation weight", kind="float>=0")
+    tv_power: float = _setting(1.25, "method", "total-variation exponent", kind="float>0")
+    normalization: str = _setting(
+        "book", "method",
+        "style and content loss normalisation: book (every style layer divided by "
+        "4*3^2*(H*W)^2 of the image), paper (1/(4 N_l^2 M_l^2) per layer, 1/2 content), "
+        "jcjohnson (mean squared errors of features and of Gram/(N_l M_l), as neural-style)",
+        choices=NORMALIZATIONS)
+    init: str = _setting(
+        "content", "method",
+        "starting image: the content, white noise, the style, the mean colour "
+        "(jcjohnson's random), or an image's path or URL",
+        metavar="{" + ",".join(INITS) + ",PATH}")
+    height: int = _setting(
+        400, "images", "height of the result in pixels, the width keeping the content's "
+        "aspect; auto: the largest that fits in memory (at most the content's own height)",
+        kind="height")
+    style_height: Optional[int] = _setting(
+        None, "images", "height the style images are resized to (default: the same as "
+        "--height)", kind="int>=1")
+    style_scale: Optional[Tuple[float, ...]] = _setting(
+        None, "images", "style height relative to the result's: one value, or one per style "
+        "(instead of --style-height)", kind="floats>0", metavar="S")
+    style_resize: str = _setting(
+        "aspect", "images", "aspect: keep each style's aspect ratio; stretch: to the "
+        "content's size (the book)", choices=STYLE_RESIZES)
+    style_blend_weights: Optional[Tuple[float, ...]] = _setting(
+        None, "images", "one weight per style, normalised to sum to 1 (default: equal)",
+        kind="floats>=0", metavar="W")
+    iterations: int = _setting(1000, "optimisation",
+                               "most iterations (L-BFGS) or steps (Adam, SGD), per stage",
+                               kind="int>=1")
+    max_evals: int = _setting(400, "optimisation",
+                              "most loss+gradient evaluations (the book: 20 x 20)", kind="int>=1")
+    optimizer: str = _setting("lbfgs", "optimisation",
+                              "lbfgs (1st edition), adam, or sgd (2nd edition)",
+                              choices=OPTIMIZERS)
+    learning_rate: Optional[float] = _setting(
+        None, "optimisation",
+        "step size of adam and sgd, in pixel units (0-255); default: 10 for adam; for sgd, "
+        "the step that moves the average pixel by 1 level at the start (scale-free)",
+        kind="float>0")
+    lr_decay: float = _setting(1.0, "optimisation",
+                               "multiply the learning rate by this every --lr-decay-steps steps",
+                               kind="float>0")
+    lr_decay_steps: int = _setting(100, "optimisation", "see --lr-decay", kind="int>=1")
+    lbfgs_memory: int = _setting(10, "optimisation", "correction pairs L-BFGS keeps",
+                                 kind="int>=1")
+    preserve_color: Optional[str] = _setting(
+        None, "images", "keep the content's colours: luminance (transfer on luminance only), "
+        "histogram (recolour the style first), swap (put the content's colour back after)",
+        choices=COLOR_MODES)
+    scales: int = _setting(
+        1, "optimisation", "coarse to fine: optimise at this many sizes, halving from "
+        "--height (or from --start-height), each stage starting from the last; the "
+        "evaluations are split equally", kind="int>=1")
+    start_height: Optional[int] = _setting(
+        None, "optimisation", "coarse to fine: the first stage's height (stages double up to "
+        "--height unless --scales is given)", kind="int>=1")
+    model: str = _setting("vgg19", "method", "feature network", choices=MODELS)
+    weights: Optional[str] = _setting(
+        "imagenet", "method", "imagenet, none (random, for tests) or the path of a weights "
+        "file", kind="weights")
+    pooling: str = _setting("max", "method", "max (Keras, book) or avg (the paper)",
+                            choices=POOLINGS)
+    padding: str = _setting(
+        "symmetric", "method", "how VGG's convs pad: symmetric (the edge repeated) or "
+        "reflect; zeros (Keras, the book) leaves a saturated band along the top",
+        choices=PADDINGS)
+    seed: Optional[int] = _setting(None, "optimisation", "seed, for repeatable runs",
+                                   kind="int>=0")
+    jit_compile: bool = _setting(False, "optimisation",
+                                 "compile the loss and gradient with XLA", kind="bool",
+                                 option="--xla")
+    device: str = _setting("auto", "optimisation", "auto uses TF's GPU when one is visible",
+                           choices=DEVICES)
+    precision: str = _setting(
+        "auto", "optimisation", "auto: bfloat16 convolutions on CPUs with AMX-BF16 or "
+        "AVX512-BF16, float32 elsewhere", choices=PRECISIONS)
+    bounds: bool = _setting(True, "optimisation",
+                            "keep every pixel in 0-255 while optimising (the book clips only "
+                            "when saving)", kind="bool")
+    tv_edges: str = _setting("all", "method", "all: count the last row and column; book: the "
+                             "book's formula exactly", choices=TV_EDGES)
 
     def __post_init__(self):
         # Lists are accepted for convenience and stored as tuples, so the record stays hashable.
@@ -201,6 +298,8 @@ class StyleConfig:
             object.__setattr__(self, "seed", int(self.seed))
         for name in ("tv_power", "learning_rate"):
             value = getattr(self, name)
+            if name == "learning_rate" and value is None:
+                continue  # Chosen per optimiser (see `learning_rate`'s docstring).
             if not _is_finite_number(value) or value <= 0:
                 raise ValueError(f"`{name}` must be a number > 0. Received: {name}={value!r}")
         if not _is_finite_number(self.lr_decay) or not 0 < self.lr_decay <= 1:

@@ -1,8 +1,10 @@
-"""The command-line kit both commands (`nst-keras` and `nst-keras figure`) share.
+"""The command-line kit every command (`nst-keras`, `figure`, `batch`, ...) shares.
 
-Argument types, the help formatter, the checks made before any model is built, the progress
-bar, and the one run guard: signals, errors and exit codes, and what is saved when a run
-stops early. With `cli.py` and `figures.py`, the only modules that print.
+Options built from `StyleConfig`'s field metadata (`add_config_options`), the one map from
+field names to option names for errors (`as_usage`), the output checks, the progress bar,
+the one render-and-deliver path of a planned job (`render_and_save`), and the one run
+guard: signals, errors and exit codes, and what is saved when a run stops early. With the
+command modules, the only modules that print.
 
 Exit codes: 0 done; 1 the run failed (a non-finite loss, out of memory; what was computed is
 saved); 2 bad usage or input (one line, nothing computed); 130 / 143 interrupted by SIGINT /
@@ -18,6 +20,8 @@ import signal
 import sys
 import tempfile
 from typing import Callable, Optional, Sequence
+
+from nst_keras.runtime import import_tensorflow_quietly  # noqa: E402,F401  (re-exported)
 
 PROG = "nst-keras"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
@@ -43,6 +47,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action):
         help_text = action.help or ""
+        if isinstance(action, argparse.BooleanOptionalAction) and "(default" not in help_text:
+            return f"{help_text} (default: {'on' if action.default else 'off'})"
         if "(default" in help_text or action.default in (None, argparse.SUPPRESS, False):
             return help_text
         if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
@@ -99,35 +105,146 @@ def non_negative_float(text):
     return value
 
 
-def check_config(config) -> None:
-    """Checks what can be checked before any model is built: layers, weights path, device.
+def preset_in(argv) -> tuple:
+    """(name, StyleConfig) of the preset `--preset` names in `argv` (the book's when none),
+    so that a parser can show that preset's values as its defaults.
 
     Raises:
-        UsageError: Naming the problem and the value.
+        UsageError: If the preset is unknown.
     """
-    from nst_keras.features import resolve_layer_name
+    from nst_keras.config import preset
 
-    for layer in config.content_layers + config.style_layers:
-        try:
-            resolve_layer_name(layer, config.model)
-        except ValueError as error:
-            raise UsageError(str(error)) from None
-    if config.weights not in ("imagenet", None) and not os.path.isfile(config.weights):
-        raise UsageError(
-            "the weights file does not exist; pass imagenet, none or the path of a weights "
-            f"file. Received: --weights {config.weights}"
-        )
-    if config.device == "gpu":
-        from nst_keras.runtime import resolve_device
+    probe = Parser(add_help=False)
+    probe.add_argument("--preset", default="book")
+    known, _ = probe.parse_known_args(argv)
+    try:
+        return known.preset, preset(known.preset)
+    except ValueError as error:
+        raise as_usage(error) from None
 
-        import_tensorflow_quietly()
-        try:
-            resolve_device(config.device)
-        except ValueError:
-            raise UsageError(
-                "no GPU is visible to TensorFlow on this machine; use --device cpu or auto. "
-                "Received: --device gpu"
-            ) from None
+
+def non_negative_int(text):
+    """An argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def height_or_auto(text):
+    """`--height`: an integer >= 1, or `auto`."""
+    return "auto" if text == "auto" else positive_int(text)
+
+
+#: How each `kind` of `StyleConfig` field metadata is parsed: (argparse type, nargs).
+OPTION_TYPES = {
+    "str": (str, None),
+    "int>=1": (positive_int, None),
+    "int>=0": (non_negative_int, None),
+    "float>0": (positive_float, None),
+    "float>=0": (non_negative_float, None),
+    "floats>0": (positive_float, "+"),
+    "floats>=0": (non_negative_float, "+"),
+    "layers": (parse_layers, None),
+    "weights": (parse_weights, None),
+    "height": (height_or_auto, None),
+}
+
+
+def config_fields():
+    """`StyleConfig`'s fields by name, in order."""
+    import dataclasses
+
+    from nst_keras.config import StyleConfig
+
+    return {f.name: f for f in dataclasses.fields(StyleConfig)}
+
+
+def add_config_options(parser, defaults, *, fields=None, groups=None, preset_defaults=False,
+                       overrides=None):
+    """Adds an option for each `StyleConfig` field, from the field's metadata.
+
+    Args:
+        parser: An `argparse.ArgumentParser`.
+        defaults: The `StyleConfig` whose values are the defaults shown and used (a
+            preset's).
+        fields: The field names to offer; every field when None.
+        groups: Group name -> argument group to put each option in (created when
+            missing); the parser itself when None.
+        preset_defaults: Leave an option out of the parsed arguments when it is not given,
+            and say "(default: the preset's)": for a command whose settings start from a
+            preset chosen later (`figure`).
+        overrides: Field name -> a default of the command's own, shown as such.
+    """
+    from nst_keras.config import option_name
+
+    for name, field in config_fields().items():
+        if fields is not None and name not in fields:
+            continue
+        meta = field.metadata
+        target = parser
+        if groups is not None:
+            if meta["group"] not in groups:
+                groups[meta["group"]] = parser.add_argument_group(meta["group"])
+            target = groups[meta["group"]]
+        overrides = overrides or {}
+        if name in overrides:
+            default, help_text = overrides[name], meta["help"]
+        elif preset_defaults:
+            default, help_text = argparse.SUPPRESS, meta["help"] + " (default: the preset's)"
+        else:
+            default, help_text = getattr(defaults, name), meta["help"]
+        kwargs = {"dest": name, "default": default, "help": help_text}
+        if meta["kind"] == "bool":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kind, nargs = OPTION_TYPES[meta["kind"]]
+            kwargs["type"] = kind
+            if nargs:
+                kwargs["nargs"] = nargs
+            if meta["choices"]:
+                kwargs["choices"] = meta["choices"]
+            if meta["metavar"]:
+                kwargs["metavar"] = meta["metavar"]
+        target.add_argument(option_name(name), **kwargs)
+
+
+def config_changes(args, fields=None) -> dict:
+    """The `StyleConfig` fields that parsed options set (those added with
+    `preset_defaults` only when given)."""
+    return {name: getattr(args, name) for name in config_fields()
+            if (fields is None or name in fields) and hasattr(args, name)}
+
+
+#: Names in library messages that are not `StyleConfig` fields -> the command line's words.
+INPUT_WORDS = {"style": "STYLE", "content": "CONTENT", "masks": "--style-mask",
+               "output": "-o", "preset": "--preset"}
+
+
+def as_usage(error) -> "UsageError":
+    """A library error (naming `StyleConfig` fields and inputs) in the command line's words.
+
+    The one place where field names become option names: "`style_scale`" and
+    "Received: style_scale=0.5" become "--style-scale" and "Received: --style-scale 0.5";
+    "try height=512" becomes "try --height 512".
+    """
+    import re
+
+    from nst_keras.config import option_name
+
+    words = {name: option_name(name) for name in config_fields()}
+    words.update(INPUT_WORDS)
+    message = str(error)
+    message = re.sub(r"`(\w+)`", lambda m: words.get(m.group(1), m.group(0)), message)
+    message = re.sub(r"(?<![\w.\[-])(\w+)(\[\d+\])?=",
+                     lambda m: words[m.group(1)] + " " if m.group(1) in words else m.group(0),
+                     message)
+    # A value as typed, not as Python shows it: `--device gpu`, not `--device 'gpu'`.
+    message = re.sub(r"(--[\w-]+) '([^']*)'", r"\1 \2", message)
+    return UsageError(message)
 
 
 def folder_is_writable(folder: str) -> bool:
@@ -149,12 +266,13 @@ def check_output(output: str, inputs: Sequence[str]) -> None:
     """
     from nst_keras.images import image_format_for, is_url
 
+    if os.path.isdir(output):
+        raise UsageError(f"the output path is a directory; give a file name such as "
+                         f"{os.path.join(output, 'stylized.png')}. Received: -o {output}")
     try:
         image_format_for(output)
     except ValueError as error:
-        raise UsageError(str(error)) from None
-    if os.path.isdir(output):
-        raise UsageError(f"the output path is a directory. Received: -o {output}")
+        raise as_usage(error) from None
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder):
         raise UsageError(f"the output folder does not exist. Received: -o {output}")
@@ -165,39 +283,34 @@ def check_output(output: str, inputs: Sequence[str]) -> None:
             raise UsageError(f"the output would overwrite an input image. Received: -o {output}")
 
 
-def read_image(label: str, source, height: Optional[int] = None, **resize):
-    """`images.load_image`, every failure a one-line `UsageError` naming `label` and the file."""
-    from nst_keras import images
-
-    if not images.is_url(source) and not os.path.exists(source):
-        raise UsageError(f"the {label} does not exist: {source}")
-    try:
-        return images.load_image(source, height, **resize)
-    except Exception as error:  # Pillow raises many kinds; each means "cannot read".
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UsageError(f"cannot read the {label} {source}: {reason}") from None
-
-
 def say(quiet: bool, message: str) -> None:
     """Prints `message` on stderr unless `quiet`."""
     if not quiet:
         print(message, file=sys.stderr)
 
 
+def plural(count: int, noun: str) -> str:
+    """`1 iteration`, `2 iterations`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 class ProgressBar:
-    """The tqdm bar of one optimisation: evaluations done, then the losses, total first.
+    """The tqdm bar of one run: evaluations done, then the losses, total first.
 
     Use as a context manager (the bar is closed however the run ends). `on_progress` is
-    called with each `Progress`, after the bar is updated (e.g. `--save-every`).
+    called with each `Progress`, after the bar is updated (e.g. `--save-every`). Call
+    `done(evaluations)` at the end: the last evaluations (a line search that met the
+    budget) come after the last iteration's progress.
     """
 
-    def __init__(self, quiet: bool, total_evals: int, on_progress: Optional[Callable] = None):
+    def __init__(self, quiet: bool, total_evals: int, on_progress: Optional[Callable] = None,
+                 desc: str = "iteration 0"):
         self.bar = None
         self.on_progress = on_progress
         if not quiet:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total_evals, unit="eval", desc="iteration 0",
+            self.bar = tqdm(total=total_evals, unit="eval", desc=desc,
                             file=sys.stderr, dynamic_ncols=True)
 
     def __call__(self, progress):
@@ -205,13 +318,20 @@ class ProgressBar:
             stage = f"stage {progress.stage}/{progress.stages}, " if progress.stages > 1 else ""
             self.bar.set_description(f"{stage}iteration {progress.iteration}")
             # An ordered mapping: tqdm sorts keyword arguments alphabetically.
-            self.bar.set_postfix({
-                "loss": f"{progress.loss:.4g}", "content": f"{progress.content_loss:.3g}",
-                "style": f"{progress.style_loss:.3g}", "tv": f"{progress.tv_loss:.3g}",
-            }, refresh=False)
+            postfix = {"loss": f"{progress.loss:.4g}"}
+            postfix.update({kind: f"{value:.3g}" for kind, value in (
+                progress.kind_losses or {"content": progress.content_loss,
+                                         "style": progress.style_loss,
+                                         "tv": progress.tv_loss}).items()})
+            self.bar.set_postfix(postfix, refresh=False)
             self.bar.update(min(progress.evaluations, self.bar.total) - self.bar.n)
         if self.on_progress is not None:
             self.on_progress(progress)
+
+    def done(self, evaluations: int) -> None:
+        """Moves the bar to the evaluations the run spent in all."""
+        if self.bar is not None:
+            self.bar.update(min(evaluations, self.bar.total) - self.bar.n)
 
     def write(self, message: str) -> None:
         """Prints a line above the bar (nothing when quiet)."""
@@ -258,101 +378,182 @@ def weights_errors_as_usage(config):
         raise
 
 
-@contextlib.contextmanager
-def _stderr_silenced():
-    """Points file descriptor 2 at /dev/null: TensorFlow's C++ start-up lines bypass Python."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def import_tensorflow_quietly() -> None:
-    """Imports TensorFlow and Keras without their start-up lines (oneDNN, CUDA, cuInit).
-
-    TF_CPP_MIN_LOG_LEVEL=3 silences TensorFlow's later C++ logging; the lines printed while
-    it loads come before its logging is set up and go straight to file descriptor 2, so
-    that is pointed at /dev/null for the import. A user's TF_CPP_MIN_LOG_LEVEL is kept.
-    """
-    if "tensorflow" in sys.modules:
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _stderr_silenced():
-        import keras  # noqa: F401
-        import tensorflow as tf
-
-        tf.config.list_physical_devices("GPU")  # CUDA's probe prints once, here.
-
-
-def _install_signal_handlers(received):
+class SignalGuard:
     """Makes SIGINT and SIGTERM raise KeyboardInterrupt, so what was computed is saved.
 
-    `received` records which signal came. A second Ctrl-C exits at once (files are written
-    atomically, so that never leaves a half-written one).
+    Inside `critical()` (a result's image, record and plot being written) a signal waits
+    until the block ends, so that a result is delivered whole or not at all. A second
+    Ctrl-C exits at once (files are written atomically, so that never leaves a
+    half-written one).
+
+    Attributes:
+        received: The signals that came, in order.
     """
 
-    def on_signal(signum, frame):
-        received.append(signum)
+    def __init__(self):
+        self.received = []
+        self.depth = 0
+        self.pending = False
+        self.previous = {}
+
+    def _on_signal(self, signum, frame):
+        self.received.append(signum)
         if signum == signal.SIGINT:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if self.depth:
+            self.pending = True
+            return
         raise KeyboardInterrupt()
 
-    return {
-        signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)
-    }
+    def __enter__(self):
+        self.previous = {signum: signal.signal(signum, self._on_signal)
+                         for signum in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        return False
+
+    @contextlib.contextmanager
+    def critical(self):
+        """A block that a signal does not interrupt; the signal is raised after it."""
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+        if not self.depth and self.pending:
+            self.pending = False
+            raise KeyboardInterrupt()
+
+    @property
+    def terminated(self) -> bool:
+        return signal.SIGTERM in self.received
 
 
-def run_guarded(run: Callable[[], int], *, debug: bool,
+def run_guarded(run: Callable[[SignalGuard], int], *, debug: bool,
                 save_partial: Callable[[Optional[object]], str]) -> int:
-    """Runs `run()` the way every command does, and returns its exit code.
+    """Runs `run(guard)` the way every command does, and returns its exit code.
 
-    SIGINT and SIGTERM raise KeyboardInterrupt; a run stopped by one, or by a
-    `StyleTransferError` (a non-finite loss, out of memory), has `save_partial(best_image)`
-    save what it can and say what it saved (`best_image` is None when none is known), then
-    exits 130 / 143 or 1. A `UsageError` is one line and exit 2; any other error one line
-    and exit 1 (the traceback only with `debug`).
+    SIGINT and SIGTERM raise KeyboardInterrupt (outside the guard's critical blocks); a run
+    stopped by one, or by a `StyleTransferError` (a non-finite loss, divergence, out of
+    memory), has `save_partial(best_image)` save what it can and say what it saved
+    (`best_image` is None when none is known), then exits 130 / 143 or 1. A `UsageError` or
+    a `ValueError` from the plan is one line and exit 2; any other error one line and exit 1
+    (the traceback only with `debug`).
 
     Args:
-        run: Does the work; returns the exit code.
+        run: Does the work, given the `SignalGuard`; returns the exit code.
         debug: Re-raise unexpected errors instead of the one-line message.
         save_partial: Saves what was computed; returns what to tell the user about it.
     """
-    from nst_keras.errors import OutOfMemoryError, StyleTransferError
+    from nst_keras.errors import DivergedError, OutOfMemoryError, StyleTransferError
 
-    received = []
-    previous = _install_signal_handlers(received)
-    try:
-        if not debug:
-            import_tensorflow_quietly()
-        return run()
-    except UsageError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt as error:  # errors.Interrupted too, with the best image.
-        terminated = signal.SIGTERM in received
-        saved = save_partial(getattr(error, "best_image", None))
-        print(f"{PROG}: {'terminated' if terminated else 'interrupted'}; {saved}",
-              file=sys.stderr)
-        return EXIT_SIGTERM if terminated else EXIT_SIGINT
-    except StyleTransferError as error:
-        message = str(error)
-        if isinstance(error, OutOfMemoryError) and "--height" not in message:
-            message += "; try a smaller --height"
-        print(f"{PROG}: error: {message}; {save_partial(error.best_image)}", file=sys.stderr)
-        return EXIT_FAILED
-    except Exception as error:  # The last resort: one line, unless --debug.
-        if debug:
-            raise
-        first_line = str(error).splitlines()[0] if str(error) else ""
-        print(f"{PROG}: error: {type(error).__name__}: {first_line} "
-              "(run with --debug for the traceback)", file=sys.stderr)
-        return EXIT_FAILED
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    with SignalGuard() as guard:
+        try:
+            if not debug:
+                import_tensorflow_quietly()
+            return run(guard)
+        except UsageError as error:
+            print(f"{PROG}: error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt as error:  # errors.Interrupted too, with the best image.
+            saved = save_partial(getattr(error, "best_image", None))
+            print(f"{PROG}: {'terminated' if guard.terminated else 'interrupted'}; {saved}",
+                  file=sys.stderr)
+            return EXIT_SIGTERM if guard.terminated else EXIT_SIGINT
+        except StyleTransferError as error:
+            message = str(as_usage(error))
+            if isinstance(error, OutOfMemoryError) and "--height" not in message:
+                message += "; try a smaller --height"
+            if isinstance(error, DivergedError):
+                message += " (the best image is the least bad one, not a result)"
+            print(f"{PROG}: error: {message}; {save_partial(error.best_image)}", file=sys.stderr)
+            return EXIT_FAILED
+        except Exception as error:  # The last resort: one line, unless --debug.
+            if debug:
+                raise
+            first_line = str(error).splitlines()[0] if str(error) else ""
+            print(f"{PROG}: error: {type(error).__name__}: {first_line} "
+                  "(run with --debug for the traceback)", file=sys.stderr)
+            return EXIT_FAILED
+
+
+def check_folder(folder: str, option: str) -> None:
+    """Checks, without creating it, that `folder` exists and is writable, or can be created.
+
+    A folder is created only when something is written into it, so that a run refused or
+    stopped before its first file leaves no empty folder behind.
+
+    Raises:
+        UsageError: If the path is a file, or the folder (or the nearest existing folder
+            above it) is not writable.
+    """
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UsageError(f"the output path is not a folder. Received: {option} {folder}")
+    existing = os.path.abspath(folder)
+    while not os.path.isdir(existing):
+        existing = os.path.dirname(existing)
+    if not folder_is_writable(existing):
+        raise UsageError(f"the folder cannot be created or written. Received: {option} {folder}")
+
+
+def render_and_save(job, guard: SignalGuard, *, quiet: bool, output: str,
+                    report: Optional[str] = None, stem: Optional[str] = None, argv=None,
+                    record_extra: Optional[dict] = None, save_every: Optional[int] = None):
+    """The one run path of a planned job on the command line: model, bar, render, delivery.
+
+    Builds (or takes from the cache) the model, turning weights errors into usage errors;
+    renders with a progress bar; then, inside the guard's critical block, writes the image
+    and, with `report`, the run record and the loss plot (`STEM.json`, `STEM-loss.png`).
+
+    Args:
+        job: A `plan.Job`.
+        guard: The `SignalGuard` of `run_guarded`.
+        quiet: No bar or messages.
+        output: Where the image goes.
+        report: A folder for the record and the plot, or None.
+        stem: Their file stem; the output's when None.
+        argv: The command line, for the record.
+        record_extra: Keys put first in the record (a figure panel's place).
+        save_every: Also write the image every N iterations (`OUT-iter0010.png`).
+
+    Returns:
+        The `render.Result`.
+    """
+    from nst_keras import render
+    from nst_keras.images import save_image
+
+    config, where = job.config, job.placement
+    with weights_errors_as_usage(config):
+        model = render.load_model(config, where)
+
+    def on_stage(start):
+        problem = start.problem
+        size = f"{problem.x0.shape[2]}x{problem.x0.shape[1]}"
+        stage = f"stage {start.number}/{start.stages} at {size}, " if start.stages > 1 else ""
+        bar.write(f"Running {config.optimizer} in {where.precision} on {where.hardware}; "
+                  f"{stage}at most {problem.config.max_evals} evaluations.")
+
+    def every(progress):
+        if save_every and progress.iteration % save_every == 0:
+            path_stem, extension = os.path.splitext(output)
+            with guard.critical():
+                save_image(f"{path_stem}-iter{progress.iteration:04d}{extension}",
+                           progress.image)
+
+    with ProgressBar(quiet, config.max_evals, on_progress=every) as bar:
+        result = render.render(job, bar, on_stage=on_stage, feature_model=model)
+        bar.done(result.evaluations)
+    with guard.critical():
+        # Folders are made only when something goes into them (see `check_folder`).
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+        save_image(output, result.image)
+        if report is not None:
+            from nst_keras.record import write_report
+
+            stem = stem or os.path.splitext(os.path.basename(output))[0]
+            write_report(result, report, stem=stem, argv=argv, output=output,
+                         inputs=job.sources, extra=record_extra)
+    return result

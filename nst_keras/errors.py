@@ -1,7 +1,9 @@
 """The ways a run can stop early. Each carries the best image seen so far (or None).
 
-Raised by the solvers (`nst_keras.solvers`) and the run (`nst_keras.run`); the command line
-catches them in one place (`console.run_guarded`), saves `best_image` and picks the exit code.
+Raised by the solvers (`nst_keras.solvers`) and the render (`nst_keras.render`); the command
+line catches them in one place (`console.run_guarded`), saves `best_image` and picks the exit
+code. The plan (`nst_keras.plan`) refuses bad input before any work with `ValueError`s:
+`InputError` for an input that cannot be used, `NotEnoughMemory` for a size that does not fit.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ class NonFiniteLossError(StyleTransferError):
     """The loss or its gradient became NaN or infinite."""
 
 
+class DivergedError(StyleTransferError):
+    """A gradient method's loss rose far above its start, or never fell below it."""
+
+
 class OutOfMemoryError(StyleTransferError):
     """The run needs, or ran out of, more memory than there is."""
 
@@ -29,3 +35,27 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, message="interrupted", best_image=None):
         super().__init__(message)
         self.best_image = best_image
+
+
+class InputError(ValueError):
+    """An input (an image, a mask, the init image) cannot be used; the message names it.
+
+    Attributes:
+        input: Which input: `"content"`, `"style"`, `"style 2"`, `"mask 1"`, `"init"`.
+    """
+
+    def __init__(self, message, input_name: str = ""):
+        super().__init__(message)
+        self.input = input_name
+
+
+class NotEnoughMemory(ValueError):
+    """The planned run does not fit in memory; refused before anything is computed.
+
+    Attributes:
+        fits: The largest height that fits (0 if none).
+    """
+
+    def __init__(self, message, fits: int = 0):
+        super().__init__(message)
+        self.fits = fits

@@ -7,7 +7,7 @@ Caffe's `relu4_2` (there is no separate ReLU layer), and both names map to it.
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import difflib
 import os
 import re
@@ -175,8 +175,6 @@ def build_feature_model(
     """
     import keras
 
-    from nst_keras.runtime import precision_scope
-
     applications = {"vgg19": keras.applications.VGG19, "vgg16": keras.applications.VGG16}
     if model not in applications:
         raise ValueError(f"`model` must be vgg19 or vgg16. Received: model={model!r}")
@@ -258,53 +256,21 @@ def model_precision(feature_model) -> str:
     return "bfloat16" if "bfloat16" in dtypes else "float32"
 
 
-class ModelCache:
-    """The feature models of this process: one per (model, weights, pooling, layers, ...).
+@contextlib.contextmanager
+def precision_scope(precision: str):
+    """Builds Keras layers in `precision` inside the scope, and restores the policy after.
 
-    Building VGG from its weights takes seconds; every run, figure panel and notebook call
-    with the same settings reuses the model instead. A model with random weights
-    (`weights=None`) is keyed by its seed too, so a seeded run always sees the same network.
-    The least recently used model is dropped beyond `capacity` (each holds VGG's weights).
-
-    Attributes:
-        builds: How many models were built (for tests and curious users).
+    `"bfloat16"` sets Keras' global `mixed_bfloat16` policy: layers built inside compute in
+    bfloat16 and keep float32 weights. Keras' VGG constructors take no `dtype`, so the global
+    policy is the only way in; restoring it keeps it from leaking into models a user builds
+    afterwards.
     """
+    import keras
 
-    def __init__(self, capacity: int = 4):
-        self.capacity = capacity
-        self.builds = 0
-        self._models = collections.OrderedDict()
-
-    def get(self, layers, *, model="vgg19", weights="imagenet", pooling="max",
-            precision="float32", device="cpu", seed=None, padding="zeros"):
-        """The cached model for these settings (see `build_feature_model`), built if new."""
-        import keras
-
-        from nst_keras.runtime import device_scope
-
-        names = tuple(sorted(set(resolve_layer_name(n, model) for n in layers),
-                             key=layer_names(model).index))
-        weights_key = os.path.abspath(weights) if weights not in ("imagenet", None) else weights
-        key = (model, weights_key, pooling, names, precision, device, padding,
-               seed if weights is None else None)
-        if key in self._models:
-            self._models.move_to_end(key)
-            return self._models[key]
-        if weights is None and seed is not None:
-            keras.utils.set_random_seed(seed)
-        with device_scope(device):
-            built = build_feature_model(names, model=model, weights=weights, pooling=pooling,
-                                        precision=precision, padding=padding)
-        self.builds += 1
-        self._models[key] = built
-        while len(self._models) > self.capacity:
-            self._models.popitem(last=False)
-        return built
-
-    def clear(self) -> None:
-        """Drops every cached model."""
-        self._models.clear()
-
-
-#: The process's feature models (see `ModelCache`).
-MODELS = ModelCache()
+    previous = keras.config.dtype_policy()
+    if precision == "bfloat16":
+        keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)

@@ -24,7 +24,7 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from nst_keras import console
-from nst_keras.config import DEVICES, MODELS, PRECISIONS, PRESETS, StyleConfig, preset
+from nst_keras.config import PRESETS, StyleConfig, preset
 from nst_keras.console import EXIT_OK, EXIT_USAGE, UsageError
 
 PROG = f"{console.PROG} figure"
@@ -297,9 +297,23 @@ def beta_scale(base: StyleConfig) -> float:
 # --------------------------------------------------------------------------------------------
 
 
+#: The settings `figure` offers (the rest are the preset's, as the paper's figures need).
+FIGURE_FIELDS = ("height", "iterations", "max_evals", "content_weight", "style_weight", "model",
+                 "weights", "device", "precision", "seed")
+
+
+class FigureParser(console.Parser):
+    """`figure`'s parser: with no figure number, says how to give one."""
+
+    def error(self, message):
+        if "required: figure" in message:
+            raise UsageError(f"which figure? give its number: {PROG} 1, 2 or 3")
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `figure`; unset weights and sizes come from the preset."""
-    parser = console.Parser(
+    parser = FigureParser(
         prog=PROG,
         description=(
             "Reproduces Figure 1, 2 or 3 of Gatys, Ecker and Bethge (arXiv:1508.06576, "
@@ -315,32 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--images", default=None, metavar="DIR",
                         help="read the inputs from DIR instead of downloading them: "
                              + ", ".join(IMAGES))
-    parser.add_argument("--height", type=console.positive_int, default=256,
-                        help="height of every panel in pixels")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="gatys2015",
                         help="the settings every panel starts from")
-    parser.add_argument("--iterations", type=console.positive_int, default=None,
-                        help="most L-BFGS iterations per panel (default: the preset's)")
-    parser.add_argument("--max-evals", type=console.positive_int, default=None,
-                        help="most loss+gradient evaluations per panel (default: the preset's)")
-    parser.add_argument("--content-weight", type=console.non_negative_float, default=None,
-                        help="alpha (default: the preset's)")
-    parser.add_argument("--style-weight", type=console.non_negative_float, default=None,
-                        help="beta of the panels with the paper's alpha/beta = 1e-3; the other "
-                             "panels keep the paper's ratio to it (default: the preset's; raise "
-                             "it for weights other than ImageNet VGG19)")
-    parser.add_argument("--model", choices=MODELS, default=None,
-                        help="feature network (default: the preset's)")
-    parser.add_argument("--weights", default=None,
-                        help="imagenet, none (random, for tests) or the path of a weights file "
-                             "(default: the preset's)")
-    parser.add_argument("--device", choices=DEVICES, default=None,
-                        help="auto uses TF's GPU when one is visible (default: the preset's)")
-    parser.add_argument("--precision", choices=PRECISIONS, default=None,
-                        help="auto: bfloat16 convolutions on CPUs with AMX-BF16 or AVX512-BF16, "
-                             "float32 elsewhere (default: the preset's)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seeds the white noise (and random weights), for repeatable runs")
+    console.add_config_options(parser, None, fields=FIGURE_FIELDS, preset_defaults=True,
+                               overrides={"height": 256, "seed": 0})
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
@@ -352,17 +344,10 @@ def base_config(args) -> StyleConfig:
     Raises:
         UsageError: If a value is invalid.
     """
-    changes = {"height": args.height, "seed": args.seed}
-    for name in ("iterations", "max_evals", "content_weight", "style_weight", "model",
-                 "device", "precision"):
-        if getattr(args, name) is not None:
-            changes[name] = getattr(args, name)
-    if args.weights is not None:  # `none` (random weights) is told apart from not given.
-        changes["weights"] = console.parse_weights(args.weights)
     try:
-        return preset(args.preset).replace(**changes)
+        return preset(args.preset).replace(**console.config_changes(args, FIGURE_FIELDS))
     except ValueError as error:
-        raise UsageError(str(error)) from None
+        raise console.as_usage(error) from None
 
 
 def _local_images(args, spec: FigureSpec) -> Dict[str, str]:
@@ -392,28 +377,18 @@ def _download_images(spec: FigureSpec) -> Dict[str, str]:
     """Downloads the images the figure needs once into the Keras cache; returns the paths.
 
     Raises:
-        UsageError: If a file cannot be downloaded, naming it.
+        UsageError: If a file cannot be downloaded, naming it once.
     """
     from nst_keras import images
 
     paths = {}
     for name in images_needed(spec.number):
-        source = IMAGES[name]
         try:
-            paths[name] = images.fetch(source.url)
-        except Exception as error:  # urllib and Keras raise many kinds; all mean "no file".
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise UsageError(
-                f"cannot download {name} ({source.url}): {reason}; pass --images DIR with the "
-                "files the README lists"
-            ) from None
+            paths[name] = images.fetch(IMAGES[name].url)
+        except OSError as error:  # Names the URL (once) and the reason.
+            raise UsageError(f"{name}: {error}; or pass --images DIR with the files the "
+                             "README lists") from None
     return paths
-
-
-def _load(paths, height: int):
-    """Loads every image at `height`; raises UsageError naming an unreadable file."""
-    return {name: console.read_image(f"image {name}", path, height)
-            for name, path in paths.items()}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -424,47 +399,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.argv = argv
         spec = figure_spec(args.figure)
         base = base_config(args)
-        configs = [panel_config(p, base) for p in spec.panels if p.generated]
-        for config in configs:
-            console.check_config(config)
-        _check_sizes(configs)
         paths = _local_images(args, spec) if args.images is not None else None
         out = args.out
         if out == DEFAULT_OUT:
             out = os.path.join("figures", f"figure{spec.number}")
-        _check_out(out)
+        console.check_folder(out, "--out")
     except UsageError as error:
         print(f"{console.PROG}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     figure = FigureRun(args, spec, base, out)
-    return console.run_guarded(lambda: figure.run(paths), debug=args.debug,
+    return console.run_guarded(lambda guard: figure.run(paths, guard), debug=args.debug,
                                save_partial=lambda image: figure.finish(stopped=True))
-
-
-def _check_sizes(configs):
-    from nst_keras.features import minimum_size
-
-    for config in configs:
-        smallest = minimum_size(config.content_layers + config.style_layers, config.model)
-        if config.height < smallest:
-            raise UsageError(f"the layers used need a height of at least {smallest} pixels. "
-                             f"Received: --height {config.height}")
-
-
-def _check_out(out):
-    """Creates the output folder and writes a file there, before hours of compute.
-
-    Raises:
-        UsageError: If the path is a file, or the folder cannot be created or written.
-    """
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise UsageError(f"the output path is not a folder. Received: --out {out}")
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError:
-        pass
-    if not os.path.isdir(out) or not console.folder_is_writable(out):
-        raise UsageError(f"the output folder cannot be created or written. Received: --out {out}")
 
 
 class FigureRun:
@@ -480,55 +425,55 @@ class FigureRun:
         self.paths: Dict[str, str] = {}
         self.loaded: Dict[str, object] = {}
         self.done: Dict[str, str] = {}  # panel name -> image file
-        self.records: List[dict] = []
         self.start = time.perf_counter()
 
     @property
     def generated(self):
         return [p for p in self.spec.panels if p.generated]
 
-    def run(self, paths) -> int:
-        """Computes every panel, then writes the grid; returns the exit code."""
-        from nst_keras import run
+    def run(self, paths, guard) -> int:
+        """Plans every panel (every check before the first is computed), computes them in
+        order, then writes the grid; returns the exit code."""
         from nst_keras.errors import StyleTransferError
-        from nst_keras.images import load_image, save_image
-        from nst_keras.record import write_json, write_plot
+        from nst_keras.images import load_image
+        from nst_keras.plan import plan
 
         args, spec, base, out = self.args, self.spec, self.base, self.out
         self.paths = paths or _download_images(spec)
-        self.loaded = _load(self.paths, base.height)
-        generated = self.generated
-        console.say(args.quiet, f"Figure {spec.number}: {len(generated)} panels at height "
+        try:
+            self.loaded = {name: load_image(path, base.height)
+                           for name, path in self.paths.items()}
+        except Exception as error:  # Pillow raises many kinds; each means "cannot read".
+            raise UsageError(f"cannot read an input image: {error}") from None
+        jobs = {}
+        for panel in self.generated:
+            # A style reconstruction is generated at the style image's size, from noise.
+            content = self.paths[panel.content or panel.style]
+            style = self.paths[panel.style or panel.content]
+            try:
+                jobs[panel.name] = plan(content, style, config=panel_config(panel, base))
+            except ValueError as error:
+                raise console.as_usage(f"panel {panel.name}: {error}") from None
+        console.say(args.quiet, f"Figure {spec.number}: {len(jobs)} panels at height "
                                 f"{base.height}, {base.model} ({base.weights or 'random weights'}"
                                 f"), at most {base.max_evals} evaluations each, into {out}/")
-        for number, panel in enumerate(generated, start=1):
-            config = panel_config(panel, base)
-            # A style reconstruction is generated at the style image's size, from noise.
-            content_rgb = self.loaded[panel.content] if panel.content else self.loaded[panel.style]
-            style_rgb = self.loaded[panel.style] if panel.style else self.loaded[panel.content]
+        for number, panel in enumerate(self.generated, start=1):
+            job = jobs[panel.name]
             what = panel.label or f"style {_span(panel.style_layers)}, {_ratio_text(panel.ratio)}"
-            console.say(args.quiet, f"[{number}/{len(generated)}] {panel.name}: {what}")
-            # The style as the settings size it (stretched, scaled), like a plain run.
-            size = run.style_sizes(config, 1, content_rgb.shape[:2])[0]
-            style_rgb = load_image(style_rgb, **size)
+            console.say(args.quiet, f"[{number}/{len(jobs)}] {panel.name}: {what}")
+            image_file = f"{panel.name}.png"
             try:
-                with console.weights_errors_as_usage(config):
-                    run.load_model(config)
-                with console.ProgressBar(args.quiet, config.max_evals) as bar:
-                    result = run.run_stages(content_rgb, [style_rgb], config, callback=bar)
+                result = console.render_and_save(
+                    job, guard, quiet=args.quiet, output=os.path.join(out, image_file),
+                    report=out, stem=panel.name, argv=args.argv,
+                    record_extra=panel_place(spec, panel, job.config, base, image_file))
             except StyleTransferError as error:  # Name the panel; the guard does the rest.
                 raise type(error)(f"panel {panel.name}: {error}", best_image=None) from None
-            image_file = f"{panel.name}.png"
-            save_image(os.path.join(out, image_file), result.image)
-            record = panel_record(spec, panel, config, result, image_file, base)
-            write_json(os.path.join(out, f"{panel.name}.json"), record)
-            write_plot(os.path.join(out, f"{panel.name}-loss.png"), result)
-            self.records.append(record)
             self.done[panel.name] = image_file
             console.say(args.quiet, f"    loss {result.loss:.4g} (content {result.content_loss:.3g}"
                                     f", style {result.style_loss:.3g}) after "
-                                    f"{result.evaluations} evaluations, {result.seconds:.1f} s "
-                                    f"in {result.precision}")
+                                    f"{console.plural(result.evaluations, 'evaluation')}, "
+                                    f"{result.seconds:.1f} s in {result.precision}")
         grid = self.finish(stopped=False)
         console.say(args.quiet, f"Wrote {grid} ({len(self.done)} panels, {spec.rows}x{spec.cols})"
                                 f" in {time.perf_counter() - self.start:.0f} s.")
@@ -555,8 +500,8 @@ class FigureRun:
             "layout": [spec.rows, spec.cols],
             "grid": os.path.basename(grid),
             "status": "stopped" if stopped else "done",
-            "panels": [r["panel"] for r in self.records],
-            "records": [f"{r['panel']}.json" for r in self.records],
+            "panels": list(self.done),
+            "records": [f"{name}.json" for name in self.done],
             "height": self.base.height,
             "preset": self.args.preset,
             "beta_scale": beta_scale(self.base),
@@ -577,10 +522,8 @@ class FigureRun:
 # --------------------------------------------------------------------------------------------
 
 
-def panel_record(spec, panel, config, result, image_file, base) -> dict:
-    """The JSON record of one generated panel: the run's record plus where it sits."""
-    from nst_keras.record import run_record
-
+def panel_place(spec, panel, config, base, image_file) -> dict:
+    """The keys a panel's run record starts with: where it sits in the figure, its ratio."""
     alpha, beta = config.content_weight, config.style_weight
     return {
         "figure": spec.number,
@@ -594,8 +537,6 @@ def panel_record(spec, panel, config, result, image_file, base) -> dict:
         "paper_alpha_over_beta": panel.ratio,
         "alpha_over_beta": (alpha / beta) if (panel.ratio is not None and beta) else None,
         "beta_scale": beta_scale(base),
-        **run_record(result, inputs={"content": panel.content, "style": panel.style},
-                     output=image_file),
     }
 
 

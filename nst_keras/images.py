@@ -38,7 +38,7 @@ DEMO_STYLE_URL = (
 #: Wikimedia refuses anonymous library user agents; a descriptive one is its policy.
 USER_AGENT = "nst_keras/0.1 (neural style transfer; https://pypi.org/project/nst-keras/)"
 
-ImageSource = Union[str, os.PathLike, np.ndarray, Image.Image]
+ImageSource = Union[str, os.PathLike, bytes, np.ndarray, Image.Image]
 
 
 def is_url(source) -> bool:
@@ -84,6 +84,8 @@ def fetch(url: str, *, cache_subdir: str = "nst_keras") -> str:
             return keras.utils.get_file(fname, origin=url, cache_subdir=cache_subdir)
     except Exception as error:  # Keras raises a bare Exception for a failed download.
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        # Keras' message names the URL again; once is enough.
+        reason = reason.replace(f"URL fetch failure on {url}", "").strip(" :-") or reason
         raise OSError(
             f"cannot download {url} (no network?); pass a local file instead ({reason})"
         ) from None
@@ -98,7 +100,8 @@ def open_image(source: ImageSource) -> Image.Image:
 
     Args:
         source: A file path, an http(s) URL (downloaded once into the Keras cache), a
-            numpy array (H, W), (H, W, 3) or (H, W, 4) with values in 0-255, or a PIL image.
+            file's bytes, a numpy array (H, W), (H, W, 3) or (H, W, 4) with values in
+            0-255, or a PIL image.
 
     Returns:
         A PIL image in mode RGB.
@@ -111,7 +114,7 @@ def open_image(source: ImageSource) -> Image.Image:
         return _array_to_rgb(source)
     if isinstance(source, Image.Image):
         return _to_rgb(ImageOps.exif_transpose(source))
-    path = fetch(source) if is_url(source) else os.fspath(source)
+    path = _openable(source)
     with Image.open(path) as image:
         if getattr(image, "n_frames", 1) > 1:
             warnings.warn(
@@ -120,6 +123,60 @@ def open_image(source: ImageSource) -> Image.Image:
             image.seek(0)
         image.load()
         return _to_rgb(ImageOps.exif_transpose(image))
+
+
+def image_size(source: ImageSource) -> tuple:
+    """(width, height) of an image as `open_image` would give it, from its header alone.
+
+    Nothing is decoded: a file's size is read before its pixels, so that a size too large
+    for the memory can be refused before decoding or resizing it takes the memory. The
+    EXIF orientation is applied (a rotated photograph's width and height swap).
+
+    Args:
+        source: See `open_image`.
+
+    Raises:
+        OSError: If the file cannot be read as an image.
+        PIL.Image.DecompressionBombError: If it has more than twice Pillow's
+            `MAX_IMAGE_PIXELS`.
+    """
+    if isinstance(source, np.ndarray):
+        return int(source.shape[1]), int(source.shape[0])
+    if isinstance(source, Image.Image):
+        return _upright_size(source)
+    with Image.open(_openable(source)) as image:
+        return _upright_size(image)
+
+
+def _openable(source):
+    """What `Image.open` takes for a path, a URL (downloaded once) or a file's bytes (how a
+    batch's inputs travel to its workers)."""
+    import io
+
+    if isinstance(source, (bytes, bytearray)):
+        return io.BytesIO(source)
+    return fetch(source) if is_url(source) else os.fspath(source)
+
+
+def _upright_size(image: Image.Image) -> tuple:
+    """The size after the EXIF orientation is applied (orientations 5-8 swap the sides)."""
+    orientation = image.getexif().get(0x0112, 1)
+    width, height = image.size
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def resize_float(rgb: np.ndarray, size) -> np.ndarray:
+    """A float image (H, W, C) resized to `size` (width, height), Lanczos, kept as float32.
+
+    How one coarse-to-fine stage hands its image to the next: no rounding to uint8 between
+    stages.
+    """
+    rgb = np.asarray(rgb, np.float32)
+    if (rgb.shape[1], rgb.shape[0]) == tuple(size):
+        return rgb.copy()
+    channels = [Image.fromarray(np.ascontiguousarray(rgb[..., c]), mode="F").resize(
+        tuple(size), Image.LANCZOS) for c in range(rgb.shape[-1])]
+    return np.stack([np.asarray(c, np.float32) for c in channels], axis=-1)
 
 
 def _array_to_rgb(array: np.ndarray) -> Image.Image:
@@ -253,6 +310,14 @@ def pixel_bounds(shape) -> tuple:
     return lower, lower + np.float32(255.0)
 
 
+def deprocess_float(x: np.ndarray) -> np.ndarray:
+    """The inverse of `preprocess` without rounding: RGB float32 (H, W, 3), not clipped."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 4:
+        x = x[0]
+    return np.ascontiguousarray((x + IMAGENET_MEAN_BGR)[..., ::-1])
+
+
 def deprocess(x: np.ndarray) -> np.ndarray:
     """The inverse of `preprocess`: adds the mean, BGR to RGB, rounds and clips to uint8.
 
@@ -333,6 +398,6 @@ def image_format_for(path: Union[str, os.PathLike]) -> str:
     if image_format is None or image_format not in Image.SAVE:
         raise ValueError(
             "Unknown image extension; use .png, .jpg, .webp, .tif or .bmp. "
-            f"Received: path={os.fspath(path)}"
+            f"Received: output={os.fspath(path)}"
         )
     return image_format

@@ -1,11 +1,11 @@
 """Deprecated: the names this module held, re-exported for one release.
 
 The engine now lives in one module per job: `objective` (terms, targets, the traced
-function), `solvers` (the monitor and L-BFGS-B), `run` (`transfer_style`, `stylize`,
-`build_problem`, `solve`), `errors` and `runtime`. Import from those, or from `nst_keras`.
-Gone with the old layout: `minimize`, `make_loss_and_grad`, `compute_targets` (now
-`objective.compute_targets`, with named terms), `check_memory` and `device_scope` (now in
-`runtime`).
+function), `solvers` (the monitor and L-BFGS-B), `plan` (every check, the job), `render`
+(`build_problem`, `solve`, `render`), `run` (`transfer_style`, `stylize`), `errors` and
+`runtime`. Import from those, or from `nst_keras`. Gone with the old layout: `minimize`,
+`make_loss_and_grad`, `compute_targets` (now `objective.compute_targets`, with named
+terms), `check_memory` (now the plan's memory check) and `device_scope` (now in `runtime`).
 """
 
 import warnings
@@ -29,7 +29,6 @@ from nst_keras.run import (  # noqa: E402,F401
     Result,
     build_problem,
     initial_image,
-    prepare,
     solve,
     stylize,
     transfer_style,

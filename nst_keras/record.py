@@ -41,14 +41,15 @@ def settings_dict(config) -> dict:
 
 
 def run_record(result, *, argv: Optional[Sequence[str]] = None, inputs: Optional[dict] = None,
-               output: Optional[str] = None) -> dict:
+               output: Optional[str] = None, extra: Optional[dict] = None) -> dict:
     """Everything needed to compare or repeat a run, as a JSON-ready dict.
 
     Args:
-        result: A `run.Result`.
+        result: A `render.Result`.
         argv: The command line, if the run came from one.
         inputs: What the images were (e.g. {"content": path, "styles": [paths]}).
         output: Where the image was written.
+        extra: Keys put first (a figure panel's place, a batch job's name and hash).
 
     Returns:
         A dict: settings (after presets), versions, device, precision, hardware (CPU flags
@@ -60,6 +61,7 @@ def run_record(result, *, argv: Optional[Sequence[str]] = None, inputs: Optional
 
     height, width = (int(d) for d in result.image.shape[:2])
     return {
+        **(extra or {}),
         "record_version": RECORD_VERSION,
         "settings": settings_dict(result.config),
         "versions": versions(),
@@ -72,6 +74,7 @@ def run_record(result, *, argv: Optional[Sequence[str]] = None, inputs: Optional
         "content_loss": result.content_loss,
         "style_loss": result.style_loss,
         "tv_loss": result.tv_loss,
+        "kind_losses": dict(result.kind_losses),
         "layer_losses": dict(result.layer_losses),
         "iterations": result.iterations,
         "evaluations": result.evaluations,
@@ -122,10 +125,10 @@ def loss_figure(result):
 
 
 def write_report(result, folder: str, *, stem: str = "run", argv=None, inputs=None,
-                 output=None) -> tuple:
+                 output=None, extra=None) -> tuple:
     """Writes `STEM.json` (`run_record`) and `STEM-loss.png` (`loss_figure`) into `folder`.
 
-    Both are written atomically; the folder is created if missing.
+    Both are written atomically, the plot first; the folder is created if missing.
 
     Returns:
         (json_path, plot_path).
@@ -133,8 +136,10 @@ def write_report(result, folder: str, *, stem: str = "run", argv=None, inputs=No
     os.makedirs(folder, exist_ok=True)
     json_path = os.path.join(folder, f"{stem}.json")
     plot_path = os.path.join(folder, f"{stem}-loss.png")
-    write_json(json_path, run_record(result, argv=argv, inputs=inputs, output=output))
+    # The plot first: a record on disk means its plot is there too.
     write_plot(plot_path, result)
+    write_json(json_path, run_record(result, argv=argv, inputs=inputs, output=output,
+                                     extra=extra))
     return json_path, plot_path
 
 

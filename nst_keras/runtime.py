@@ -7,12 +7,15 @@ and every run says what it used (`describe_hardware`).
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import dataclasses
 import functools
 import os
+import sys
 from typing import FrozenSet
 
-from nst_keras.errors import OutOfMemoryError
+from nst_keras import features
 
 #: The CPU flags that decide (or explain) the speed of bfloat16 and float32 convolutions.
 RELEVANT_CPU_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2")
@@ -72,7 +75,7 @@ def resolve_device(device: str) -> str:
     visible = bool(gpu_names())
     if device == "gpu" and not visible:
         raise ValueError(
-            "no GPU is visible to TensorFlow on this machine; use --device cpu or auto. "
+            "no GPU is visible to TensorFlow on this machine; use `device` cpu or auto. "
             "Received: device='gpu'"
         )
     return "gpu" if visible else "cpu"
@@ -108,26 +111,6 @@ def device_scope(device: str):
     import tensorflow as tf
 
     return tf.device("/GPU:0" if device == "gpu" else "/CPU:0")
-
-
-@contextlib.contextmanager
-def precision_scope(precision: str):
-    """Builds Keras layers in `precision` inside the scope, and restores the policy after.
-
-    `"bfloat16"` sets Keras' global `mixed_bfloat16` policy: layers built inside compute in
-    bfloat16 and keep float32 weights. Keras' VGG constructors take no `dtype`, so the global
-    policy is the only way in; restoring it keeps it from leaking into models a user builds
-    afterwards.
-    """
-    import keras
-
-    previous = keras.config.dtype_policy()
-    if precision == "bfloat16":
-        keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 #: Address space TensorFlow takes before any image (measured: ~2.2 GB of VmSize on TF 2.21).
@@ -169,11 +152,9 @@ def estimate_memory(height: int, width: int, config, precision: str) -> dict:
         float32), `images` (the image, its gradient and bounds as float64 and float32
         copies) and `total`.
     """
-    from nst_keras.features import activation_floats, weight_count
-
     layers = config.content_layers + config.style_layers
     n = height * width * 3
-    weights = weight_count(layers, config.model) * (6 if precision == "bfloat16" else 4)
+    weights = features.weight_count(layers, config.model) * (6 if precision == "bfloat16" else 4)
     if config.optimizer == "lbfgs":
         optimizer = (2 * config.lbfgs_memory + 9) * 8 * n
     else:
@@ -182,7 +163,7 @@ def estimate_memory(height: int, width: int, config, precision: str) -> dict:
         "base": BASE_BYTES,
         "weights": weights,
         "activations": int(BYTES_PER_ACTIVATION[precision, config.padding != "zeros"]
-                           * activation_floats(height, width, layers, config.model)),
+                           * features.activation_floats(height, width, layers, config.model)),
         "optimizer": optimizer,
         "images": 6 * 8 * n,
     }
@@ -259,32 +240,118 @@ def available_memory_bytes() -> tuple:
     return available, headroom
 
 
-def check_memory(image_hw, config, precision: str, device: str) -> None:
-    """Refuses, before any work, an image size whose run cannot fit in memory.
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where and in what precision a run computes, resolved once per job.
 
-    On the CPU, TensorFlow does not always fail cleanly when an allocation fails (it can
-    crash the process), so the size is checked against `estimate_memory` first, against
-    MemAvailable and any address-space limit (`ulimit -v`). Skipped on a GPU, where
-    TensorFlow raises `ResourceExhaustedError` instead.
+    Attributes:
+        device: `"cpu"` or `"gpu"`.
+        precision: `"float32"` or `"bfloat16"`.
+        hardware: One line naming the CPU (and its relevant flags) or the GPU.
+    """
 
-    Args:
-        image_hw: (H, W) of the generated image.
-        config: The settings.
-        precision: `"float32"` or `"bfloat16"` (resolved).
-        device: `"cpu"` or `"gpu"` (resolved).
+    device: str
+    precision: str
+    hardware: str
+
+
+def placement(config) -> Placement:
+    """Resolves `config.device` and `config.precision` on this machine, once.
 
     Raises:
-        OutOfMemoryError: With the size tried, the estimate and a height that would fit.
+        ValueError: If `device="gpu"` is asked for and TensorFlow sees none.
     """
-    if device == "gpu":
+    device = resolve_device(config.device)
+    return Placement(device, resolve_precision(config.precision, device),
+                     describe_hardware(device))
+
+
+class ModelCache:
+    """The feature models of this process: one per (model, weights, pooling, layers, ...).
+
+    Building VGG from its weights takes seconds; every run, figure panel, batch job and
+    notebook call with the same settings reuses the model instead. A model with random
+    weights (`weights=None`) is keyed by its seed too, so a seeded run always sees the same
+    network. The least recently used model is dropped beyond `capacity` (each holds VGG's
+    weights).
+
+    Attributes:
+        builds: How many models were built (for tests and curious users).
+    """
+
+    def __init__(self, capacity: int = 4):
+        self.capacity = capacity
+        self.builds = 0
+        self._models = collections.OrderedDict()
+
+    def get(self, layers, *, model="vgg19", weights="imagenet", pooling="max",
+            precision="float32", device="cpu", seed=None, padding="zeros"):
+        """The cached model for these settings (see `features.build_feature_model`), built
+        if new."""
+        import keras
+
+        names = tuple(sorted(set(features.resolve_layer_name(n, model) for n in layers),
+                             key=features.layer_names(model).index))
+        weights_key = os.path.abspath(weights) if weights not in ("imagenet", None) else weights
+        key = (model, weights_key, pooling, names, precision, device, padding,
+               seed if weights is None else None)
+        if key in self._models:
+            self._models.move_to_end(key)
+            return self._models[key]
+        if weights is None and seed is not None:
+            keras.utils.set_random_seed(seed)
+        with device_scope(device):
+            built = features.build_feature_model(names, model=model, weights=weights,
+                                                 pooling=pooling, precision=precision,
+                                                 padding=padding)
+        self.builds += 1
+        self._models[key] = built
+        while len(self._models) > self.capacity:
+            self._models.popitem(last=False)
+        return built
+
+    def for_config(self, config, layers, where: Placement):
+        """The cached model for a config's network settings, `layers` and placement."""
+        return self.get(layers, model=config.model, weights=config.weights,
+                        pooling=config.pooling, precision=where.precision, device=where.device,
+                        seed=config.seed, padding=config.padding)
+
+    def clear(self) -> None:
+        """Drops every cached model."""
+        self._models.clear()
+
+
+#: The process's feature models (see `ModelCache`).
+MODELS = ModelCache()
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """Points file descriptor 2 at /dev/null: TensorFlow's C++ start-up lines bypass Python."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow and Keras without their start-up lines (oneDNN, CUDA, cuInit).
+
+    TF_CPP_MIN_LOG_LEVEL=3 silences TensorFlow's later C++ logging; the lines printed while
+    it loads come before its logging is set up and go straight to file descriptor 2, so
+    that is pointed at /dev/null for the import. A user's TF_CPP_MIN_LOG_LEVEL is kept.
+    """
+    if "tensorflow" in sys.modules:
         return
-    height, width = image_hw
-    need = estimate_memory(height, width, config, precision)["total"]
-    budget = memory_budget(device)
-    if need > budget:
-        fits = largest_height(config, width / height, precision, budget)
-        raise OutOfMemoryError(
-            f"out of memory: {width}x{height} needs about {need / 2**30:.1f} GiB and about "
-            f"{max(0, budget) / 2**30:.1f} GiB is available; try --height {max(1, fits)} or "
-            "less"
-        )
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _stderr_silenced():
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")  # CUDA's probe prints once, here.

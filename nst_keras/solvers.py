@@ -12,12 +12,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from typing import Callable, Dict, Optional, Tuple
+from typing import Dict, FrozenSet, Mapping, Optional, Tuple
 
 import numpy as np
 
 from nst_keras import images as images_lib
-from nst_keras.errors import Interrupted, NonFiniteLossError, OutOfMemoryError
+from nst_keras.errors import DivergedError, Interrupted, NonFiniteLossError, OutOfMemoryError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +38,9 @@ class Progress:
         seconds: Wall time since the optimisation started.
         image: The current image, RGB uint8 (H, W, 3) (left out of the repr).
         stage: The coarse-to-fine stage (from 1), `stages` of them; 1 of 1 for one size.
-            Evaluations and seconds count from the first stage's start.
+            Iterations, evaluations and seconds count from the first stage's start.
+        kind_losses: The weighted terms summed by kind (`content`, `style`, `tv`, and any
+            other kind the objective has), by name.
     """
 
     iteration: int
@@ -52,19 +54,39 @@ class Progress:
     image: np.ndarray = dataclasses.field(repr=False)
     stage: int = 1
     stages: int = 1
+    kind_losses: Dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
-    """One evaluated point: its total loss and each term's weighted and unweighted value."""
+    """One evaluated point: its total loss and each term's weighted and unweighted value.
+
+    Attributes:
+        loss: The total loss.
+        weighted: Term name -> weighted value.
+        values: Term name -> unweighted value.
+        kinds: Term name -> the term's kind.
+        layered: The names of the terms that belong to a layer (all but `tv`-like terms).
+    """
 
     loss: float
     weighted: Dict[str, float]
     values: Dict[str, float]
+    kinds: Mapping[str, str] = dataclasses.field(repr=False, default_factory=dict)
+    layered: FrozenSet[str] = dataclasses.field(repr=False, default=frozenset())
 
     def kind_sum(self, kind: str) -> float:
-        """The weighted terms of one kind (`content`, `style`, `tv`), summed."""
-        return sum(v for name, v in self.weighted.items() if name.split("/")[0] == kind)
+        """The weighted terms of one kind (`content`, `style`, `tv`, ...), summed."""
+        return sum(v for name, v in self.weighted.items() if self.kinds.get(name) == kind)
+
+    def kind_sums(self) -> Dict[str, float]:
+        """Every kind's weighted terms summed, by kind (in the terms' order)."""
+        kinds = dict.fromkeys(self.kinds.values())
+        return {kind: self.kind_sum(kind) for kind in kinds}
+
+    def layer_values(self) -> Dict[str, float]:
+        """The unweighted value of each layer term, by name."""
+        return {n: v for n, v in self.values.items() if n in self.layered}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,23 +121,55 @@ class BudgetSpent(Exception):
     """Raised by `Monitor.evaluate` once the evaluation budget is spent."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Offset:
+    """Where a stage's counters start: the totals of the stages before it."""
+
+    iterations: int = 0
+    evaluations: int = 0
+    seconds: float = 0.0
+    stage: int = 1
+    stages: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class DivergenceRule:
+    """When a gradient method is stopped as diverged.
+
+    A step size in pixel units is not scale-free: too large for the weights and the image,
+    and every step overshoots. The run is stopped when the loss has stayed above `factor`
+    times its starting value for `patience` evaluations in a row.
+    """
+
+    factor: float = 10.0
+    patience: int = 5
+
+
 class Monitor:
     """Holds one run's state and applies its rules; shared by every optimiser.
 
     Args:
         objective: Callable x -> (loss, gradient, values by name), e.g. an `Objective`.
-        weights: Term name -> weight, to report weighted terms.
+        terms: The objective's `Term`s (names, kinds, weights, layers), to report by kind.
         shape: Shape of the preprocessed image, (1, H, W, 3).
         max_evals: The budget: evaluations allowed.
         callback: Called with a `Progress` after each iteration, or None.
+        offset: Where the counters start (a later coarse-to-fine stage): the progress,
+            history and times it reports count on from there, so nothing shifts them again.
+        divergence: A `DivergenceRule`, or None (L-BFGS-B's line search cannot diverge).
     """
 
-    def __init__(self, objective, weights, shape, max_evals, callback=None):
+    def __init__(self, objective, terms, shape, max_evals, callback=None,
+                 offset: Offset = Offset(), divergence: Optional[DivergenceRule] = None):
         self.objective = objective
-        self.weights = dict(weights)
+        self.weights = {t.name: t.weight for t in terms}
+        self.kinds = {t.name: t.kind for t in terms}
+        self.layered = frozenset(t.name for t in terms if t.layer is not None)
         self.shape = tuple(shape)
         self.max_evals = max_evals
         self.callback = callback
+        self.offset = offset
+        self.divergence = divergence
         self.evaluations = 0
         self.iterations = 0
         self.best_x: Optional[np.ndarray] = None
@@ -125,6 +179,7 @@ class Monitor:
         self.losses: list = []
         self.times: list = []
         self.history: list = []
+        self.above = 0  # Evaluations in a row above the divergence threshold.
         self.start = time.perf_counter()
 
     def evaluate(self, x) -> Tuple[float, np.ndarray]:
@@ -133,6 +188,7 @@ class Monitor:
         Raises:
             BudgetSpent: If the budget is spent (the point is not evaluated).
             NonFiniteLossError: If the loss or its gradient is not finite.
+            DivergedError: If the divergence rule says the run diverged.
         """
         if self.evaluations >= self.max_evals:
             # SciPy checks `maxfun` only between iterations, so a line search can overrun
@@ -145,17 +201,30 @@ class Monitor:
             what = "its gradient" if np.isfinite(loss) else f"the loss ({loss})"
             raise NonFiniteLossError(
                 f"the run became non-finite: {what} after {self.evaluations} evaluations; "
-                "try a lower --style-weight or --tv-weight"
+                "try a lower `style_weight` or `tv_weight`"
             )
         values = {name: float(v) for name, v in values.items()}
         weighted = {name: self.weights[name] * v for name, v in values.items()}
         self.evaluations += 1
         self.losses.append(loss)
-        self.times.append(time.perf_counter() - self.start)
-        self.last_x, self.last = x, Evaluation(loss, weighted, values)
+        self.times.append(self.offset.seconds + time.perf_counter() - self.start)
+        self.last_x = x
+        self.last = Evaluation(loss, weighted, values, self.kinds, self.layered)
         if self.best is None or loss < self.best.loss:
             self.best_x, self.best = x, self.last
+        self._check_divergence(loss)
         return loss, grad.astype(np.float64)
+
+    def _check_divergence(self, loss: float) -> None:
+        rule = self.divergence
+        if rule is None:
+            return
+        self.above = self.above + 1 if loss > rule.factor * self.losses[0] else 0
+        if self.above >= rule.patience:
+            raise DivergedError(
+                f"the run diverged: the loss rose from {self.losses[0]:.4g} to {loss:.4g} "
+                f"(above {rule.factor:g}x its start for {rule.patience} evaluations); try a "
+                "lower `learning_rate`")
 
     def end_iteration(self) -> None:
         """Records an iteration ending at the last point evaluated and tells the callback.
@@ -164,23 +233,30 @@ class Monitor:
         methods evaluate once per step, so the last evaluation is the iteration's point.
         """
         self.iterations += 1
-        seconds = time.perf_counter() - self.start
+        offset = self.offset
+        seconds = offset.seconds + time.perf_counter() - self.start
         last = self.last
         self.history.append({
-            "iteration": self.iterations, "evaluations": self.evaluations,
+            "iteration": offset.iterations + self.iterations,
+            "evaluations": offset.evaluations + self.evaluations,
             "seconds": seconds, "loss": last.loss, "terms": dict(last.weighted),
+            **({"stage": offset.stage} if offset.stages > 1 else {}),
         })
         if self.callback is not None:
+            sums = last.kind_sums()
             self.callback(Progress(
-                iteration=self.iterations,
-                evaluations=self.evaluations,
+                iteration=offset.iterations + self.iterations,
+                evaluations=offset.evaluations + self.evaluations,
                 loss=last.loss,
-                content_loss=last.kind_sum("content"),
-                style_loss=last.kind_sum("style"),
-                tv_loss=last.kind_sum("tv"),
-                layer_losses={n: v for n, v in last.values.items() if n != "tv"},
+                content_loss=sums.get("content", 0.0),
+                style_loss=sums.get("style", 0.0),
+                tv_loss=sums.get("tv", 0.0),
+                layer_losses=last.layer_values(),
                 seconds=seconds,
                 image=images_lib.deprocess(self.last_x),
+                stage=offset.stage,
+                stages=offset.stages,
+                kind_losses=sums,
             ))
 
     def best_image(self) -> Optional[np.ndarray]:
@@ -193,6 +269,7 @@ class Monitor:
 
         Raises:
             NonFiniteLossError: If the loss became non-finite.
+            DivergedError: If the loss diverged (see `DivergenceRule`).
             OutOfMemoryError: If TensorFlow or numpy ran out of memory.
             Interrupted: On KeyboardInterrupt (Ctrl-C, or SIGTERM as the CLI installs it).
         """
@@ -202,8 +279,8 @@ class Monitor:
             yield
         except BudgetSpent:
             pass
-        except NonFiniteLossError as error:
-            raise NonFiniteLossError(str(error), best_image=self.best_image()) from None
+        except (NonFiniteLossError, DivergedError) as error:
+            raise type(error)(str(error), best_image=self.best_image()) from None
         except KeyboardInterrupt:
             raise Interrupted(best_image=self.best_image()) from None
         except (MemoryError, tf.errors.ResourceExhaustedError) as error:
@@ -269,23 +346,53 @@ def lbfgs(monitor: Monitor, x0: np.ndarray, *, iterations: int,
     return monitor.outcome(stop_reason)
 
 
-def keras_optimizer(name: str, learning_rate: float, decay: float = 1.0, decay_steps: int = 100):
+#: Adam's default learning rate, in pixel units: its steps are about this size whatever the
+#: gradient's scale.
+ADAM_LEARNING_RATE = 10.0
+
+
+def sgd_learning_rate(gradient) -> float:
+    """SGD's default learning rate: the one whose first step moves pixels by 1 level (RMS).
+
+    SGD's step is the learning rate times the gradient, so a fixed learning rate in pixel
+    units means another step size for every weight, image size and network (at the book's
+    weights, a learning rate of 10 took the loss from 1.8e7 to 3.7e10 in 20 steps). Scaling
+    it by the first gradient makes the default scale-free. Departure: the book's 2nd
+    edition gives SGD a fixed 100 with its own, much smaller, loss weights.
+    """
+    rms = float(np.sqrt(np.mean(np.square(np.asarray(gradient, np.float64)))))
+    return 1.0 / rms if rms > 0 else 1.0
+
+
+def keras_optimizer(name: str, learning_rate: Optional[float] = None, decay: float = 1.0,
+                    decay_steps: int = 100, gradient=None):
     """Keras' Adam or SGD, its learning rate decayed by `decay` every `decay_steps` steps.
 
     Args:
         name: `"adam"` or `"sgd"`.
-        learning_rate: The initial step size, in pixel units (0-255).
+        learning_rate: The initial step size, in pixel units (0-255); None: Adam's
+            `ADAM_LEARNING_RATE`, or SGD's `sgd_learning_rate(gradient)`.
         decay: Multiplies the learning rate every `decay_steps` steps (smoothly, as Keras'
             `ExponentialDecay`); 1 keeps it constant.
         decay_steps: See `decay`.
+        gradient: The first gradient, for SGD's default learning rate.
 
     Raises:
-        ValueError: If the name is unknown.
+        ValueError: If the name is unknown, or SGD has neither a learning rate nor a
+            gradient to choose one from.
     """
     import keras
 
     if name not in ("adam", "sgd"):
         raise ValueError(f"`name` must be adam or sgd. Received: name={name!r}")
+    if learning_rate is None:
+        if name == "adam":
+            learning_rate = ADAM_LEARNING_RATE
+        elif gradient is None:
+            raise ValueError("SGD's default learning rate is chosen from the first gradient. "
+                             "Received: gradient=None")
+        else:
+            learning_rate = sgd_learning_rate(gradient)
     schedule = learning_rate
     if decay != 1.0:
         schedule = keras.optimizers.schedules.ExponentialDecay(
@@ -299,12 +406,16 @@ def gradient_descent(monitor: Monitor, x0: np.ndarray, *, optimizer, iterations:
     """Minimises with a Keras optimiser (Adam, SGD) on a variable holding the image.
 
     One evaluation per step. With `bounds`, every step is projected back into the box
-    (clipped), so every point evaluated is a valid image, as with L-BFGS-B.
+    (clipped), so every point evaluated is a valid image, as with L-BFGS-B. A run whose
+    loss never fell below its start is a failure, not a result: it raises `DivergedError`
+    (with the starting image as the best one).
 
     Args:
-        monitor: The run's `Monitor` (objective, budget, callback).
+        monitor: The run's `Monitor` (objective, budget, callback; give it a
+            `DivergenceRule`).
         x0: The preprocessed starting image, (1, H, W, 3).
-        optimizer: A Keras optimiser, e.g. from `keras_optimizer`.
+        optimizer: A Keras optimiser, e.g. from `keras_optimizer`; or a callable taking
+            the first gradient and returning one (SGD's default learning rate).
         iterations: Most steps.
         bounds: (lower, upper) arrays of x0's shape, or None.
 
@@ -312,8 +423,10 @@ def gradient_descent(monitor: Monitor, x0: np.ndarray, *, optimizer, iterations:
         An `Outcome`.
 
     Raises:
-        NonFiniteLossError, OutOfMemoryError, Interrupted: See `Monitor.rules`.
+        NonFiniteLossError, DivergedError, OutOfMemoryError, Interrupted: See
+            `Monitor.rules`.
     """
+    import keras
     import tensorflow as tf
 
     x = tf.Variable(np.asarray(x0, dtype=np.float32), name="image")
@@ -322,9 +435,17 @@ def gradient_descent(monitor: Monitor, x0: np.ndarray, *, optimizer, iterations:
     with monitor.rules():
         for _ in range(iterations):
             _, grad = monitor.evaluate(x.numpy())
+            if not isinstance(optimizer, keras.optimizers.Optimizer):
+                optimizer = optimizer(grad)
             optimizer.apply_gradients([(tf.constant(grad, tf.float32), x)])
             if box is not None:
                 x.assign(tf.clip_by_value(x, box[0], box[1]))
             monitor.end_iteration()
         stop_reason = f"iterations reached ({iterations})"
+    if monitor.evaluations > 1 and monitor.best.loss >= monitor.losses[0]:
+        raise DivergedError(
+            f"the run only got worse: after {monitor.evaluations} steps the best image is "
+            f"still the start (loss {monitor.best.loss:.4g}); try a lower `learning_rate`",
+            best_image=monitor.best_image())
     return monitor.outcome(stop_reason)
+

@@ -73,3 +73,30 @@ def shared_images():
     if not SHARED_IMAGES.is_dir():
         pytest.skip("../shared/images is absent")
     return SHARED_IMAGES
+
+
+def prepared(content, styles, config):
+    """(content, styles) as a plan loads them: the arrays a run of `config` starts from."""
+    from nst_keras.plan import plan
+
+    job = plan(content, styles, config=config)
+    return job.content, list(job.styles)
+
+
+def run_main(*args):
+    """`cli.main(args)` in this process, as a subprocess would report it: returncode, stdout
+    and stderr. For the cases where the process boundary is not the point (usage errors):
+    no TensorFlow import per case."""
+    import contextlib
+    import io
+    import types
+
+    from nst_keras import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main([str(a) for a in args])
+        except SystemExit as exit_:  # --help and --version end in argparse's exit.
+            code = exit_.code or 0
+    return types.SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())

@@ -12,6 +12,8 @@ from PIL import Image
 from nst_keras import cli
 from nst_keras.config import StyleConfig
 
+from conftest import run_main
+
 FAST = ["--weights", "none", "--height", "48", "--max-evals", "6", "--seed", "0"]
 
 
@@ -23,7 +25,7 @@ def run_cli(*args, cwd=None):
 
 
 def test_help_documents_every_option_with_its_default():
-    done = run_cli("--help")
+    done = run_main("--help")
     assert done.returncode == 0
     for option in ("--height", "--content-layers", "--style-layers", "--content-weight",
                    "--style-weight", "--tv-weight", "--normalization", "--init", "--model",
@@ -73,12 +75,12 @@ def test_same_seed_gives_the_same_image(image_files, tmp_path):
     "args, message",
     [
         (["missing.png", "{style}"], "the content image does not exist: missing.png"),
-        (["{content}", "{style}", "-o", "out.xyz"], "Received: path=out.xyz"),
+        (["{content}", "{style}", "-o", "out.xyz"], "Received: -o out.xyz"),
         (["{content}", "{style}", "--style-layers", "conv9_1"], "Did you mean"),
         (["{content}", "{style}", "--tv-weight", "-1"], "--tv-weight"),
         (["{content}", "{style}", "--max-evals", "0"], "--max-evals"),
         (["{content}", "{style}", "--model", "resnet"], "invalid choice: 'resnet'"),
-        (["{content}", "{style}", "--preset", "nope"], "Received: preset='nope'"),
+        (["{content}", "{style}", "--preset", "nope"], "Received: --preset nope"),
         (["{content}", "{style}", "--weights", "/no/such.h5"], "Received: --weights /no/such.h5"),
         (["{content}", "{style}", "-o", "/no/such/dir/out.png"], "folder does not exist"),
         (["{content}", "{style}", "-o", "{content}"], "overwrite an input"),
@@ -127,9 +129,9 @@ def test_unreachable_imagenet_weights_exit_2_with_advice(image_files, tmp_path, 
 def test_version_help_and_readable_defaults():
     from nst_keras import __version__
 
-    done = run_cli("--version")
+    done = run_main("--version")
     assert done.returncode == 0 and done.stdout.strip() == f"nst-keras {__version__}"
-    text = run_cli("--help").stdout
+    text = run_main("--help").stdout
     assert "nst-keras figure" in text  # The second command is discoverable.
     assert "(default: None)" not in text and "('block" not in text
     assert "(default: block1_conv1,block2_conv1," in text
@@ -169,7 +171,7 @@ def test_device_gpu_without_a_gpu_is_a_usage_error_about_the_device(image_files,
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("this machine has a GPU")
     content, style = image_files
-    done = run_cli(content, style, "-o", tmp_path / "o.png", "--device", "gpu", *FAST)
+    done = run_main(content, style, "-o", tmp_path / "o.png", "--device", "gpu", *FAST)
     assert done.returncode == 2
     assert done.stderr.strip() == ("nst-keras: error: no GPU is visible to TensorFlow on this "
                                    "machine; use --device cpu or auto. Received: --device gpu")
@@ -193,8 +195,15 @@ def test_the_demo_offline_says_what_to_do_in_one_line(tmp_path):
     assert done.returncode == 2, done.stderr
     # (The driver imports Keras itself, before the CLI can quiet TensorFlow's start-up.)
     ours = [line for line in done.stderr.splitlines() if line.startswith("nst-keras")]
-    assert ours == ["nst-keras: error: cannot download the demo images (no network?); give "
-                    "two local images instead: nst-keras CONTENT.jpg STYLE.jpg -o OUT.png"]
+    advice = ("nst-keras: error: cannot download the demo images (no network?); give two local "
+              "images instead: nst-keras CONTENT.jpg STYLE.jpg -o OUT.png")
+    from nst_keras.features import imagenet_weights_path
+
+    if not os.path.isfile(imagenet_weights_path("vgg19")):
+        # Following the advice, the next run would fail on the weights: it says so too.
+        advice += (" --weights PATH (the ImageNet weights of vgg19 are not in ~/.keras/models "
+                   "either)")
+    assert ours == [advice]
     assert "Traceback" not in done.stderr
 
 

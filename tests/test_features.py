@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from nst_keras import features
+from nst_keras import features, runtime
 
 
 @pytest.mark.parametrize(
@@ -108,7 +108,7 @@ def test_imagenet_weights_load_from_the_keras_cache():
 
 
 def test_the_cache_builds_once_per_settings_and_drops_the_oldest():
-    cache = features.ModelCache(capacity=2)
+    cache = runtime.ModelCache(capacity=2)
     a = cache.get(["conv1_1", "conv2_1"], weights=None, seed=0)
     assert cache.get(["relu2_1", "block1_conv1"], weights=None, seed=0) is a  # Same set.
     assert cache.builds == 1
@@ -163,7 +163,7 @@ def test_edge_padding_changes_only_the_border(padding):
 def test_padding_is_part_of_the_cache_key_and_presets_reproducing_tools_pad_with_zeros():
     from nst_keras.config import PRESETS, StyleConfig
 
-    cache = features.ModelCache()
+    cache = runtime.ModelCache()
     a = cache.get(["conv1_1"], weights=None, seed=0)
     assert cache.get(["conv1_1"], weights=None, seed=0, padding="symmetric") is not a
     assert StyleConfig().padding == "symmetric"

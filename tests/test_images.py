@@ -111,7 +111,7 @@ def test_save_image_failure_keeps_the_old_file(tmp_path):
 
 
 def test_unknown_extension_is_refused():
-    with pytest.raises(ValueError, match="Received: path=out.xyz"):
+    with pytest.raises(ValueError, match="Received: output=out.xyz"):
         images.image_format_for("out.xyz")
 
 

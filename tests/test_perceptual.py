@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nst_keras import cli, color, run
+from nst_keras import cli, color, plan, run
 from nst_keras.config import StyleConfig
-from nst_keras.images import deprocess, load_image
+from nst_keras.images import load_image
 
-from conftest import make_image
+from conftest import make_image, run_main
 
 F32 = dict(weights=None, height=48, seed=0, precision="float32")
 
@@ -71,26 +71,25 @@ def test_mask_checks(images, tmp_path):
     content, style, other = images
     config = StyleConfig(**F32)
     with pytest.raises(ValueError, match="one style mask per style \\(2\\)"):
-        run.load_masks([np.ones((48, 64))], (48, 64), 2, config)
+        plan.check_mask_count([np.ones((48, 64))], 2, config)
     with pytest.raises(ValueError, match="aspect"):
-        run.load_masks([np.ones((48, 48), np.float32)], (48, 64), 1, config)
+        plan.load_masks([np.ones((48, 48), np.float32)], (48, 64))
     with pytest.raises(ValueError, match="every style mask is black"):
-        run.load_masks([np.zeros((48, 64), np.float32)] * 2, (48, 64), 2, config)
+        plan.load_masks([np.zeros((48, 64), np.float32)] * 2, (48, 64))
     with pytest.raises(ValueError, match="do not combine"):
-        run.load_masks([np.ones((48, 64))] * 2, (48, 64), 2,
-                       config.replace(style_blend_weights=(1, 1)))
+        plan.check_mask_count([np.ones((48, 64))] * 2, 2, config.replace(style_blend_weights=(1, 1)))
+    with pytest.raises(ValueError, match="cannot read the style mask 1"):
+        plan.load_masks([str(tmp_path / "missing.png")], (48, 64))
     # A grey PNG of another size but the same aspect ratio: resized, values in [0, 1].
     path = tmp_path / "mask.png"
     Image.fromarray(np.full((96, 128), 128, np.uint8)).save(path)
-    (mask,) = run.load_masks([str(path)], (48, 64), 1, config)
+    (mask,) = plan.load_masks([str(path)], (48, 64))
     assert mask.shape == (48, 64) and np.allclose(mask, 128 / 255, atol=1e-3)
 
 
 def _bad_mask_run(tmp_path, files, *extra):
-    return subprocess.run(
-        [sys.executable, "-m", "nst_keras", str(files["c"]), "--style", str(files["a"]),
-         str(files["b"]), "-o", str(tmp_path / "o.png"), "--weights", "none", "--height", "48",
-         *map(str, extra)], capture_output=True, text=True, timeout=300)
+    return run_main(files["c"], "--style", files["a"], files["b"], "-o", tmp_path / "o.png",
+                    "--weights", "none", "--height", "48", *extra)
 
 
 @pytest.fixture
@@ -167,29 +166,35 @@ def test_histogram_mode_gives_the_style_the_contents_colour_statistics():
 
 def test_coarse_to_fine_ends_at_the_requested_size_and_each_stage_starts_from_the_last(
         images, monkeypatch):
+    from nst_keras import render
+    from nst_keras.images import preprocess, resize_float
+
     content, style, _ = images
     big = load_image(content, 96)
     config = StyleConfig(weights=None, height=96, seed=0, max_evals=9, scales=3,
                          precision="float32")
     solved, problems = [], []
-    original = run.solve
-    monkeypatch.setattr(run, "solve", lambda p, cb=None: solved.append(original(p, cb))
-                        or solved[-1])
+    original = render._solve
+    monkeypatch.setattr(render, "_solve", lambda p, cb, offset: solved.append(
+        original(p, cb, offset)) or solved[-1])
     seen = []
-    result = run.run_stages(big, [load_image(style, 96)], config, callback=seen.append,
-                            on_stage=lambda k, n, p: problems.append(p))
+    result = run.render(run.plan(big, [load_image(style, 96)], config=config),
+                        callback=seen.append, on_stage=lambda start: problems.append(start.problem))
     assert [p.x0.shape[1] for p in problems] == [24, 48, 96] == run.stage_heights(config)
     assert result.image.shape == big.shape
     assert [s["evaluations"] for s in result.stages] == [3, 3, 3] and result.evaluations == 9
-    for previous, problem in zip(solved, problems[1:]):
+    for (_, previous_best), problem in zip(solved, problems[1:]):
+        # Each stage starts from the last one's best image as a float, upsampled: no uint8
+        # rounding between stages.
         h, w = problem.x0.shape[1:3]
-        expected = load_image(previous.image, size=(w, h))
-        np.testing.assert_array_equal(deprocess(problem.x0), expected)
+        np.testing.assert_allclose(problem.x0, preprocess(resize_float(previous_best, (w, h))),
+                                   atol=1e-3)
+        assert not np.allclose(problem.x0, np.round(problem.x0))
     # The targets are recomputed at each size.
     assert [p.objective.image_hw for p in problems] == [(24, 32), (48, 64), (96, 128)]
     assert [p.stage for p in seen][-1] == 3 and seen[-1].stages == 3
     assert [p.evaluations for p in seen] == sorted(p.evaluations for p in seen)
-    assert seen[-1].evaluations == 9
+    assert seen[-1].evaluations <= 9 and result.history[-1]["evaluations"] == seen[-1].evaluations
 
 
 def test_stage_sizes_and_budgets():
@@ -199,12 +204,17 @@ def test_stage_sizes_and_budgets():
     assert run.stage_budgets(400, 3) == [133, 133, 134]
     with pytest.raises(ValueError, match="at least the number of stages"):
         run.stage_budgets(2, 3)
-    content = np.zeros((48, 64, 3), np.uint8)
-    with pytest.raises(ValueError, match="content image is too small at the first stage"):
-        run.checked_stage_heights(StyleConfig(height=48, scales=3), content, [content])
-    with pytest.raises(ValueError, match="style image is too small at the first stage"):
-        run.checked_stage_heights(StyleConfig(height=64, scales=2), np.zeros((64, 85, 3)),
-                                  [np.zeros((26, 40, 3))])
+    config = StyleConfig(height=48, scales=3)
+    with pytest.raises(ValueError, match="content image would be 12 pixels on its shorter side "
+                                         "at the first stage"):
+        plan.check_stage_sizes(config, run.stage_heights(config), (64, 48), [(64, 48)])
+    config = StyleConfig(height=64, scales=2, style_scale=0.4)  # Styles 26 high, 13 at first.
+    with pytest.raises(ValueError, match="style image would be 13 pixels on its shorter side at "
+                                         "the first stage.*Received: scales=2"):
+        plan.check_stage_sizes(config, run.stage_heights(config), (85, 64), [(40, 26)])
+    with pytest.raises(ValueError, match="Received: style_scale=0.1"):
+        plan.check_stage_sizes(StyleConfig(height=64, style_scale=0.1), [64], (85, 64),
+                               [(40, 26)])
     assert run.stage_heights(StyleConfig(height=400, start_height=399, scales=5)) == [399, 400]
 
 
@@ -216,7 +226,8 @@ def test_coarse_to_fine_from_the_command_line(files, tmp_path, capsys):
     assert Image.open(tmp_path / "o.png").size == (85, 64)
     code = cli.main([str(files["c"]), str(files["a"]), "-o", str(tmp_path / "o.png"),
                      "--weights", "none", "--height", "48", "--scales", "3"])
-    assert code == 2 and "too small at the first stage" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and "at the first stage" in err and "Received: --scales 3" in err
 
 
 def test_dry_run_prints_the_estimate_per_stage_and_precision_and_computes_nothing(
@@ -304,23 +315,23 @@ def test_mask_arrays_follow_one_convention():
 
 
 def test_a_failure_in_a_later_stage_keeps_the_earlier_stages_image(images, monkeypatch):
-    from nst_keras import errors
+    from nst_keras import errors, render
 
     content, style, _ = images
     big = load_image(content, 64)
-    original, calls = run.solve, []
+    original, calls = render._solve, []
 
-    def failing(problem, callback=None):
+    def failing(problem, callback, offset):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt()  # Ctrl-C as the second stage starts.
-        return original(problem, callback)
+        return original(problem, callback, offset)
 
-    monkeypatch.setattr(run, "solve", failing)
+    monkeypatch.setattr(render, "_solve", failing)
     config = StyleConfig(weights=None, height=64, seed=0, max_evals=4, scales=2,
                          preserve_color="swap")
     with pytest.raises(errors.Interrupted) as caught:
-        run.run_stages(big, [load_image(style, 64)], config)
+        run.render(run.plan(big, [load_image(style, 64)], config=config))
     image = caught.value.best_image
     assert image is not None and image.shape == big.shape  # Upsampled to the final size.
     keep = _unclipped(image, big)
@@ -331,9 +342,9 @@ def test_a_failure_in_a_later_stage_keeps_the_earlier_stages_image(images, monke
 def test_iterations_count_on_across_stages(images):
     content, style, _ = images
     seen = []
-    result = run.run_stages(load_image(content, 64), [load_image(style, 64)],
-                            StyleConfig(weights=None, height=64, seed=0, max_evals=6, scales=2),
-                            callback=seen.append)
+    job = run.plan(load_image(content, 64), [load_image(style, 64)],
+                   config=StyleConfig(weights=None, height=64, seed=0, max_evals=6, scales=2))
+    result = run.render(job, callback=seen.append)
     assert [p.iteration for p in seen] == list(range(1, len(seen) + 1))
     assert [h["iteration"] for h in result.history] == [p.iteration for p in seen]
     assert [p.stage for p in seen][0] == 1 and seen[-1].stage == 2

@@ -1,4 +1,6 @@
-"""Bad input, interruptions and failures, each through the real CLI in a subprocess.
+"""Bad input, interruptions and failures, each through the real CLI: in this process
+(`run_main`) where only the exit code and the message matter, in a subprocess where the
+process boundary is the point (signals, memory limits, TensorFlow's own output).
 
 Every error case checks the exit code and that the user sees one line naming the file or
 value and the problem, with no traceback; the run cases check that the best image so far is
@@ -11,7 +13,6 @@ import resource
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_image
+from conftest import make_image, run_main
 
 FAST = ["--weights", "none", "--height", "48", "--seed", "0"]
 
@@ -89,7 +90,7 @@ def test_every_pillow_mode_gives_a_result(tmp_path, content_mode, style_mode):
         assert Image.open(path).mode == mode
         paths.append(path)
     out = tmp_path / "out.png"
-    done = run_cli(*paths, "-o", out, "-q", "--max-evals", "2", *FAST)
+    done = run_main(*paths, "-o", out, "-q", "--max-evals", "2", *FAST)
     assert done.returncode == 0, done.stderr
     result = Image.open(out)
     assert result.mode == "RGB" and result.size == (64, 48)
@@ -106,7 +107,7 @@ def test_exif_orientation_and_animated_first_frame(tmp_path):
     style = tmp_path / "animated.gif"
     frames[0].save(style, save_all=True, append_images=frames[1:])
     out = tmp_path / "out.png"
-    done = run_cli(content, style, "-o", out, "--max-evals", "2", *FAST)
+    done = run_main(content, style, "-o", out, "--max-evals", "2", *FAST)
     assert done.returncode == 0, done.stderr
     assert Image.open(out).size == (64, 48)
     warnings = [line for line in done.stderr.splitlines() if "warning:" in line]
@@ -141,7 +142,7 @@ def test_unreadable_inputs_exit_2_naming_the_file(tmp_path, style_file, name, ma
         make(path)
     out = tmp_path / "out.png"
     out.write_bytes(b"previous result")
-    done = run_cli(path, style_file, "-o", out, *FAST)
+    done = run_main(path, style_file, "-o", out, *FAST)
     assert_one_line_error(done, 2, name, problem)
     assert out.read_bytes() == b"previous result"  # Never replaced by a failed run.
 
@@ -149,9 +150,10 @@ def test_unreadable_inputs_exit_2_naming_the_file(tmp_path, style_file, name, ma
 def test_an_image_too_small_for_the_layers_says_the_minimum(tmp_path, style_file):
     content = tmp_path / "tiny.png"
     Image.fromarray(make_image(8, 8)).save(content)
-    done = run_cli(content, style_file, "-o", tmp_path / "o.png", "--weights", "none",
+    done = run_main(content, style_file, "-o", tmp_path / "o.png", "--weights", "none",
                    "--height", "8")
-    assert_one_line_error(done, 2, "content image is 8x8", "at least 16x16")
+    assert_one_line_error(done, 2, "content image would be 8 pixels", "at least 16x16",
+                          "Received: --height 8")
 
 
 @pytest.mark.parametrize(
@@ -162,7 +164,7 @@ def test_an_image_too_small_for_the_layers_says_the_minimum(tmp_path, style_file
         (["--iterations", "0"], "--iterations"),
         (["--max-evals", "0"], "--max-evals"),
         (["--content-layers", "conv4_9"], "Did you mean"),
-        (["--preset", "gatys2016"], "Received: preset='gatys2016'"),
+        (["--preset", "gatys2016"], "Received: --preset gatys2016"),
         (["--model", "vgg11"], "invalid choice: 'vgg11'"),
         (["-o", "out.tiff2"], "Unknown image extension"),
         (["-o", "/proc/out.png"], "not writable"),
@@ -171,7 +173,7 @@ def test_an_image_too_small_for_the_layers_says_the_minimum(tmp_path, style_file
 )
 def test_bad_options_exit_2_before_any_model_is_built(tmp_path, style_file, option, problem):
     start = time.perf_counter()
-    done = run_cli(style_file, style_file.with_name("other.png"), *option)
+    done = run_main(style_file, style_file.with_name("other.png"), *option)
     assert_one_line_error(done, 2, problem)
     # Nothing heavy ran: TensorFlow alone takes seconds to import.
     assert "Building" not in done.stderr
@@ -179,56 +181,46 @@ def test_bad_options_exit_2_before_any_model_is_built(tmp_path, style_file, opti
 
 
 def test_output_same_as_input_is_refused(style_file):
-    done = run_cli(style_file, style_file, "-o", style_file)
+    done = run_main(style_file, style_file, "-o", style_file)
     assert_one_line_error(done, 2, "overwrite an input")
 
 
 # --- Weights ------------------------------------------------------------------------
 
-DRIVER = textwrap.dedent(
-    """
-    import sys
+def run_failing(monkeypatch, fail_at, kind, *args):
+    """The CLI in this process, its network gone (`offline`), or its objective failing from
+    the `fail_at`-th call on (the first call is the trace): `nan` or `oom`."""
+    import keras
     import tensorflow as tf
-    from nst_keras import cli
 
-    FAIL_AT, KIND = int(sys.argv[1]), sys.argv[2]
-    if KIND == "offline":
-        import keras
+    from nst_keras import objective
+
+    if kind == "offline":
         def no_network(*args, **kwargs):
             raise Exception("URL fetch failure on https://storage.googleapis.com/x: None -- "
                             "[Errno -3] Temporary failure in name resolution")
-        keras.src.utils.file_utils.get_file = no_network
+
+        monkeypatch.setattr(keras.src.utils.file_utils, "get_file", no_network)
     else:
-        from nst_keras import objective
-        evaluate = objective.Objective.__call__
-        count = [0]
+        evaluate, count = objective.Objective.__call__, [0]
+
         def failing(self, x):
-            count[0] += 1  # The first call is the trace in build_problem.
-            if count[0] >= FAIL_AT:
-                if KIND == "nan":
+            count[0] += 1
+            if count[0] >= fail_at:
+                if kind == "nan":
                     loss, grad, values = evaluate(self, x)
                     return tf.constant(float("nan")), grad, values
                 raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating")
             return evaluate(self, x)
-        objective.Objective.__call__ = failing
-    sys.exit(cli.main(sys.argv[3:]))
-    """
-)
 
-
-def run_driver(tmp_path, fail_at, kind, *args):
-    driver = tmp_path / "driver.py"
-    driver.write_text(DRIVER)
-    return subprocess.run(
-        [sys.executable, str(driver), str(fail_at), kind, *map(str, args)],
-        capture_output=True, text=True, timeout=300,
-    )
+        monkeypatch.setattr(objective.Objective, "__call__", failing)
+    return run_main(*args)
 
 
 def test_no_network_for_imagenet_weights_says_how_to_pass_a_file(tmp_path, content_file,
-                                                                  style_file):
-    done = run_driver(tmp_path, 0, "offline", content_file, style_file, "-o", tmp_path / "o.png",
-                      "--height", "48", "-q")
+                                                                  style_file, monkeypatch):
+    done = run_failing(monkeypatch, 0, "offline", content_file, style_file, "-o",
+                       tmp_path / "o.png", "--height", "48", "-q")
     assert_one_line_error(done, 2, "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
                           "--weights PATH")
 
@@ -242,7 +234,7 @@ def test_corrupt_and_wrong_weights_files_exit_2(tmp_path, content_file, style_fi
     wrong = tmp_path / "dense.weights.h5"
     small.save_weights(wrong)
     for weights in (corrupt, wrong):
-        done = run_cli(content_file, style_file, "-o", tmp_path / "o.png", "--height", "48",
+        done = run_main(content_file, style_file, "-o", tmp_path / "o.png", "--height", "48",
                        "--weights", weights)
         assert_one_line_error(done, 2, "cannot load the weights file", str(weights))
 
@@ -251,25 +243,25 @@ def test_corrupt_and_wrong_weights_files_exit_2(tmp_path, content_file, style_fi
 
 
 def test_non_finite_loss_saves_the_best_image_and_exits_1(tmp_path, content_file,
-                                                          style_file):
+                                                          style_file, monkeypatch):
     out = tmp_path / "out.png"
-    done = run_driver(tmp_path, 8, "nan", content_file, style_file, "-o", out, "--max-evals",
+    done = run_failing(monkeypatch, 8, "nan", content_file, style_file, "-o", out, "--max-evals",
                       "50", "-q", *FAST)
     assert_one_line_error(done, 1, "non-finite", "--style-weight", "saved the best image")
     assert Image.open(out).size == (64, 48)
 
 
 def test_out_of_memory_during_a_run_keeps_the_best_image(tmp_path, content_file,
-                                                         style_file):
+                                                         style_file, monkeypatch):
     out = tmp_path / "out.png"
-    done = run_driver(tmp_path, 8, "oom", content_file, style_file, "-o", out, "--max-evals",
+    done = run_failing(monkeypatch, 8, "oom", content_file, style_file, "-o", out, "--max-evals",
                       "50", "-q", *FAST)
     assert_one_line_error(done, 1, "out of memory at 64x48", "--height", "saved the best")
     assert Image.open(out).size == (64, 48)
 
 
-def test_an_impossible_size_under_a_memory_limit_exits_1(tmp_path, content_file,
-                                                         style_file):
+def test_an_impossible_size_under_a_memory_limit_exits_2_before_any_work(tmp_path, content_file,
+                                                                        style_file):
     limit = 12 * 2**30  # TensorFlow itself needs ~2.5 GB of address space.
 
     def cap():
@@ -278,8 +270,10 @@ def test_an_impossible_size_under_a_memory_limit_exits_1(tmp_path, content_file,
     out = tmp_path / "out.png"
     done = run_cli(content_file, style_file, "-o", out, "--weights", "none", "--height", "6000",
                    "--max-evals", "2", "-q", preexec_fn=cap)
-    assert_one_line_error(done, 1, "8000x6000", "--height")
-    assert not out.exists()
+    # Refused by the plan, from the content's header, before any image is resized or any
+    # progress bar drawn: a usage error (exit 2), with a height that fits.
+    assert_one_line_error(done, 2, "8000x6000", "try --height", "Received: --height 6000")
+    assert "%|" not in done.stderr and not out.exists()
 
 
 def _start(args):

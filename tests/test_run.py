@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nst_keras import features, objective, run
+from nst_keras import features, objective, run, runtime
 from nst_keras.config import StyleConfig
 
-from conftest import SHARED_IMAGES, make_image
+from conftest import SHARED_IMAGES, make_image, prepared
 
 
 def _style_loss(problem, x):
@@ -127,8 +127,8 @@ def test_bounds_keep_pixels_in_range_and_the_saved_image_has_the_reported_loss(
 
 
 def test_one_model_per_process_and_one_trace_per_size(content_rgb, style_rgb):
-    features.MODELS.clear()
-    builds = features.MODELS.builds
+    runtime.MODELS.clear()
+    builds = runtime.MODELS.builds
     config = StyleConfig(weights=None, height=48, max_evals=4, seed=0)
     first = run.build_problem(content_rgb, style_rgb, config)
     run.solve(first)
@@ -136,14 +136,14 @@ def test_one_model_per_process_and_one_trace_per_size(content_rgb, style_rgb):
     second = run.build_problem(content_rgb, make_image(30, 50, seed=9),
                                config.replace(style_weight=7.0, content_weight=0.5))
     run.solve(second)
-    assert features.MODELS.builds == builds + 1
+    assert runtime.MODELS.builds == builds + 1
     assert second.objective.function is first.objective.function
     assert first.objective.function.experimental_get_tracing_count() == 1
     # A third size traces once more; another layer set builds another model.
     run.build_problem(make_image(32, 40), style_rgb, config.replace(height=32))
     assert first.objective.function.experimental_get_tracing_count() == 2
     run.build_problem(content_rgb, style_rgb, config.replace(style_layers=("conv1_1",)))
-    assert features.MODELS.builds == builds + 2
+    assert runtime.MODELS.builds == builds + 2
 
 
 def test_random_weights_are_keyed_by_seed(content_rgb, style_rgb):
@@ -185,7 +185,7 @@ def test_bfloat16_computes_convolutions_in_bfloat16_and_losses_in_float32(conten
     full = run.build_problem(content_rgb, style_rgb, config.replace(precision="float32"))
     assert keras.config.dtype_policy().name == before  # The policy does not leak.
     assert (low.precision, full.precision) == ("bfloat16", "float32")
-    model = features.MODELS.get(["block5_conv2", "block1_conv1"], weights=None, seed=0,
+    model = runtime.MODELS.get(["block5_conv2", "block1_conv1"], weights=None, seed=0,
                                 precision="bfloat16")
     outputs = features.features_of(model, low.x0)
     assert all(o.dtype == tf.bfloat16 for o in outputs.values())
@@ -229,7 +229,8 @@ def test_invalid_settings_are_refused(content_rgb, style_rgb):
         run.transfer_style(content_rgb, style_rgb, weights=None, style_weight=-1)
     with pytest.raises(ValueError, match="Received: init=''"):
         StyleConfig(init="")
-    with pytest.raises(OSError):  # Not a named start: the path of an image, and there is none.
+    # Not a named start: the path of an image, and there is none (refused by the plan).
+    with pytest.raises(ValueError, match="the init image does not exist.*Received: init=zeros"):
         run.transfer_style(content_rgb, style_rgb, weights=None, init="zeros", max_evals=2)
     with pytest.raises(ValueError, match="Received: precision='float16'"):
         StyleConfig(precision="float16")
@@ -253,7 +254,7 @@ def test_stand_in_weights_lower_the_style_loss_tenfold(stand_in_weights, shared_
     # Tuebingen x The Starry Night, small: with trained filters the style loss falls by
     # far more than 10x in 30 evaluations from the content image.
     config = StyleConfig(model="vgg16", weights=stand_in_weights, height=64, max_evals=30, seed=0)
-    content, style = run.prepare(
+    content, style = prepared(
         str(shared_images / "tubingen.jpg"), str(shared_images / "starry_night.jpg"), config
     )
     problem = run.build_problem(content, style, config)
@@ -271,7 +272,7 @@ def test_imagenet_weights_lower_the_style_loss_tenfold():
     if not SHARED_IMAGES.is_dir():
         pytest.skip("../shared/images is absent")
     config = StyleConfig(height=64, max_evals=30, seed=0)
-    content, style = run.prepare(
+    content, style = prepared(
         str(SHARED_IMAGES / "tubingen.jpg"), str(SHARED_IMAGES / "starry_night.jpg"), config
     )
     problem = run.build_problem(content, style, config)

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from nst_keras import errors, solvers
 from nst_keras.images import deprocess, pixel_bounds, preprocess
+from nst_keras.objective import Term
 
 
 class Bowl:
@@ -28,8 +29,11 @@ class Bowl:
         return loss, 2.0 * self.scale * (tf.constant(x) - self.centre), {"tv": loss}
 
 
-def _monitor(objective, max_evals=100, callback=None):
-    return solvers.Monitor(objective, {"tv": 1.0}, (1, 4, 4, 3), max_evals, callback)
+TERMS = (Term("tv", "tv", None, 1.0),)
+
+
+def _monitor(objective, max_evals=100, callback=None, **rules):
+    return solvers.Monitor(objective, TERMS, (1, 4, 4, 3), max_evals, callback, **rules)
 
 
 @pytest.mark.parametrize("failure, error", [("nan", errors.NonFiniteLossError),
@@ -79,3 +83,47 @@ def test_bounds_keep_every_evaluated_point_in_the_pixel_box():
         assert np.all(point >= lower - 1e-4) and np.all(point <= upper + 1e-4)
     np.testing.assert_allclose(outcome.x, upper, atol=1e-3)  # Pinned to the wall.
     np.testing.assert_array_equal(deprocess(outcome.x), 255)
+
+
+def test_divergence_stops_a_gradient_method_with_the_best_image():
+    # Plain gradient steps of 1.5 on a bowl of curvature 1 overshoot ever further: each step
+    # doubles the distance to the centre, so the loss rises far above its start.
+    import keras
+
+    monitor = _monitor(Bowl(centre=10.0), max_evals=100,
+                       divergence=solvers.DivergenceRule(factor=10, patience=3))
+    with pytest.raises(errors.DivergedError, match="learning_rate") as caught:
+        solvers.gradient_descent(monitor, np.zeros((1, 4, 4, 3), np.float32), iterations=100,
+                                 optimizer=keras.optimizers.SGD(1.5))
+    assert monitor.evaluations < 20  # Stopped early, not at the budget.
+    np.testing.assert_array_equal(caught.value.best_image, deprocess(np.zeros((1, 4, 4, 3))))
+
+
+def test_a_gradient_run_that_never_improves_is_a_failure():
+    # Steps of exactly 1.0 jump to the mirror point: the loss never falls below its start.
+    import keras
+
+    monitor = _monitor(Bowl(centre=10.0), max_evals=6)
+    with pytest.raises(errors.DivergedError, match="only got worse"):
+        solvers.gradient_descent(monitor, np.zeros((1, 4, 4, 3), np.float32), iterations=6,
+                                 optimizer=keras.optimizers.SGD(1.0))
+
+
+def test_sgds_default_learning_rate_moves_pixels_by_one_level():
+    gradient = np.full((1, 4, 4, 3), 250.0)
+    assert solvers.sgd_learning_rate(gradient) == pytest.approx(1 / 250)
+    assert solvers.keras_optimizer("adam").learning_rate.numpy() == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="Received: gradient=None"):
+        solvers.keras_optimizer("sgd")
+
+
+def test_an_offset_monitor_counts_on_from_the_previous_stage():
+    seen = []
+    monitor = _monitor(Bowl(conditioning=1e4), max_evals=8, callback=seen.append,
+                       offset=solvers.Offset(iterations=5, evaluations=7, seconds=100.0,
+                                             stage=2, stages=2))
+    outcome = solvers.lbfgs(monitor, np.zeros((1, 4, 4, 3), np.float32), iterations=100)
+    assert seen[0].iteration == 6 and seen[0].evaluations >= 8 and seen[0].stage == 2
+    assert all(t >= 100.0 for t in outcome.times)
+    assert outcome.history[0]["stage"] == 2 and outcome.history[0]["iteration"] == 6
+    assert outcome.evaluations == 8  # The stage's own count.

@@ -1,0 +1,418 @@
+"""Render a planned job: stages, the objective, the solver, colour; one path for every front-end.
+
+Data flow of `render(job)`: the colour mode's inputs (`color`) -> the cached feature model
+(`runtime.MODELS`, for the job's placement) -> per stage: the content and style images at
+the stage's size -> the objective, targets once (`objective`) -> the starting image (the
+init, or the previous stage's float image upsampled) -> L-BFGS-B inside the pixel box, or
+Adam/SGD projected into it (`solvers`, one `Monitor` per stage, its counters starting where
+the last stage's ended) -> the best image seen -> the colour mode's finish -> `Result`.
+
+The CLI, `figure`, `batch`, the app and `video` all call `render`; they differ only in
+where the inputs come from (`plan.plan`) and where the outputs go (the callback and what
+they do with the `Result`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable, Dict, Optional, Tuple
+
+import numpy as np
+
+from nst_keras import images as images_lib
+from nst_keras import objective as objective_lib
+from nst_keras import runtime, solvers
+from nst_keras.config import StyleConfig
+from nst_keras.errors import Interrupted, StyleTransferError
+from nst_keras.objective import Objective
+from nst_keras.plan import Job, as_list, blend_weights
+from nst_keras.solvers import Offset, Progress
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """The outcome of a run.
+
+    Attributes:
+        image: The best image seen (lowest total loss), RGB uint8 (H, W, 3). With bounds
+            (the default) its loss is `loss`, up to rounding to uint8.
+        loss, content_loss, style_loss, tv_loss, layer_losses: Those of `image`, as in
+            `Progress`.
+        iterations: Iterations done.
+        evaluations: Loss-and-gradient evaluations done.
+        seconds: Wall time of the optimisation (targets and tracing excluded).
+        setup_seconds: Wall time of the model, the targets and the trace.
+        losses: The total loss after each evaluation, in order.
+        times: Seconds since the optimisation started at each evaluation, in order.
+        history: One record per iteration (iteration, evaluations, seconds, loss, weighted
+            terms; `stage` with several stages).
+        stop_reason: What ended the optimisation.
+        config: The settings used.
+        device: `"cpu"` or `"gpu"`: where it ran.
+        precision: `"float32"` or `"bfloat16"`: what `config.precision` resolved to.
+        hardware: One line naming the CPU (and its relevant flags) or the GPU.
+        stages: One summary per coarse-to-fine stage (stage, height, width, evaluations,
+            iterations, seconds, loss); one entry for a single size. With several stages,
+            the losses, times and history run on across them (their sizes differ), and
+            evaluations, iterations and seconds are totals.
+        kind_losses: The weighted terms of `image` summed by kind.
+    """
+
+    image: np.ndarray = dataclasses.field(repr=False)
+    loss: float
+    content_loss: float
+    style_loss: float
+    tv_loss: float
+    layer_losses: Dict[str, float]
+    iterations: int
+    evaluations: int
+    seconds: float
+    setup_seconds: float
+    losses: Tuple[float, ...] = dataclasses.field(repr=False)
+    times: Tuple[float, ...] = dataclasses.field(repr=False)
+    history: Tuple[dict, ...] = dataclasses.field(repr=False)
+    stop_reason: str
+    config: StyleConfig = dataclasses.field(repr=False)
+    device: str
+    precision: str
+    hardware: str
+    stages: Tuple[dict, ...] = ()
+    kind_losses: Dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """Everything but the optimisation of one size, built once per stage.
+
+    Attributes:
+        objective: The `Objective` (call it on a preprocessed image).
+        x0: The preprocessed starting image, (1, H, W, 3) float32.
+        bounds: (lower, upper) pixel box in preprocessed space, or None (no bounds).
+        config: The settings.
+        device: `"cpu"` or `"gpu"`.
+        precision: `"float32"` or `"bfloat16"`.
+        hardware: See `runtime.describe_hardware`.
+        setup_seconds: Wall time of the model, the targets and the trace.
+    """
+
+    objective: Objective
+    x0: np.ndarray = dataclasses.field(repr=False)
+    bounds: Optional[Tuple[np.ndarray, np.ndarray]] = dataclasses.field(repr=False)
+    config: StyleConfig
+    device: str
+    precision: str
+    hardware: str
+    setup_seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class StageStart:
+    """What the `on_stage` hook receives before a stage's optimisation.
+
+    Attributes:
+        number: The stage, from 1, of `stages`.
+        stages: How many stages.
+        problem: The stage's `Problem` (its objective, start, settings, placement).
+    """
+
+    number: int
+    stages: int
+    problem: Problem
+
+
+def render(job: Job, callback: Optional[Callable[[Progress], None]] = None, *,
+           on_stage: Optional[Callable[[StageStart], None]] = None,
+           feature_model=None) -> Result:
+    """Runs a planned job: one size, or coarse to fine (Gatys et al. 2017).
+
+    Every stage resizes the content and style images (Lanczos) by the stage's height over
+    the final height, recomputes the targets at that size, and starts from the previous
+    stage's best image, upsampled as a float image (no rounding between stages); the first
+    starts from the init. The colour mode (`config.preserve_color`) prepares the images
+    first and finishes the result last (see `color_inputs`).
+
+    Args:
+        job: From `plan.plan` (its images loaded).
+        callback: Called with each `Progress` (iterations, evaluations and seconds counted
+            from the first stage).
+        on_stage: Called with a `StageStart` before each stage's optimisation.
+        feature_model: A model whose outputs include the config's layers, instead of the
+            process's cached one.
+
+    Returns:
+        A `Result` at the final size (see its `stages`).
+
+    Raises:
+        NonFiniteLossError, DivergedError, OutOfMemoryError, Interrupted: With the best
+            image so far at the final size (a stopped later stage's, or the previous
+            stage's, upsampled, and its colours finished as the mode says), or None.
+    """
+    config, where = job.config, job.placement
+    if job.content is None:
+        raise ValueError("the job was planned without its images. Received: job.content=None")
+    content_rgb, style_rgbs = color_inputs(job.content, list(job.styles), config.preserve_color)
+    if feature_model is None:
+        feature_model = load_model(config, where)
+    final_hw = job.content.shape[:2]
+
+    def finished(image):
+        """An image of any stage as the run would save it: full size, colours finished."""
+        if image is None:
+            return None
+        image = np.asarray(image)
+        if image.shape[:2] != final_hw:
+            image = images_lib.resize_float(image, (final_hw[1], final_hw[0]))
+        image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+        return finish_color(image, job.content, config.preserve_color)
+
+    results, start, offset = [], None, Offset(stages=len(job.stages))
+    for stage in job.stages:
+        stage_content, stage_styles = stage_images(content_rgb, style_rgbs, config, stage.height)
+        stage_masks = job.masks if job.masks is None or len(job.stages) == 1 else [
+            images_lib.load_mask(m, (stage_content.shape[1], stage_content.shape[0]))
+            for m in job.masks]
+        stage_config = config if len(job.stages) == 1 else config.replace(
+            height=stage.height, max_evals=stage.max_evals, start_height=None, scales=1)
+        if start is None:
+            start = initial_image(stage_content, stage_styles[0],
+                                  config.init if job.init is None else job.init, config.seed)
+        try:
+            problem = build_problem(stage_content, stage_styles, stage_config,
+                                    feature_model=feature_model, start=start,
+                                    masks=stage_masks, blend=job.blend, placement=where)
+            if on_stage is not None:
+                on_stage(StageStart(stage.number, len(job.stages), problem))
+            result, start = _solve(problem, callback, offset)
+        except StyleTransferError as error:
+            best = error.best_image if error.best_image is not None else start
+            raise type(error)(str(error), best_image=finished(best)) from None
+        except KeyboardInterrupt as error:  # Interrupted, or Ctrl-C between two stages.
+            best = getattr(error, "best_image", None)
+            raise Interrupted(best_image=finished(best if best is not None else start)) from None
+        results.append(result)
+        offset = Offset(iterations=offset.iterations + result.iterations,
+                        evaluations=offset.evaluations + result.evaluations,
+                        seconds=offset.seconds + result.seconds,
+                        stage=stage.number + 1, stages=len(job.stages))
+    result = _joined(results, config)
+    # The optimised image's luminance with the content's chroma ("luminance", "swap"). The
+    # losses reported are those of the optimised image, before this step.
+    return dataclasses.replace(result, image=finished(start))
+
+
+def load_model(config: StyleConfig, where: Optional[runtime.Placement] = None):
+    """The process's feature model for the config's layers and placement (cached).
+
+    Raises:
+        ValueError, OSError: If the weights cannot be loaded (see
+            `features.build_feature_model`).
+    """
+    where = where or runtime.placement(config)
+    layers = objective_lib.term_layers(objective_lib.make_terms(config))
+    return runtime.MODELS.for_config(config, layers, where)
+
+
+def initial_image(content_rgb, style_rgb, init, seed):
+    """The starting image, RGB float32 (H, W, 3) at the content's size.
+
+    Args:
+        content_rgb: The content image, RGB uint8.
+        style_rgb: The (first) style image, RGB uint8.
+        init: `"content"`; `"noise"`: white noise, every pixel and channel uniform in
+            [0, 255]; `"style"`: the style image stretched to the content's size; `"mean"`:
+            the ImageNet mean colour plus N(0, 0.001) noise (jcjohnson/neural-style's
+            `-init random`, which draws its noise in the mean-subtracted space); an RGB
+            array, or the path or URL of an image, stretched to the content's size.
+        seed: Seeds the noise.
+    """
+    size = (content_rgb.shape[1], content_rgb.shape[0])
+    if isinstance(init, np.ndarray):
+        return images_lib.resize_float(init, size)
+    rng = np.random.default_rng(seed)
+    if init == "content":
+        return content_rgb.astype(np.float32)
+    if init == "noise":
+        return rng.uniform(0.0, 255.0, size=content_rgb.shape).astype(np.float32)
+    if init == "mean":
+        mean_rgb = images_lib.IMAGENET_MEAN_BGR[::-1]
+        return (mean_rgb + rng.normal(0.0, 0.001, size=content_rgb.shape)).astype(np.float32)
+    source = style_rgb if init == "style" else init
+    return images_lib.load_image(source, size=size).astype(np.float32)
+
+
+def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=None,
+                  start=None, masks=None, blend=None, placement=None) -> Problem:
+    """Gets the model, computes the targets and traces, at the content's size.
+
+    The building block of one stage; `render` calls it per stage with what the plan
+    checked. Called directly (the notebooks do), it checks nothing beyond that.
+
+    Args:
+        content_rgb: The content image, RGB uint8 (H, W, 3) at the generated image's size.
+        style_rgb: The style image, RGB uint8 (h, w, 3), or a list of them (each its own
+            size), blended by `blend` (or `config.style_blend_weights`).
+        config: The settings.
+        feature_model: A model from `build_feature_model` whose outputs include the
+            config's layers, to use instead of the process's cached one.
+        start: An RGB image (uint8 or float) to start from instead of `config.init`
+            (resized to the content's size): how a coarse-to-fine stage starts from the
+            previous one.
+        masks: One float (H, W) mask in [0, 1] per style at the content's size: each style
+            applies within its mask (guided Gram matrices); where no mask reaches, only the
+            content and total-variation terms act.
+        blend: Each style's share; from the config when None.
+        placement: The resolved `runtime.Placement`; resolved from the config when None.
+
+    Returns:
+        A `Problem`.
+    """
+    began = time.perf_counter()
+    style_rgbs = as_list(style_rgb)
+    blend = list(blend) if blend is not None else blend_weights(config, len(style_rgbs))
+    where = placement or runtime.placement(config)
+    terms = objective_lib.make_terms(config, masks=masks)
+    if feature_model is None:
+        feature_model = load_model(config, where)
+    with runtime.device_scope(where.device):
+        built = objective_lib.build_objective(feature_model, terms, content_rgb, style_rgbs,
+                                              config, blend)
+        if start is None:
+            start = initial_image(content_rgb, style_rgbs[0], config.init, config.seed)
+        start = images_lib.resize_float(start, (content_rgb.shape[1], content_rgb.shape[0]))
+        x0 = images_lib.preprocess(start)
+        built(x0)  # Trace now (once per size), not on the clock of the run.
+    bounds = images_lib.pixel_bounds(x0.shape) if config.bounds else None
+    return Problem(objective=built, x0=x0, bounds=bounds, config=config, device=where.device,
+                   precision=where.precision, hardware=where.hardware,
+                   setup_seconds=time.perf_counter() - began)
+
+
+def solve(problem: Problem, callback: Optional[Callable[[Progress], None]] = None) -> Result:
+    """Runs the config's optimiser on a `Problem` and returns a `Result`.
+
+    Raises:
+        NonFiniteLossError, DivergedError, OutOfMemoryError, Interrupted: With the best
+            image so far.
+    """
+    return _solve(problem, callback, Offset())[0]
+
+
+def _solve(problem: Problem, callback, offset: Offset):
+    """`solve`, its counters starting at `offset`; returns (Result, best image as RGB float)."""
+    config = problem.config
+    gradient_method = config.optimizer != "lbfgs"
+    monitor = solvers.Monitor(problem.objective, problem.objective.terms, problem.x0.shape,
+                              config.max_evals, callback, offset=offset,
+                              divergence=solvers.DivergenceRule() if gradient_method else None)
+    with runtime.device_scope(problem.device):
+        if config.optimizer == "lbfgs":
+            outcome = solvers.lbfgs(monitor, problem.x0, iterations=config.iterations,
+                                    bounds=problem.bounds, memory=config.lbfgs_memory)
+        else:
+            def optimizer(gradient):  # SGD's default learning rate needs the first gradient.
+                return solvers.keras_optimizer(config.optimizer, config.learning_rate,
+                                               config.lr_decay, config.lr_decay_steps,
+                                               gradient=gradient)
+
+            outcome = solvers.gradient_descent(monitor, problem.x0, optimizer=optimizer,
+                                               iterations=config.iterations,
+                                               bounds=problem.bounds)
+    best = outcome.best
+    sums = best.kind_sums()
+    result = Result(
+        image=images_lib.deprocess(outcome.x),
+        loss=best.loss,
+        content_loss=sums.get("content", 0.0),
+        style_loss=sums.get("style", 0.0),
+        tv_loss=sums.get("tv", 0.0),
+        layer_losses=best.layer_values(),
+        iterations=outcome.iterations,
+        evaluations=outcome.evaluations,
+        seconds=outcome.seconds,
+        setup_seconds=problem.setup_seconds,
+        losses=outcome.losses,
+        times=outcome.times,
+        history=outcome.history,
+        stop_reason=outcome.stop_reason,
+        config=config,
+        device=problem.device,
+        precision=problem.precision,
+        hardware=problem.hardware,
+        stages=({"stage": offset.stage, "height": int(problem.x0.shape[1]),
+                 "width": int(problem.x0.shape[2]), "evaluations": outcome.evaluations,
+                 "iterations": outcome.iterations, "seconds": round(outcome.seconds, 3),
+                 "loss": best.loss},),
+        kind_losses=sums,
+    )
+    return result, images_lib.deprocess_float(outcome.x)
+
+
+def stage_images(content_rgb, style_rgbs, config: StyleConfig, height: int):
+    """The content and style images of the stage at `height`, from the final-size ones.
+
+    Each is resized (Lanczos) by `height` over the content's height; with
+    `style_resize="stretch"` the styles take the stage content's size exactly.
+    """
+    factor = height / content_rgb.shape[0]
+    content = _resized(content_rgb, factor)
+    if config.style_resize == "stretch":
+        return content, [images_lib.load_image(s, size=content.shape[1::-1]) for s in style_rgbs]
+    return content, [_resized(s, factor) for s in style_rgbs]
+
+
+def finish_color(image, content_rgb, mode):
+    """The saved image under a `preserve_color` mode: the luminance of `image` with the
+    content's colour channels for `"luminance"` and `"swap"`; `image` otherwise."""
+    if mode not in ("luminance", "swap"):
+        return image
+    from nst_keras import color
+
+    return color.combine_luminance(image, content_rgb)
+
+
+def color_inputs(content_rgb, style_rgbs, mode):
+    """The content and style images the network sees under a `preserve_color` mode.
+
+    `"luminance"`: both as grey images of their luminance, the styles' matched to the
+    content's mean and standard deviation; `"histogram"`: the styles recoloured to the
+    content's colour mean and covariance; otherwise (None, `"swap"`) unchanged.
+    """
+    from nst_keras import color
+
+    if mode == "luminance":
+        return (color.grey_rgb(color.luminance(content_rgb)),
+                [color.grey_rgb(color.match_luminance(s, content_rgb)) for s in style_rgbs])
+    if mode == "histogram":
+        return content_rgb, [color.match_color_histogram(s, content_rgb) for s in style_rgbs]
+    return content_rgb, style_rgbs
+
+
+def _resized(rgb, factor):
+    """`rgb` scaled by `factor` (Lanczos), the same array when the factor is 1."""
+    if factor == 1:
+        return rgb
+    return images_lib.load_image(rgb, max(1, round(rgb.shape[0] * factor)))
+
+
+def _joined(results, config) -> Result:
+    """One `Result` of the stages' results: the last stage's image and losses, totals.
+
+    The stages' counters were offset once, as they ran (`solvers.Offset`); here they are
+    only put together.
+    """
+    if len(results) == 1:
+        return results[0]
+    last = results[-1]
+    return dataclasses.replace(
+        last,
+        iterations=sum(r.iterations for r in results),
+        evaluations=sum(r.evaluations for r in results),
+        seconds=sum(r.seconds for r in results),
+        setup_seconds=sum(r.setup_seconds for r in results),
+        losses=tuple(v for r in results for v in r.losses),
+        times=tuple(t for r in results for t in r.times),
+        history=tuple(h for r in results for h in r.history),
+        config=config,
+        stages=tuple(r.stages[0] for r in results),
+    )
