@@ -304,14 +304,15 @@ class ProgressBar:
     """
 
     def __init__(self, quiet: bool, total_evals: int, on_progress: Optional[Callable] = None,
-                 desc: str = "iteration 0"):
+                 desc: str = "iteration 0", **bar_options):
         self.bar = None
         self.on_progress = on_progress
         if not quiet:
             from tqdm import tqdm
 
+            # bar_options: tqdm's, e.g. position=1, leave=False for a bar inside another.
             self.bar = tqdm(total=total_evals, unit="eval", desc=desc,
-                            file=sys.stderr, dynamic_ncols=True)
+                            file=sys.stderr, dynamic_ncols=True, **bar_options)
 
     def __call__(self, progress):
         if self.bar is not None:
