@@ -221,7 +221,10 @@ def config_changes(args, fields=None) -> dict:
 
 #: Names in library messages that are not `StyleConfig` fields -> the command line's words.
 INPUT_WORDS = {"style": "STYLE", "content": "CONTENT", "masks": "--style-mask",
-               "output": "-o", "preset": "--preset"}
+               "output": "-o", "preset": "--preset",
+               # `video`'s inputs (videoio, video.plan_video):
+               "source": "IN", "frames_dir": "--frames-dir", "folder": "--frames-dir",
+               "flow": "--flow", "start": "--start", "end": "--end", "every": "--every"}
 
 
 def as_usage(error) -> "UsageError":
