@@ -32,7 +32,6 @@ last finished frame, from that frame's result on disk.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import sys
