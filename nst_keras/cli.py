@@ -40,6 +40,7 @@ from nst_keras.console import (
 COMMANDS = {
     "figure": ("nst_keras.figures", "reproduce Figure 1, 2 or 3 of Gatys et al."),
     "batch": ("nst_keras.batch", "stylise many photos with many styles, resumably"),
+    "video": ("nst_keras.video", "stylise a video without flicker (Ruder et al. 2016)"),
 }
 
 DEFAULTS = StyleConfig()

@@ -221,7 +221,10 @@ def config_changes(args, fields=None) -> dict:
 
 #: Names in library messages that are not `StyleConfig` fields -> the command line's words.
 INPUT_WORDS = {"style": "STYLE", "content": "CONTENT", "masks": "--style-mask",
-               "output": "-o", "preset": "--preset"}
+               "output": "-o", "preset": "--preset",
+               # `video`'s inputs (videoio, video.plan_video):
+               "source": "IN", "frames_dir": "--frames-dir", "folder": "--frames-dir",
+               "flow": "--flow", "start": "--start", "end": "--end", "every": "--every"}
 
 
 def as_usage(error) -> "UsageError":
@@ -304,14 +307,15 @@ class ProgressBar:
     """
 
     def __init__(self, quiet: bool, total_evals: int, on_progress: Optional[Callable] = None,
-                 desc: str = "iteration 0"):
+                 desc: str = "iteration 0", **bar_options):
         self.bar = None
         self.on_progress = on_progress
         if not quiet:
             from tqdm import tqdm
 
+            # bar_options: tqdm's, e.g. position=1, leave=False for a bar inside another.
             self.bar = tqdm(total=total_evals, unit="eval", desc=desc,
-                            file=sys.stderr, dynamic_ncols=True)
+                            file=sys.stderr, dynamic_ncols=True, **bar_options)
 
     def __call__(self, progress):
         if self.bar is not None:

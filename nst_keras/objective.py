@@ -1,7 +1,8 @@
 """The objective: named loss terms, their targets computed once, one traced function.
 
 A run's loss is a weighted sum of named terms (`Term`): `content/<layer>`, `style/<layer>`
-(or `style/<k>/<layer>` for the k-th masked style) and `tv`. Each term's `kind` says which
+(or `style/<k>/<layer>` for the k-th masked style), `tv`, and for a video frame `temporal`
+(Ruder et al.'s pull towards the previous frame, `Temporal`). Each term's `kind` says which
 loss function computes it (`TERM_LOSSES`) and how reports sum it. The targets of the
 content and style terms (the content image's features, the style images' Gram matrices)
 never change during a run, so they are computed once (`compute_targets`). The traced
@@ -32,15 +33,17 @@ class Term:
 
     Attributes:
         name: Unique name: `content/<layer>`, `style/<layer>`, `style/<k>/<layer>` (the k-th
-            style, from 1, within its mask) or `tv`.
+            style, from 1, within its mask), `tv` or `temporal` (a video frame's, see
+            `Temporal`).
         kind: Which loss computes it: a key of `TERM_LOSSES` (`"content"`, `"style"`,
-            `"tv"`).
+            `"tv"`, `"temporal"`).
         layer: The Keras layer name (None for `tv`).
         weight: The term's weight in the total loss.
         region: For a masked style term: the index of its style (from 0); None for a
             style term over the whole image (the styles' blended target).
         mask: For a masked style term: its mask at the layer's size, (h, w) float32 in
-            [0, 1], the image's mask box-filtered down (left out of comparisons).
+            [0, 1], the image's mask box-filtered down; for a `temporal` term: the per-pixel
+            reliability weights at the image's size (left out of comparisons).
     """
 
     name: str
@@ -88,9 +91,32 @@ def _tv_term(term, x, features, target, mask, settings):
     return total_variation_loss(x, power=settings.tv_power, edges=settings.tv_edges)
 
 
+def _temporal_term(term, x, features, target, mask, settings):
+    """Ruder et al.'s short-term temporal loss: (1/D) * sum(c * (x - w)**2).
+
+    ``x`` is the generated image and ``w`` (the target) the previous frame's result warped
+    onto this frame, both in `images.preprocess`'s (caffe) space: 0-255 levels, BGR, mean
+    subtracted, so a difference is in pixel levels. ``c`` (the mask, (H, W, 1)) is the
+    per-pixel reliability weight in [0, 1]: 0 where the flow is not trusted (disocclusions,
+    motion boundaries, points leaving the frame), so those pixels contribute nothing to the
+    value or the gradient. D = H * W * 3, every element of the image, whatever c is: the
+    paper's normalisation and that of their ``nn.MSECriterion`` on sqrt(c)-scaled inputs
+    (manuelruder/artistic-videos), so the value does not grow with the number of reliable
+    pixels. Without a mask every pixel weighs 1.
+    """
+    import tensorflow as tf
+
+    squared = tf.square(tf.cast(x, tf.float32) - tf.cast(target, tf.float32))
+    if mask is not None:
+        squared = squared * mask  # (1, H, W, 3) * (H, W, 1): one weight per pixel.
+    count = int(x.shape[1]) * int(x.shape[2]) * int(x.shape[3])
+    return tf.reduce_sum(squared) / float(count)
+
+
 #: Term kind -> the function computing its unweighted value, called as
 #: f(term, x, features, target, mask, settings) inside the traced function.
-TERM_LOSSES = {"content": _content_term, "style": _style_term, "tv": _tv_term}
+TERM_LOSSES = {"content": _content_term, "style": _style_term, "tv": _tv_term,
+               "temporal": _temporal_term}
 
 #: The kinds of term, in the order reports show them.
 KINDS = tuple(TERM_LOSSES)
@@ -135,7 +161,8 @@ def term_layers(terms: Sequence[Term]) -> Tuple[str, ...]:
     return tuple(dict.fromkeys(t.layer for t in terms if t.layer is not None))
 
 
-def compute_targets(feature_model, terms, content_x, style_xs, image_hw, blend=None):
+def compute_targets(feature_model, terms, content_x, style_xs, image_hw, blend=None,
+                    cache: Optional["StyleTargets"] = None):
     """The targets of the content and style terms, computed once.
 
     Args:
@@ -146,6 +173,9 @@ def compute_targets(feature_model, terms, content_x, style_xs, image_hw, blend=N
         style_xs: Preprocessed style images, a list of (1, h, w, 3) arrays (each its own size).
         image_hw: (H, W) of the generated image.
         blend: Weight of each style image (summing to 1); equal when None.
+        cache: A `StyleTargets` whose style targets are reused when the model, the style
+            images, the blend and the size are those of an earlier call (a video's frames),
+            and which keeps the ones computed here; None computes them every time.
 
     Returns:
         A dict: term name -> the content features (h, w, C) or the style Gram target (C, C),
@@ -159,8 +189,6 @@ def compute_targets(feature_model, terms, content_x, style_xs, image_hw, blend=N
     """
     import tensorflow as tf
 
-    from nst_keras.losses import scaled_gram_matrix
-
     targets = {}
     content_terms = [t for t in terms if t.kind == "content"]
     style_terms = [t for t in terms if t.kind == "style"]
@@ -171,6 +199,26 @@ def compute_targets(feature_model, terms, content_x, style_xs, image_hw, blend=N
     if not style_terms:
         return targets
     blend = [1.0 / len(style_xs)] * len(style_xs) if blend is None else list(blend)
+    key = None if cache is None else cache.key(feature_model, style_terms, style_xs,
+                                               image_hw, blend)
+    if key is not None and key in cache.targets:
+        targets.update(cache.targets[key])
+        return targets
+    computed = _style_targets(feature_model, style_terms, style_xs, image_hw, blend)
+    if key is not None:
+        cache.targets[key] = computed
+    targets.update(computed)
+    return targets
+
+
+def _style_targets(feature_model, style_terms, style_xs, image_hw, blend):
+    """The style terms' Gram targets (see `compute_targets`): the style images through the
+    network, once per call."""
+    import tensorflow as tf
+
+    from nst_keras.losses import scaled_gram_matrix
+
+    targets = {}
     for k, (style_x, share) in enumerate(zip(style_xs, blend)):
         features = features_lib.features_of(feature_model, tf.constant(style_x))
         for term in style_terms:
@@ -183,6 +231,67 @@ def compute_targets(feature_model, terms, content_x, style_xs, image_hw, blend=N
             gram = share * scaled_gram_matrix(features[term.layer][0], h * w)
             targets[term.name] = targets[term.name] + gram if term.name in targets else gram
     return targets
+
+
+class StyleTargets:
+    """Style Gram targets kept across runs that share their styles: a video's frames.
+
+    The style images do not change from frame to frame, so their Gram matrices are computed
+    for the first frame and reused (`compute_targets(..., cache=)`). An entry is found only
+    by the same feature model, style images (their bytes' digest), blend, style terms and
+    image size, so a cache given the wrong styles recomputes rather than reuses. Masked
+    style terms are never cached (their masks would be part of the key).
+
+    Attributes:
+        targets: key -> {term name: Gram target}.
+    """
+
+    def __init__(self):
+        self.targets: Dict[tuple, Dict[str, object]] = {}
+
+    @staticmethod
+    def key(feature_model, style_terms, style_xs, image_hw, blend) -> Optional[tuple]:
+        """The entry's key, or None when the terms cannot be cached (masked terms)."""
+        import hashlib
+
+        if any(t.region is not None for t in style_terms):
+            return None
+        digests = tuple(hashlib.blake2b(np.ascontiguousarray(x).tobytes(),
+                                        digest_size=16).hexdigest() for x in style_xs)
+        return (id(feature_model), tuple((t.name, t.layer) for t in style_terms), digests,
+                tuple(float(b) for b in blend), tuple(int(d) for d in image_hw))
+
+
+@dataclasses.dataclass(frozen=True)
+class Temporal:
+    """Ruder et al.'s temporal term for one run: a video frame pulled towards the previous.
+
+    Attributes:
+        target: The previous frame's result warped onto this frame, RGB float (H, W, 3) in
+            0-255 (not rounded).
+        weights: The per-pixel reliability c, (H, W) float in [0, 1] (`flow.reliability`).
+        weight: The term's weight in the total loss.
+    """
+
+    target: np.ndarray = dataclasses.field(repr=False, compare=False)
+    weights: np.ndarray = dataclasses.field(repr=False, compare=False)
+    weight: float
+
+    def term_and_target(self, height: int, width: int) -> Tuple[Term, np.ndarray]:
+        """The `temporal` term (its mask: the weights) and its preprocessed target, at a size.
+
+        A coarse-to-fine stage gets both resized (the target as a float image, the weights
+        box-filtered like a mask).
+        """
+        from nst_keras import images
+
+        target = np.asarray(self.target, np.float32)
+        weights = np.asarray(self.weights, np.float32)
+        if target.shape[:2] != (height, width):
+            target = images.resize_float(target, (width, height))
+            weights = mask_at(weights, height, width)
+        return (Term("temporal", "temporal", None, float(self.weight), mask=weights),
+                images.preprocess(target))
 
 
 def mask_at(mask, height, width):
@@ -280,7 +389,8 @@ def traced_function(feature_model, terms, *, normalization, tv_power, tv_edges, 
 
 
 def build_objective(feature_model, terms, content_rgb, style_rgbs, config: StyleConfig,
-                    blend=None) -> Objective:
+                    blend=None, *, extra_targets: Optional[Mapping[str, np.ndarray]] = None,
+                    cache: Optional[StyleTargets] = None) -> Objective:
     """Computes the targets once and gives the objective at the content's size.
 
     Args:
@@ -290,6 +400,10 @@ def build_objective(feature_model, terms, content_rgb, style_rgbs, config: Style
         style_rgbs: The style images, RGB uint8, each (h, w, 3).
         config: The normalisation, TV and XLA settings.
         blend: Weight of each style image; equal when None.
+        extra_targets: Term name -> target of the terms whose targets are given rather than
+            computed (a `temporal` term's warped previous frame, preprocessed). Targets are
+            arguments of the traced function: new ones of the same shape do not retrace.
+        cache: Reuse and keep the style targets there (see `StyleTargets`).
 
     Returns:
         An `Objective`.
@@ -300,7 +414,9 @@ def build_objective(feature_model, terms, content_rgb, style_rgbs, config: Style
 
     image_hw = tuple(int(d) for d in content_rgb.shape[:2])
     targets = compute_targets(feature_model, terms, preprocess(content_rgb),
-                              [preprocess(s) for s in style_rgbs], image_hw, blend)
+                              [preprocess(s) for s in style_rgbs], image_hw, blend, cache)
+    for name, target in (extra_targets or {}).items():
+        targets[name] = tf.constant(np.asarray(target, np.float32))
     function = traced_function(feature_model, terms, normalization=config.normalization,
                                tv_power=config.tv_power, tv_edges=config.tv_edges,
                                jit_compile=config.jit_compile)

@@ -75,6 +75,9 @@ class Job:
             height that fits), in bytes and pixels.
         notes: Lines for the user: warnings from reading the images, how a height was
             chosen. A front-end shows them; the plan prints nothing.
+        temporal: An `objective.Temporal` term added to the run's terms (a video frame's
+            pull towards the previous frame's result), or None. The video front-end sets it
+            per frame with `dataclasses.replace`; `plan` never does.
     """
 
     config: StyleConfig
@@ -88,6 +91,7 @@ class Job:
     placement: runtime.Placement
     memory: Dict[str, int]
     notes: Tuple[str, ...] = ()
+    temporal: Optional[object] = dataclasses.field(default=None, repr=False)
 
     @property
     def size(self) -> Tuple[int, int]:

@@ -123,7 +123,8 @@ class StageStart:
 
 def render(job: Job, callback: Optional[Callable[[Progress], None]] = None, *,
            on_stage: Optional[Callable[[StageStart], None]] = None,
-           feature_model=None) -> Result:
+           feature_model=None,
+           target_cache: Optional[objective_lib.StyleTargets] = None) -> Result:
     """Runs a planned job: one size, or coarse to fine (Gatys et al. 2017).
 
     Every stage resizes the content and style images (Lanczos) by the stage's height over
@@ -139,6 +140,11 @@ def render(job: Job, callback: Optional[Callable[[Progress], None]] = None, *,
         on_stage: Called with a `StageStart` before each stage's optimisation.
         feature_model: A model whose outputs include the config's layers, instead of the
             process's cached one.
+        target_cache: Reuse and keep the style targets there across calls with the same
+            styles (a video's frames; see `objective.StyleTargets`).
+
+    With `job.temporal` (an `objective.Temporal`), each stage's objective has the extra
+    `temporal` term, its target and weights resized to the stage.
 
     Returns:
         A `Result` at the final size (see its `stages`).
@@ -180,7 +186,8 @@ def render(job: Job, callback: Optional[Callable[[Progress], None]] = None, *,
         try:
             problem = build_problem(stage_content, stage_styles, stage_config,
                                     feature_model=feature_model, start=start,
-                                    masks=stage_masks, blend=job.blend, placement=where)
+                                    masks=stage_masks, blend=job.blend, placement=where,
+                                    temporal=job.temporal, target_cache=target_cache)
             if on_stage is not None:
                 on_stage(StageStart(stage.number, len(job.stages), problem))
             result, start = _solve(problem, callback, offset)
@@ -242,7 +249,9 @@ def initial_image(content_rgb, style_rgb, init, seed):
 
 
 def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=None,
-                  start=None, masks=None, blend=None, placement=None) -> Problem:
+                  start=None, masks=None, blend=None, placement=None, *,
+                  temporal: Optional[objective_lib.Temporal] = None,
+                  target_cache: Optional[objective_lib.StyleTargets] = None) -> Problem:
     """Gets the model, computes the targets and traces, at the content's size.
 
     The building block of one stage; `render` calls it per stage with what the plan
@@ -263,6 +272,9 @@ def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=Non
             content and total-variation terms act.
         blend: Each style's share; from the config when None.
         placement: The resolved `runtime.Placement`; resolved from the config when None.
+        temporal: An `objective.Temporal`: adds the `temporal` term, its target and
+            weights resized to the content's size.
+        target_cache: Reuse and keep the style targets there (`objective.StyleTargets`).
 
     Returns:
         A `Problem`.
@@ -272,11 +284,16 @@ def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=Non
     blend = list(blend) if blend is not None else blend_weights(config, len(style_rgbs))
     where = placement or runtime.placement(config)
     terms = objective_lib.make_terms(config, masks=masks)
+    extra_targets = None
+    if temporal is not None:
+        term, target = temporal.term_and_target(*content_rgb.shape[:2])
+        terms, extra_targets = terms + (term,), {term.name: target}
     if feature_model is None:
         feature_model = load_model(config, where)
     with runtime.device_scope(where.device):
         built = objective_lib.build_objective(feature_model, terms, content_rgb, style_rgbs,
-                                              config, blend)
+                                              config, blend, extra_targets=extra_targets,
+                                              cache=target_cache)
         if start is None:
             start = initial_image(content_rgb, style_rgbs[0], config.init, config.seed)
         start = images_lib.resize_float(start, (content_rgb.shape[1], content_rgb.shape[0]))

@@ -1,0 +1,719 @@
+"""`nst-keras video IN STYLE... -o OUT.mp4`: stylised video frames that do not flicker.
+
+Ruder, Dosovitskiy and Brox (Artistic style transfer for videos, GCPR 2016): each frame t
+after the first
+
+1. starts from frame t-1's result warped onto frame t along the optical flow (the flow from
+   frame t to frame t-1 of the *input* frames, `flow.optical_flow`); where the flow is not
+   reliable (weight c = 0: disocclusions, motion boundaries, points leaving the frame) the
+   start takes the content frame's pixel instead;
+2. adds the `temporal` term to the objective, (1/D) * sum(c * (x - warped)**2) in the
+   network's input space (`objective.Temporal`), which pulls the frame towards the warped
+   previous result wherever the flow is reliable.
+
+Everything else is a plain run: `plan.plan` checks the settings, the styles and the first
+frame once; every frame is `render.render` of that job with the frame as content (and the
+warped start and temporal term); the style Gram targets are computed once for the whole
+video (`objective.StyleTargets`), and the traced function is traced once (targets,
+weights and masks are its arguments).
+
+Departures: OpenCV's DIS flow instead of DeepFlow/EpicFlow (`flow.optical_flow`); binary
+reliability weights (`flow.reliability`); the start in unreliable pixels is the content
+frame, where artistic-videos' `prevWarped` keeps whatever the bilinear warp gives there
+(and the VGG mean pixel outside the frame): the warp of an occluded pixel shows the wrong
+surface, and the content frame gives the optimisation that pixel's real structure to
+stylise; the short-term term only (their long-term and multi-pass variants are left out).
+
+`stylize_video(...)` is the API (a generator of `Frame`s); `main(argv)` the command.
+The frames folder makes a run resumable: every finished frame is written there atomically
+with the run's record (`video.json`); a rerun with the same settings continues after the
+last finished frame, from that frame's result on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from typing import Callable, Iterator, List, Optional, Sequence
+
+import numpy as np
+
+from nst_keras.config import PRESETS, StyleConfig
+from nst_keras.console import (
+    EXIT_OK,
+    EXIT_USAGE,
+    PROG,
+    HelpFormatter,
+    Parser,
+    ProgressBar,
+    UsageError,
+    add_config_options,
+    as_usage,
+    check_folder,
+    config_changes,
+    folder_is_writable,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+    preset_in,
+    run_guarded,
+    say,
+    weights_errors_as_usage,
+)
+
+INSTALL_LINE = "pip install 'nst-keras[video]'"
+#: A finished frame's file in the frames folder (1-based output position).
+FRAME_NAME = "frame_{:06d}.png"
+#: The run's record in the frames folder, rewritten after every frame.
+RECORD_NAME = "video.json"
+#: Where `--compare`'s independent frames go, inside the frames folder.
+INDEPENDENT_DIR = "independent"
+#: The flow methods (`flow.FLOW_METHODS`, repeated so that the parser needs no OpenCV).
+FLOWS = ("dis", "farneback")
+#: Ruder et al.'s weights (artistic-videos' defaults): temporal 1e3 against style 1e2, in
+#: jcjohnson/neural-style's normalisation (mean squared errors; Gram / (N_l M_l)).
+PAPER_TEMPORAL_WEIGHT, PAPER_STYLE_WEIGHT = 1e3, 1e2
+
+
+def paper_temporal_weight(config: StyleConfig) -> float:
+    """Ruder et al.'s temporal weight, scaled to the config's normalisation and style weight.
+
+    Their temporal term is the same as ours, (1/D) sum c (x - w)^2 on caffe-space images,
+    with weight 1e3 against a style weight of 1e2 *per style layer* under
+    jcjohnson/neural-style's normalisation, in which layer l's loss is sum(dG^2) /
+    (N_l^4 M_l^2). Under ours it is sum(dG^2) / (4 n^2 p^2) with (n, p) from
+    `losses.style_normalizer`, and each layer has weight style_weight / L. So one layer's
+    style loss is r_l = N_l^4 M_l^2 / (4 n^2 p^2) times theirs, and the same balance of
+    temporal to style is 1e3 / 1e2 * (style_weight / L) * r_l. r_l is one number for
+    block1..block4_conv1 under the book's normalisation (N_l doubles as M_l quarters:
+    466,034), smaller for block5 (29,127); the median layer's ratio is used. With the book's
+    settings (style weight 1, five layers) that is about 9.3e5.
+
+    Args:
+        config: The settings (normalisation, style weight, style layers, model).
+
+    Returns:
+        The weight of the `temporal` term.
+    """
+    from nst_keras import features
+    from nst_keras.losses import style_normalizer
+
+    height = width = 256  # Any size: r_l does not depend on it (every M_l scales alike).
+    ratios = []
+    layers = list(dict.fromkeys(features.resolve_layer_name(n, config.model)
+                                for n in config.style_layers))
+    for layer in layers:
+        h, w, c = features.layer_shape(layer, height, width, config.model)
+        n, p = style_normalizer((h, w, c), (height, width), config.normalization)
+        ratios.append(c ** 4 * (h * w) ** 2 / (4.0 * n ** 2 * p ** 2))
+    ratio = float(np.median(ratios))
+    return PAPER_TEMPORAL_WEIGHT / PAPER_STYLE_WEIGHT * config.style_weight / len(layers) * ratio
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoSettings:
+    """What a video run adds to a plain run's `StyleConfig`.
+
+    Attributes:
+        temporal_weight: Weight of the `temporal` term; 0 stylises frames independently.
+        first_evals: Evaluations of the first frame (and of every independent frame).
+        frame_evals: Evaluations of each later frame (it starts close to its result).
+        flow: `"dis"` or `"farneback"`.
+        start, end, every: The frames used: `range(start, end, every)` of the input's.
+        consistent: False stylises every frame independently from `config.init` (the
+            flickering baseline `--compare` shows).
+    """
+
+    temporal_weight: float
+    first_evals: int
+    frame_evals: int
+    flow: str = "dis"
+    start: int = 0
+    end: Optional[int] = None
+    every: int = 1
+    consistent: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Frame:
+    """One stylised frame, as `stylize_video` yields it.
+
+    Attributes:
+        number: Its position in the output, from 1.
+        image: The stylised frame, RGB uint8 at the run's size.
+        content: The input frame at the run's size, RGB uint8.
+        record: Its entry in the run's record: number, loss, kind_losses (weighted, with
+            `temporal`), temporal_loss (unweighted), evaluations, seconds, flow_seconds,
+            reliable (the share of pixels with weight 1), resumed.
+        resumed: Read from the frames folder (finished by an earlier run), not computed.
+    """
+
+    number: int
+    image: np.ndarray = dataclasses.field(repr=False)
+    content: np.ndarray = dataclasses.field(repr=False)
+    record: dict
+    resumed: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoPlan:
+    """A checked video run: the probe, the first frame's job, the settings, the folder.
+
+    Attributes:
+        info: `videoio.VideoInfo` of the input.
+        job: `plan.Job` of the first frame (the styles and every setting checked).
+        settings: The `VideoSettings`.
+        frame_count: Frames the run makes.
+        frames_dir: Where finished frames go, or None (kept in memory only).
+        record: The record so far (from the folder, or new).
+        finished: Frames already finished in the folder (1..finished).
+    """
+
+    info: object
+    job: object = dataclasses.field(repr=False)
+    settings: VideoSettings
+    frame_count: int
+    frames_dir: Optional[str]
+    record: dict = dataclasses.field(repr=False)
+    finished: int = 0
+
+
+def selected_count(total: int, start: int, end: Optional[int], every: int) -> int:
+    """How many of `total` frames `range(start, end, every)` selects."""
+    return len(range(start, total if end is None else min(end, total), every))
+
+
+def check_dependencies() -> None:
+    """OpenCV and PyAV are importable.
+
+    Raises:
+        ImportError: Naming the extra that installs them.
+    """
+    missing = []
+    for module, package in (("cv2", "opencv-python-headless"), ("av", "av")):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(package)
+    if missing:
+        raise ImportError(f"video needs {' and '.join(missing)}: {INSTALL_LINE}")
+
+
+def plan_video(source, style, *, config: Optional[StyleConfig] = None,
+               settings: Optional[VideoSettings] = None, frames_dir: Optional[str] = None,
+               extra_frames: int = 0, fit_height: bool = False) -> VideoPlan:
+    """Checks everything a video run needs before any frame is computed.
+
+    Args:
+        source: A video file, a folder of frames or a glob of them (`videoio.probe`).
+        style: A style image, or a list of them.
+        config: The settings of a plain run (`max_evals` is replaced by the settings').
+        settings: The `VideoSettings`; the defaults when None.
+        frames_dir: Where finished frames go (resumable), or None.
+        extra_frames: Frames stored besides these (`--compare`'s independent ones), for the
+            disk-space check.
+        fit_height: Choose the largest height that fits in memory (`plan.plan`).
+
+    Returns:
+        A `VideoPlan`.
+
+    Raises:
+        ValueError: An unreadable or empty input, frames of different sizes, a setting or
+            style the plan refuses, a frames folder of another run, too little disk space.
+        ImportError: Without OpenCV or PyAV (`INSTALL_LINE`).
+    """
+    from nst_keras import videoio
+    from nst_keras.plan import plan
+
+    check_dependencies()
+    config = config or StyleConfig()
+    info = videoio.probe(source)
+    if settings is None:
+        settings = VideoSettings(paper_temporal_weight(config), config.max_evals,
+                                 max(1, config.max_evals // 2))
+    if settings.flow not in FLOWS:
+        raise ValueError(f"`flow` must be one of {', '.join(FLOWS)}. "
+                         f"Received: flow={settings.flow}")
+    count = selected_count(info.frame_count, settings.start, settings.end, settings.every)
+    if count < 1:
+        raise ValueError(f"the input has {info.frame_count} frames, none of them in "
+                         f"range({settings.start}, {settings.end}, {settings.every}). "
+                         f"Received: start={settings.start}")
+    first = next(videoio.read_frames(source, start=0, end=1))
+    job = plan(first, style, config=config.replace(max_evals=settings.first_evals),
+               fit_height=fit_height)
+    height, width = job.size
+    record = new_record(info, job, settings)
+    finished = 0
+    if frames_dir is not None:
+        videoio.check_disk_space(frames_dir, count + extra_frames, height, width)
+        record, finished = resume_point(frames_dir, record)
+    return VideoPlan(info, job, settings, count, frames_dir, record, finished)
+
+
+def new_record(info, job, settings: VideoSettings) -> dict:
+    """The start of a run's JSON record: what decides its frames, and no frames yet."""
+    from nst_keras.record import RECORD_VERSION, settings_dict
+
+    height, width = job.size
+    return {
+        "record_version": RECORD_VERSION,
+        "kind": "video",
+        "source": info.source,
+        "styles": job.sources["styles"],
+        "settings": settings_dict(job.config.replace(max_evals=settings.first_evals)),
+        "video": dataclasses.asdict(settings),
+        "size": [height, width],
+        "input_fps": info.fps,
+        "input_frames": info.frame_count,
+        "frames": [],
+    }
+
+
+#: The record's keys that must match for a frames folder to be resumed.
+RESUME_KEYS = ("source", "styles", "settings", "video", "size")
+
+
+def resume_point(frames_dir: str, record: dict):
+    """(record, finished): the folder's record and its finished frames, or a new start.
+
+    A frame counts as finished when its PNG and its entry in the record are both there,
+    the frames 1..n in a row.
+
+    Raises:
+        ValueError: If the folder holds frames of a run with other settings or inputs.
+    """
+    import json
+
+    path = os.path.join(frames_dir, RECORD_NAME)
+    if not os.path.isfile(path):
+        return record, 0
+    try:
+        with open(path, encoding="utf-8") as f:
+            old = json.load(f)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read the frames folder's record ({error}); delete it or "
+                         f"use another frames folder. Received: frames_dir={frames_dir}") \
+            from None
+    changed = [key for key in RESUME_KEYS if old.get(key) != json.loads(json.dumps(record[key]))]
+    if changed:
+        raise ValueError(f"the frames folder holds frames of another run (its {', '.join(changed)} "
+                         "differ); use another frames folder or delete this one. "
+                         f"Received: frames_dir={frames_dir}")
+    finished = 0
+    for entry in old.get("frames", []):
+        if entry.get("number") != finished + 1 or not os.path.isfile(
+                os.path.join(frames_dir, FRAME_NAME.format(finished + 1))):
+            break
+        finished += 1
+    return dict(old, frames=old["frames"][:finished]), finished
+
+
+def stylize_video(source, style, *, config: Optional[StyleConfig] = None,
+                  settings: Optional[VideoSettings] = None,
+                  frames_dir: Optional[str] = None, **kwargs) -> Iterator[Frame]:
+    """Stylises a video frame by frame without flicker (Ruder et al. 2016); yields `Frame`s.
+
+    Checks everything first (`plan_video`, which raises at this call, not at the first
+    frame), then returns `run_frames`' generator.
+
+    Args:
+        source: A video file, a folder of frames or a glob of them.
+        style: A style image (path, URL, array), or a list of them.
+        config: The plain-run settings.
+        settings: The `VideoSettings` (temporal weight, budgets, flow, frame range).
+        frames_dir: Write each finished frame there and resume from it; None keeps nothing.
+        **kwargs: Passed to `run_frames` (callback, on_frame_start, feature_model, cache).
+
+    Returns:
+        An iterator of `Frame`s, in order.
+    """
+    return run_frames(plan_video(source, style, config=config, settings=settings,
+                                 frames_dir=frames_dir), **kwargs)
+
+
+def run_frames(video: VideoPlan, *, callback: Optional[Callable] = None,
+               on_frame_start: Optional[Callable[[int, int], None]] = None,
+               feature_model=None, cache=None,
+               critical: Optional[Callable] = None) -> Iterator[Frame]:
+    """The frames of a planned video run, computed (or read back when finished) in order.
+
+    Args:
+        video: From `plan_video`.
+        callback: Each frame's `render` progress callback.
+        on_frame_start: Called with (number, evaluations) before a frame is computed.
+        feature_model: The network, instead of the process's cached one.
+        cache: An `objective.StyleTargets`; a new one when None (the styles' Gram targets
+            are computed for the first computed frame only).
+        critical: A context-manager factory a frame's files are written inside (the
+            command's signal guard), or None.
+
+    Yields:
+        `Frame`s.
+    """
+    import contextlib
+
+    from nst_keras import flow as flow_lib
+    from nst_keras import images, render, videoio
+    from nst_keras.objective import StyleTargets, Temporal
+    from nst_keras.record import write_json
+
+    job, settings = video.job, video.settings
+    height, width = job.size
+    cache = cache if cache is not None else StyleTargets()
+    critical = critical or contextlib.nullcontext
+    if feature_model is None:
+        feature_model = render.load_model(job.config, job.placement)
+    record = video.record
+    frames = videoio.read_frames(video.info.source, settings.start, settings.end,
+                                 settings.every)
+    previous_content = previous_result = None
+    for number, frame in enumerate(frames, start=1):
+        content = images.load_image(frame, size=(width, height))
+        if number <= video.finished:
+            image = images.load_image(os.path.join(video.frames_dir, FRAME_NAME.format(number)))
+            yield Frame(number, image, content, dict(record["frames"][number - 1],
+                                                     resumed=True), resumed=True)
+            previous_content, previous_result = content, image
+            continue
+        began = time.perf_counter()
+        temporal, flow_seconds, reliable = None, 0.0, None
+        start_image = job.init
+        evals = settings.first_evals
+        if settings.consistent and previous_result is not None:
+            evals = settings.frame_evals
+            flow_began = time.perf_counter()
+            backward = flow_lib.optical_flow(content, previous_content, settings.flow)
+            forward = flow_lib.optical_flow(previous_content, content, settings.flow)
+            weights = flow_lib.reliability(forward, backward)
+            warped = flow_lib.warp(previous_result.astype(np.float32), backward)
+            flow_seconds = time.perf_counter() - flow_began
+            # Where the flow is not trusted the warped pixel shows another surface: start
+            # from the content frame there (a departure from artistic-videos' prevWarped).
+            start_image = np.where(weights[..., None] > 0, warped, content.astype(np.float32))
+            if settings.temporal_weight > 0:
+                temporal = Temporal(warped, weights, settings.temporal_weight)
+            reliable = float(weights.mean())
+        if on_frame_start is not None:
+            on_frame_start(number, evals)
+        frame_job = dataclasses.replace(
+            job, content=content, init=start_image, temporal=temporal,
+            config=job.config.replace(max_evals=evals))
+        result = render.render(frame_job, callback, feature_model=feature_model,
+                               target_cache=cache)
+        entry = {
+            "number": number,
+            "loss": result.loss,
+            "kind_losses": dict(result.kind_losses),
+            "temporal_loss": (result.kind_losses.get("temporal", 0.0) / temporal.weight
+                              if temporal is not None else None),
+            "evaluations": result.evaluations,
+            "seconds": round(time.perf_counter() - began, 3),
+            "optimisation_seconds": round(result.seconds, 3),
+            "flow_seconds": round(flow_seconds, 4),
+            "reliable": reliable,
+        }
+        record = dict(record, frames=record["frames"] + [entry])
+        if video.frames_dir is not None:
+            with critical():
+                os.makedirs(video.frames_dir, exist_ok=True)
+                # The frame first: a frame in the record is a frame on disk.
+                images.save_image(os.path.join(video.frames_dir, FRAME_NAME.format(number)),
+                                  result.image)
+                write_json(os.path.join(video.frames_dir, RECORD_NAME), record)
+        previous_content, previous_result = content, result.image
+        yield Frame(number, result.image, content, dict(entry, resumed=False))
+
+
+def finished_frames(frames_dir: str) -> List[str]:
+    """The finished frames' files in a frames folder, 1..n in a row."""
+    paths = []
+    while os.path.isfile(os.path.join(frames_dir, FRAME_NAME.format(len(paths) + 1))):
+        paths.append(os.path.join(frames_dir, FRAME_NAME.format(len(paths) + 1)))
+    return paths
+
+
+def side_by_side(left, right, gap: int = 4) -> np.ndarray:
+    """Two RGB frames of one size next to each other, a white gap between."""
+    spacer = np.full((left.shape[0], gap, 3), 255, np.uint8)
+    return np.concatenate([left, spacer, right], axis=1)
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def build_parser(defaults: StyleConfig, preset_name: str = "book"):
+    """The parser of `nst-keras video`: its own options and every plain-run setting."""
+    parser = Parser(
+        prog=f"{PROG} video",
+        description=(
+            "Stylise a video without flicker (Ruder, Dosovitskiy and Brox 2016): each frame "
+            "starts from the previous result warped along the optical flow, and a temporal "
+            "loss keeps it close to that wherever the flow is reliable. Resumable: finished "
+            "frames are kept in the frames folder and a rerun continues from them."),
+        epilog=("Exit codes: 0 done, 1 failed, 2 bad usage or input, 130/143 interrupted "
+                "(finished frames kept; rerun to continue, or add --encode-only)."),
+        formatter_class=HelpFormatter,
+    )
+    groups = {name: parser.add_argument_group(name)
+              for name in ("video", "images", "method", "optimisation")}
+    io = groups["video"]
+    io.add_argument("input", help="a video file, a folder of frames, or a glob of them "
+                                  "(quote it: 'frames/*.png')")
+    io.add_argument("styles", nargs="+", metavar="STYLE", help="style image(s), blended")
+    io.add_argument("-o", "--output", default=None,
+                    help="the video to write: .mp4, .m4v, .mov or .mkv (H.264, the input's "
+                         "frame rate and audio)")
+    io.add_argument("--frames-dir", default=None, metavar="DIR",
+                    help="where finished frames (PNG) and the record go; a rerun resumes "
+                         "from them (default: OUTPUT.frames)")
+    io.add_argument("--temporal-weight", type=non_negative_float, default=None, metavar="W",
+                    help="weight of the temporal loss; 0 stylises frames independently "
+                         "(default: Ruder et al.'s 1e3 against their style weight 1e2, scaled "
+                         "to the normalisation and --style-weight: about 9.3e5 x style "
+                         "weight for the book's)")
+    io.add_argument("--first-evals", type=positive_int, default=None, metavar="N",
+                    help="evaluations of the first frame (default: --max-evals)")
+    io.add_argument("--frame-evals", type=positive_int, default=None, metavar="N",
+                    help="evaluations of each later frame (default: half of --first-evals)")
+    io.add_argument("--flow", choices=FLOWS, default="dis",
+                    help="optical flow: OpenCV's DIS or Farneback")
+    io.add_argument("--start", type=non_negative_int, default=0, metavar="I",
+                    help="first input frame used (from 0)")
+    io.add_argument("--end", type=positive_int, default=None, metavar="I",
+                    help="input frame to stop before (default: the last)")
+    io.add_argument("--every", type=positive_int, default=1, metavar="N",
+                    help="use every N-th input frame (the frame rate is divided by N)")
+    io.add_argument("--compare", action="store_true",
+                    help="also stylise every frame independently and write OUTPUT-compare "
+                         "(independent | consistent, side by side)")
+    io.add_argument("--encode-only", action="store_true",
+                    help="compute nothing: encode the finished frames of the frames folder "
+                         "(after an interruption)")
+    groups["method"].add_argument("--preset", choices=sorted(PRESETS), default=preset_name,
+                                  help="named settings that the options override")
+    fields = [name for name in _config_fields() if name != "max_evals"]
+    add_config_options(parser, defaults, groups=groups, fields=fields)
+    groups["optimisation"].add_argument(
+        "--max-evals", dest="max_evals", type=positive_int, default=defaults.max_evals,
+        help="the first frame's evaluations when --first-evals is not given")
+    out = parser.add_argument_group("output")
+    out.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages")
+    out.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def _config_fields():
+    from nst_keras.console import config_fields
+
+    return config_fields()
+
+
+def _config(args) -> StyleConfig:
+    values = config_changes(args)
+    if values.get("height") == "auto":
+        values["height"] = max(StyleConfig.height, args.start_height or 1)
+    try:
+        return StyleConfig(**values)
+    except ValueError as error:
+        raise as_usage(error) from None
+
+
+def _video_settings(args, config: StyleConfig, consistent: bool = True) -> VideoSettings:
+    first = args.first_evals or config.max_evals
+    weight = (args.temporal_weight if args.temporal_weight is not None
+              else paper_temporal_weight(config))
+    return VideoSettings(weight if consistent else 0.0, first,
+                         args.frame_evals or max(1, first // 2), args.flow, args.start,
+                         args.end, args.every, consistent)
+
+
+def _check_paths(args) -> None:
+    """The output and the frames folder, before anything is read.
+
+    Raises:
+        UsageError: No output at all, an extension H.264 cannot go in, a folder that is
+            missing or not writable.
+    """
+    from nst_keras import videoio
+
+    if args.output is None and args.frames_dir is None:
+        raise UsageError("give -o OUT.mp4, --frames-dir DIR, or both")
+    if args.end is not None and args.end <= args.start:
+        raise UsageError(f"--end must be above --start ({args.start}). Received: --end {args.end}")
+    if args.output is not None:
+        try:
+            videoio.check_video_output(args.output)
+        except ValueError as error:
+            raise UsageError(str(error).replace("path=", "-o ")) from None
+        if not folder_is_writable(os.path.dirname(os.path.abspath(args.output))):
+            raise UsageError(f"the output folder is not writable. Received: -o {args.output}")
+        if os.path.abspath(args.output) == os.path.abspath(args.input):
+            raise UsageError(f"the output would overwrite the input. Received: -o {args.output}")
+    if args.frames_dir is None:
+        args.frames_dir = args.output + ".frames"
+    check_folder(args.frames_dir, "--frames-dir")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs `nst-keras video`; returns the exit code (see the parser's epilog)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        name, defaults = preset_in(argv)
+        args = build_parser(defaults, name).parse_args(argv)
+        config = _config(args)
+        try:
+            check_dependencies()
+        except ImportError as error:
+            raise UsageError(str(error)) from None
+        _check_paths(args)
+    except UsageError as error:
+        print(f"{PROG} video: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    state = {"done": 0}
+
+    def kept(image) -> str:
+        frames = len(finished_frames(args.frames_dir)) if os.path.isdir(args.frames_dir) else 0
+        if not frames:
+            return "no frame was finished, nothing kept"
+        how = (f"; rerun the same command to continue, or add --encode-only to write "
+               f"{args.output} from them" if args.output else "; rerun to continue")
+        return f"{frames} finished frame(s) kept in {args.frames_dir}{how}"
+
+    return run_guarded(lambda guard: _run(args, config, argv, guard, state),
+                       debug=args.debug, save_partial=kept)
+
+
+def _plans(args, config: StyleConfig):
+    """The consistent run's plan and, with --compare, the independent run's."""
+    runs = [(True, args.frames_dir)]
+    if args.compare:
+        runs.insert(0, (False, os.path.join(args.frames_dir, INDEPENDENT_DIR)))
+    plans = []
+    for consistent, folder in runs:
+        try:
+            plans.append(plan_video(args.input, args.styles, config=config,
+                                    settings=_video_settings(args, config, consistent),
+                                    frames_dir=folder, fit_height=args.height == "auto"))
+        except (ValueError, ImportError) as error:
+            raise as_usage(error) from None
+    if args.compare:  # Both runs' frames must fit at once.
+        from nst_keras import videoio
+
+        height, width = plans[0].job.size
+        try:
+            videoio.check_disk_space(args.frames_dir, sum(p.frame_count - p.finished
+                                                          for p in plans), height, width)
+        except ValueError as error:
+            raise as_usage(error) from None
+    return plans
+
+
+def _run(args, config: StyleConfig, argv, guard, state) -> int:
+    from nst_keras import render
+
+    if args.encode_only:
+        return _encode(args, None, quiet=args.quiet)
+    plans = _plans(args, config)
+    for note in plans[-1].job.notes:
+        say(args.quiet, f"{PROG} video: {as_usage(note)}")
+    job = plans[-1].job
+    height, width = job.size
+    with weights_errors_as_usage(job.config):
+        model = render.load_model(job.config, job.placement)
+    cache = None
+    records = []
+    for video in plans:
+        label = "consistent" if video.settings.consistent else "independent"
+        say(args.quiet, f"{label}: {video.frame_count} frames at {width}x{height}, "
+                        f"{video.finished} already finished in {video.frames_dir}; flow "
+                        f"{video.settings.flow}, temporal weight "
+                        f"{video.settings.temporal_weight:.4g}.")
+        from nst_keras.objective import StyleTargets
+
+        cache = cache or StyleTargets()
+        record = _run_one(args, video, model, cache, guard, label)
+        records.append(record)
+    _encode(args, plans, quiet=args.quiet)
+    return EXIT_OK
+
+
+def _run_one(args, video: VideoPlan, model, cache, guard, label) -> dict:
+    """One pass over the frames with an outer bar over frames and the frame's bar inside."""
+    import contextlib
+
+    from tqdm import tqdm
+
+    outer = None if args.quiet else tqdm(total=video.frame_count, unit="frame",
+                                         desc=f"{label} frames", file=sys.stderr,
+                                         position=0, dynamic_ncols=True)
+    inner = {"bar": None}
+
+    def on_frame_start(number, evals):
+        if inner["bar"] is not None:
+            inner["bar"].__exit__(None, None, None)
+        inner["bar"] = ProgressBar(args.quiet, evals, desc=f"frame {number}", position=1,
+                                   leave=False)
+
+    def callback(progress):
+        if inner["bar"] is not None:
+            inner["bar"](progress)
+
+    record = video.record
+    try:
+        for frame in run_frames(video, callback=callback, on_frame_start=on_frame_start,
+                                feature_model=model, cache=cache, critical=guard.critical):
+            record = dict(record, frames=record["frames"][:frame.number - 1]
+                          + [{k: v for k, v in frame.record.items() if k != "resumed"}])
+            if outer is not None:
+                outer.set_postfix({"loss": f"{frame.record['loss']:.4g}"}, refresh=False)
+                outer.update(1)
+    finally:
+        if inner["bar"] is not None:
+            with contextlib.suppress(Exception):
+                inner["bar"].__exit__(None, None, None)
+        if outer is not None:
+            outer.close()
+    return record
+
+
+def _encode(args, plans, quiet: bool) -> int:
+    """Encodes the frames folder into the output video (and the side-by-side one)."""
+    import json
+
+    from nst_keras import images, videoio
+
+    paths = finished_frames(args.frames_dir) if os.path.isdir(args.frames_dir) else []
+    if not paths:
+        raise UsageError(f"the frames folder holds no finished frames. "
+                         f"Received: --frames-dir {args.frames_dir}")
+    with open(os.path.join(args.frames_dir, RECORD_NAME), encoding="utf-8") as f:
+        record = json.load(f)
+    info = videoio.probe(args.input)
+    fps = (info.fps or videoio.DEFAULT_FPS) / args.every
+    # The audio lines up only when the video starts at the input's first frame, every frame.
+    audio = args.input if info.kind == "video" and args.start == 0 and args.every == 1 else None
+    if args.output is not None:
+        count = videoio.write_video(args.output, (images.load_image(p) for p in paths), fps,
+                                    audio_from=audio)
+        say(quiet, f"Wrote {args.output}: {count} frames at {fps:g} fps"
+                   + (" with the input's audio" if audio and info.has_audio else "") + ".")
+        stem = os.path.splitext(args.output)[0]
+        from nst_keras.record import write_json
+
+        record = dict(record, output=args.output, argv=list(sys.argv[1:]))
+        write_json(stem + ".json", record)
+        say(quiet, f"Wrote the record {stem}.json.")
+        independent = os.path.join(args.frames_dir, INDEPENDENT_DIR)
+        if args.compare and os.path.isdir(independent):
+            others = finished_frames(independent)
+            pairs = min(len(others), len(paths))
+            compare = stem + "-compare" + os.path.splitext(args.output)[1]
+            videoio.write_video(compare, (side_by_side(images.load_image(a), images.load_image(b))
+                                          for a, b in zip(others[:pairs], paths[:pairs])), fps)
+            say(quiet, f"Wrote {compare}: independent | consistent, {pairs} frames.")
+    else:
+        say(quiet, f"{len(paths)} frames in {args.frames_dir}.")
+    return EXIT_OK

@@ -1,0 +1,241 @@
+"""Video style transfer (Ruder et al. 2016): the temporal term, one trace and one style
+target for a whole video, the command's round trip, flicker, resuming, and bad input.
+
+Offline: random weights, 48x64 frames of a synthetic pan, a few evaluations per frame.
+"""
+
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from conftest import make_image, run_main  # noqa: E402
+from synthetic_video import pan  # noqa: E402
+
+av = pytest.importorskip("av")
+pytest.importorskip("cv2")
+
+from nst_keras import flow, objective, videoio  # noqa: E402
+from nst_keras import video as video_lib  # noqa: E402
+from nst_keras.config import StyleConfig  # noqa: E402
+
+HEIGHT, WIDTH, FRAMES, FPS = 48, 64, 8, 12
+SETTINGS = ["--weights", "none", "--height", str(HEIGHT), "--seed", "0", "-q"]
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return pan(FRAMES, HEIGHT, WIDTH, dx=2, dy=1)
+
+
+@pytest.fixture
+def inputs(tmp_path, clip):
+    """An 8-frame H.264 video at 12 fps and a style image."""
+    from PIL import Image
+
+    source = tmp_path / "in.mp4"
+    videoio.write_video(source, clip, FPS, crf=0)
+    style = tmp_path / "style.png"
+    Image.fromarray(make_image(40, 40, seed=2)).save(style)
+    return source, style
+
+
+def config(**changes):
+    return StyleConfig(weights=None, height=HEIGHT, seed=0, **changes)
+
+
+def test_temporal_term_value_and_gradient_match_numpy_and_occluded_pixels_give_zero():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 50, (1, 6, 7, 3)).astype(np.float32)
+    target = rng.normal(0, 50, (1, 6, 7, 3)).astype(np.float32)
+    weights = (rng.uniform(size=(6, 7)) > 0.4).astype(np.float32)
+    term = objective.Term("temporal", "temporal", None, 3.0, mask=weights)
+
+    def no_features(x, training=False):  # The temporal term reads the image only.
+        return {}
+
+    function = objective.traced_function(no_features, (term,), normalization="book",
+                                         tv_power=1.25, tv_edges="all", jit_compile=False)
+    args = ({"temporal": tf.constant(target)}, {"temporal": tf.constant(3.0)},
+            {"temporal": tf.constant(weights[..., None])})
+    loss, grad, values = function(tf.constant(x), *args)
+    diff = x - target
+    expected = np.sum(weights[None, ..., None] * diff ** 2) / (6 * 7 * 3)
+    np.testing.assert_allclose(float(values["temporal"]), expected, rtol=1e-5)
+    np.testing.assert_allclose(float(loss), 3.0 * expected, rtol=1e-5)
+    expected_grad = 3.0 * 2 * weights[None, ..., None] * diff / (6 * 7 * 3)
+    np.testing.assert_allclose(grad.numpy(), expected_grad, rtol=1e-4, atol=1e-7)
+    # An occluded pixel (c = 0) neither counts nor moves, however far it is from the target.
+    occluded = weights == 0
+    assert occluded.any() and np.all(grad.numpy()[0][occluded] == 0)
+    moved = x.copy()
+    moved[0][occluded] += 1000.0
+    np.testing.assert_allclose(float(function(tf.constant(moved), *args)[2]["temporal"]),
+                               expected, rtol=1e-5)
+    # A new frame: another target and other weights of the same shape do not retrace.
+    other = ({"temporal": tf.constant(target[:, ::-1])}, {"temporal": tf.constant(1.0)},
+             {"temporal": tf.constant(1 - weights[..., None])})
+    function(tf.constant(x), *other)
+    assert function.experimental_get_tracing_count() == 1
+
+
+def test_a_video_traces_once_and_computes_the_style_targets_once(monkeypatch, tmp_path, clip):
+    from nst_keras import render
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(clip[:4]):
+        from PIL import Image
+
+        Image.fromarray(frame).save(folder / f"f{i}.png")
+    calls = []
+    real = objective._style_targets
+    monkeypatch.setattr(objective, "_style_targets",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    cfg = config(max_evals=3)
+    model = render.load_model(cfg)
+    settings = video_lib.VideoSettings(video_lib.paper_temporal_weight(cfg), 3, 2)
+    frames = list(video_lib.run_frames(
+        video_lib.plan_video(folder, make_image(40, 40, seed=2), config=cfg,
+                             settings=settings), feature_model=model))
+    assert len(frames) == 4 and len(calls) == 1
+    assert all(f.record["temporal_loss"] is not None for f in frames[1:])
+    assert frames[0].record["temporal_loss"] is None
+    # Two structures (the first frame has no temporal term), each traced once for 4 frames.
+    functions = list(objective._FUNCTIONS[model].values())
+    assert functions and all(f.experimental_get_tracing_count() == 1 for f in functions)
+
+
+def test_paper_temporal_weight_scales_to_the_normalisation():
+    # Book: r_l = N^4 / (36 * 16^k) = 466,034 for block1..4_conv1; 10 * (1/5) * r.
+    assert video_lib.paper_temporal_weight(StyleConfig()) == pytest.approx(2 * 64 ** 4 / 36)
+    assert video_lib.paper_temporal_weight(StyleConfig(style_weight=10)) == pytest.approx(
+        20 * 64 ** 4 / 36)
+    # jcjohnson's normalisation is theirs: 1e3 / 1e2 per layer, the style weight split 5 ways.
+    assert video_lib.paper_temporal_weight(
+        StyleConfig(normalization="jcjohnson", style_weight=100)) == pytest.approx(200)
+
+
+def test_round_trip_compare_and_less_flicker_than_independent_frames(inputs, tmp_path, clip):
+    source, style = inputs
+    out = tmp_path / "out.mp4"
+    done = run_main("video", source, style, "-o", out, "--first-evals", "12",
+                    "--frame-evals", "6", "--compare", *SETTINGS)
+    assert done.returncode == 0, done.stderr
+    info = videoio.probe(out)
+    assert (info.frame_count, info.width, info.height) == (FRAMES, WIDTH, HEIGHT)
+    assert info.fps == pytest.approx(FPS)
+    side = videoio.probe(tmp_path / "out-compare.mp4")
+    assert (side.frame_count, side.width) == (FRAMES, 2 * WIDTH + 4)
+    record = json.loads((tmp_path / "out.json").read_text())
+    assert record["video"]["flow"] == "dis" and len(record["frames"]) == FRAMES
+    assert all(f["temporal_loss"] >= 0 and "temporal" in f["kind_losses"]
+               for f in record["frames"][1:])
+    assert all(f["seconds"] > 0 for f in record["frames"])
+    frames_dir = str(out) + ".frames"
+    consistent = [_png(p) for p in video_lib.finished_frames(frames_dir)]
+    independent = [_png(p) for p in video_lib.finished_frames(
+        os.path.join(frames_dir, video_lib.INDEPENDENT_DIR))]
+    contents = list(videoio.read_frames(source))
+    consistent_error = flow.warp_error(consistent, contents)
+    independent_error = flow.warp_error(independent, contents)
+    # Seeded (the random weights and the start), so this is repeatable, not a chance pass.
+    assert consistent_error < 0.5 * independent_error
+
+
+def _png(path):
+    from nst_keras.images import load_image
+
+    return load_image(path)
+
+
+def test_a_run_stopped_mid_video_resumes_with_the_unfinished_frames_only(inputs, tmp_path):
+    source, style = inputs
+    cfg = config(max_evals=4)
+    settings = video_lib.VideoSettings(1e6, 4, 2, end=5)
+    folder = str(tmp_path / "frames")
+
+    def stop_at_frame_4(number, evals):  # As Ctrl-C would, after frame 3 was written.
+        if number == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        for _ in video_lib.run_frames(
+                video_lib.plan_video(source, style, config=cfg, settings=settings,
+                                     frames_dir=folder), on_frame_start=stop_at_frame_4):
+            pass
+    assert len(video_lib.finished_frames(folder)) == 3
+    times = [os.stat(p).st_mtime_ns for p in video_lib.finished_frames(folder)]
+    computed = []
+    frames = list(video_lib.stylize_video(source, style, config=cfg, settings=settings,
+                                          frames_dir=folder,
+                                          on_frame_start=lambda n, e: computed.append(n)))
+    assert computed == [4, 5]
+    assert [f.resumed for f in frames] == [True, True, True, False, False]
+    assert [os.stat(p).st_mtime_ns for p in video_lib.finished_frames(folder)][:3] == times
+    record = json.loads(open(os.path.join(folder, video_lib.RECORD_NAME)).read())
+    assert [f["number"] for f in record["frames"]] == [1, 2, 3, 4, 5]
+    # Other settings do not resume this folder's frames.
+    with pytest.raises(ValueError, match=r"another run .*video.*Received: frames_dir="):
+        video_lib.plan_video(source, style, config=cfg, frames_dir=folder,
+                             settings=video_lib.VideoSettings(1e3, 4, 2, end=5))
+
+
+@pytest.fixture
+def no_frame_computed(monkeypatch):
+    from nst_keras import render
+
+    def never(*args, **kwargs):
+        raise AssertionError("a frame was computed")
+
+    monkeypatch.setattr(render, "render", never)
+
+
+def _refused(*args):
+    done = run_main("video", *args, *SETTINGS)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    return done.stderr
+
+
+def test_bad_inputs_exit_2_before_any_frame(inputs, tmp_path, no_frame_computed, monkeypatch,
+                                             clip):
+    from PIL import Image
+
+    source, style = inputs
+    out = str(tmp_path / "out.mp4")
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    assert "Cannot read the video" in _refused(text, style, "-o", out)
+    empty = tmp_path / "empty.mp4"
+    with av.open(str(empty), "w") as container:
+        stream = container.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        container.start_encoding()
+    assert "no video frames" in _refused(empty, style, "-o", out)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    Image.fromarray(clip[0]).save(mixed / "a1.png")
+    Image.fromarray(clip[1][:40]).save(mixed / "a2.png")
+    assert "one size" in _refused(mixed, style, "-o", out)
+    assert "Cannot write an H.264 video as a '.webm' file" in _refused(
+        source, style, "-o", tmp_path / "out.webm")
+    assert "give -o OUT.mp4, --frames-dir DIR" in _refused(source, style)
+    monkeypatch.setattr(videoio.shutil, "disk_usage",
+                        lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    message = _refused(source, style, "-o", out)
+    assert "need about" in message and "Received: --frames-dir" in message
+    assert not os.path.exists(out + ".frames")
+
+
+def test_without_opencv_or_pyav_the_command_names_the_extra(monkeypatch, inputs, tmp_path):
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    source, style = inputs
+    assert "pip install 'nst-keras[video]'" in _refused(source, style, "-o", tmp_path / "o.mp4")
