@@ -40,6 +40,7 @@ from nst_keras.console import (
 COMMANDS = {
     "figure": ("nst_keras.figures", "reproduce Figure 1, 2 or 3 of Gatys et al."),
     "batch": ("nst_keras.batch", "stylise many photos with many styles, resumably"),
+    "app": ("nst_keras.app", "serve a web page: upload, watch it paint, stop, download"),
 }
 
 DEFAULTS = StyleConfig()
