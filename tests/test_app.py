@@ -13,6 +13,7 @@ import io
 import json
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from conftest import ROOT, make_image
 
 pytest.importorskip("gradio")
 sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 if not os.path.exists(CHROMIUM):
     pytest.skip("the system chromium is not installed (apt-get install chromium)",
                 allow_module_level=True)
