@@ -201,6 +201,7 @@ class Run:
     result: object = None
     ending: str = ""
     files: tuple = (None, None)
+    plan_seconds: float = 0.0
 
 
 class App:
@@ -342,7 +343,8 @@ class App:
         png = os.path.join(run.folder, "stylized.png")
         save_image(png, image)
         extra = {"app": {"image_sha256": hashlib.sha256(image.tobytes()).hexdigest(),
-                         "image_shape": list(image.shape), "ending": run.ending}}
+                         "image_shape": list(image.shape), "ending": run.ending,
+                         "plan_seconds": round(run.plan_seconds, 3)}}
         if run.result is not None:
             data = record.run_record(run.result, inputs=run.job.sources, output="stylized.png",
                                      extra=extra)
@@ -376,11 +378,13 @@ class App:
             config = self.config_of(preset_name, height, strength, preserve, max_evals, seed,
                                     content_layers, style_layers, pooling, optimizer,
                                     tv_weight)
+            began = time.perf_counter()
             job = plan(content, styles, config=config)
         except ValueError as error:  # The command line's one line, on the page.
             yield (skip, f"error: {console.as_usage(error)}", skip, skip, skip, skip)
             return
         run = self.start(session, job)
+        run.plan_seconds = time.perf_counter() - began
         notes = "".join(f"{console.as_usage(n)}\n" for n in job.notes)
         yield (None, f"{notes}setting up {job.size[1]}x{job.size[0]} ...", None,
                gr.DownloadButton(visible=False), None, None)
