@@ -495,7 +495,7 @@ class App:
             status = gr.Textbox(label="progress", interactive=False, elem_id="status")
             with gr.Row():
                 result = gr.Image(label="result", type="numpy", format="png",
-                                  interactive=False, elem_id="result")
+                                  interactive=False, elem_id="result", height=320)
                 curve = gr.LinePlot(x="evaluation", y="log10 loss", label="loss",
                                     elem_id="curve")
             with gr.Row():
