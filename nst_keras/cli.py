@@ -41,6 +41,7 @@ COMMANDS = {
     "figure": ("nst_keras.figures", "reproduce Figure 1, 2 or 3 of Gatys et al."),
     "batch": ("nst_keras.batch", "stylise many photos with many styles, resumably"),
     "video": ("nst_keras.video", "stylise a video without flicker (Ruder et al. 2016)"),
+    "app": ("nst_keras.app", "serve a web page: upload, watch it paint, stop, download"),
 }
 
 DEFAULTS = StyleConfig()

@@ -14,7 +14,7 @@ import tempfile
 import urllib.parse
 import urllib.request
 import warnings
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -76,9 +76,7 @@ def fetch(url: str, *, cache_subdir: str = "nst_keras") -> str:
     """
     import keras  # Deferred: importing Keras loads TensorFlow.
 
-    name = os.path.basename(urllib.parse.unquote(urllib.parse.urlparse(url).path)) or "image"
-    # Two URLs may end in the same file name; a short hash of the URL keeps them apart.
-    fname = f"{hashlib.sha1(url.encode()).hexdigest()[:8]}-{name}"
+    fname = _cache_name(url)
     try:
         with _descriptive_user_agent():
             return keras.utils.get_file(fname, origin=url, cache_subdir=cache_subdir)
@@ -89,6 +87,24 @@ def fetch(url: str, *, cache_subdir: str = "nst_keras") -> str:
         raise OSError(
             f"cannot download {url} (no network?); pass a local file instead ({reason})"
         ) from None
+
+
+def _cache_name(url: str) -> str:
+    """The file name `fetch` caches `url` under."""
+    name = os.path.basename(urllib.parse.unquote(urllib.parse.urlparse(url).path)) or "image"
+    # Two URLs may end in the same file name; a short hash of the URL keeps them apart.
+    return f"{hashlib.sha1(url.encode()).hexdigest()[:8]}-{name}"
+
+
+def cached_path(url: str, *, cache_subdir: str = "nst_keras") -> Optional[str]:
+    """Where `fetch` put `url` in the Keras cache, if it is there; downloads nothing.
+
+    Returns:
+        The local path, or None when the file is not in the cache.
+    """
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    path = os.path.join(home, cache_subdir, _cache_name(url))
+    return path if os.path.isfile(path) else None
 
 
 def open_image(source: ImageSource) -> Image.Image:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import warnings
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -475,6 +476,9 @@ def _described(source) -> str:
 def _reason(error: BaseException) -> str:
     """An exception's first line, or its type's name."""
     text = str(error).splitlines()[0] if str(error) else ""
+    # Pillow names an in-memory file by its object (`<_io.BytesIO object at 0x7f...>`),
+    # which says nothing to the user of an upload or a batch worker.
+    text = re.sub(r" ?<_io\.BytesIO object at 0x[0-9a-f]+>", "", text)
     return text or type(error).__name__
 
 

@@ -1,0 +1,85 @@
+"""`nst-keras app` without a browser: its usage errors, the settings a page maps to, the
+example gallery. (The browser tests are in test_app.py.)"""
+
+import importlib.util
+
+import pytest
+
+from conftest import run_main
+from nst_keras import app
+from nst_keras.config import PRESETS, StyleConfig
+
+
+def test_without_gradio_exits_2_with_the_install_line(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gradio" else real(name, *a))
+    done = run_main("app", "--weights", "none")
+    assert done.returncode == 2
+    assert done.stderr == "nst-keras app: error: the app needs Gradio: " \
+                          "pip install 'nst-keras[app]'\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--images", "/no/such/folder"], "the --images folder does not exist. "
+                                      "Received: --images /no/such/folder"),
+    (["--weights", "/no/such.h5"], "Received: --weights /no/such.h5"),
+    (["--port", "0"], "argument --port: expected an integer >= 1, got '0'"),
+])
+def test_bad_options_exit_2_in_one_line(args, message):
+    done = run_main("app", *args)
+    assert done.returncode == 2
+    assert done.stderr.startswith("nst-keras app: error: ") and message in done.stderr
+    assert done.stderr.count("\n") == 1
+
+
+def page_values(**changes):
+    values = dict(preset_name="book", height=400, strength=0.0, preserve="off",
+                  max_evals=400, seed=None, content_layers="block5_conv2",
+                  style_layers=",".join(StyleConfig().style_layers), pooling="max",
+                  optimizer="lbfgs", tv_weight=1e-4)
+    values.update(changes)
+    return values
+
+
+def test_the_page_defaults_are_the_command_lines(tmp_path):
+    page = app.App(StyleConfig(weights=None, device="cpu"), {}, str(tmp_path))
+    assert page.config_of(**page_values()) == StyleConfig(weights=None, device="cpu")
+    # A preset's values come into the controls; the page's values then make its config.
+    for name in PRESETS:
+        height, strength, preserve, evals, content, style, pooling, optimizer, tv = \
+            page.on_preset(name)
+        config = page.config_of(**page_values(
+            preset_name=name, height=height, strength=strength, preserve=preserve,
+            max_evals=evals, content_layers=content, style_layers=style, pooling=pooling,
+            optimizer=optimizer, tv_weight=tv))
+        assert config == PRESETS[name].replace(weights=None, device="cpu",
+                                               precision=StyleConfig().precision), name
+
+
+def test_style_strength_is_a_power_of_ten_of_the_presets_weight(tmp_path):
+    page = app.App(StyleConfig(), {}, str(tmp_path))
+    assert page.config_of(**page_values(strength=1.0)).style_weight == pytest.approx(10.0)
+    assert page.config_of(**page_values(strength=-2.0)).style_weight == pytest.approx(0.01)
+
+
+def test_a_bad_page_value_is_the_command_lines_message(tmp_path):
+    from nst_keras.console import as_usage
+
+    page = app.App(StyleConfig(), {}, str(tmp_path))
+    with pytest.raises(ValueError) as raised:
+        page.config_of(**page_values(height=0))
+    assert str(as_usage(raised.value)) == "--height must be an integer >= 1. Received: --height 0"
+
+
+def test_examples_are_looked_up_by_name_never_used_as_paths(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("x")
+    found = app.gallery(str(tmp_path))
+    assert found["a.jpg"] == str(tmp_path / "a.jpg") and "notes.txt" not in found
+    page = app.App(StyleConfig(), found, str(tmp_path))
+    assert page.inputs_of(None, "a.jpg", [b"style"], None) == (found["a.jpg"], [b"style"])
+    with pytest.raises(ValueError, match="no such example image"):
+        page.inputs_of(None, "/etc/passwd", [b"style"], None)
+    with pytest.raises(ValueError, match="upload a content photo"):
+        page.inputs_of(None, "", [b"style"], None)
