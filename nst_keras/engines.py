@@ -106,7 +106,7 @@ def execute(payload: Payload, callback: Optional[Callable] = None) -> Outcome:
     try:
         job = plan(payload.content, list(payload.styles), config=payload.config,
                    masks=None if payload.masks is None else list(payload.masks),
-                   init=payload.init)
+                   init_image=payload.init)
         result = render(job, callback)
     except Interrupted as error:
         return outcome("interrupted", png=None if error.best_image is None

@@ -100,7 +100,7 @@ class Job:
         return self.stages[-1].height, self.stages[-1].width
 
 
-def plan(content, style, *, config: Optional[StyleConfig] = None, masks=None, init=None,
+def plan(content, style, *, config: Optional[StyleConfig] = None, masks=None, init_image=None,
          fit_height: bool = False, load: bool = True, **settings) -> Job:
     """Reads and checks everything a run needs; returns the `Job`.
 
@@ -110,9 +110,10 @@ def plan(content, style, *, config: Optional[StyleConfig] = None, masks=None, in
         config: The settings; the book's by default.
         masks: None, or one mask per style (path, URL, array, PIL image; white where that
             style applies).
-        init: The starting image's data (path, URL, bytes, array), read instead of the
-            path `config.init` names (a batch worker gets the file's bytes); None reads
-            `config.init` when it is a path.
+        init_image: The starting image's data (path, URL, bytes, array), read instead of
+            the path `config.init` names (a batch worker gets the file's bytes); None reads
+            `config.init` when it is a path. (Not `init`: that is the setting's name, which
+            `**settings` passes on.)
         fit_height: Choose the height: the largest that fits in memory, at most the
             content's own (`--height auto`). `config.height` is then ignored.
         load: Decode and resize the images (False: sizes and memory only, for a dry run;
@@ -165,7 +166,7 @@ def plan(content, style, *, config: Optional[StyleConfig] = None, masks=None, in
     sources = {"content": _described(content), "styles": [_described(s) for s in styles],
                "masks": None if mask_sources is None else [_described(m) for m in mask_sources],
                "init": config.init}
-    if config.init not in INITS and init is None:
+    if config.init not in INITS and init_image is None:
         _check_init_exists(config.init)
     if not load:
         return Job(config, None, (), None, None, blend, sources, stages, where, memory,
@@ -182,7 +183,7 @@ def plan(content, style, *, config: Optional[StyleConfig] = None, masks=None, in
             mask_sources, content_rgb.shape[:2])
         start = None
         if config.init not in INITS:
-            start = _read("init image", config.init if init is None else init,
+            start = _read("init image", config.init if init_image is None else init_image,
                           size=(content_rgb.shape[1], content_rgb.shape[0]))
     notes += [f"warning: {str(w.message).splitlines()[0]}" for w in caught]
     return Job(config, content_rgb, style_rgbs, loaded_masks, start, blend, sources, stages,

@@ -101,6 +101,9 @@ def test_a_video_traces_once_and_computes_the_style_targets_once(monkeypatch, tm
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     cfg = config(max_evals=3)
     model = render.load_model(cfg)
+    # Other tests may have traced this model's functions at other sizes: count from here.
+    before = {id(f): f.experimental_get_tracing_count()
+              for f in objective._FUNCTIONS.get(model, {}).values()}
     settings = video_lib.VideoSettings(video_lib.paper_temporal_weight(cfg), 3, 2)
     frames = list(video_lib.run_frames(
         video_lib.plan_video(folder, make_image(40, 40, seed=2), config=cfg,
@@ -110,7 +113,10 @@ def test_a_video_traces_once_and_computes_the_style_targets_once(monkeypatch, tm
     assert frames[0].record["temporal_loss"] is None
     # Two structures (the first frame has no temporal term), each traced once for 4 frames.
     functions = list(objective._FUNCTIONS[model].values())
-    assert functions and all(f.experimental_get_tracing_count() == 1 for f in functions)
+    assert functions and all(f.experimental_get_tracing_count() - before.get(id(f), 0) <= 1
+                             for f in functions)
+    assert sum(f.experimental_get_tracing_count() - before.get(id(f), 0)
+               for f in functions) <= 2
 
 
 def test_paper_temporal_weight_scales_to_the_normalisation():
