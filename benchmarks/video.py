@@ -87,6 +87,9 @@ def main(argv=None):
                         help="comma-separated warp interpolations to run (lanczos,cubic,linear)")
     parser.add_argument("--clips", default="pan,tubingen")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--cache", default=None, metavar="DIR",
+                        help="keep the independent frames there and reuse them in later runs "
+                             "with the same clip, frames, height and evaluations (sweeps)")
     args = parser.parse_args(argv)
 
     from synthetic_video import pan
@@ -126,7 +129,18 @@ def main(argv=None):
         independent = video.VideoSettings(0.0, args.first_evals, args.first_evals,
                                           consistent=False)
         # The independent frames do not depend on the weight: computed once per clip.
-        out_i, rec_i, sec_i = run(frames, style, config, independent, model)
+        cached = (pathlib.Path(args.cache) / f"independent-{name}-{len(frames)}-{args.height}-"
+                  f"{args.first_evals}-{config.model}.npz" if args.cache else None)
+        if cached is not None and cached.is_file():
+            with np.load(cached) as data:
+                out_i, rec_i = list(data["frames"]), json.loads(str(data["records"]))
+                sec_i = float(data["seconds"])
+        else:
+            out_i, rec_i, sec_i = run(frames, style, config, independent, model)
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(cached, frames=np.stack(out_i), records=json.dumps(rec_i),
+                         seconds=sec_i)
         error_i = flow.warp_error(out_i, frames)
         style_i = float(np.mean([r["kind_losses"]["style"] for r in rec_i]))
         for warp in warps:
