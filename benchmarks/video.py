@@ -78,9 +78,18 @@ def main(argv=None):
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--first-evals", type=int, default=100)
     parser.add_argument("--frame-evals", type=int, default=50)
-    parser.add_argument("--temporal-weight", type=float, default=None)
+    parser.add_argument("--temporal-weight", type=float, default=None,
+                        help="the temporal weight (default: video.default_temporal_weight)")
+    parser.add_argument("--factors", default=None,
+                        help="a sweep instead: comma-separated factors of the paper-scaled "
+                             "weight (video.paper_temporal_weight), e.g. 1,1e-1,1e-2,1e-3")
+    parser.add_argument("--warps", default="lanczos",
+                        help="comma-separated warp interpolations to run (lanczos,cubic,linear)")
     parser.add_argument("--clips", default="pan,tubingen")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--cache", default=None, metavar="DIR",
+                        help="keep the independent frames there and reuse them in later runs "
+                             "with the same clip, frames, height and evaluations (sweeps)")
     args = parser.parse_args(argv)
 
     from synthetic_video import pan
@@ -99,11 +108,17 @@ def main(argv=None):
 
         config = StyleConfig(weights=None, height=args.height, seed=0)
         style, what = make_image(64, 64, seed=2), "random VGG19 weights, a generated style"
-    weight = (args.temporal_weight if args.temporal_weight is not None
-              else video.paper_temporal_weight(config))
+    paper = video.paper_temporal_weight(config)
+    if args.factors:
+        weights = [float(f) * paper for f in args.factors.split(",")]
+    else:
+        weights = [args.temporal_weight if args.temporal_weight is not None
+                   else video.default_temporal_weight(config)]
+    warps = args.warps.split(",")
     print(f"{what}; {args.height} px high; first frame {args.first_evals} evaluations, later "
           f"frames {args.frame_evals} (independent frames {args.first_evals} each); temporal "
-          f"weight {weight:.4g}; DIS flow.", flush=True)
+          f"weight(s) {', '.join(f'{w:.4g}' for w in weights)} (paper-scaled {paper:.4g}); "
+          f"warp {', '.join(warps)}; DIS flow.", flush=True)
     model = render.load_model(config)
     width = round(args.height * 4 / 3)
     clips = {"pan": lambda: pan(args.frames, args.height, width, dx=2, dy=1),
@@ -111,39 +126,67 @@ def main(argv=None):
     rows = []
     for name in args.clips.split(","):
         frames = clips[name]()
-        consistent = video.VideoSettings(weight, args.first_evals, args.frame_evals)
         independent = video.VideoSettings(0.0, args.first_evals, args.first_evals,
                                           consistent=False)
-        out_i, rec_i, sec_i = run(frames, style, config, independent, model)
-        out_c, rec_c, sec_c = run(frames, style, config, consistent, model)
-        error_i, error_c = flow.warp_error(out_i, frames), flow.warp_error(out_c, frames)
+        # The independent frames do not depend on the weight: computed once per clip.
+        cached = (pathlib.Path(args.cache) / f"independent-{name}-{len(frames)}-{args.height}-"
+                  f"{args.first_evals}-{config.model}.npz" if args.cache else None)
+        if cached is not None and cached.is_file():
+            with np.load(cached) as data:
+                out_i, rec_i = list(data["frames"]), json.loads(str(data["records"]))
+                sec_i = float(data["seconds"])
+        else:
+            out_i, rec_i, sec_i = run(frames, style, config, independent, model)
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(cached, frames=np.stack(out_i), records=json.dumps(rec_i),
+                         seconds=sec_i)
+        error_i = flow.warp_error(out_i, frames)
         style_i = float(np.mean([r["kind_losses"]["style"] for r in rec_i]))
-        style_c = float(np.mean([r["kind_losses"]["style"] for r in rec_c]))
-        flow_seconds = float(np.mean([r["flow_seconds"] for r in rec_c[1:]]))
-        frame_seconds = float(np.mean([r["seconds"] for r in rec_c[1:]]))
-        rows.append({"clip": name, "frames": len(frames), "size": [args.height, width],
-                     "warp_error_independent": error_i, "warp_error_consistent": error_c,
-                     "warp_ratio": error_c / error_i, "style_independent": style_i,
-                     "style_consistent": style_c, "style_ratio": style_c / style_i,
-                     "seconds_per_frame": frame_seconds,
-                     "independent_seconds_per_frame": sec_i / len(frames),
-                     "flow_seconds_per_frame": flow_seconds,
-                     "flow_share": flow_seconds / frame_seconds,
-                     "temporal_weight": weight})
-        r = rows[-1]
-        print(f"{name}: warp error {error_c:.3g} consistent vs {error_i:.3g} independent "
-              f"(x{r['warp_ratio']:.2f}, target <= 0.5); style {style_c:.4g} vs {style_i:.4g} "
-              f"(x{r['style_ratio']:.2f}, target within 15%); {frame_seconds:.2f} s/frame "
-              f"(independent {r['independent_seconds_per_frame']:.2f}), flow "
-              f"{flow_seconds * 1000:.1f} ms/frame ({100 * r['flow_share']:.1f}%, target <= 5%)",
-              flush=True)
-    print("\n| clip | frames | size | warp error consistent | independent | ratio | style "
+        for warp in warps:
+            for weight in weights:
+                consistent = video.VideoSettings(weight, args.first_evals, args.frame_evals,
+                                                 warp=warp)
+                out_c, rec_c, sec_c = run(frames, style, config, consistent, model)
+                error_c = flow.warp_error(out_c, frames)
+                styles = [r["kind_losses"]["style"] for r in rec_c]
+                style_c = float(np.mean(styles))
+                flow_seconds = float(np.mean([r["flow_seconds"] for r in rec_c[1:]]))
+                frame_seconds = float(np.mean([r["seconds"] for r in rec_c[1:]]))
+                rows.append({"clip": name, "frames": len(frames), "size": [args.height, width],
+                             "warp": warp, "temporal_weight": weight,
+                             "factor": weight / paper,
+                             "warp_error_independent": error_i,
+                             "warp_error_consistent": error_c,
+                             "warp_ratio": error_c / error_i, "style_independent": style_i,
+                             "style_consistent": style_c, "style_ratio": style_c / style_i,
+                             "style_first": styles[0], "style_last": styles[-1],
+                             "styles": styles,
+                             "style_independent_last": rec_i[-1]["kind_losses"]["style"],
+                             "seconds_per_frame": frame_seconds,
+                             "independent_seconds_per_frame": sec_i / len(frames),
+                             "flow_seconds_per_frame": flow_seconds,
+                             "flow_share": flow_seconds / frame_seconds})
+                r = rows[-1]
+                print(f"{name} {warp} weight {weight:.3g} (x{r['factor']:.0e} paper): warp "
+                      f"error {error_c:.3g} consistent vs {error_i:.3g} independent "
+                      f"(x{r['warp_ratio']:.3f}, target <= 0.5); style {style_c:.4g} vs "
+                      f"{style_i:.4g} (x{r['style_ratio']:.2f}, target within 15%; frame 1 "
+                      f"{styles[0]:.3g}, last {styles[-1]:.3g} vs independent "
+                      f"{r['style_independent_last']:.3g}); {frame_seconds:.2f} s/frame "
+                      f"(independent {r['independent_seconds_per_frame']:.2f}), flow "
+                      f"{flow_seconds * 1000:.1f} ms/frame ({100 * r['flow_share']:.1f}%, "
+                      "target <= 5%)", flush=True)
+                if args.json:
+                    pathlib.Path(args.json).write_text(json.dumps(rows, indent=2))
+    print("\n| clip | frames | size | warp | weight (x paper) | warp error consistent | independent | ratio | style "
           "consistent | independent | ratio | s/frame | flow s/frame | flow share |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['clip']} | {r['frames']} | {r['size'][1]}x{r['size'][0]} | "
+        print(f"| {r['clip']} | {r['frames']} | {r['size'][1]}x{r['size'][0]} | {r['warp']} | "
+              f"{r['temporal_weight']:.3g} (x{r['factor']:.0e}) | "
               f"{r['warp_error_consistent']:.3g} | {r['warp_error_independent']:.3g} | "
-              f"{r['warp_ratio']:.2f} | {r['style_consistent']:.4g} | "
+              f"{r['warp_ratio']:.3f} | {r['style_consistent']:.4g} | "
               f"{r['style_independent']:.4g} | {r['style_ratio']:.2f} | "
               f"{r['seconds_per_frame']:.2f} | {r['flow_seconds_per_frame']:.4f} | "
               f"{100 * r['flow_share']:.1f}% |")

@@ -27,6 +27,8 @@ import numpy as np
 
 #: The flow methods `optical_flow` knows.
 FLOW_METHODS = ("dis", "farneback")
+#: `warp`'s interpolations, by name: OpenCV's remap flags (imported lazily, so by name here).
+INTERPOLATIONS = {"linear": "INTER_LINEAR", "cubic": "INTER_CUBIC", "lanczos": "INTER_LANCZOS4"}
 
 #: Ruder et al.'s disocclusion test: |w + ŵ|² > FB_RELATIVE (|w|² + |ŵ|²) + FB_ABSOLUTE.
 FB_RELATIVE = 0.01
@@ -120,24 +122,36 @@ def _sample_grid(flow):
     return xx + flow[..., 0], yy + flow[..., 1]
 
 
-def warp(image, flow):
+def warp(image, flow, interpolation="linear"):
     """The image sampled at ``p + flow(p)`` for every pixel p of the flow's grid.
 
     With ``flow = optical_flow(a, b)``, ``warp(b, flow)`` is b pulled onto a's grid.
-    Bilinear interpolation (``cv2.remap``); points that land outside the image take the
-    nearest border pixel (``BORDER_REPLICATE``), which `reliability` marks unreliable anyway.
+    ``cv2.remap``; points that land outside the image take the nearest border pixel
+    (``BORDER_REPLICATE``), which `reliability` marks unreliable anyway.
+
+    Bilinear interpolation (the default) is what Ruder et al.'s scripts and Lai et al.'s
+    warping error use, and what `reliability` and `warp_error` keep. It low-passes every
+    sub-pixel shift, so a video that warps its previous *result* frame after frame blurs
+    it cumulatively (on a 20-frame zoom at 128x96 the chained warps keep ~11% of the
+    Laplacian energy); ``"cubic"`` (~64%) and ``"lanczos"`` (8x8 Lanczos, ~79%) keep most of
+    it. Those two overshoot: a float result can leave the input's range (uint8 saturates).
 
     Args:
         image: (H, W) or (H, W, C) array, uint8 or float, any number of channels.
         flow: (H, W, 2) flow on the grid of the result.
+        interpolation: ``"linear"`` (bilinear), ``"cubic"`` (bicubic) or ``"lanczos"``.
 
     Returns:
         The warped image, same shape and dtype as ``image`` (uint8 is rounded).
 
     Raises:
-        ValueError: If the image and the flow differ in height or width.
+        ValueError: If the image and the flow differ in height or width, or the
+            interpolation is unknown.
         ImportError: If OpenCV is not installed.
     """
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"`interpolation` must be one of {tuple(INTERPOLATIONS)}. "
+                         f"Received: interpolation={interpolation!r}")
     image = np.asarray(image)
     if image.ndim not in (2, 3):
         raise ValueError("`image` must be (H, W) or (H, W, C). "
@@ -152,7 +166,8 @@ def warp(image, flow):
     else:
         # remap takes at most 4 channels; warp in groups of up to 4.
         planes = [work[..., i:i + 4] for i in range(0, work.shape[-1], 4)]
-    warped = [cv2.remap(np.ascontiguousarray(plane), map_x, map_y, cv2.INTER_LINEAR,
+    flag = getattr(cv2, INTERPOLATIONS[interpolation])
+    warped = [cv2.remap(np.ascontiguousarray(plane), map_x, map_y, flag,
                         borderMode=cv2.BORDER_REPLICATE) for plane in planes]
     if work.ndim == 3:
         # remap drops a trailing axis of length 1.

@@ -47,10 +47,41 @@ def test_warp_of_the_previous_frame_reproduces_the_next(frames, method):
     assert np.abs(frames[3][INTERIOR].astype(float) - frames[4][INTERIOR]).mean() > 5
 
 
-def test_warp_by_an_exact_integer_flow_is_a_shift(frames):
+@pytest.mark.parametrize("interpolation", flow.INTERPOLATIONS)
+def test_warp_by_an_exact_integer_flow_is_a_shift(frames, interpolation):
     shift = np.zeros((64, 96, 2), np.float32)
     shift[..., 0], shift[..., 1] = -DX, -DY
-    np.testing.assert_array_equal(flow.warp(frames[3], shift)[INTERIOR], frames[4][INTERIOR])
+    np.testing.assert_array_equal(flow.warp(frames[3], shift, interpolation)[INTERIOR],
+                                  frames[4][INTERIOR])
+
+
+def test_sharper_warps_keep_the_detail_that_bilinear_blurs_away():
+    # Half a pixel right and back, four times: ideally the identity. Bilinear's half-pixel
+    # sample is the mean of two neighbours (checked against numpy), so each round trip is
+    # the [1/4, 1/2, 1/4] blur; cubic and Lanczos interpolate with wider kernels and lose
+    # much less of an image with a natural (falling) spectrum: noise blurred by σ = 1 px
+    # (measured: cubic 0.40x, Lanczos 0.12x bilinear's error).
+    import cv2
+
+    noise = np.random.default_rng(0).random((32, 48)).astype(np.float32)
+    image = cv2.GaussianBlur(noise, (0, 0), 1.0)
+    there = np.zeros((32, 48, 2), np.float32)
+    there[..., 0] = 0.5
+    np.testing.assert_allclose(flow.warp(image, there)[:, :-1],
+                               (image[:, :-1] + image[:, 1:]) / 2, atol=1e-2)
+    errors = {}
+    for name in flow.INTERPOLATIONS:
+        out = image
+        for _ in range(4):
+            out = flow.warp(flow.warp(out, there, name), -there, name)
+        errors[name] = float(np.abs(out - image)[4:-4, 4:-4].mean())
+    assert errors["cubic"] < 0.6 * errors["linear"]
+    assert errors["lanczos"] < 0.25 * errors["linear"]
+
+
+def test_warp_rejects_an_unknown_interpolation(frames):
+    with pytest.raises(ValueError, match=r"Received: interpolation='nearest'"):
+        flow.warp(frames[0], np.zeros((64, 96, 2), np.float32), "nearest")
 
 
 def test_warp_keeps_dtype_and_any_channel_count(frames):

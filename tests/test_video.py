@@ -129,6 +129,21 @@ def test_paper_temporal_weight_scales_to_the_normalisation():
         StyleConfig(normalization="jcjohnson", style_weight=100)) == pytest.approx(200)
 
 
+def test_the_default_is_the_paper_weight_scaled_to_our_budget_and_warps_with_lanczos(inputs):
+    cfg = StyleConfig(style_weight=10)
+    assert video_lib.default_temporal_weight(cfg) == pytest.approx(
+        video_lib.DEFAULT_TEMPORAL_FACTOR * 20 * 64 ** 4 / 36)
+    assert video_lib.DEFAULT_TEMPORAL_FACTOR < 1  # Our frames get ~30 evaluations, not 1000.
+    source, style = inputs
+    plan = video_lib.plan_video(source, style, config=config(max_evals=8))
+    assert plan.settings.warp == "lanczos" and plan.settings.frame_evals == 4
+    assert plan.settings.temporal_weight == pytest.approx(
+        video_lib.default_temporal_weight(config()))
+    with pytest.raises(ValueError, match="Received: warp=nearest"):
+        video_lib.plan_video(source, style, config=config(), settings=video_lib.VideoSettings(
+            1.0, 2, 1, warp="nearest"))
+
+
 def test_round_trip_compare_and_less_flicker_than_independent_frames(inputs, tmp_path, clip):
     source, style = inputs
     out = tmp_path / "out.mp4"
