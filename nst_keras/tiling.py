@@ -409,6 +409,14 @@ class TiledObjective:
 
         from nst_keras.losses import gram_loss, style_normalizer
 
+        with _quiet_retracing():
+            return self._evaluate(x)
+
+    def _evaluate(self, x):
+        import tensorflow as tf
+
+        from nst_keras.losses import gram_loss, style_normalizer
+
         x = np.asarray(x, dtype=np.float32)
         pass1, pass2 = self.passes
         masks = self.masks or {}
@@ -468,6 +476,21 @@ class TiledObjective:
             t.name: tf.constant(t.weight, tf.float32) for t in terms})
 
 
+class _quiet_retracing:
+    """Keeps TensorFlow's "triggered tf.function retracing" warning out of a run's output:
+    tracing once per tile shape is by design (each shape is traced once, then reused)."""
+
+    def __enter__(self):
+        import tensorflow as tf
+
+        self.logger = tf.get_logger()
+        self.level = self.logger.level
+        self.logger.setLevel("ERROR")
+
+    def __exit__(self, *exc):
+        self.logger.setLevel(self.level)
+
+
 def build_tiled_objective(feature_model, terms, content_rgb, style_rgbs, config: StyleConfig,
                           blend=None, core: int = DEFAULT_CORE,
                           halo: Optional[int] = None) -> TiledObjective:
@@ -497,9 +520,10 @@ def build_tiled_objective(feature_model, terms, content_rgb, style_rgbs, config:
     image_hw = tuple(int(d) for d in content_rgb.shape[:2])
     layers = objective_lib.term_layers(terms)
     tiles = layout(*image_hw, layers, config.model, core, halo)
-    targets = tiled_targets(feature_model, terms, preprocess(content_rgb),
-                            [preprocess(s) for s in style_rgbs], image_hw, config,
-                            tiles.core, blend)
+    with _quiet_retracing():
+        targets = tiled_targets(feature_model, terms, preprocess(content_rgb),
+                                [preprocess(s) for s in style_rgbs], image_hw, config,
+                                tiles.core, blend)
     settings = objective_lib.TermSettings(config.normalization, config.tv_power,
                                           config.tv_edges)
     weights = {t.name: tf.constant(t.weight, tf.float32) for t in terms}
