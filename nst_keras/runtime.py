@@ -138,10 +138,12 @@ BYTES_PER_ACTIVATION = {
 
 #: Bytes per pixel value (H x W x 3) that a tiled evaluation keeps at the whole image's size
 #: besides `estimate_memory`'s `images`: the gradient the tiles add into (float32), its
-#: tensor copy, the whole image as a tensor and the total variation's differences, squares
-#: and gradient (about ten float32 arrays), computed on the whole image. Measured with
-#: benchmarks/tiling.py (see the README's tiling section).
-TILED_BYTES_PER_VALUE = 56
+#: tensor copy, the whole image as a tensor and, mostly, the total variation's differences,
+#: squares, powers and their gradients, computed on the whole image. Fitted to one real run
+#: (benchmarks/tiling.py big: 4000x3000, VGG16, bfloat16, L-BFGS m = 10, 48 tiles of 512 px:
+#: peak RSS 16.6 GiB, the other parts 10.9 GiB); a first guess of 56 (ten float32 arrays) left
+#: that run 30% above its estimate.
+TILED_BYTES_PER_VALUE = 170
 
 
 def tile_extent(length: int, core: int, halo: int) -> int:
