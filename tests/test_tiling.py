@@ -226,7 +226,7 @@ def test_the_estimate_of_a_tiled_stage_counts_one_tile_and_what_tiling_does_not_
         assert tiled[part] == whole[part]
     assert tiled["tiling"] == runtime.TILED_BYTES_PER_VALUE * 3000 * 4000 * 3
     assert tiled["total"] == sum(v for k, v in tiled.items() if k != "total")
-    assert tiled["total"] < 0.3 * whole["total"]
+    assert tiled["total"] < 0.4 * whole["total"]
     # At print sizes L-BFGS-B's (2m+9) float64 per value is the largest part left.
     assert max((k for k in tiled if k != "total"), key=tiled.get) == "optimizer"
 
@@ -252,16 +252,16 @@ def test_max_memory_below_the_untiled_estimate_makes_auto_tile_the_large_stages(
     free = plan.plan(content, style, config=config, load=False)
     untiled = runtime.estimate_memory(2000, 2667, config, "float32")["total"]
     assert free.memory["budget"] > untiled or free.stages[-1].tiles is not None
-    capped = plan.plan(content, style, config=config.replace(max_memory="8G"), load=False)
-    assert capped.memory["budget"] == min(parse_size("8G"), free.memory["budget"])
+    capped = plan.plan(content, style, config=config.replace(max_memory="12G"), load=False)
+    assert capped.memory["budget"] == min(parse_size("12G"), free.memory["budget"])
     first, final = capped.stages
-    assert untiled > parse_size("8G") >= final.memory["total"]
+    assert untiled > parse_size("12G") >= final.memory["total"]
     assert first.tiles is None  # Coarse to fine: the small stage untiled, the large tiled.
     assert final.tiles is not None and final.tiles.core == 512 and final.tiles.halo == 96
     assert final.tiles.count == 4 * 6
     # `tile="off"` keeps the old behaviour: the size is refused.
     with pytest.raises(ValueError, match="out of memory"):
-        plan.plan(content, style, config=config.replace(max_memory="8G", tile="off"))
+        plan.plan(content, style, config=config.replace(max_memory="12G", tile="off"))
     # --height auto plans with tiles: higher than the largest untiled height.
     auto = plan.plan(content, style, config=config.replace(max_memory="3G", scales=1),
                      fit_height=True, load=False)
@@ -273,7 +273,7 @@ def test_max_memory_below_the_untiled_estimate_makes_auto_tile_the_large_stages(
 def test_dry_run_shows_the_tiles_and_a_refusal_names_the_optimizer(big_content):
     content, style = big_content
     common = [content, style, "--weights", "none", "--height", "2000", "--precision", "float32"]
-    done = run_main(*common, "--scales", "2", "--max-memory", "8G", "--dry-run")
+    done = run_main(*common, "--scales", "2", "--max-memory", "12G", "--dry-run")
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if "2667x2000" in line]
     assert any("24 tiles (core 512 px, halo 96 px) <- this run" in line for line in rows)
