@@ -232,7 +232,7 @@ def _run(args, config: StyleConfig, argv, content, styles, demo, guard) -> int:
 
 def _dry_run(job) -> int:
     """Prints the memory estimate of the run, per stage and precision; computes nothing."""
-    from nst_keras import runtime
+    from nst_keras import plan
 
     config, where = job.config, job.placement
     budget = job.memory["budget"]
@@ -243,23 +243,29 @@ def _dry_run(job) -> int:
              + (f" (m={config.lbfgs_memory})" if config.optimizer == "lbfgs" else "")
              + f"; {budget / gib:.1f} GiB available:",
              f"{'stage':>6} {'size':>11} {'precision':>9} {'total':>9} {'base':>7} "
-             f"{'weights':>8} {'activations':>11} {'optimizer':>9} {'images':>7}"]
+             f"{'weights':>8} {'activations':>11} {'optimizer':>9} {'images':>7} "
+             f"{'tiling':>7}  tiles"]
     for stage in job.stages:
         for precision in ("float32", "bfloat16"):
-            parts = runtime.estimate_memory(stage.height, stage.width, config, precision)
+            tiles, parts = plan.stage_memory(config, stage.height, stage.width, precision,
+                                             budget)
             mark = " <- this run" if precision == where.precision else ""
+            tiled = tiles.describe() if tiles is not None else "untiled"
             lines.append(
                 f"{stage.number:>3}/{len(job.stages):<2} "
                 f"{f'{stage.width}x{stage.height}':>11} "
                 f"{precision:>9} {parts['total'] / gib:>7.2f}G {parts['base'] / gib:>6.2f}G "
                 f"{parts['weights'] / gib:>7.2f}G {parts['activations'] / gib:>10.2f}G "
-                f"{parts['optimizer'] / gib:>8.2f}G {parts['images'] / gib:>6.2f}G{mark}")
+                f"{parts['optimizer'] / gib:>8.2f}G {parts['images'] / gib:>6.2f}G "
+                f"{parts.get('tiling', 0) / gib:>6.2f}G  {tiled}{mark}")
     for precision in ("float32", "bfloat16"):
-        fits = runtime.largest_height(config, aspect, precision, budget)
+        fits = plan.fitting_height(config, aspect, precision, budget)
         lines.append(f"Largest height that fits in {precision}: {fits} "
                      f"({max(1, round(fits * aspect))}x{fits}).")
     if job.memory["need"] > budget:
-        lines.append(f"This run does not fit: try --height {job.memory['fits']} or less.")
+        lines.append("This run does not fit: "
+                     + as_usage(plan.memory_message(job.stages[-1], job.memory, config)
+                                .split("; ", 1)[1].split(" Received:")[0]) + ".")
     print("\n".join(lines))
     return EXIT_OK
 

@@ -139,6 +139,14 @@ class StyleConfig:
             clips when saving (departure).
         tv_edges: `"all"` counts the differences at the last row and column (departure);
             `"book"` is the book's formula exactly (see `losses.total_variation_loss`).
+        tile: `"off"` evaluates the whole image at once; a size (`"512"`) evaluates the
+            same loss and gradient tile by tile, each tile's core that many pixels (rounded
+            up to the pooling grid) read with a halo of the layers' receptive radius, so
+            only one tile's activations are in memory (see `nst_keras.tiling`); `"auto"`
+            (default) tiles a stage exactly when its untiled estimate does not fit in the
+            memory budget.
+        max_memory: The memory budget of the run, e.g. `"6G"` or `"512M"` (binary units),
+            when lower than the machine's; None uses what the machine has.
     """
 
     content_layers: Tuple[str, ...] = _setting(
@@ -235,6 +243,13 @@ class StyleConfig:
                             "when saving)", kind="bool")
     tv_edges: str = _setting("all", "method", "all: count the last row and column; book: the "
                              "book's formula exactly", choices=TV_EDGES)
+    tile: str = _setting(
+        "auto", "optimisation", "evaluate the loss tile by tile (exactly the same loss and "
+        "gradient, less memory): off, auto (only when the whole image does not fit in "
+        "memory) or a tile's core size in pixels", metavar="off|auto|SIZE")
+    max_memory: Optional[str] = _setting(
+        None, "optimisation", "memory the run may use, below the machine's: e.g. 6G, 512M",
+        metavar="SIZE")
 
     def __post_init__(self):
         # Lists are accepted for convenience and stored as tuples, so the record stays hashable.
@@ -348,9 +363,52 @@ class StyleConfig:
                 f"Received: style_height={self.style_height!r}"
             )
 
+        object.__setattr__(self, "tile", _checked_tile(self.tile))
+        if self.max_memory is not None:
+            parse_size(self.max_memory, "max_memory")
+            object.__setattr__(self, "max_memory", str(self.max_memory).strip())
+
     def replace(self, **changes) -> "StyleConfig":
         """Returns a copy with `changes` applied (and validated)."""
         return dataclasses.replace(self, **changes)
+
+
+#: `tile` values that are not a size.
+TILE_MODES = ("off", "auto")
+
+#: Size suffixes of `max_memory` and their bytes (binary: 1G = 2**30 bytes).
+_SIZE_UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def _checked_tile(value) -> str:
+    """`tile` as stored: "off", "auto" or a core size in pixels as a string ("512")."""
+    text = str(value).strip().lower() if not isinstance(value, bool) else ""
+    if text in TILE_MODES:
+        return text
+    if text.isdigit() and int(text) >= 1:
+        return str(int(text))
+    raise ValueError("`tile` must be off, auto or a core size in pixels (an integer >= 1). "
+                     f"Received: tile={value!r}")
+
+
+def tile_size(config: "StyleConfig") -> Optional[int]:
+    """The core size `config.tile` asks for, or None for "off" and "auto"."""
+    return None if config.tile in TILE_MODES else int(config.tile)
+
+
+def parse_size(text, field: str = "max_memory") -> int:
+    """Bytes of a size such as `6G`, `512M`, `1.5G` or `1000000` (binary units: 1G = 2**30).
+
+    Raises:
+        ValueError: If it is not a positive size, naming `field`.
+    """
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([KMGT]?)(?:I?B)?\s*", str(text).upper())
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"`{field}` must be a size such as 6G or 512M. "
+                         f"Received: {field}={text}")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
 
 
 def _is_integer(value) -> bool:

@@ -537,8 +537,9 @@ def render_and_save(job, guard: SignalGuard, *, quiet: bool, output: str,
         problem = start.problem
         size = f"{problem.x0.shape[2]}x{problem.x0.shape[1]}"
         stage = f"stage {start.number}/{start.stages} at {size}, " if start.stages > 1 else ""
+        tiled = f"tiled: {problem.tiles.describe()}, " if problem.tiles is not None else ""
         bar.write(f"Running {config.optimizer} in {where.precision} on {where.hardware}; "
-                  f"{stage}at most {problem.config.max_evals} evaluations.")
+                  f"{stage}{tiled}at most {problem.config.max_evals} evaluations.")
 
     def every(progress):
         if save_every and progress.iteration % save_every == 0:

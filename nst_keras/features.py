@@ -274,3 +274,57 @@ def precision_scope(precision: str):
         yield
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def receptive_field(layer: str, model: str = "vgg19") -> int:
+    """The receptive field of one unit of `layer`, in input pixels along each axis.
+
+    From the conv/pool arithmetic alone: a 3x3 conv of stride 1 widens the field by
+    2 x the layer's jump (the input pixels between two neighbouring units), a 2x2 pooling
+    of stride 2 by 1 x the jump, and then doubles the jump. For VGG19: 156 pixels at
+    conv5_1, 188 at conv5_2; 3 at conv1_1.
+    """
+    names = layer_names(model)
+    deepest = names.index(resolve_layer_name(layer, model))
+    size, jump = 1, 1
+    for name in names[: deepest + 1]:
+        if name.endswith("pool"):
+            size += jump
+            jump *= 2
+        else:
+            size += 2 * jump
+    return size
+
+
+def receptive_radius(layer: str, model: str = "vgg19") -> int:
+    """How far from a unit's centre its receptive field reaches, rounded up, in pixels:
+    ceil((receptive_field - 1) / 2): 78 for VGG19's conv5_1, 94 for conv5_2.
+
+    A unit's value changes only when an input pixel within this radius changes, so a
+    crop of the image with a margin of at least the radius around a region gives that
+    region's features exactly (see `tile_halo`).
+    """
+    return -(-(receptive_field(layer, model) - 1) // 2)
+
+
+def layer_pools(layer: str, model: str = "vgg19") -> int:
+    """How many 2x2 poolings come before (and including) `layer`: its size is the
+    input's // 2**pools."""
+    keras_name = resolve_layer_name(layer, model)
+    block = int(keras_name[5])
+    return block if keras_name.endswith("pool") else block - 1
+
+
+def pooling_grid(layers: Sequence[str], model: str = "vgg19") -> int:
+    """2**pools of the deepest of `layers`: tiles whose corners are multiples of it see the
+    same pooling windows as the whole image (16 up to block5's convs, 32 for block5_pool)."""
+    return 2 ** max(layer_pools(n, model) for n in layers)
+
+
+def tile_halo(layers: Sequence[str], model: str = "vgg19") -> int:
+    """The margin a tile is read with so that its core's features are exact: the largest
+    receptive radius of `layers`, rounded up to the pooling grid (80 up to conv5_1 and 96
+    up to conv5_2 in VGG19, where the grid is 16)."""
+    grid = pooling_grid(layers, model)
+    radius = max(receptive_radius(n, model) for n in layers)
+    return -(-radius // grid) * grid

@@ -30,8 +30,8 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from nst_keras import features, images, runtime
-from nst_keras.config import INITS, StyleConfig
+from nst_keras import features, images, runtime, tiling
+from nst_keras.config import INITS, StyleConfig, tile_size
 from nst_keras.errors import InputError, NotEnoughMemory
 
 GIB = 2**30
@@ -45,7 +45,10 @@ class Stage:
         number: From 1.
         height, width: The generated image's size at this stage.
         max_evals: The evaluations it may spend.
-        memory: Its estimated peak memory by part (`runtime.estimate_memory`), bytes.
+        memory: Its estimated peak memory by part (`runtime.estimate_memory`), bytes;
+            a tiled stage's with its tiles.
+        tiles: How the stage is evaluated tile by tile (`tiling.Tiles`: count, core,
+            halo), or None when untiled (see `stage_tiles`).
     """
 
     number: int
@@ -53,6 +56,7 @@ class Stage:
     width: int
     max_evals: int
     memory: Dict[str, int] = dataclasses.field(repr=False)
+    tiles: Optional[tiling.Tiles] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +149,7 @@ def plan(content, style, *, config: Optional[StyleConfig] = None, masks=None, in
     # 2. Sizes from the headers: nothing decoded yet.
     content_wh = _size_of("content image", content)
     style_whs = [_size_of(_style_label(i, len(styles)), s) for i, s in enumerate(styles)]
+    budget = runtime.run_budget(config, where.device)
     if fit_height:
         config, note = _fitting_height(config, content_wh, where)
         notes.append(note)
@@ -154,10 +159,11 @@ def plan(content, style, *, config: Optional[StyleConfig] = None, masks=None, in
     budgets = stage_budgets(config.max_evals, len(heights))
     check_stage_sizes(config, heights, content_wh, style_whs)
     aspect = content_wh[0] / content_wh[1]
-    stages = tuple(
-        Stage(number, h, _width(h, aspect), budget,
-              runtime.estimate_memory(h, _width(h, aspect), config, where.precision))
-        for number, (h, budget) in enumerate(zip(heights, budgets), start=1))
+    stages = []
+    for number, (h, evals) in enumerate(zip(heights, budgets), start=1):
+        tiles, parts = stage_memory(config, h, _width(h, aspect), where.precision, budget)
+        stages.append(Stage(number, h, _width(h, aspect), evals, parts, tiles))
+    stages = tuple(stages)
 
     # 4. The final size is the largest: it decides the memory.
     memory = memory_plan(config, stages[-1], aspect, where)
@@ -357,25 +363,88 @@ def check_stage_sizes(config: StyleConfig, heights, content_wh, style_whs) -> No
             f"the result); {hint}. Received: {decided}")
 
 
+#: Core sizes `tile="auto"` tries, in order, when the untiled estimate does not fit: the
+#: default first (the fastest of those measured), smaller ones only when it does not fit.
+AUTO_CORES = (tiling.DEFAULT_CORE, 256, 128)
+
+
+def stage_tiles(config: StyleConfig, height: int, width: int, precision: str,
+                budget: int) -> Optional[tiling.Tiles]:
+    """How a stage of `height` x `width` is evaluated: None (untiled) or its `Tiles`.
+
+    `tile="off"`: untiled; a size: tiles of that core; `"auto"`: untiled when the untiled
+    estimate fits in `budget`, else the first of `AUTO_CORES` whose tiled estimate fits
+    (the default core when none does: the refusal then names the optimizer's part).
+    """
+    if config.tile == "off":
+        return None
+    layers = config.content_layers + config.style_layers
+    core = tile_size(config)
+    if core is None:
+        if runtime.estimate_memory(height, width, config, precision)["total"] <= budget:
+            return None
+        fitting = [c for c in AUTO_CORES if runtime.estimate_memory(
+            height, width, config, precision, c)["total"] <= budget]
+        core = fitting[0] if fitting else AUTO_CORES[0]
+    return tiling.layout(height, width, layers, config.model, core)
+
+
+def stage_memory(config: StyleConfig, height: int, width: int, precision: str,
+                 budget: int) -> tuple:
+    """(tiles or None, estimated peak by part) of a stage (see `stage_tiles`)."""
+    tiles = stage_tiles(config, height, width, precision, budget)
+    return tiles, runtime.estimate_memory(height, width, config, precision,
+                                          tiles.core if tiles else None)
+
+
+def fitting_height(config: StyleConfig, aspect: float, precision: str, budget: int) -> int:
+    """The largest height that fits in `budget`, tiled as `config.tile` allows."""
+    untiled = runtime.largest_height(config, aspect, precision, budget)
+    if config.tile == "off":
+        return untiled
+    if tile_size(config) is not None:
+        return runtime.largest_height(config, aspect, precision, budget, tile_size(config))
+    return max([untiled] + [runtime.largest_height(config, aspect, precision, budget, c)
+                            for c in AUTO_CORES])
+
+
 def memory_plan(config: StyleConfig, final: Stage, aspect: float, where) -> Dict[str, int]:
     """The final size's estimated need, the budget and the largest height that fits.
 
     On a GPU TensorFlow raises `ResourceExhaustedError` cleanly, so nothing is refused
     there (`need` is 0); on a CPU an allocation that fails can crash the process, or the
-    kernel can kill it without a word, so the size is checked first.
+    kernel can kill it without a word, so the size is checked first. The budget is the
+    machine's, or `config.max_memory` when lower; the largest height is tiled as
+    `config.tile` allows.
     """
-    budget = runtime.memory_budget(where.device)
+    budget = runtime.run_budget(config, where.device)
     need = final.memory["total"] if where.device == "cpu" else 0
-    fits = runtime.largest_height(config, aspect, where.precision, budget)
+    fits = fitting_height(config, aspect, where.precision, budget)
     return {"need": need, "budget": budget, "fits": fits}
 
 
 def memory_message(final: Stage, memory: Dict[str, int], config: StyleConfig) -> str:
-    """The one line that refuses a size: what it needs, what there is, a height that fits."""
+    """The one line that refuses a size: what it needs, what there is, a height that fits.
+
+    When even tiles do not fit, the parts tiling does not shrink are the problem; when the
+    optimizer's is the largest of them, the message says so and names the settings that
+    shrink it (`optimizer`, `lbfgs_memory`).
+    """
+    parts = final.memory
+    tiled = f" even in {final.tiles.describe()}" if final.tiles is not None else ""
+    advice = ""
+    largest = max((k for k in parts if k != "total"), key=parts.get)
+    if final.tiles is not None and largest == "optimizer" and config.optimizer == "lbfgs":
+        advice = (f" L-BFGS-B's history ((2m+9) float64 per pixel value, m={config.lbfgs_memory})"
+                  f" dominates it with {parts['optimizer'] / GIB:.1f} GiB: use optimizer=adam "
+                  f"or a smaller lbfgs_memory (e.g. lbfgs_memory={max(1, config.lbfgs_memory // 3)}),"
+                  " or")
+    elif final.tiles is not None and largest == "optimizer":
+        advice = f" its optimizer's state takes {parts['optimizer'] / GIB:.1f} GiB;"
     return (f"out of memory: {final.width}x{final.height} needs about "
-            f"{memory['need'] / GIB:.1f} GiB and about {max(0, memory['budget']) / GIB:.1f} GiB "
-            f"is available; try height={max(1, memory['fits'])} or less. "
-            f"Received: height={config.height}")
+            f"{memory['need'] / GIB:.1f} GiB{tiled} and about "
+            f"{max(0, memory['budget']) / GIB:.1f} GiB is available;{advice} try "
+            f"height={max(1, memory['fits'])} or less. Received: height={config.height}")
 
 
 def load_masks(masks, content_hw) -> Tuple[np.ndarray, ...]:
@@ -435,8 +504,8 @@ def _fitting_height(config: StyleConfig, content_wh, where) -> tuple:
         NotEnoughMemory: If not even the smallest size the layers need fits.
     """
     width, height = content_wh
-    budget = runtime.memory_budget(where.device)
-    fits = runtime.largest_height(config, width / height, where.precision, budget)
+    budget = runtime.run_budget(config, where.device)
+    fits = fitting_height(config, width / height, where.precision, budget)
     smallest = features.minimum_size(config.content_layers + config.style_layers, config.model)
     if fits < smallest:
         need = runtime.estimate_memory(smallest, smallest, config, where.precision)["total"]

@@ -22,8 +22,8 @@ import numpy as np
 
 from nst_keras import images as images_lib
 from nst_keras import objective as objective_lib
-from nst_keras import runtime, solvers
-from nst_keras.config import StyleConfig
+from nst_keras import runtime, solvers, tiling
+from nst_keras.config import StyleConfig, tile_size
 from nst_keras.errors import Interrupted, StyleTransferError
 from nst_keras.objective import Objective
 from nst_keras.plan import Job, as_list, blend_weights
@@ -94,6 +94,7 @@ class Problem:
         precision: `"float32"` or `"bfloat16"`.
         hardware: See `runtime.describe_hardware`.
         setup_seconds: Wall time of the model, the targets and the trace.
+        tiles: The `tiling.Tiles` the objective is evaluated in, or None (untiled).
     """
 
     objective: Objective
@@ -104,6 +105,7 @@ class Problem:
     precision: str
     hardware: str
     setup_seconds: float
+    tiles: Optional[object] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,7 +189,8 @@ def render(job: Job, callback: Optional[Callable[[Progress], None]] = None, *,
             problem = build_problem(stage_content, stage_styles, stage_config,
                                     feature_model=feature_model, start=start,
                                     masks=stage_masks, blend=job.blend, placement=where,
-                                    temporal=job.temporal, target_cache=target_cache)
+                                    temporal=job.temporal, target_cache=target_cache,
+                                    tiles=stage.tiles)
             if on_stage is not None:
                 on_stage(StageStart(stage.number, len(job.stages), problem))
             result, start = _solve(problem, callback, offset)
@@ -249,7 +252,7 @@ def initial_image(content_rgb, style_rgb, init, seed):
 
 
 def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=None,
-                  start=None, masks=None, blend=None, placement=None, *,
+                  start=None, masks=None, blend=None, placement=None, tiles=None, *,
                   temporal: Optional[objective_lib.Temporal] = None,
                   target_cache: Optional[objective_lib.StyleTargets] = None) -> Problem:
     """Gets the model, computes the targets and traces, at the content's size.
@@ -272,8 +275,12 @@ def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=Non
             content and total-variation terms act.
         blend: Each style's share; from the config when None.
         placement: The resolved `runtime.Placement`; resolved from the config when None.
+        tiles: Evaluate the objective tile by tile (`tiling.TiledObjective`, the same loss
+            and gradient) in these `tiling.Tiles` (the plan's stage says), or in tiles of
+            `config.tile`'s core size when None and it names one; untiled otherwise.
         temporal: An `objective.Temporal`: adds the `temporal` term, its target and
-            weights resized to the content's size.
+            weights resized to the content's size. A video frame is evaluated untiled (the
+            tiled objective has no temporal term yet).
         target_cache: Reuse and keep the style targets there (`objective.StyleTargets`).
 
     Returns:
@@ -291,9 +298,21 @@ def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=Non
     if feature_model is None:
         feature_model = load_model(config, where)
     with runtime.device_scope(where.device):
-        built = objective_lib.build_objective(feature_model, terms, content_rgb, style_rgbs,
-                                              config, blend, extra_targets=extra_targets,
-                                              cache=target_cache)
+        if temporal is not None:
+            tiles = None  # The tiled objective has no temporal term (see `temporal`).
+        elif tiles is None and tile_size(config) is not None:
+            tiles = tiling.layout(*content_rgb.shape[:2], objective_lib.term_layers(terms),
+                                  config.model, tile_size(config))
+        if tiles is not None:
+            built = tiling.build_tiled_objective(feature_model, terms, content_rgb,
+                                                 style_rgbs, config, blend, core=tiles.core,
+                                                 halo=tiles.halo)
+            tiles = built.tiles
+        else:
+            built = objective_lib.build_objective(feature_model, terms, content_rgb,
+                                                  style_rgbs, config, blend,
+                                                  extra_targets=extra_targets,
+                                                  cache=target_cache)
         if start is None:
             start = initial_image(content_rgb, style_rgbs[0], config.init, config.seed)
         start = images_lib.resize_float(start, (content_rgb.shape[1], content_rgb.shape[0]))
@@ -302,7 +321,7 @@ def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=Non
     bounds = images_lib.pixel_bounds(x0.shape) if config.bounds else None
     return Problem(objective=built, x0=x0, bounds=bounds, config=config, device=where.device,
                    precision=where.precision, hardware=where.hardware,
-                   setup_seconds=time.perf_counter() - began)
+                   setup_seconds=time.perf_counter() - began, tiles=tiles)
 
 
 def solve(problem: Problem, callback: Optional[Callable[[Progress], None]] = None) -> Result:

@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import os
 import sys
-from typing import FrozenSet
+from typing import FrozenSet, Optional
 
 from nst_keras import features
 
@@ -136,7 +136,24 @@ BYTES_PER_ACTIVATION = {
 }
 
 
-def estimate_memory(height: int, width: int, config, precision: str) -> dict:
+#: Bytes per pixel value (H x W x 3) that a tiled evaluation keeps at the whole image's size
+#: besides `estimate_memory`'s `images`: the gradient the tiles add into (float32), its
+#: tensor copy, the whole image as a tensor and, mostly, the total variation's differences,
+#: squares, powers and their gradients, computed on the whole image. Fitted to one real run
+#: (benchmarks/tiling.py big: 4000x3000, VGG16, bfloat16, L-BFGS m = 10, 48 tiles of 512 px:
+#: peak RSS 16.6 GiB, the other parts 10.9 GiB); a first guess of 56 (ten float32 arrays) left
+#: that run 30% above its estimate.
+TILED_BYTES_PER_VALUE = 170
+
+
+def tile_extent(length: int, core: int, halo: int) -> int:
+    """The largest tile along an axis of `length` pixels: the core and a halo on each side,
+    at most the whole axis."""
+    return min(length, core + 2 * halo)
+
+
+def estimate_memory(height: int, width: int, config, precision: str,
+                    tile: Optional[int] = None) -> dict:
     """The estimated peak resident memory of a run at one size, in bytes, by part.
 
     Args:
@@ -150,7 +167,10 @@ def estimate_memory(height: int, width: int, config, precision: str) -> dict:
         each, by precision and padding), `optimizer` (L-BFGS: 2 m float64 correction vectors and SciPy's work arrays,
         about (4 m + 12) float64 per pixel value; Adam/SGD: the variable and 2 moments in
         float32), `images` (the image, its gradient and bounds as float64 and float32
-        copies) and `total`.
+        copies) and `total`. With `tile` (a core size, see `nst_keras.tiling`): the
+        activations are those of the largest tile (core + 2 halos, the halo derived from
+        the layers) and a `tiling` part is added (`TILED_BYTES_PER_VALUE` per value); the
+        other parts do not shrink.
     """
     layers = config.content_layers + config.style_layers
     n = height * width * 3
@@ -159,19 +179,28 @@ def estimate_memory(height: int, width: int, config, precision: str) -> dict:
         optimizer = (2 * config.lbfgs_memory + 9) * 8 * n
     else:
         optimizer = 3 * 4 * n
+    seen_h, seen_w = height, width
+    if tile is not None:
+        grid = features.pooling_grid(layers, config.model)
+        core = -(-int(tile) // grid) * grid
+        halo = features.tile_halo(layers, config.model)
+        seen_h, seen_w = tile_extent(height, core, halo), tile_extent(width, core, halo)
     parts = {
         "base": BASE_BYTES,
         "weights": weights,
         "activations": int(BYTES_PER_ACTIVATION[precision, config.padding != "zeros"]
-                           * features.activation_floats(height, width, layers, config.model)),
+                           * features.activation_floats(seen_h, seen_w, layers, config.model)),
         "optimizer": optimizer,
         "images": 6 * 8 * n,
     }
+    if tile is not None:
+        parts["tiling"] = TILED_BYTES_PER_VALUE * n
     parts["total"] = sum(parts.values())
     return parts
 
 
-def largest_height(config, aspect: float, precision: str, budget: int) -> int:
+def largest_height(config, aspect: float, precision: str, budget: int,
+                   tile: Optional[int] = None) -> int:
     """The largest height whose estimated peak (`estimate_memory`) fits in `budget` bytes.
 
     Args:
@@ -179,13 +208,14 @@ def largest_height(config, aspect: float, precision: str, budget: int) -> int:
         aspect: Width over height of the content image.
         precision: `"float32"` or `"bfloat16"`.
         budget: Bytes available for the whole process.
+        tile: Evaluate in tiles of this core size (None: untiled).
 
     Returns:
         The height, or 0 if not even 1 pixel fits.
     """
     low, high = 0, 1
-    fits = lambda h: estimate_memory(h, max(1, round(h * aspect)), config, precision)[
-        "total"] <= budget
+    fits = lambda h: estimate_memory(h, max(1, round(h * aspect)), config, precision,
+                                     tile)["total"] <= budget
     while fits(high) and high < 2**16:
         low, high = high, high * 2
     while high - low > 1:
@@ -209,6 +239,17 @@ def memory_budget(device: str) -> int:
     if headroom is not None:
         limits.append(int(headroom / 1.5) + BASE_BYTES)
     return min(limits) if limits else 8 * 2**30
+
+
+def run_budget(config, device: str) -> int:
+    """The bytes a run of `config` may use: the machine's (`memory_budget`), or
+    `config.max_memory` when that is lower."""
+    budget = memory_budget(device)
+    if getattr(config, "max_memory", None) is not None:
+        from nst_keras.config import parse_size
+
+        budget = min(budget, parse_size(config.max_memory))
+    return budget
 
 
 def _resident_bytes() -> int:
