@@ -368,6 +368,7 @@ class App:
         """The Run button: a generator of the page's outputs (see `OUTPUTS`)."""
         import gradio as gr
 
+        from nst_keras.images import deprocess
         from nst_keras.plan import plan
 
         session = getattr(request, "session_hash", None) or "default"
@@ -395,7 +396,10 @@ class App:
                 if kind == "done":
                     break
                 if kind == "stage":
-                    yield (skip, notes + _stage_text(item, job), skip, skip, skip, skip)
+                    # The starting image at once: the page shows an image as soon as the
+                    # setup is done, not only after the first iteration's evaluations.
+                    start = deprocess(item.problem.x0) if item.number == 1 else skip
+                    yield (start, notes + _stage_text(item, job), skip, skip, skip, skip)
                     continue
                 text = notes + _progress_text(item, job.config.max_evals)
                 if item.iteration == 1 or item.iteration - sent >= self.preview_every:
