@@ -172,8 +172,8 @@ def test_a_rerun_does_exactly_the_missing_jobs_even_after_kill_9(folders, tmp_pa
     contents, styles = folders
     out = tmp_path / "out"
     # Jobs of a few seconds, so that the second run can be killed in the middle of one.
-    args = ["batch", str(contents), "--style", str(styles), "--out", str(out), "-q",
-            *TINY_ARGS[:-4], "--max-evals", "40"]
+    args = ["batch", str(contents / "photo0.png"), "--style", str(styles), "--out", str(out),
+            "-q", *TINY_ARGS[:-4], "--max-evals", "40"]
     assert run_main(*args).returncode == 0
     assert set(_statuses(out).values()) == {"done"}
     # Delete one output; a second run starts on exactly that job and is killed (SIGKILL).
@@ -236,7 +236,7 @@ def test_ray_gives_bit_identical_images_and_retries_a_killed_worker(folders, tmp
     from nst_keras.engines import RayEngine
 
     contents, styles = folders
-    config = StyleConfig(**dict(TINY, max_evals=30))
+    config = StyleConfig(**dict(TINY, max_evals=10))
     batch_jobs = jobs.pair(jobs.collect([str(contents)], "content"),
                            jobs.collect([str(styles)], "style"), config)
     local = batch.run_batch(batch_jobs, str(tmp_path / "local"))

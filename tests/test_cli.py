@@ -45,7 +45,7 @@ def test_console_script_is_installed():
 def test_end_to_end_writes_an_image_of_the_contents_size(image_files, tmp_path):
     content, style = image_files
     out = tmp_path / "result.png"
-    done = run_cli(content, style, "-o", out, *FAST)
+    done = run_main(content, style, "-o", out, *FAST)
     assert done.returncode == 0, done.stderr
     image = Image.open(out)
     assert image.size == Image.open(content).size and image.mode == "RGB"
