@@ -13,8 +13,6 @@ _EXPORTS = {
     "stylize": "nst_keras.run",
     "transfer_style": "nst_keras.run",
     "Result": "nst_keras.render",
-    "render": "nst_keras.render",
-    "plan": "nst_keras.plan",
     "Job": "nst_keras.plan",
     "run_batch": "nst_keras.batch",
     "Progress": "nst_keras.solvers",

@@ -278,8 +278,9 @@ class App:
         previous = self.runs.get(session)
         if previous is not None:
             previous.stop.set()
-            previous.done.wait(STOP_WAIT_SECONDS)
-            shutil.rmtree(previous.folder, ignore_errors=True)
+            # A run still going after the wait removes nothing: its own files are in use.
+            if previous.done.wait(STOP_WAIT_SECONDS):
+                shutil.rmtree(previous.folder, ignore_errors=True)
         run = Run(folder=tempfile.mkdtemp(prefix="run_", dir=self.workdir), job=job)
         self.runs[session] = run
         threading.Thread(target=self._work, args=(run,), name="nst-render", daemon=True).start()

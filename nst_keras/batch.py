@@ -116,8 +116,9 @@ def run_batch(batch_jobs: Sequence[jobs_lib.BatchJob], out: str, *, engine=None,
     critical = guard.critical if guard is not None else contextlib.nullcontext
     entries: Dict[str, dict] = {}
     payloads = []
+    digests: Dict[str, str] = {}  # Each file hashed once, however many jobs share it.
     for job in batch_jobs:
-        entry, payload = _prepare(job, out, overwrite)
+        entry, payload = _prepare(job, out, overwrite, digests)
         entries[job.name] = entry
         if payload is not None:
             payloads.append(payload)
@@ -171,7 +172,7 @@ def run_batch(batch_jobs: Sequence[jobs_lib.BatchJob], out: str, *, engine=None,
     return report
 
 
-def _prepare(job: jobs_lib.BatchJob, out: str, overwrite: bool):
+def _prepare(job: jobs_lib.BatchJob, out: str, overwrite: bool, digests: Dict[str, str]):
     """A job's summary entry and, unless it is done already or cannot run, its payload
     (without the bytes yet: `_loaded` reads them as it is dispatched).
 
@@ -191,8 +192,12 @@ def _prepare(job: jobs_lib.BatchJob, out: str, overwrite: bool):
     inputs = [job.content, *job.styles, *(job.masks or ())]
     if job.config.init not in INITS:
         inputs.append(job.config.init)
+    if job.config.weights not in (None, "imagenet"):
+        inputs.append(job.config.weights)
     try:
-        digests = {path: jobs_lib.file_digest(path) for path in inputs}
+        for path in inputs:
+            if path not in digests:
+                digests[path] = jobs_lib.file_digest(path)
     except OSError as error:
         entry.update(status="failed", reason=f"cannot read {error.filename}: {error.strerror}")
         return entry, None

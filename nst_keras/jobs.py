@@ -197,13 +197,20 @@ def job_name(content: str, styles: Sequence[str]) -> str:
 
 
 def unique_names(jobs: List[BatchJob]) -> List[BatchJob]:
-    """The jobs, a repeated name (same stems from other folders) numbered `-2`, `-3`..."""
-    seen: Dict[str, int] = {}
+    """The jobs, a repeated name (same stems from other folders) numbered `-2`, `-3`...
+
+    Names are compared without case (a case-blind filesystem would merge them), and a
+    numbered name that another job already has is skipped.
+    """
+    used = set()
     unique = []
     for job in jobs:
-        count = seen.get(job.name.lower(), 0) + 1
-        seen[job.name.lower()] = count
-        unique.append(job if count == 1 else dataclasses.replace(job, name=f"{job.name}-{count}"))
+        name, count = job.name, 1
+        while name.lower() in used:
+            count += 1
+            name = f"{job.name}-{count}"
+        used.add(name.lower())
+        unique.append(job if name == job.name else dataclasses.replace(job, name=name))
     return unique
 
 
@@ -225,15 +232,16 @@ def job_key(job: BatchJob, digests: Dict[str, str]) -> str:
 
     Args:
         job: The job.
-        digests: Path -> `file_digest` of each input (content, styles, masks, init).
+        digests: Path -> `file_digest` of each input (content, styles, masks, init) and of
+            a weights file.
     """
     from nst_keras.record import settings_dict
 
     settings = settings_dict(job.config)
     if settings.get("init") in digests:  # An init image: its bytes, not its path.
         settings["init"] = digests[settings["init"]]
-    if settings.get("weights") not in (None, "imagenet"):
-        settings["weights"] = os.path.basename(settings["weights"])
+    if settings.get("weights") in digests:  # A weights file: its bytes, not its path.
+        settings["weights"] = digests[settings["weights"]]
     described = {
         "settings": settings,
         "content": digests[job.content],

@@ -403,6 +403,7 @@ def run_frames(video: VideoPlan, *, callback: Optional[Callable] = None,
     from nst_keras import flow as flow_lib
     from nst_keras import images, render, videoio
     from nst_keras.objective import StyleTargets, Temporal
+    from nst_keras.plan import stage_budgets
     from nst_keras.record import write_json
 
     job, settings = video.job, video.settings
@@ -448,9 +449,14 @@ def run_frames(video: VideoPlan, *, callback: Optional[Callable] = None,
             reliable = float(weights.mean())
         if on_frame_start is not None:
             on_frame_start(number, evals)
+        # The frame's budget, split over the stages as the plan splits a run's (the stages
+        # were planned with the first frame's).
+        budgets = stage_budgets(evals, len(job.stages))
         frame_job = dataclasses.replace(
             job, content=content, init=start_image, temporal=temporal,
-            config=job.config.replace(max_evals=evals))
+            config=job.config.replace(max_evals=evals),
+            stages=tuple(dataclasses.replace(stage, max_evals=budget)
+                         for stage, budget in zip(job.stages, budgets)))
         result = render.render(frame_job, callback, feature_model=feature_model,
                                target_cache=cache)
         entry = {

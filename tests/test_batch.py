@@ -224,8 +224,9 @@ def test_ctrl_c_keeps_finished_jobs_and_the_best_image_of_the_job_in_flight(fold
 def ray_env(monkeypatch):
     """A loopback-only local Ray cluster with its own token: nothing listens outside this
     machine, no ~/.ray token file is written, no one else's cluster is joined."""
-    pytest.importorskip("ray")
+    # Read when Ray is first imported: set before the import.
     monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    pytest.importorskip("ray")
     monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(16))
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     yield
@@ -262,3 +263,20 @@ def test_ray_gives_bit_identical_images_and_retries_a_killed_worker(folders, tmp
         a = np.asarray(Image.open(tmp_path / "local" / entry["output"]))
         b = np.asarray(Image.open(tmp_path / "ray" / entry["output"]))
         np.testing.assert_array_equal(a, b)
+
+
+def test_numbered_names_never_take_another_jobs_name_and_the_key_reads_the_weights(tmp_path):
+    config = StyleConfig(**TINY)
+    jobs_in = [jobs.BatchJob("a__b", "1/a.png", ("b",), None, config),
+               jobs.BatchJob("a__b-2", "a.png", ("b-2",), None, config),
+               jobs.BatchJob("a__b", "2/a.png", ("b",), None, config),
+               jobs.BatchJob("A__B", "3/A.png", ("B",), None, config)]
+    names = [j.name for j in jobs.unique_names(jobs_in)]
+    assert names == ["a__b", "a__b-2", "a__b-3", "A__B-4"]
+    weights = tmp_path / "vgg16.weights.h5"
+    weights.write_bytes(b"one")
+    job = jobs.BatchJob("c__s", "c.png", ("s.png",), None, config.replace(weights=str(weights)))
+    digests = {"c.png": "1" * 64, "s.png": "2" * 64, str(weights): jobs.file_digest(weights)}
+    key = jobs.job_key(job, digests)
+    weights.write_bytes(b"two")  # Same path, other weights: another key.
+    assert jobs.job_key(job, {**digests, str(weights): jobs.file_digest(weights)}) != key
