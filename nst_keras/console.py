@@ -72,15 +72,20 @@ def parse_weights(text):
     return None if text.lower() == "none" else text
 
 
-def positive_int(text):
-    """An argparse type: an integer >= 1."""
+def _integer_at_least(text, minimum: int) -> int:
+    """`text` as an integer >= `minimum`, or the argparse error saying what was expected."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+        value = minimum - 1
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
     return value
+
+
+def positive_int(text):
+    """An argparse type: an integer >= 1."""
+    return _integer_at_least(text, 1)
 
 
 def positive_float(text):
@@ -125,13 +130,7 @@ def preset_in(argv) -> tuple:
 
 def non_negative_int(text):
     """An argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+    return _integer_at_least(text, 0)
 
 
 def height_or_auto(text):

@@ -405,10 +405,6 @@ class TiledObjective:
         Returns:
             (loss, gradient, values) as `objective.Objective` returns them.
         """
-        import tensorflow as tf
-
-        from nst_keras.losses import gram_loss, style_normalizer
-
         with _quiet_retracing():
             return self._evaluate(x)
 
