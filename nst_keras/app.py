@@ -8,9 +8,10 @@ thread whose callback hands the progress to the page. The feature model is built
 start (`runtime.MODELS` keeps it for the app's life); one run at a time, a second page
 waits in Gradio's queue and sees its place.
 
-Stop works as Ctrl-C does: it sets the run's stop flag, the render callback raises
-KeyboardInterrupt at the end of the current iteration, the monitor turns it into
-`errors.Interrupted` with the best image so far, and that image is offered for download.
+Stop works as Ctrl-C does: it sets the run's stop token (`control.StopToken`), the render
+ends at its next evaluation boundary and returns its best image, and that result is
+delivered like a finished one (`delivery`: the image, the loss plot and the same run record)
+and offered for download. The progress text shows the rate and ETA the engine computed.
 
 Offline and private by default: Gradio's analytics and version check are off, no share
 link, fonts and scripts come from the installed package, the server binds to 127.0.0.1,
@@ -22,7 +23,6 @@ used as a path). Temporary files live in one folder, removed when the app exits.
 
 import argparse
 import dataclasses
-import hashlib
 import importlib.util
 import os
 import queue
@@ -35,7 +35,8 @@ from typing import Dict, List, Optional, Sequence
 
 from nst_keras import console
 from nst_keras.config import COLOR_MODES, OPTIMIZERS, POOLINGS, PRESETS, StyleConfig, preset
-from nst_keras.console import EXIT_OK, EXIT_USAGE, UsageError
+from nst_keras.console import EXIT_OK, UsageError
+from nst_keras.control import StopToken
 
 PROG = f"{console.PROG} app"
 INSTALL = "pip install 'nst-keras[app]'"
@@ -93,24 +94,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     Returns:
         0 after Ctrl-C; 2 on bad usage, without Gradio, or when the port is taken.
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = build_parser().parse_args(argv)
-        if importlib.util.find_spec("gradio") is None:
-            raise UsageError(f"the app needs Gradio: {INSTALL}")
-        if args.images is not None and not os.path.isdir(args.images):
-            raise UsageError(f"the --images folder does not exist. Received: --images "
-                             f"{args.images}")
-        base = StyleConfig(**console.config_changes(args, MODEL_FIELDS))
-        from nst_keras.plan import check_network
+    return console.command(PROG, argv, _parse, _work)
 
-        check_network(base)
-    except ValueError as error:
-        print(f"{PROG}: error: {console.as_usage(error)}", file=sys.stderr)
-        return EXIT_USAGE
-    except UsageError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+
+def _parse(argv):
+    from nst_keras.plan import check_network
+
+    args = build_parser().parse_args(argv)
+    if importlib.util.find_spec("gradio") is None:
+        raise UsageError(f"the app needs Gradio: {INSTALL}")
+    if args.images is not None and not os.path.isdir(args.images):
+        raise UsageError(f"the --images folder does not exist. Received: --images "
+                         f"{args.images}")
+    args.base = console.planned(lambda: StyleConfig(**console.config_changes(args, MODEL_FIELDS)))
+    console.planned(check_network, args.base)
+    return args
+
+
+def _work(args, guard) -> int:
     if args.host not in LOOPBACK:
         print(f"{PROG}: warning: --host {args.host} exposes this page to every machine that "
               f"can reach this one on port {args.port}: anyone there can upload images, run "
@@ -118,8 +119,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               "and see the example images"
               + (f" in {args.images}" if args.images else "")
               + "; there is no login.", file=sys.stderr)
-    return console.run_guarded(lambda guard: _serve(args, base), debug=args.debug,
-                               save_partial=lambda image: "nothing to save")
+    return _serve(args, args.base)
 
 
 def _serve(args, base: StyleConfig) -> int:
@@ -134,12 +134,10 @@ def _serve_in(args, base: StyleConfig, workdir: str) -> int:
     # Read by Gradio at import: its uploads and cached outputs go into our folder.
     os.environ["GRADIO_TEMP_DIR"] = os.path.join(workdir, "gradio")
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # No telemetry, no version check.
-    from nst_keras import render
 
     app = App(base, gallery(args.images), workdir, preview_every=args.preview_every)
     console.say(args.quiet, f"Building {base.model} ({base.weights or 'random weights'}) ...")
-    with console.weights_errors_as_usage(base):
-        render.load_model(app.model_config(base))
+    console.load_model(app.model_config(base))
     demo = app.blocks()
     import gradio as gr
 
@@ -156,6 +154,9 @@ def _serve_in(args, base: StyleConfig, workdir: str) -> int:
     try:
         while True:
             time.sleep(0.5)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the runs in flight stop too.
+        for run in app.runs.values():
+            run.stop.request("stopped")
     finally:
         demo.close()
     return EXIT_OK
@@ -188,9 +189,9 @@ def strength_to_weight(strength: float, preset_weight: float) -> float:
 
 @dataclasses.dataclass
 class Run:
-    """One run of one page (session): its stop flag, its updates and its outcome."""
+    """One run of one page (session): its stop token, its updates and its outcome."""
 
-    stop: threading.Event = dataclasses.field(default_factory=threading.Event)
+    stop: StopToken = dataclasses.field(default_factory=StopToken)
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
     updates: "queue.Queue" = dataclasses.field(default_factory=queue.Queue)
     folder: str = ""
@@ -202,6 +203,7 @@ class Run:
     ending: str = ""
     files: tuple = (None, None)
     plan_seconds: float = 0.0
+    delivered: object = None
 
 
 class App:
@@ -277,7 +279,7 @@ class App:
         """Starts rendering `job` in a worker thread; returns its `Run`."""
         previous = self.runs.get(session)
         if previous is not None:
-            previous.stop.set()
+            previous.stop.request("stopped")
             # A run still going after the wait removes nothing: its own files are in use.
             if previous.done.wait(STOP_WAIT_SECONDS):
                 shutil.rmtree(previous.folder, ignore_errors=True)
@@ -288,41 +290,34 @@ class App:
 
     def _work(self, run: Run) -> None:
         from nst_keras import render
-        from nst_keras.errors import Interrupted, StyleTransferError
+        from nst_keras.errors import Interrupted, StyleTransferError, first_line
 
         job = run.job
 
         def on_stage(start):
-            if run.stop.is_set():
-                raise KeyboardInterrupt()
             run.updates.put(("stage", start))
 
         def callback(progress):
             run.latest = progress
             run.curve.append((progress.evaluations, progress.loss))
-            if run.stop.is_set():  # Stop: as Ctrl-C; the monitor keeps the best image.
-                raise KeyboardInterrupt()
             # Only a reference: the page's thread encodes, and only every few iterations.
             run.updates.put(("progress", progress))
 
         try:
             model = render.load_model(self.model_config(job.config), job.placement)
-            result = render.render(job, callback, on_stage=on_stage, feature_model=model)
+            result = render.render(job, callback, on_stage=on_stage, feature_model=model,
+                                   stop=run.stop)
             run.result, run.image = result, result.image
-            run.ending = (f"done: loss {result.loss:.4g} after {result.iterations} iterations, "
-                          f"{result.evaluations} evaluations, {result.seconds:.1f} s "
-                          f"({result.seconds / max(1, result.evaluations):.3f} s/evaluation)")
-        except Interrupted as error:
-            run.image = error.best_image
-            run.ending = "stopped: the best image so far" if run.image is not None else \
-                "stopped before the first image"
+            run.ending = console.summary_line(
+                result, "stopped: the best image so far" if result.stopped else "done")
+        except Interrupted:
+            run.ending = "stopped before the first image"
         except StyleTransferError as error:
             run.image = error.best_image
             run.ending = f"error: {console.as_usage(error)}" + (
                 "; the best image so far is kept" if run.image is not None else "")
         except Exception as error:  # One line on the page; the server keeps serving.
-            first = str(error).splitlines()[0] if str(error) else ""
-            run.ending = f"error: {type(error).__name__}: {first}"
+            run.ending = f"error: {type(error).__name__}: {first_line(error)}"
         finally:
             try:
                 run.files = self._deliver(run)
@@ -331,35 +326,29 @@ class App:
                 run.updates.put(("done", None))
 
     def _deliver(self, run: Run) -> tuple:
-        """Writes the image (PNG) and the run record (JSON); returns their paths."""
+        """Delivers the run into its folder (`delivery`: the image, the loss plot, the
+        record); returns the paths of the image and the record."""
         import numpy as np
 
-        from nst_keras import record
-        from nst_keras.images import save_image
-        from nst_keras.record import write_json
+        from nst_keras import delivery
+        from nst_keras.keys import bytes_digest
 
-        if run.image is None:
-            return None, None
-        image = np.ascontiguousarray(run.image)
-        png = os.path.join(run.folder, "stylized.png")
-        save_image(png, image)
-        extra = {"app": {"image_sha256": hashlib.sha256(image.tobytes()).hexdigest(),
-                         "image_shape": list(image.shape), "ending": run.ending,
+        if run.result is None:
+            if run.image is None:
+                return None, None
+            # A failed run's least-bad image: the image only (there is no result to record).
+            path = os.path.join(run.folder, "stylized.png")
+            delivery.write_image(path, run.image)
+            return path, None
+        pixels = np.ascontiguousarray(run.result.image)
+        extra = {"app": {"image_sha256": bytes_digest(pixels.tobytes()),
+                         "image_shape": list(pixels.shape), "ending": run.ending,
                          "plan_seconds": round(run.plan_seconds, 3)}}
-        if run.result is not None:
-            data = record.run_record(run.result, inputs=run.job.sources, output="stylized.png",
-                                     extra=extra)
-        else:  # Stopped or failed: what is known without a `Result`.
-            latest = run.latest
-            data = {**extra, "record_version": record.RECORD_VERSION,
-                    "settings": record.settings_dict(run.job.config),
-                    "iterations": getattr(latest, "iteration", 0),
-                    "evaluations": getattr(latest, "evaluations", 0),
-                    "losses": [loss for _, loss in run.curve],
-                    "inputs": run.job.sources, "output": "stylized.png"}
-        path = os.path.join(run.folder, "stylized.json")
-        write_json(path, data)
-        return png, path
+        outs = delivery.outputs(run.result, output="stylized.png", key=run.job.key,
+                                inputs=run.job.sources, extra=extra)
+        run.delivered = delivery.write_outputs(os.path.join(run.folder, "stylized.png"), outs,
+                                               report=run.folder)
+        return run.delivered.image, run.delivered.record
 
     # ----------------------------------------------------------------------- the handlers
 
@@ -402,7 +391,7 @@ class App:
                     start = deprocess(item.problem.x0) if item.number == 1 else skip
                     yield (start, notes + _stage_text(item, job), skip, skip, skip, skip)
                     continue
-                text = notes + _progress_text(item, job.config.max_evals)
+                text = notes + _progress_text(item)
                 if item.iteration == 1 or item.iteration - sent >= self.preview_every:
                     sent = item.iteration
                     yield (item.image, text, _curve_frame(run.curve), skip, skip, skip)
@@ -410,7 +399,7 @@ class App:
                     yield (skip, text, skip, skip, skip, skip)
         finally:
             if not run.done.is_set():  # The page went away (closed, cancelled): stop.
-                run.stop.set()
+                run.stop.request("stopped")
         yield self.final_outputs(run, notes)
 
     def final_outputs(self, run: Run, notes: str = "") -> tuple:
@@ -433,7 +422,7 @@ class App:
         run = self.runs.get(getattr(request, "session_hash", None) or "default")
         if run is None:
             return tuple(gr.skip() for _ in range(6))
-        run.stop.set()
+        run.stop.request("stopped")
         run.done.wait(STOP_WAIT_SECONDS)
         return self.final_outputs(run)
 
@@ -551,20 +540,19 @@ def _layers(text, field: str):
     return layers
 
 
-def _progress_text(progress, max_evals: int) -> str:
+def _progress_text(progress) -> str:
+    """The page's progress line: what the engine computed (`Progress.rate`, `.eta`)."""
     stage = f"stage {progress.stage}/{progress.stages} · " if progress.stages > 1 else ""
-    per = progress.seconds / max(1, progress.evaluations)
-    eta = max(0.0, (max_evals - progress.evaluations) * per)
+    eta = "?" if progress.eta is None else f"{progress.eta:.0f} s"
     return (f"{stage}iteration {progress.iteration} · evaluations {progress.evaluations}/"
-            f"{max_evals} · loss {progress.loss:.4g} · ETA {eta:.0f} s")
+            f"{progress.max_evals} · loss {progress.loss:.4g} · {progress.rate:.2f} "
+            f"evaluations/s · ETA {eta}")
 
 
 def _stage_text(start, job) -> str:
-    problem = start.problem
-    size = f"{problem.x0.shape[2]}x{problem.x0.shape[1]}"
-    stage = f"stage {start.number}/{start.stages} at " if start.stages > 1 else ""
-    return (f"running {job.config.optimizer} in {problem.precision} on {problem.hardware}; "
-            f"{stage}{size}; setup {problem.setup_seconds:.1f} s")
+    """The command line's "Running ..." line, and the stage's setup time."""
+    return (f"{console.running_line(job.config.optimizer, start)} Setup "
+            f"{start.problem.setup_seconds:.1f} s.")
 
 
 def _curve_frame(curve):

@@ -6,9 +6,10 @@ each planned and rendered like a plain run by an engine (`nst_keras.engines`: th
 or Ray actors that keep their model built). The driver writes everything, so workers need
 no shared filesystem:
 
-* `OUT/NAME.png` and `OUT/NAME.json` (the run record, as `--report` writes it, plus the
-  job's name and key), written atomically, the image first: a record on disk means its
-  image is complete;
+* `OUT/NAME.png`, `OUT/NAME-loss.png` and `OUT/NAME.json` (the run record, as `--report`
+  writes it, plus the job's name; its `job_key`), written by the one delivery
+  (`delivery.write_outputs`): atomically, the image first and the record last, so a record
+  on disk means its image is complete;
 * `OUT/batch.json`: every job's sources, settings, status, seconds, loss and output or
   reason, rewritten after each job;
 * `OUT/contact_sheet.png`: contents x styles, failed cells marked.
@@ -20,9 +21,10 @@ other settings or changed images redoes what changed. `overwrite` redoes everyth
 
 Failure isolation: an unreadable image or mask, a size that does not fit, a non-finite or
 diverged run fails its job only, with its one-line reason in `batch.json`; settings that
-cannot work for any job are refused before the first job starts. Ctrl-C keeps every
-finished job; the job in flight (local engine) leaves its best image as `NAME.partial.png`,
-which a rerun redoes.
+cannot work for any job are refused before the first job starts. Ctrl-C or SIGTERM set the
+batch's stop token: no job starts after it, every finished job is kept, and the job in
+flight (local engine) stops at its next evaluation and is delivered as
+`NAME.partial.png` (with `NAME.partial.json`), which a rerun redoes.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from nst_keras import console, jobs as jobs_lib
 from nst_keras.config import PRESETS, StyleConfig
-from nst_keras.console import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+from nst_keras.console import EXIT_FAILED, EXIT_OK, UsageError
+from nst_keras.control import StopToken, pace
 
 PROG = f"{console.PROG} batch"
 ENGINES = ("local", "ray")
@@ -54,6 +57,8 @@ class BatchProgress:
         last: The name of the job that just started or ended, and its status ("" for the
             first report, once every job is checked and before any runs).
         engine: What runs the jobs.
+        rate: Jobs finished per second this run (`control.pace`; skipped ones excluded).
+        eta: Seconds the jobs left should take at that rate, or None.
     """
 
     total: int
@@ -63,6 +68,8 @@ class BatchProgress:
     running: int
     last: str
     engine: str = ""
+    rate: float = 0.0
+    eta: Optional[float] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +80,7 @@ class BatchReport:
         entries: One dict per job (as in `batch.json`), in the jobs' order.
         summary_path: `OUT/batch.json`.
         sheet_path: `OUT/contact_sheet.png`, or None when nothing could be shown.
-        interrupted: Whether Ctrl-C stopped it.
+        interrupted: Whether the stop token (Ctrl-C, SIGTERM) stopped it.
     """
 
     entries: tuple
@@ -89,7 +96,8 @@ class BatchReport:
 
 def run_batch(batch_jobs: Sequence[jobs_lib.BatchJob], out: str, *, engine=None,
               overwrite: bool = False, progress: Optional[Callable[[BatchProgress], None]] = None,
-              guard=None) -> BatchReport:
+              guard=None, stop: Optional[StopToken] = None,
+              job_progress: Optional[Callable] = None) -> BatchReport:
     """Runs a batch's jobs into the folder `out`, skipping those already done.
 
     Args:
@@ -100,23 +108,30 @@ def run_batch(batch_jobs: Sequence[jobs_lib.BatchJob], out: str, *, engine=None,
             `LocalEngine()` when None.
         overwrite: Redo every job, done or not.
         progress: Called with a `BatchProgress` as each job starts and ends.
+        job_progress: Called with each `Progress` of the job in flight (this process's
+            engine; a Ray job runs elsewhere), or None.
         guard: The command line's `console.SignalGuard`, so that a job's files are written
             whole even when Ctrl-C comes; None outside it.
+        stop: A `control.StopToken`: once set, no job starts, the job in flight (local
+            engine) stops at its next evaluation and is kept as `NAME.partial.png`, and the
+            report says `interrupted`. The guard's token when None and a guard is given.
 
     Returns:
-        A `BatchReport`. A job that failed does not raise; see its entry.
+        A `BatchReport` (`interrupted` when the stop token ended it). A job that failed
+        does not raise; see its entry.
 
     Raises:
         ValueError: If a job's settings cannot work (before any job runs), naming the job.
-        KeyboardInterrupt: On Ctrl-C, after the finished jobs, the partial image and the
-            summary are written.
     """
     from nst_keras.engines import LocalEngine
+    from nst_keras.keys import Digests
 
     critical = guard.critical if guard is not None else contextlib.nullcontext
+    if stop is None and guard is not None:
+        stop = guard.token
     entries: Dict[str, dict] = {}
     payloads = []
-    digests: Dict[str, str] = {}  # Each file hashed once, however many jobs share it.
+    digests = Digests()  # Each file hashed once, however many jobs share it.
     for job in batch_jobs:
         entry, payload = _prepare(job, out, overwrite, digests)
         entries[job.name] = entry
@@ -128,12 +143,16 @@ def run_batch(batch_jobs: Sequence[jobs_lib.BatchJob], out: str, *, engine=None,
     os.makedirs(out, exist_ok=True)
     counts = {"done": 0, "skipped": sum(e["status"] == "skipped" for e in entries.values()),
               "failed": sum(e["status"] == "failed" for e in entries.values()), "running": 0}
+    ready = counts["skipped"] + counts["failed"]  # Known before any job runs.
+    began = time.perf_counter()
 
     def tell(last):
         if progress is not None:
+            finished = counts["done"] + counts["failed"] + counts["skipped"] - ready
+            speed = pace(finished, len(entries) - ready, time.perf_counter() - began)
             progress(BatchProgress(len(entries), counts["done"], counts["skipped"],
                                    counts["failed"], counts["running"], last,
-                                   engine.description))
+                                   engine.description, speed.rate, speed.eta))
 
     def started(name):
         entries[name]["status"] = "running"
@@ -142,21 +161,20 @@ def run_batch(batch_jobs: Sequence[jobs_lib.BatchJob], out: str, *, engine=None,
             _write_summary(out, entries, engine)
         tell(f"{name} started")
 
-    interrupted = False
     tell("")
     try:
-        for outcome in engine.run((_loaded(p) for p in payloads), on_start=started):
+        for outcome in engine.run((_loaded(p) for p in payloads), on_start=started,
+                                  callback=job_progress, stop=stop):
+            counts["running"] -= 1
+            _deliver(outcome, entries[outcome.name], out, critical)
+            status = entries[outcome.name]["status"]
+            if status in counts:  # done or failed; interrupted ends the batch.
+                counts[status] += 1
             with critical():
-                counts["running"] -= 1
-                _deliver(outcome, entries[outcome.name], out)
-                if outcome.status in counts:  # done or failed; interrupted ends the batch.
-                    counts[outcome.status] += 1
                 _write_summary(out, entries, engine)
-            tell(f"{outcome.name} {outcome.status}")
-            if outcome.status == "interrupted":
-                raise KeyboardInterrupt()
-    except KeyboardInterrupt:
-        interrupted = True
+            tell(f"{outcome.name} {status}")
+            if stop is not None and stop.requested:
+                break
     finally:
         for entry in entries.values():
             if entry["status"] == "running":
@@ -165,14 +183,11 @@ def run_batch(batch_jobs: Sequence[jobs_lib.BatchJob], out: str, *, engine=None,
     with critical():
         _write_summary(out, entries, engine)
         sheet = write_contact_sheet(out, batch_jobs, entries)
-    report = BatchReport(tuple(entries.values()), os.path.join(out, "batch.json"), sheet,
-                         interrupted)
-    if interrupted:
-        raise KeyboardInterrupt(report)
-    return report
+    return BatchReport(tuple(entries.values()), os.path.join(out, "batch.json"), sheet,
+                       stop is not None and stop.requested)
 
 
-def _prepare(job: jobs_lib.BatchJob, out: str, overwrite: bool, digests: Dict[str, str]):
+def _prepare(job: jobs_lib.BatchJob, out: str, overwrite: bool, digests):
     """A job's summary entry and, unless it is done already or cannot run, its payload
     (without the bytes yet: `_loaded` reads them as it is dispatched).
 
@@ -194,13 +209,12 @@ def _prepare(job: jobs_lib.BatchJob, out: str, overwrite: bool, digests: Dict[st
         inputs.append(job.config.init)
     if job.config.weights not in (None, "imagenet"):
         inputs.append(job.config.weights)
-    try:
-        for path in inputs:
-            if path not in digests:
-                digests[path] = jobs_lib.file_digest(path)
-    except OSError as error:
-        entry.update(status="failed", reason=f"cannot read {error.filename}: {error.strerror}")
-        return entry, None
+    for path in inputs:
+        if not os.path.isfile(path) or not os.access(path, os.R_OK):
+            entry.update(status="failed", reason=f"cannot read {path}: "
+                         + ("not a readable file" if os.path.exists(path) else
+                            "No such file or directory"))
+            return entry, None
     key = entry["key"] = jobs_lib.job_key(job, digests)
     image, record = os.path.join(out, f"{job.name}.png"), os.path.join(out, f"{job.name}.json")
     if not overwrite and os.path.isfile(image) and _key_in(record) == key:
@@ -246,32 +260,43 @@ def _key_in(record_path: str) -> Optional[str]:
         return None
 
 
-def _deliver(outcome, entry: dict, out: str) -> None:
-    """Writes what a worker sent back, the image before its record; updates the entry."""
-    from nst_keras.images import atomic_write
-    from nst_keras.record import write_json
+def _deliver(outcome, entry: dict, out: str, critical) -> None:
+    """Writes what a worker sent back through the one delivery; updates the entry.
+
+    A done job is `NAME.png`, `NAME-loss.png`, `NAME.json`; an interrupted one
+    `NAME.partial.png` (and its record), which a rerun redoes. A disk that is full at that
+    moment fails the job, its files kept in the temporary folder (the reason says where).
+    """
+    from nst_keras import delivery
 
     entry.update(status=outcome.status, seconds=round(outcome.seconds, 3), loss=outcome.loss,
                  reason=outcome.reason, worker=outcome.worker,
                  model_builds=outcome.model_builds)
-    partial = os.path.join(out, f"{outcome.name}.partial.png")
+    if outcome.outputs is None:
+        return
+    stem = outcome.name if outcome.status == "done" else f"{outcome.name}.partial"
+    try:
+        done = delivery.write_outputs(os.path.join(out, f"{stem}.png"), outcome.outputs,
+                                      report=out, stem=stem, critical=critical)
+    except delivery.DeliveryError as error:
+        entry.update(status="failed", reason=str(error), output=None)
+        return
+    if done.fallback:
+        entry.update(status="failed", output=done.image, reason=(
+            f"cannot write {stem}.png ({done.fallback}); kept in {os.path.dirname(done.image)}"))
+        return
+    entry["output"] = os.path.basename(done.image)
     if outcome.status == "done":
-        with atomic_write(os.path.join(out, f"{outcome.name}.png")) as f:
-            f.write(outcome.png)
-        write_json(os.path.join(out, f"{outcome.name}.json"), outcome.record)
-        entry["output"] = f"{outcome.name}.png"
-        if os.path.exists(partial):
-            os.unlink(partial)
-    elif outcome.status == "interrupted" and outcome.png is not None:
-        with atomic_write(partial) as f:
-            f.write(outcome.png)
-        entry["output"] = os.path.basename(partial)
+        for name in (f"{outcome.name}.partial.png", f"{outcome.name}.partial.json",
+                     f"{outcome.name}.partial-loss.png"):
+            if os.path.exists(os.path.join(out, name)):
+                os.unlink(os.path.join(out, name))
 
 
 def _write_summary(out: str, entries: Dict[str, dict], engine) -> None:
-    from nst_keras.record import write_json
+    from nst_keras.delivery import write_record
 
-    write_json(os.path.join(out, "batch.json"), {
+    write_record(os.path.join(out, "batch.json"), {
         "engine": engine.description,
         "counts": {status: sum(e["status"] == status for e in entries.values())
                    for status in ("done", "skipped", "failed", "interrupted", "pending")},
@@ -314,11 +339,11 @@ def write_contact_sheet(out: str, batch_jobs, entries: Dict[str, dict]) -> Optio
         label = f"loss {entry['loss']:.3g}" if entry.get("loss") else entry["status"]
         cells[rows.index(job.content), cols.index(job.styles)] = (status, image, label)
     path = os.path.join(out, "contact_sheet.png")
-    from nst_keras.images import save_image
+    from nst_keras.delivery import write_image
 
     shown = [(label, img if img is not None else _blank()) for label, img in contents]
     tops = [(label, img if img is not None else _blank()) for label, img in styles]
-    save_image(path, draw_sheet(shown, tops, cells))
+    write_image(path, draw_sheet(shown, tops, cells))
     return path
 
 
@@ -384,12 +409,11 @@ def jobs_of(args) -> List[jobs_lib.BatchJob]:
     Raises:
         UsageError: For missing or contradictory inputs, or settings that are not valid.
     """
-    values = console.config_changes(args)
-    if values["height"] == "auto":
+    if args.height == "auto":
         raise UsageError("--height auto is for a single run; give the batch a height. "
                          "Received: --height auto")
+    config = console.config_from_args(args)
     try:
-        config = StyleConfig(**values)
         if args.jobs is not None:
             if args.contents or args.styles:
                 raise UsageError("give the jobs as CONTENT... --style STYLE... or as --jobs "
@@ -428,77 +452,88 @@ def make_engine(args):
 
 
 class JobsBar:
-    """The tqdm bar over a batch's jobs: done, skipped, failed, running, and the ETA."""
+    """The display of a batch's `BatchProgress`: done, skipped, failed, running, rate and
+    ETA (computed by `run_batch`), as a bar on a terminal or lines elsewhere; and, under
+    it, the job in flight's `Progress` (`job`, this process's engine)."""
 
-    def __init__(self, quiet: bool, out: str):
+    def __init__(self, quiet: bool, out: str, **display):
+        from nst_keras.bars import ProgressBar
+
         self.bar = None
         self.quiet = quiet
         self.out = out
+        self.display = display  # `bars.Bar`'s stream and terminal, for a test.
+        self.job = ProgressBar(quiet, 1, nested=True, **display)
 
     def __call__(self, progress: BatchProgress):
         if self.quiet:
             return
         if self.bar is None:
-            from tqdm import tqdm
+            from nst_keras.bars import Bar
 
             ready = progress.skipped + progress.failed
-            print(f"{progress.total} jobs into {self.out}/ on {progress.engine}"
-                  + (f" ({progress.skipped} done already, {progress.failed} cannot run)"
-                     if ready else "") + ".", file=sys.stderr)
-            self.bar = tqdm(total=progress.total, unit="job", desc="jobs", file=sys.stderr,
-                            dynamic_ncols=True)
-        self.bar.set_postfix({"done": progress.done, "skipped": progress.skipped,
-                              "failed": progress.failed, "running": progress.running},
-                             refresh=False)
-        self.bar.update(progress.done + progress.skipped + progress.failed - self.bar.n)
+            console.say(self.quiet, f"{progress.total} jobs into {self.out}/ on "
+                                    f"{progress.engine}"
+                        + (f" ({progress.skipped} done already, {progress.failed} cannot run)"
+                           if ready else "") + ".")
+            self.bar = Bar(self.quiet, progress.total, "job", "jobs", interval=0.0,
+                           **self.display)
+        if progress.last.endswith(" started"):
+            self.job.label = progress.last[:-len(" started")]
+            self.job.last_line = None  # Its first line at once.
+        self.bar.show(progress.done + progress.skipped + progress.failed,
+                      fields={"done": str(progress.done), "skipped": str(progress.skipped),
+                              "failed": str(progress.failed),
+                              "running": str(progress.running)},
+                      rate=progress.rate, eta=progress.eta)
 
     def close(self):
+        self.job.close()
         if self.bar is not None:
             self.bar.close()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs `batch`; returns the exit code (0 all done, 1 some failed, 2 usage, 130/143)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        name, defaults = console.preset_in(argv)
-        args = build_parser(defaults, name).parse_args(argv)
-        batch_jobs = jobs_of(args)
-        console.check_folder(args.out, "--out")
-    except UsageError as error:
-        print(f"{console.PROG}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    return console.command(PROG, argv, _parse, _work)
+
+
+def _parse(argv):
+    args = console.parse_with_preset(build_parser, argv)
+    args.batch_jobs = jobs_of(args)
+    console.check_folder(args.out, "--out")
+    return args
+
+
+def _work(args, guard) -> int:
+    began = time.perf_counter()
+    if args.engine == "local" and args.batch_jobs:
+        # Once, before any job: a weights file that cannot be loaded is one line, exit 2.
+        console.load_model(args.batch_jobs[0].config)
     bar = JobsBar(args.quiet, args.out)
-    state = {}
-
-    def work(guard):
-        began = time.perf_counter()
-        try:
-            report = run_batch(batch_jobs, args.out, engine=lambda: make_engine(args),
-                               overwrite=args.overwrite, progress=bar, guard=guard)
-        except KeyboardInterrupt as stop:
-            state["report"] = stop.args[0] if stop.args else None
-            raise
-        except ValueError as error:
-            raise console.as_usage(error) from None
-        finally:
-            bar.close()
-        failed = report.count("failed")
-        console.say(args.quiet, f"{report.count('done')} done, {report.count('skipped')} skipped, "
-                                f"{failed} failed in {time.perf_counter() - began:.0f} s; "
-                                f"{report.summary_path}"
-                                + (f", {report.sheet_path}" if report.sheet_path else "") + ".")
-        if failed:
-            print(f"{console.PROG}: error: {failed} of {len(report.entries)} jobs failed; see "
-                  f"{report.summary_path}", file=sys.stderr)
-            return EXIT_FAILED
-        return EXIT_OK
-
-    def stopped(image):
-        report = state.get("report")
-        if report is None:
-            return "finished jobs are kept"
-        return (f"{report.count('done')} jobs done this run, {report.count('skipped')} "
-                f"skipped, kept in {args.out}/; a rerun does the rest")
-
-    return console.run_guarded(work, debug=args.debug, save_partial=stopped)
+    try:
+        with guard.stoppable() as token:
+            report = run_batch(args.batch_jobs, args.out, engine=lambda: make_engine(args),
+                               overwrite=args.overwrite, progress=bar, guard=guard,
+                               stop=token, job_progress=bar.job)
+    except ValueError as error:
+        raise console.as_usage(error) from None
+    finally:
+        bar.close()
+    if report.interrupted:
+        partial = [e["output"] for e in report.entries if e["status"] == "interrupted"
+                   and e.get("output")]
+        return guard.stopped(PROG, f"{report.count('done')} jobs done this run, "
+                                   f"{report.count('skipped')} skipped, kept in {args.out}/"
+                             + (f" (the job in flight as {', '.join(partial)})" if partial
+                                else "") + "; a rerun does the rest")
+    failed = report.count("failed")
+    console.say(args.quiet, f"{report.count('done')} done, {report.count('skipped')} skipped, "
+                            f"{failed} failed in {time.perf_counter() - began:.0f} s; "
+                            f"{report.summary_path}"
+                            + (f", {report.sheet_path}" if report.sheet_path else "") + ".")
+    if failed:
+        print(f"{PROG}: error: {failed} of {len(report.entries)} jobs failed; see "
+              f"{report.summary_path}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK

@@ -1,11 +1,13 @@
 """The command line: `python -m nst_keras CONTENT STYLE -o OUT.png` (or `nst-keras ...`).
 
-`main(argv)` dispatches a command (`figure`, `batch`, ...) or runs a plain run: the options
-become a `StyleConfig` (the preset's values, then the options given; the options are built
-from `StyleConfig`'s field metadata), the output path is checked, then, under
-`console.run_guarded`, `plan.plan` reads and checks every input (exit 2 on any problem,
-before a model is built) and `console.render_and_save` renders the job and writes the
-image (and, with `--report`, the run record). Exit codes: see `console`.
+`main(argv)` dispatches a command (`figure`, `batch`, ...) or runs a plain run through the
+one command preamble (`console.command`): the options become a `StyleConfig` (the preset's
+values, then the options given; the options are built from `StyleConfig`'s field
+metadata) and the output path is checked; then, under the run guard, `plan.plan` reads and
+checks every input (exit 2 on any problem, before a model is built), `console.render_job`
+renders the job (a signal stops it at the next evaluation with its best image), and
+`console.deliver` writes the image (and, with `--report`, the loss plot and the record).
+Exit codes: see `console`.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from typing import Optional, Sequence
 from nst_keras import __version__
 from nst_keras.config import PRESETS, StyleConfig
 from nst_keras.console import (
+    EXIT_FAILED,
     EXIT_OK,
-    EXIT_USAGE,
     PROG,
     HelpFormatter,
     Parser,
@@ -27,12 +29,7 @@ from nst_keras.console import (
     as_usage,
     check_folder,
     check_output,
-    config_changes,
-    plural,
-    preset_in,
     positive_int,
-    render_and_save,
-    run_guarded,
     say,
 )
 
@@ -103,19 +100,10 @@ def build_parser(defaults: StyleConfig = DEFAULTS, preset_name: str = "book"):
 
 
 def config_from_args(args) -> StyleConfig:
-    """The `StyleConfig` that parsed arguments describe (`--height auto`: a placeholder
-    height, chosen by the plan once the content's size is known).
+    """The `StyleConfig` that parsed arguments describe (see `console.config_from_args`)."""
+    from nst_keras.console import config_from_args as from_args
 
-    Raises:
-        UsageError: If a value is invalid, naming its option.
-    """
-    values = config_changes(args)
-    if values["height"] == "auto":
-        values["height"] = max(StyleConfig.height, args.start_height or 1)
-    try:
-        return StyleConfig(**values)
-    except ValueError as error:
-        raise as_usage(error) from None
+    return from_args(args)
 
 
 def inputs_of(args) -> tuple:
@@ -152,28 +140,39 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     Returns:
         0 on success; 1 if the run failed; 2 on bad usage or input; 130 / 143 if
-        interrupted by SIGINT / SIGTERM.
+        stopped by SIGINT / SIGTERM (the best image delivered).
     """
     import importlib
+
+    from nst_keras.console import command
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in COMMANDS:
         return importlib.import_module(COMMANDS[argv[0]][0]).main(argv[1:])
-    try:
-        name, defaults = preset_in(argv)
-        args = build_parser(defaults, name).parse_args(argv)
-        config = config_from_args(args)
-        content, styles, demo = inputs_of(args)
-        if not args.dry_run:
-            check_output(args.output, [content, *styles, config.init, *(args.style_masks or [])])
-        if args.report is not None:
-            check_folder(args.report, "--report")
-    except UsageError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    return run_guarded(lambda guard: _run(args, config, argv, content, styles, demo, guard),
-                       debug=args.debug,
-                       save_partial=lambda image: _save_best(args.output, image))
+    return command(PROG, argv, _parse, lambda run, guard: _run(run, argv, guard),
+                   save_partial=lambda run, image: _save_best(run.args.output, image))
+
+
+class _Parsed:
+    """A plain run's parsed command line: the options, the settings and the inputs."""
+
+    def __init__(self, args, config, content, styles, demo):
+        self.args, self.config = args, config
+        self.content, self.styles, self.demo = content, styles, demo
+        self.debug = args.debug
+
+
+def _parse(argv) -> _Parsed:
+    from nst_keras.console import parse_with_preset
+
+    args = parse_with_preset(build_parser, argv)
+    config = config_from_args(args)
+    content, styles, demo = inputs_of(args)
+    if not args.dry_run:
+        check_output(args.output, [content, *styles, config.init, *(args.style_masks or [])])
+    if args.report is not None:
+        check_folder(args.report, "--report")
+    return _Parsed(args, config, content, styles, demo)
 
 
 def plan_of(args, config: StyleConfig, content, styles, demo: bool):
@@ -207,26 +206,34 @@ def plan_of(args, config: StyleConfig, content, styles, demo: bool):
     return job
 
 
-def _run(args, config: StyleConfig, argv, content, styles, demo, guard) -> int:
-    job = plan_of(args, config, content, styles, demo)
+def _run(run: _Parsed, argv, guard) -> int:
+    from nst_keras import console, delivery
+
+    args, config = run.args, run.config
+    job = plan_of(args, config, run.content, run.styles, run.demo)
     if args.dry_run:
         return _dry_run(job)
     height, width = job.size
     say(args.quiet, f"Building {config.model} ({config.weights or 'random weights'}) and the "
                     f"targets at {width}x{height} ...")
-    result = render_and_save(job, guard, quiet=args.quiet, output=args.output,
-                             report=args.report, argv=argv, save_every=args.save_every)
-    say(args.quiet, f"Wrote {args.output}: loss {result.loss:.6g} ("
-                    + ", ".join(f"{kind} {value:.4g}" for kind, value in
-                                result.kind_losses.items())
-                    + f") after {plural(result.iterations, 'iteration')}, "
-                    f"{plural(result.evaluations, 'evaluation')}, {result.seconds:.1f} s in "
-                    f"{result.precision} ({result.seconds / max(1, result.evaluations):.2f} "
-                    f"s/evaluation; setup {result.setup_seconds:.1f} s).")
-    if args.report is not None:
-        stem = os.path.splitext(os.path.basename(args.output))[0]
-        say(args.quiet, f"Wrote the run record {os.path.join(args.report, stem + '.json')} and "
-                        f"the loss plot {os.path.join(args.report, stem + '-loss.png')}.")
+
+    def every(progress):
+        if args.save_every and progress.iteration % args.save_every == 0:
+            stem, extension = os.path.splitext(args.output)
+            delivery.write_image(f"{stem}-iter{progress.iteration:04d}{extension}",
+                                 progress.image, guard.critical)
+
+    result = console.render_job(job, guard, quiet=args.quiet, on_progress=every)
+    done = console.deliver(result, job, guard, prog=PROG, output=args.output,
+                           report=args.report, argv=argv)
+    if done.fallback:
+        return EXIT_FAILED
+    if result.stopped:
+        return guard.stopped(PROG, f"saved the best image so far to {done.image} (loss "
+                                   f"{result.loss:.6g} after {result.evaluations} evaluations)")
+    say(args.quiet, console.summary_line(result, f"Wrote {done.image}"))
+    if done.record is not None:
+        say(args.quiet, f"Wrote the run record {done.record} and the loss plot {done.plot}.")
     return EXIT_OK
 
 
@@ -264,17 +271,17 @@ def _dry_run(job) -> int:
                      f"({max(1, round(fits * aspect))}x{fits}).")
     if job.memory["need"] > budget:
         lines.append("This run does not fit: "
-                     + as_usage(plan.memory_message(job.stages[-1], job.memory, config)
-                                .split("; ", 1)[1].split(" Received:")[0]) + ".")
+                     + str(as_usage(plan.memory_message(job.stages[-1], job.memory, config)
+                                    .split("; ", 1)[1].split(" Received:")[0])) + ".")
     print("\n".join(lines))
     return EXIT_OK
 
 
 def _save_best(output: str, image) -> str:
-    """Saves the best image so far, if any; returns what to tell the user about it."""
-    from nst_keras.images import save_image
+    """Saves the best image of a failed run, if any; returns what to tell the user about it."""
+    from nst_keras import delivery
 
     if image is None:
         return "nothing was computed yet, nothing saved"
-    save_image(output, image)
+    delivery.write_image(output, image)
     return f"saved the best image so far to {output}"

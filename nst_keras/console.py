@@ -1,14 +1,21 @@
-"""The command-line kit every command (`nst-keras`, `figure`, `batch`, ...) shares.
+"""The command-line kit every command (`nst-keras`, `figure`, `batch`, `video`, `app`) shares.
 
-Options built from `StyleConfig`'s field metadata (`add_config_options`), the one map from
-field names to option names for errors (`as_usage`), the output checks, the progress bar,
-the one render-and-deliver path of a planned job (`render_and_save`), and the one run
-guard: signals, errors and exit codes, and what is saved when a run stops early. With the
-command modules, the only modules that print.
+* The one command preamble (`command`): options -> `StyleConfig` (`config_from_args`,
+  `--height auto` included) -> the command's work under the run guard (`run_guarded`),
+  with one error prefix per command (`nst-keras batch: error: ...`) and the exit codes.
+* Options built from `StyleConfig`'s field metadata (`add_config_options`), and the one map
+  from field names to option names for errors (`as_usage`).
+* The output checks (`check_output`, `check_folder`).
+* The run of a planned job on a terminal (`render_job`: the model, with weights errors in
+  one line; the progress display; the render with the signal guard's stop token), and its
+  delivery (`deliver`: `delivery.write_outputs` under the guard, a fallback said in one line).
+* The lines every command prints the same way (`running_line`, `summary_line`).
 
-Exit codes: 0 done; 1 the run failed (a non-finite loss, out of memory; what was computed is
-saved); 2 bad usage or input (one line, nothing computed); 130 / 143 interrupted by SIGINT /
-SIGTERM (what was computed is saved).
+With the command modules and `bars`, the only modules that print.
+
+Exit codes: 0 done; 1 the run failed (a non-finite loss, out of memory, the result could not
+be written where asked; what was computed is saved); 2 bad usage or input (one line, nothing
+computed); 130 / 143 stopped by SIGINT / SIGTERM (the best image delivered).
 """
 
 from __future__ import annotations
@@ -16,19 +23,23 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import sys
 import tempfile
 from typing import Callable, Optional, Sequence
 
+from nst_keras.bars import Bar, ProgressBar  # noqa: F401  (re-exported)
+from nst_keras.guard import (  # noqa: F401  (re-exported: the commands' kit)
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    EXIT_USAGE,
+    SignalGuard,
+    UsageError,
+)
 from nst_keras.runtime import import_tensorflow_quietly  # noqa: E402,F401  (re-exported)
 
 PROG = "nst-keras"
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
-
-
-class UsageError(Exception):
-    """Bad usage or input: reported in one line, exit code 2."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -296,58 +307,135 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-class ProgressBar:
-    """The tqdm bar of one run: evaluations done, then the losses, total first.
+# ----------------------------------------------------------------------- the preamble
 
-    Use as a context manager (the bar is closed however the run ends). `on_progress` is
-    called with each `Progress`, after the bar is updated (e.g. `--save-every`). Call
-    `done(evaluations)` at the end: the last evaluations (a line search that met the
-    budget) come after the last iteration's progress.
+
+def run_guarded(run: Callable[[SignalGuard], int], *, prog: str, debug: bool,
+                save_partial: Callable[[Optional[object]], str]) -> int:
+    """Runs `run(guard)` the way every command does, and returns its exit code.
+
+    A signal outside a render, or a `StyleTransferError` (a non-finite loss, divergence,
+    out of memory), has `save_partial(best_image)` save what it can and say what it saved
+    (`best_image` is None when none is known), then exits 130 / 143 or 1. A `UsageError`
+    is one line and exit 2; a `delivery.DeliveryError` (nothing could be written) and any
+    other error one line and exit 1 (the traceback only with `debug`). A render stopped by
+    a signal returns normally: `run` delivers its result and returns `guard.stopped(...)`.
+
+    Args:
+        run: Does the work, given the `SignalGuard`; returns the exit code.
+        prog: The command's name in messages (`nst-keras batch`).
+        debug: Re-raise unexpected errors instead of the one-line message.
+        save_partial: Saves what was computed; returns what to tell the user about it.
     """
+    from nst_keras.errors import (DivergedError, Interrupted, OutOfMemoryError,
+                                  StyleTransferError, first_line)
 
-    def __init__(self, quiet: bool, total_evals: int, on_progress: Optional[Callable] = None,
-                 desc: str = "iteration 0", **bar_options):
-        self.bar = None
-        self.on_progress = on_progress
-        if not quiet:
-            from tqdm import tqdm
+    with SignalGuard() as guard:
+        try:
+            if not debug:
+                import_tensorflow_quietly()
+            return run(guard)
+        except UsageError as error:
+            print(f"{prog}: error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        except (KeyboardInterrupt, Interrupted) as error:  # A signal outside a render.
+            saved = save_partial(getattr(error, "best_image", None))
+            return guard.stopped(prog, saved)
+        except StyleTransferError as error:
+            message = str(as_usage(error))
+            if isinstance(error, OutOfMemoryError) and "--height" not in message:
+                message += "; try a smaller --height"
+            if isinstance(error, DivergedError):
+                message += " (the best image is the least bad one, not a result)"
+            print(f"{prog}: error: {message}; {save_partial(error.best_image)}",
+                  file=sys.stderr)
+            return EXIT_FAILED
+        except Exception as error:  # The last resort: one line, unless --debug.
+            if debug:
+                raise
+            from nst_keras.delivery import DeliveryError
 
-            # bar_options: tqdm's, e.g. position=1, leave=False for a bar inside another.
-            self.bar = tqdm(total=total_evals, unit="eval", desc=desc,
-                            file=sys.stderr, dynamic_ncols=True, **bar_options)
+            if isinstance(error, DeliveryError):
+                print(f"{prog}: error: {error}", file=sys.stderr)
+                return EXIT_FAILED
+            print(f"{prog}: error: {type(error).__name__}: {first_line(error)} "
+                  "(run with --debug for the traceback)", file=sys.stderr)
+            return EXIT_FAILED
 
-    def __call__(self, progress):
-        if self.bar is not None:
-            stage = f"stage {progress.stage}/{progress.stages}, " if progress.stages > 1 else ""
-            self.bar.set_description(f"{stage}iteration {progress.iteration}")
-            # An ordered mapping: tqdm sorts keyword arguments alphabetically.
-            postfix = {"loss": f"{progress.loss:.4g}"}
-            postfix.update({kind: f"{value:.3g}" for kind, value in (
-                progress.kind_losses or {"content": progress.content_loss,
-                                         "style": progress.style_loss,
-                                         "tv": progress.tv_loss}).items()})
-            self.bar.set_postfix(postfix, refresh=False)
-            self.bar.update(min(progress.evaluations, self.bar.total) - self.bar.n)
-        if self.on_progress is not None:
-            self.on_progress(progress)
 
-    def done(self, evaluations: int) -> None:
-        """Moves the bar to the evaluations the run spent in all."""
-        if self.bar is not None:
-            self.bar.update(min(evaluations, self.bar.total) - self.bar.n)
 
-    def write(self, message: str) -> None:
-        """Prints a line above the bar (nothing when quiet)."""
-        if self.bar is not None:
-            self.bar.write(message, file=sys.stderr)
+def command(prog: str, argv: Optional[Sequence[str]], parse: Callable[[list], object],
+            work: Callable[[object, SignalGuard], int],
+            save_partial: Optional[Callable[[object, Optional[object]], str]] = None) -> int:
+    """The one way a command runs: parse, then work under the run guard; the exit code.
 
-    def __enter__(self):
-        return self
+    Args:
+        prog: The command's name in its messages (`nst-keras`, `nst-keras batch`).
+        argv: The arguments (without the program name); `sys.argv[1:]` if None.
+        parse: The arguments -> the parsed options (with `debug`); raises `UsageError`
+            for anything wrong before any work (exit 2, one line, TensorFlow not imported).
+        work: (options, guard) -> exit code: plans, renders, delivers.
+        save_partial: (options, best image or None) -> what was kept, when a failure or a
+            signal outside a render ends the work early.
 
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.close()
-        return False
+    Returns:
+        0 done; 1 failed; 2 bad usage or input; 130 / 143 stopped by SIGINT / SIGTERM.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parse(argv)
+    except UsageError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+    def partial(image) -> str:
+        if save_partial is None:
+            return "nothing was saved"
+        return save_partial(args, image)
+
+    return run_guarded(lambda guard: work(args, guard), prog=prog,
+                       debug=getattr(args, "debug", False), save_partial=partial)
+
+
+def parse_with_preset(build_parser: Callable, argv: Sequence[str]):
+    """Parses `argv` with the parser `build_parser(preset's StyleConfig, preset's name)`
+    makes, so that every default (and `--help`) is the chosen preset's.
+
+    Raises:
+        UsageError: For an unknown preset or any bad option.
+    """
+    name, defaults = preset_in(argv)
+    return build_parser(defaults, name).parse_args(argv)
+
+
+def config_from_args(args, fields=None):
+    """The `StyleConfig` that parsed options describe. `--height auto` gets a placeholder
+    height, chosen by the plan once the content's size is known (`fit_height`).
+
+    Raises:
+        UsageError: If a value is invalid, naming its option.
+    """
+    from nst_keras.config import StyleConfig
+
+    values = config_changes(args, fields)
+    if values.get("height") == "auto":
+        values["height"] = max(StyleConfig.height, getattr(args, "start_height", None) or 1)
+    try:
+        return StyleConfig(**values)
+    except ValueError as error:
+        raise as_usage(error) from None
+
+
+def planned(plan_function: Callable, *args, **kwargs):
+    """`plan_function(*args, **kwargs)`, a refusal (`ValueError`) as a one-line usage error.
+
+    Raises:
+        UsageError: For any input or setting the plan refuses, in option words.
+    """
+    try:
+        return plan_function(*args, **kwargs)
+    except ValueError as error:
+        raise as_usage(error) from None
 
 
 @contextlib.contextmanager
@@ -357,6 +445,7 @@ def weights_errors_as_usage(config):
     No network for the ImageNet weights: which file to put where, or `--weights PATH`. A
     corrupt file or one of another architecture: the file and the reason.
     """
+    from nst_keras.errors import first_line
     from nst_keras.features import IMAGENET_NOTOP_FILES
 
     try:
@@ -373,7 +462,7 @@ def weights_errors_as_usage(config):
         if config.weights not in ("imagenet", None) and isinstance(
             error, (ValueError, OSError, KeyError, TypeError)
         ):
-            reason = text.splitlines()[0].rstrip(" .:") if text else type(error).__name__
+            reason = first_line(error).rstrip(" .:")
             raise UsageError(
                 f"cannot load the weights file into {config.model} (include_top=False); is it "
                 f"a file for this model? ({reason}) Received: --weights {config.weights}"
@@ -381,106 +470,111 @@ def weights_errors_as_usage(config):
         raise
 
 
-class SignalGuard:
-    """Makes SIGINT and SIGTERM raise KeyboardInterrupt, so what was computed is saved.
+def load_model(config, placement=None):
+    """The process's feature model for a config (built once, cached), weights errors as
+    one-line usage errors: the one place every command loads the network.
 
-    Inside `critical()` (a result's image, record and plot being written) a signal waits
-    until the block ends, so that a result is delivered whole or not at all. A second
-    Ctrl-C exits at once (files are written atomically, so that never leaves a
-    half-written one).
-
-    Attributes:
-        received: The signals that came, in order.
+    Raises:
+        UsageError: If the weights cannot be had or loaded.
     """
+    from nst_keras import render
 
-    def __init__(self):
-        self.received = []
-        self.depth = 0
-        self.pending = False
-        self.previous = {}
-
-    def _on_signal(self, signum, frame):
-        self.received.append(signum)
-        if signum == signal.SIGINT:
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-        if self.depth:
-            self.pending = True
-            return
-        raise KeyboardInterrupt()
-
-    def __enter__(self):
-        self.previous = {signum: signal.signal(signum, self._on_signal)
-                         for signum in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def __exit__(self, *exc):
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
-        return False
-
-    @contextlib.contextmanager
-    def critical(self):
-        """A block that a signal does not interrupt; the signal is raised after it."""
-        self.depth += 1
-        try:
-            yield
-        finally:
-            self.depth -= 1
-        if not self.depth and self.pending:
-            self.pending = False
-            raise KeyboardInterrupt()
-
-    @property
-    def terminated(self) -> bool:
-        return signal.SIGTERM in self.received
+    with weights_errors_as_usage(config):
+        return render.load_model(config, placement)
 
 
-def run_guarded(run: Callable[[SignalGuard], int], *, debug: bool,
-                save_partial: Callable[[Optional[object]], str]) -> int:
-    """Runs `run(guard)` the way every command does, and returns its exit code.
+# ----------------------------------------------------------------------- a run's lines
 
-    SIGINT and SIGTERM raise KeyboardInterrupt (outside the guard's critical blocks); a run
-    stopped by one, or by a `StyleTransferError` (a non-finite loss, divergence, out of
-    memory), has `save_partial(best_image)` save what it can and say what it saved
-    (`best_image` is None when none is known), then exits 130 / 143 or 1. A `UsageError` or
-    a `ValueError` from the plan is one line and exit 2; any other error one line and exit 1
-    (the traceback only with `debug`).
+
+def running_line(optimizer: str, start) -> str:
+    """`Running lbfgs in float32 on CPU ...; stage 1/2 at 200x150, tiled: ..., at most N
+    evaluations.`, from a `render.StageStart`: the command line's and the app's line."""
+    problem = start.problem
+    size = f"{problem.x0.shape[2]}x{problem.x0.shape[1]}"
+    stage = f"stage {start.number}/{start.stages} " if start.stages > 1 else ""
+    tiled = f"tiled: {problem.tiles.describe()}, " if problem.tiles is not None else ""
+    return (f"Running {optimizer} in {problem.precision} on {problem.hardware}; "
+            f"{stage}at {size}, {tiled}at most {problem.config.max_evals} evaluations.")
+
+
+def summary_line(result, what: str) -> str:
+    """`WHAT: loss L (content C, style S, tv T) after I iterations, E evaluations, ...`."""
+    return (f"{what}: loss {result.loss:.6g} ("
+            + ", ".join(f"{kind} {value:.4g}" for kind, value in result.kind_losses.items())
+            + f") after {plural(result.iterations, 'iteration')}, "
+            f"{plural(result.evaluations, 'evaluation')}, {result.seconds:.1f} s in "
+            f"{result.precision} ({result.seconds / max(1, result.evaluations):.2f} "
+            f"s/evaluation; setup {result.setup_seconds:.1f} s).")
+
+
+def render_job(job, guard: SignalGuard, *, quiet: bool, model=None, bar: Optional[Bar] = None,
+               on_progress: Optional[Callable] = None, **render_options):
+    """Renders a planned job on the terminal: the model, the progress display, the stop.
+
+    The "Running ..." line is printed as each stage starts, before its progress is drawn.
+    A signal during the render only sets the guard's stop token: the render returns its
+    best image with `Result.stopped`, to be delivered like any other.
 
     Args:
-        run: Does the work, given the `SignalGuard`; returns the exit code.
-        debug: Re-raise unexpected errors instead of the one-line message.
-        save_partial: Saves what was computed; returns what to tell the user about it.
-    """
-    from nst_keras.errors import DivergedError, OutOfMemoryError, StyleTransferError
+        job: A `plan.Job`.
+        guard: The command's `SignalGuard`.
+        quiet: No display, no lines.
+        model: The feature model; the cached one for the job (`load_model`) when None.
+        bar: A `bars.ProgressBar` to draw into (a video's frame bar); a new one when None.
+        on_progress: Called with each `Progress` after it is shown (`--save-every`).
+        **render_options: Passed to `render.render` (`target_cache`).
 
-    with SignalGuard() as guard:
-        try:
-            if not debug:
-                import_tensorflow_quietly()
-            return run(guard)
-        except UsageError as error:
-            print(f"{PROG}: error: {error}", file=sys.stderr)
-            return EXIT_USAGE
-        except KeyboardInterrupt as error:  # errors.Interrupted too, with the best image.
-            saved = save_partial(getattr(error, "best_image", None))
-            print(f"{PROG}: {'terminated' if guard.terminated else 'interrupted'}; {saved}",
-                  file=sys.stderr)
-            return EXIT_SIGTERM if guard.terminated else EXIT_SIGINT
-        except StyleTransferError as error:
-            message = str(as_usage(error))
-            if isinstance(error, OutOfMemoryError) and "--height" not in message:
-                message += "; try a smaller --height"
-            if isinstance(error, DivergedError):
-                message += " (the best image is the least bad one, not a result)"
-            print(f"{PROG}: error: {message}; {save_partial(error.best_image)}", file=sys.stderr)
-            return EXIT_FAILED
-        except Exception as error:  # The last resort: one line, unless --debug.
-            if debug:
-                raise
-            first_line = str(error).splitlines()[0] if str(error) else ""
-            print(f"{PROG}: error: {type(error).__name__}: {first_line} "
-                  "(run with --debug for the traceback)", file=sys.stderr)
-            return EXIT_FAILED
+    Returns:
+        The `render.Result`.
+    """
+    from nst_keras import render
+
+    config = job.config
+    if model is None:
+        model = load_model(config, job.placement)
+    own = bar is None
+    if own:
+        bar = ProgressBar(quiet, config.max_evals, on_progress=on_progress)
+
+    def on_stage(start):
+        bar.write(running_line(config.optimizer, start))
+
+    try:
+        with guard.stoppable() as token:
+            result = render.render(job, bar, on_stage=on_stage, feature_model=model,
+                                   stop=token, **render_options)
+        bar.done(result.evaluations)
+    finally:
+        if own:
+            bar.close()
+    return result
+
+
+def deliver(result, job, guard: SignalGuard, *, prog: str, output: str,
+            report: Optional[str] = None, stem: Optional[str] = None, argv=None,
+            extra: Optional[dict] = None):
+    """Writes a run's image, plot and record through the one delivery, under the guard.
+
+    A write that fails where asked (a full disk) puts the files in the temporary folder
+    and says so in one line (`Delivered.fallback`; the command then exits 1).
+
+    Returns:
+        The `delivery.Delivered`.
+
+    Raises:
+        delivery.DeliveryError: If nothing could be written anywhere.
+    """
+    from nst_keras import delivery
+
+    outs = delivery.outputs(result, output=output, key=job.key, inputs=job.sources, argv=argv,
+                            extra=extra, plot=report is not None)
+    done = delivery.write_outputs(output, outs, report=report, stem=stem,
+                                  critical=guard.critical)
+    if done.fallback:
+        print(f"{prog}: error: cannot write {output} ({done.fallback}); wrote the image to "
+              f"{done.image} instead" + (f", with its record {done.record}" if done.record
+                                         else ""), file=sys.stderr)
+    return done
 
 
 def check_folder(folder: str, option: str) -> None:
@@ -500,64 +594,3 @@ def check_folder(folder: str, option: str) -> None:
         existing = os.path.dirname(existing)
     if not folder_is_writable(existing):
         raise UsageError(f"the folder cannot be created or written. Received: {option} {folder}")
-
-
-def render_and_save(job, guard: SignalGuard, *, quiet: bool, output: str,
-                    report: Optional[str] = None, stem: Optional[str] = None, argv=None,
-                    record_extra: Optional[dict] = None, save_every: Optional[int] = None):
-    """The one run path of a planned job on the command line: model, bar, render, delivery.
-
-    Builds (or takes from the cache) the model, turning weights errors into usage errors;
-    renders with a progress bar; then, inside the guard's critical block, writes the image
-    and, with `report`, the run record and the loss plot (`STEM.json`, `STEM-loss.png`).
-
-    Args:
-        job: A `plan.Job`.
-        guard: The `SignalGuard` of `run_guarded`.
-        quiet: No bar or messages.
-        output: Where the image goes.
-        report: A folder for the record and the plot, or None.
-        stem: Their file stem; the output's when None.
-        argv: The command line, for the record.
-        record_extra: Keys put first in the record (a figure panel's place).
-        save_every: Also write the image every N iterations (`OUT-iter0010.png`).
-
-    Returns:
-        The `render.Result`.
-    """
-    from nst_keras import render
-    from nst_keras.images import save_image
-
-    config, where = job.config, job.placement
-    with weights_errors_as_usage(config):
-        model = render.load_model(config, where)
-
-    def on_stage(start):
-        problem = start.problem
-        size = f"{problem.x0.shape[2]}x{problem.x0.shape[1]}"
-        stage = f"stage {start.number}/{start.stages} at {size}, " if start.stages > 1 else ""
-        tiled = f"tiled: {problem.tiles.describe()}, " if problem.tiles is not None else ""
-        bar.write(f"Running {config.optimizer} in {where.precision} on {where.hardware}; "
-                  f"{stage}{tiled}at most {problem.config.max_evals} evaluations.")
-
-    def every(progress):
-        if save_every and progress.iteration % save_every == 0:
-            path_stem, extension = os.path.splitext(output)
-            with guard.critical():
-                save_image(f"{path_stem}-iter{progress.iteration:04d}{extension}",
-                           progress.image)
-
-    with ProgressBar(quiet, config.max_evals, on_progress=every) as bar:
-        result = render.render(job, bar, on_stage=on_stage, feature_model=model)
-        bar.done(result.evaluations)
-    with guard.critical():
-        # Folders are made only when something goes into them (see `check_folder`).
-        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-        save_image(output, result.image)
-        if report is not None:
-            from nst_keras.record import write_report
-
-            stem = stem or os.path.splitext(os.path.basename(output))[0]
-            write_report(result, report, stem=stem, argv=argv, output=output,
-                         inputs=job.sources, extra=record_extra)
-    return result

@@ -2,8 +2,11 @@
 
 Both run the same worker function, `execute`: a job's inputs arrive as the files' bytes
 (`Payload`; no shared filesystem is assumed), it is planned and rendered like any other run
-(`plan.plan`, `render.render`), and what comes back is the image as PNG bytes and the run
-record (`Outcome`), or the one-line reason it failed. A job's own failure (a bad image, a
+(`plan.plan`, `render.render`), and what comes back is the one delivery's bytes
+(`delivery.Outputs`: the image, the loss plot and the run record, written by the driver
+with `delivery.write_outputs`), or the one-line reason it failed. A job stopped by the
+batch's stop token (Ctrl-C in the driver, local engine) comes back as `interrupted` with
+its best image delivered the same way. A job's own failure (a bad image, a
 non-finite loss, out of memory) is an outcome, never an exception, so one bad job does not
 stop the batch. Each worker process keeps its feature model built (`runtime.MODELS`):
 one build per worker for a batch of one network.
@@ -17,13 +20,13 @@ retried.
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import socket
 import time
 from typing import Callable, Dict, Iterable, Iterator, Optional, Tuple
 
 from nst_keras.config import StyleConfig
+from nst_keras.control import StopToken
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,14 +55,14 @@ class Payload:
 
 
 @dataclasses.dataclass(frozen=True)
-class Outcome:
+class JobOutcome:
     """What a worker sends back for one job.
 
     Attributes:
         name: The job's name.
         status: `"done"`, `"failed"` or `"interrupted"`.
-        png: The image as PNG bytes (done), the best image so far (interrupted), or None.
-        record: The run record (`record.run_record`) of a done job, else None.
+        outputs: The `delivery.Outputs` of the result (done), or of the best image so far
+            (interrupted), or None.
         reason: Why it failed, one line, else None.
         seconds: Wall time of the job in the worker.
         loss: The image's loss, or None.
@@ -69,8 +72,7 @@ class Outcome:
 
     name: str
     status: str
-    png: Optional[bytes] = dataclasses.field(repr=False, default=None)
-    record: Optional[dict] = dataclasses.field(repr=False, default=None)
+    outputs: Optional[object] = dataclasses.field(repr=False, default=None)
     reason: Optional[str] = None
     seconds: float = 0.0
     loss: Optional[float] = None
@@ -78,61 +80,47 @@ class Outcome:
     model_builds: int = 0
 
 
-def execute(payload: Payload, callback: Optional[Callable] = None) -> Outcome:
+def execute(payload: Payload, callback: Optional[Callable] = None,
+            stop: Optional[StopToken] = None) -> JobOutcome:
     """Plans and renders one job from its payload: the worker function of every engine.
 
     Args:
         payload: The job.
         callback: Called with each `Progress`, or None.
+        stop: The batch's `control.StopToken` (this process's engine), or None.
 
     Returns:
-        An `Outcome`: done with the PNG and the record; failed with the reason (the plan's
-        one-line refusal, a non-finite loss, divergence, out of memory, or any error);
-        interrupted with the best image so far (Ctrl-C in this process).
+        An `JobOutcome`: done with the delivery's bytes; failed with the reason (the plan's
+        one-line refusal, a weights file that cannot be loaded, a non-finite loss,
+        divergence, out of memory, or any error); interrupted with the best image so far.
     """
-    from nst_keras import runtime
-    from nst_keras.errors import Interrupted, StyleTransferError
+    from nst_keras import delivery, runtime
+    from nst_keras.errors import Interrupted, StyleTransferError, first_line
     from nst_keras.plan import plan
-    from nst_keras.record import run_record
     from nst_keras.render import render
 
     began = time.perf_counter()
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def outcome(status, **fields):
-        return Outcome(payload.name, status, seconds=time.perf_counter() - began,
+        return JobOutcome(payload.name, status, seconds=time.perf_counter() - began,
                        worker=worker, model_builds=runtime.MODELS.builds, **fields)
 
     try:
         job = plan(payload.content, list(payload.styles), config=payload.config,
                    masks=None if payload.masks is None else list(payload.masks),
                    init_image=payload.init)
-        result = render(job, callback)
-    except Interrupted as error:
-        return outcome("interrupted", png=None if error.best_image is None
-                       else png_bytes(error.best_image), reason="interrupted")
+        result = render(job, callback, stop=stop)
+    except Interrupted:  # Stopped before its first evaluation: nothing to deliver.
+        return outcome("interrupted", reason="interrupted")
     except (ValueError, StyleTransferError) as error:
-        return outcome("failed", reason=_first_line(error))
+        return outcome("failed", reason=first_line(error))
     except Exception as error:  # Anything else fails this job only, named by its type.
-        return outcome("failed", reason=f"{type(error).__name__}: {_first_line(error)}")
-    record = run_record(result, inputs=payload.sources, output=f"{payload.name}.png",
-                        extra={"job": payload.name, "job_key": payload.key})
-    return outcome("done", png=png_bytes(result.image), record=record, loss=result.loss)
-
-
-def png_bytes(rgb) -> bytes:
-    """An RGB uint8 array as PNG file bytes."""
-    import numpy as np
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(rgb, np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).splitlines()[0] if str(error) else ""
-    return text or type(error).__name__
+        return outcome("failed", reason=f"{type(error).__name__}: {first_line(error)}")
+    outputs = delivery.outputs(result, output=f"{payload.name}.png", key=payload.key,
+                               inputs=payload.sources, extra={"job": payload.name})
+    return outcome("interrupted" if result.stopped else "done", outputs=outputs,
+                   loss=result.loss, reason="interrupted" if result.stopped else None)
 
 
 class LocalEngine:
@@ -147,18 +135,23 @@ class LocalEngine:
     description = "local (this process)"
 
     def run(self, payloads: Iterable[Payload], on_start: Callable[[str], None] = None,
-            callback: Optional[Callable] = None) -> Iterator[Outcome]:
-        """Yields each job's `Outcome` in order.
+            callback: Optional[Callable] = None,
+            stop: Optional[StopToken] = None) -> Iterator[JobOutcome]:
+        """Yields each job's `JobOutcome` in order.
 
         Args:
             payloads: The jobs, read lazily (one job's bytes in memory at a time).
             on_start: Called with a job's name as it starts.
             callback: Each job's progress (`Progress`), or None.
+            stop: The batch's `control.StopToken`: the job in flight stops at its next
+                evaluation (and comes back interrupted), and no other starts.
         """
         for payload in payloads:
+            if stop is not None and stop.requested:
+                return
             if on_start is not None:
                 on_start(payload.name)
-            yield execute(payload, callback)
+            yield execute(payload, callback, stop)
 
     def close(self) -> None:
         """Nothing to release."""
@@ -218,16 +211,20 @@ class RayEngine:
         return self.ray.get([a.pid.remote() for a in self.actors])
 
     def run(self, payloads: Iterable[Payload], on_start: Callable[[str], None] = None,
-            callback: Optional[Callable] = None) -> Iterator[Outcome]:
-        """Yields each job's `Outcome` as it finishes (not in order).
+            callback: Optional[Callable] = None,
+            stop: Optional[StopToken] = None) -> Iterator[JobOutcome]:
+        """Yields each job's `JobOutcome` as it finishes (not in order).
 
         A job whose worker died more than `retries` times is a failed outcome. Progress
-        within a job is not reported (`callback` is ignored): it runs elsewhere.
+        within a job is not reported (`callback` is ignored): it runs elsewhere. Once
+        `stop` is set no job is sent; the jobs in flight end with the actors (`close`).
         """
         ray = self.ray
         todo, free, pending = iter(payloads), list(self.actors), {}
         exhausted = False
         while True:
+            if stop is not None and stop.requested:
+                return
             while free and not exhausted:
                 payload = next(todo, None)
                 if payload is None:
@@ -239,13 +236,16 @@ class RayEngine:
                     on_start(payload.name)
             if not pending:
                 return
-            (ready,), _ = ray.wait(list(pending), num_returns=1)
+            ready = ray.wait(list(pending), num_returns=1, timeout=0.5)[0]
+            if not ready:  # Look at the stop token twice a second.
+                continue
+            (ready,) = ready
             actor, name = pending.pop(ready)
             free.append(actor)
             try:
                 yield ray.get(ready)
             except ray.exceptions.RayActorError as error:
-                yield Outcome(name, "failed", reason=(
+                yield JobOutcome(name, "failed", reason=(
                     f"its worker died {self.retries + 1} time(s) ({type(error).__name__})"))
 
     def close(self) -> None:
@@ -270,5 +270,5 @@ class _RayWorker:
     def pid(self) -> int:
         return os.getpid()
 
-    def run(self, payload: Payload) -> Outcome:
+    def run(self, payload: Payload) -> JobOutcome:
         return execute(payload)

@@ -29,12 +29,15 @@ class OutOfMemoryError(StyleTransferError):
     """The run needs, or ran out of, more memory than there is."""
 
 
-class Interrupted(KeyboardInterrupt):
-    """The run was interrupted (Ctrl-C, SIGTERM); `best_image` holds the best image seen."""
+class Interrupted(StyleTransferError):
+    """A run ended by a stop with no result to return: `render.render` with a stop token
+    that was set before the first evaluation (`best_image` None), or, in the Python API
+    where no signal guard turns Ctrl-C into a stop token, a KeyboardInterrupt (with the
+    best image seen). A stop token set during a run is not an error: the render returns
+    its best image with `Result.stopped`."""
 
     def __init__(self, message="interrupted", best_image=None):
-        super().__init__(message)
-        self.best_image = best_image
+        super().__init__(message, best_image)
 
 
 class InputError(ValueError):
@@ -59,3 +62,9 @@ class NotEnoughMemory(ValueError):
     def __init__(self, message, fits: int = 0):
         super().__init__(message)
         self.fits = fits
+
+
+def first_line(error: BaseException) -> str:
+    """An error's message in one line (its first), or its type's name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -19,13 +19,12 @@ import argparse
 import dataclasses
 import math
 import os
-import sys
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from nst_keras import console
 from nst_keras.config import PRESETS, StyleConfig, preset
-from nst_keras.console import EXIT_OK, EXIT_USAGE, UsageError
+from nst_keras.console import EXIT_FAILED, EXIT_OK, UsageError
 
 PROG = f"{console.PROG} figure"
 
@@ -393,23 +392,21 @@ def _download_images(spec: FigureSpec) -> Dict[str, str]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs `figure`; returns the exit code (see the module's docstring)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = build_parser().parse_args(argv)
-        args.argv = argv
-        spec = figure_spec(args.figure)
-        base = base_config(args)
-        paths = _local_images(args, spec) if args.images is not None else None
-        out = args.out
-        if out == DEFAULT_OUT:
-            out = os.path.join("figures", f"figure{spec.number}")
-        console.check_folder(out, "--out")
-    except UsageError as error:
-        print(f"{console.PROG}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    figure = FigureRun(args, spec, base, out)
-    return console.run_guarded(lambda guard: figure.run(paths, guard), debug=args.debug,
-                               save_partial=lambda image: figure.finish(stopped=True))
+    return console.command(PROG, argv, _parse, lambda figure, guard: figure.run(guard),
+                           save_partial=lambda figure, image: figure.finish(stopped=True))
+
+
+def _parse(argv) -> "FigureRun":
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    spec = figure_spec(args.figure)
+    base = base_config(args)
+    paths = _local_images(args, spec) if args.images is not None else None
+    out = args.out
+    if out == DEFAULT_OUT:
+        out = os.path.join("figures", f"figure{spec.number}")
+    console.check_folder(out, "--out")
+    return FigureRun(args, spec, base, out, paths)
 
 
 class FigureRun:
@@ -420,8 +417,11 @@ class FigureRun:
     the run completed or stopped early (Ctrl-C, out of memory, a non-finite loss).
     """
 
-    def __init__(self, args, spec: FigureSpec, base: StyleConfig, out: str):
+    def __init__(self, args, spec: FigureSpec, base: StyleConfig, out: str,
+                 paths: Optional[Dict[str, str]] = None):
         self.args, self.spec, self.base, self.out = args, spec, base, out
+        self.debug = args.debug
+        self.given = paths  # --images DIR's files; downloaded when None.
         self.paths: Dict[str, str] = {}
         self.loaded: Dict[str, object] = {}
         self.done: Dict[str, str] = {}  # panel name -> image file
@@ -431,15 +431,17 @@ class FigureRun:
     def generated(self):
         return [p for p in self.spec.panels if p.generated]
 
-    def run(self, paths, guard) -> int:
+    def run(self, guard) -> int:
         """Plans every panel (every check before the first is computed), computes them in
-        order, then writes the grid; returns the exit code."""
+        order, then writes the grid; returns the exit code. A signal stops the panel in
+        flight at its next evaluation: its best image is delivered like a finished panel's
+        (its record says `stopped`), then the grid of the panels so far."""
         from nst_keras.errors import StyleTransferError
         from nst_keras.images import load_image
         from nst_keras.plan import plan
 
         args, spec, base, out = self.args, self.spec, self.base, self.out
-        self.paths = paths or _download_images(spec)
+        self.paths = self.given or _download_images(spec)
         try:
             self.loaded = {name: load_image(path, base.height)
                            for name, path in self.paths.items()}
@@ -463,17 +465,20 @@ class FigureRun:
             console.say(args.quiet, f"[{number}/{len(jobs)}] {panel.name}: {what}")
             image_file = f"{panel.name}.png"
             try:
-                result = console.render_and_save(
-                    job, guard, quiet=args.quiet, output=os.path.join(out, image_file),
-                    report=out, stem=panel.name, argv=args.argv,
-                    record_extra=panel_place(spec, panel, job.config, base, image_file))
+                result = console.render_job(job, guard, quiet=args.quiet)
             except StyleTransferError as error:  # Name the panel; the guard does the rest.
                 raise type(error)(f"panel {panel.name}: {error}", best_image=None) from None
+            delivered = console.deliver(
+                result, job, guard, prog=PROG, output=os.path.join(out, image_file),
+                report=out, stem=panel.name, argv=args.argv,
+                extra=panel_place(spec, panel, job.config, base, image_file))
+            if delivered.fallback:
+                return EXIT_FAILED
             self.done[panel.name] = image_file
-            console.say(args.quiet, f"    loss {result.loss:.4g} (content {result.content_loss:.3g}"
-                                    f", style {result.style_loss:.3g}) after "
-                                    f"{console.plural(result.evaluations, 'evaluation')}, "
-                                    f"{result.seconds:.1f} s in {result.precision}")
+            console.say(args.quiet, "    " + console.summary_line(
+                result, "stopped at" if result.stopped else "done"))
+            if result.stopped:
+                return guard.stopped(PROG, self.finish(stopped=True))
         grid = self.finish(stopped=False)
         console.say(args.quiet, f"Wrote {grid} ({len(self.done)} panels, {spec.rows}x{spec.cols})"
                                 f" in {time.perf_counter() - self.start:.0f} s.")
@@ -491,10 +496,10 @@ class FigureRun:
         total = len(self.generated)
         if stopped and not self.done:
             return f"no panel was finished, nothing saved in {out}/"
-        from nst_keras.record import write_json
+        from nst_keras.delivery import write_record
 
         render_grid(spec, out, self.done, self.loaded, grid, note=grid_note(self.base, spec))
-        write_json(os.path.join(out, f"figure{spec.number}.json"), {
+        write_record(os.path.join(out, f"figure{spec.number}.json"), {
             "figure": spec.number,
             "title": spec.title,
             "layout": [spec.rows, spec.cols],
@@ -593,7 +598,7 @@ def render_grid(spec: FigureSpec, out: str, done: Dict[str, str], loaded, path: 
     from matplotlib.figure import Figure
     from PIL import Image
 
-    from nst_keras.images import save_image
+    from nst_keras.delivery import write_image
 
     images = {}
     for panel in spec.panels:
@@ -658,4 +663,4 @@ def render_grid(spec: FigureSpec, out: str, done: Dict[str, str], loaded, path: 
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     rgba = np.asarray(canvas.buffer_rgba())
-    save_image(path, rgba[..., :3].copy())
+    write_image(path, rgba[..., :3].copy())

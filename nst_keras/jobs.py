@@ -14,13 +14,12 @@ from __future__ import annotations
 import csv
 import dataclasses
 import glob
-import hashlib
-import json
 import os
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from nst_keras.config import StyleConfig
+from nst_keras.keys import file_digest  # noqa: F401  (re-exported)
 
 #: The file extensions `collect` takes from a folder.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -214,17 +213,9 @@ def unique_names(jobs: List[BatchJob]) -> List[BatchJob]:
     return unique
 
 
-def file_digest(path: str) -> str:
-    """The SHA-256 of a file's bytes, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def job_key(job: BatchJob, digests: Dict[str, str]) -> str:
-    """What decides a job's image, hashed: every setting and the bytes of every input.
+def job_key(job: BatchJob, digest=None) -> str:
+    """What decides a job's image, hashed: every setting and the bytes of every input
+    (`keys.job_key`, the key every record carries).
 
     An existing output whose record holds the same key was made from the same images with
     the same settings, so a rerun skips it. The paths themselves are not part of it: a
@@ -232,23 +223,11 @@ def job_key(job: BatchJob, digests: Dict[str, str]) -> str:
 
     Args:
         job: The job.
-        digests: Path -> `file_digest` of each input (content, styles, masks, init) and of
-            a weights file.
+        digest: Hashes an input (a shared `keys.Digests` hashes each file once).
     """
-    from nst_keras.record import settings_dict
+    from nst_keras.keys import job_key as key_of
 
-    settings = settings_dict(job.config)
-    if settings.get("init") in digests:  # An init image: its bytes, not its path.
-        settings["init"] = digests[settings["init"]]
-    if settings.get("weights") in digests:  # A weights file: its bytes, not its path.
-        settings["weights"] = digests[settings["weights"]]
-    described = {
-        "settings": settings,
-        "content": digests[job.content],
-        "styles": [digests[s] for s in job.styles],
-        "masks": None if job.masks is None else [digests[m] for m in job.masks],
-    }
-    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+    return key_of(job.config, job.content, job.styles, job.masks, digest=digest)
 
 
 def _safe(stem: str) -> str:

@@ -30,7 +30,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from nst_keras import features, images, runtime, tiling
+from nst_keras import features, images, keys, runtime, tiling
 from nst_keras.config import INITS, StyleConfig, tile_size
 from nst_keras.errors import InputError, NotEnoughMemory
 
@@ -83,6 +83,8 @@ class Job:
         temporal: An `objective.Temporal` term added to the run's terms (a video frame's
             pull towards the previous frame's result), or None. The video front-end sets it
             per frame with `dataclasses.replace`; `plan` never does.
+        key: The job key (`keys.job_key`): the settings and the inputs' bytes, hashed. Every
+            record carries it; a result on disk with the same key is this job's.
     """
 
     config: StyleConfig
@@ -97,6 +99,7 @@ class Job:
     memory: Dict[str, int]
     notes: Tuple[str, ...] = ()
     temporal: Optional[object] = dataclasses.field(default=None, repr=False)
+    key: str = ""
 
     @property
     def size(self) -> Tuple[int, int]:
@@ -174,9 +177,10 @@ def plan(content, style, *, config: Optional[StyleConfig] = None, masks=None, in
                "init": config.init}
     if config.init not in INITS and init_image is None:
         _check_init_exists(config.init)
+    key = keys.job_key(config, content, styles, mask_sources, init_image)
     if not load:
         return Job(config, None, (), None, None, blend, sources, stages, where, memory,
-                   tuple(notes))
+                   tuple(notes), key=key)
 
     # 5. Decode and resize, each input once.
     with warnings.catch_warnings(record=True) as caught:
@@ -193,7 +197,7 @@ def plan(content, style, *, config: Optional[StyleConfig] = None, masks=None, in
                           size=(content_rgb.shape[1], content_rgb.shape[0]))
     notes += [f"warning: {str(w.message).splitlines()[0]}" for w in caught]
     return Job(config, content_rgb, style_rgbs, loaded_masks, start, blend, sources, stages,
-               where, memory, tuple(dict.fromkeys(notes)))
+               where, memory, tuple(dict.fromkeys(notes)), key=key)
 
 
 def as_list(styles) -> list:

@@ -2,20 +2,20 @@
 the loss plot.
 
 `run_record(result)` is a plain dict (JSON-ready); `loss_figure(result)` a matplotlib
-`Figure` (no pyplot state, so it works in any backend and thread); `write_report` writes
-both. The command line (`--report DIR`) and every figure panel use the same functions.
+`Figure` (no pyplot state, so it works in any backend and thread), `loss_plot_png` its
+bytes; `clip_figure` a video's one plot. Nothing here writes a file: `delivery` does, for
+every front-end (`delivery.write_report` is the API's way to write a record and its plot).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import platform
 from typing import Optional, Sequence
 
-#: The record's format; bumped when a key changes meaning.
-RECORD_VERSION = 1
+#: The record's format; bumped when a key changes meaning. 2: every record has `job_key`
+#: and `stopped`; a video's frames are JSON Lines (`frames.jsonl`), one per frame.
+RECORD_VERSION = 2
 
 
 def versions() -> dict:
@@ -41,20 +41,25 @@ def settings_dict(config) -> dict:
 
 
 def run_record(result, *, argv: Optional[Sequence[str]] = None, inputs: Optional[dict] = None,
-               output: Optional[str] = None, extra: Optional[dict] = None) -> dict:
+               output: Optional[str] = None, extra: Optional[dict] = None,
+               key: Optional[str] = None) -> dict:
     """Everything needed to compare or repeat a run, as a JSON-ready dict.
+
+    Every front-end's record is this one (through `delivery`), with the same fields.
 
     Args:
         result: A `render.Result`.
         argv: The command line, if the run came from one.
         inputs: What the images were (e.g. {"content": path, "styles": [paths]}).
         output: Where the image was written.
-        extra: Keys put first (a figure panel's place, a batch job's name and hash).
+        extra: Keys put first (a figure panel's place, a batch job's name).
+        key: The job key (`keys.job_key`): what decides the image, hashed.
 
     Returns:
         A dict: settings (after presets), versions, device, precision, hardware (CPU flags
         or GPU name), the final losses (total, by kind, by term), iterations, evaluations,
-        timings, the stop reason, every iteration's record and every evaluation's loss and
+        timings, the stop reason and whether a stop request ended the run (`stopped`), the
+        job key, every iteration's record and every evaluation's loss and
         time, the inputs, the output and the command line.
     """
     from nst_keras import runtime
@@ -63,6 +68,7 @@ def run_record(result, *, argv: Optional[Sequence[str]] = None, inputs: Optional
     return {
         **(extra or {}),
         "record_version": RECORD_VERSION,
+        "job_key": key,
         "settings": settings_dict(result.config),
         "versions": versions(),
         "device": result.device,
@@ -82,6 +88,7 @@ def run_record(result, *, argv: Optional[Sequence[str]] = None, inputs: Optional
         "setup_seconds": round(result.setup_seconds, 3),
         "seconds_per_evaluation": round(result.seconds / max(1, result.evaluations), 4),
         "stop_reason": result.stop_reason,
+        "stopped": getattr(result, "stopped", None),
         "stages": [dict(stage) for stage in result.stages],
         "history": [dict(h) for h in result.history],
         "losses": list(result.losses),
@@ -124,37 +131,56 @@ def loss_figure(result):
     return figure
 
 
-def write_report(result, folder: str, *, stem: str = "run", argv=None, inputs=None,
-                 output=None, extra=None) -> tuple:
-    """Writes `STEM.json` (`run_record`) and `STEM-loss.png` (`loss_figure`) into `folder`.
+def figure_png(figure) -> bytes:
+    """A matplotlib `Figure` as PNG bytes."""
+    import io
 
-    Both are written atomically, the plot first; the folder is created if missing.
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def loss_plot_png(result) -> bytes:
+    """`loss_figure(result)` as PNG bytes."""
+    return figure_png(loss_figure(result))
+
+
+def clip_figure(frames: Sequence[dict]):
+    """A video's one loss plot: each frame's final loss, and its terms, against the frame.
+
+    Args:
+        frames: The frames' records (`number`, `loss`, `kind_losses`), in order.
 
     Returns:
-        (json_path, plot_path).
+        A `matplotlib.figure.Figure`.
     """
-    os.makedirs(folder, exist_ok=True)
-    json_path = os.path.join(folder, f"{stem}.json")
-    plot_path = os.path.join(folder, f"{stem}-loss.png")
-    # The plot first: a record on disk means its plot is there too.
-    write_plot(plot_path, result)
-    write_json(json_path, run_record(result, argv=argv, inputs=inputs, output=output,
-                                     extra=extra))
-    return json_path, plot_path
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 4.5), dpi=100)
+    ax = figure.add_subplot()
+    numbers = [f["number"] for f in frames]
+    ax.plot(numbers, [f["loss"] for f in frames], lw=2, color="black", label="total")
+    kinds = dict.fromkeys(k for f in frames for k in (f.get("kind_losses") or {}))
+    for kind in kinds:
+        values = [(f.get("kind_losses") or {}).get(kind, 0.0) for f in frames]
+        if any(v > 0 for v in values):
+            ax.plot(numbers, values, lw=1.2, label=kind)
+    ax.set_yscale("log")
+    ax.set_xlabel("frame")
+    ax.set_ylabel("final weighted loss")
+    ax.set_title(f"{len(frames)} frames", fontsize=10)
+    ax.grid(True, which="both", lw=0.3, alpha=0.5)
+    ax.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    return figure
 
 
-def write_plot(path: str, result) -> None:
-    """Writes `loss_figure(result)` as a PNG atomically."""
-    from nst_keras.images import atomic_write
+def __getattr__(name):
+    """`write_report` moved to `delivery`, which writes every file; the README's old import
+    (`from nst_keras.record import write_report`) still works. Looked up by name at call
+    time: `delivery` sits above this module and imports it."""
+    if name == "write_report":
+        import importlib
 
-    with atomic_write(path) as f:
-        loss_figure(result).savefig(f, format="png")
-
-
-def write_json(path: str, data) -> None:
-    """Writes `data` as indented JSON atomically (see `images.atomic_write`)."""
-    from nst_keras.images import atomic_write
-
-    with atomic_write(path, "w") as f:
-        json.dump(data, f, indent=2, ensure_ascii=False)
-        f.write("\n")
+        return importlib.import_module("nst_keras.delivery").write_report
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,6 +24,7 @@ from nst_keras import images as images_lib
 from nst_keras import objective as objective_lib
 from nst_keras import runtime, solvers, tiling
 from nst_keras.config import StyleConfig, tile_size
+from nst_keras.control import StopToken
 from nst_keras.errors import Interrupted, StyleTransferError
 from nst_keras.objective import Objective
 from nst_keras.plan import Job, as_list, blend_weights
@@ -57,6 +58,9 @@ class Result:
             the losses, times and history run on across them (their sizes differ), and
             evaluations, iterations and seconds are totals.
         kind_losses: The weighted terms of `image` summed by kind.
+        stopped: Why a stop request ended the run early (`"interrupted"`, `"terminated"`,
+            `"stopped"`: the stop token's reason), or None when it ran its budget. A stopped
+            run's `image` is its best image at the final size, delivered like any other.
     """
 
     image: np.ndarray = dataclasses.field(repr=False)
@@ -79,6 +83,7 @@ class Result:
     hardware: str
     stages: Tuple[dict, ...] = ()
     kind_losses: Dict[str, float] = dataclasses.field(default_factory=dict)
+    stopped: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +131,8 @@ class StageStart:
 def render(job: Job, callback: Optional[Callable[[Progress], None]] = None, *,
            on_stage: Optional[Callable[[StageStart], None]] = None,
            feature_model=None,
-           target_cache: Optional[objective_lib.StyleTargets] = None) -> Result:
+           target_cache: Optional[objective_lib.StyleTargets] = None,
+           stop: Optional[StopToken] = None) -> Result:
     """Runs a planned job: one size, or coarse to fine (Gatys et al. 2017).
 
     Every stage resizes the content and style images (Lanczos) by the stage's height over
@@ -144,6 +150,9 @@ def render(job: Job, callback: Optional[Callable[[Progress], None]] = None, *,
             process's cached one.
         target_cache: Reuse and keep the style targets there across calls with the same
             styles (a video's frames; see `objective.StyleTargets`).
+        stop: A `control.StopToken`. Once it is set, the run ends at the next evaluation
+            boundary (between two tiles of a tiled evaluation, before a stage) and the
+            result is returned with `Result.stopped`: nothing is raised.
 
     With `job.temporal` (an `objective.Temporal`), each stage's objective has the extra
     `temporal` term, its target and weights resized to the stage.
@@ -152,9 +161,11 @@ def render(job: Job, callback: Optional[Callable[[Progress], None]] = None, *,
         A `Result` at the final size (see its `stages`).
 
     Raises:
-        NonFiniteLossError, DivergedError, OutOfMemoryError, Interrupted: With the best
-            image so far at the final size (a stopped later stage's, or the previous
-            stage's, upsampled, and its colours finished as the mode says), or None.
+        NonFiniteLossError, DivergedError, OutOfMemoryError: With the best image so far at
+            the final size (a failed later stage's, or the previous stage's, upsampled,
+            and its colours finished as the mode says), or None.
+        Interrupted: A stop before any image was evaluated (nothing to return), or, with
+            no `stop` token, a KeyboardInterrupt (the Python API), with the best image.
     """
     config, where = job.config, job.placement
     if job.content is None:
@@ -174,8 +185,11 @@ def render(job: Job, callback: Optional[Callable[[Progress], None]] = None, *,
         image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
         return finish_color(image, job.content, config.preserve_color)
 
-    results, start, offset = [], None, Offset(stages=len(job.stages))
+    total = sum(stage.max_evals for stage in job.stages)
+    results, start, offset = [], None, Offset(stages=len(job.stages), total_evals=total)
     for stage in job.stages:
+        if stop is not None and stop.requested:
+            break
         stage_content, stage_styles = stage_images(content_rgb, style_rgbs, config, stage.height)
         stage_masks = job.masks if job.masks is None or len(job.stages) == 1 else [
             images_lib.load_mask(m, (stage_content.shape[1], stage_content.shape[0]))
@@ -193,19 +207,31 @@ def render(job: Job, callback: Optional[Callable[[Progress], None]] = None, *,
                                     tiles=stage.tiles)
             if on_stage is not None:
                 on_stage(StageStart(stage.number, len(job.stages), problem))
-            result, start = _solve(problem, callback, offset)
+            result, best = _solve(problem, callback, offset, stop)
         except StyleTransferError as error:
             best = error.best_image if error.best_image is not None else start
             raise type(error)(str(error), best_image=finished(best)) from None
         except KeyboardInterrupt as error:  # Interrupted, or Ctrl-C between two stages.
             best = getattr(error, "best_image", None)
             raise Interrupted(best_image=finished(best if best is not None else start)) from None
+        if result is None:  # Stopped before this stage's first evaluation.
+            break
         results.append(result)
+        start = best
+        if result.stopped:
+            break
         offset = Offset(iterations=offset.iterations + result.iterations,
                         evaluations=offset.evaluations + result.evaluations,
                         seconds=offset.seconds + result.seconds,
-                        stage=stage.number + 1, stages=len(job.stages))
+                        stage=stage.number + 1, stages=len(job.stages), total_evals=total)
+    if not results:
+        raise Interrupted(stop.reason if stop is not None and stop.reason else "interrupted",
+                          best_image=None)
     result = _joined(results, config)
+    if stop is not None and stop.requested and not result.stopped:
+        # Stopped between two stages: the earlier stages' result, upsampled.
+        result = dataclasses.replace(result, stopped=stop.reason,
+                                     stop_reason=f"stopped ({stop.reason})")
     # The optimised image's luminance with the content's chroma ("luminance", "swap"). The
     # losses reported are those of the optimised image, before this step.
     return dataclasses.replace(result, image=finished(start))
@@ -334,13 +360,18 @@ def solve(problem: Problem, callback: Optional[Callable[[Progress], None]] = Non
     return _solve(problem, callback, Offset())[0]
 
 
-def _solve(problem: Problem, callback, offset: Offset):
-    """`solve`, its counters starting at `offset`; returns (Result, best image as RGB float)."""
+def _solve(problem: Problem, callback, offset: Offset, stop: Optional[StopToken] = None):
+    """`solve`, its counters starting at `offset`; returns (Result, best image as RGB float),
+    or (None, None) when a stop came before the first evaluation."""
     config = problem.config
     gradient_method = config.optimizer != "lbfgs"
-    monitor = solvers.Monitor(problem.objective, problem.objective.terms, problem.x0.shape,
+    objective = problem.objective
+    if stop is not None and isinstance(objective, tiling.TiledObjective):
+        objective = dataclasses.replace(objective, stop=stop)  # Checked between tiles.
+    monitor = solvers.Monitor(objective, objective.terms, problem.x0.shape,
                               config.max_evals, callback, offset=offset,
-                              divergence=solvers.DivergenceRule() if gradient_method else None)
+                              divergence=solvers.DivergenceRule() if gradient_method else None,
+                              stop=stop)
     with runtime.device_scope(problem.device):
         if config.optimizer == "lbfgs":
             outcome = solvers.lbfgs(monitor, problem.x0, iterations=config.iterations,
@@ -354,6 +385,8 @@ def _solve(problem: Problem, callback, offset: Offset):
             outcome = solvers.gradient_descent(monitor, problem.x0, optimizer=optimizer,
                                                iterations=config.iterations,
                                                bounds=problem.bounds)
+    if outcome.x is None:
+        return None, None
     best = outcome.best
     sums = best.kind_sums()
     result = Result(
@@ -380,6 +413,7 @@ def _solve(problem: Problem, callback, offset: Offset):
                  "iterations": outcome.iterations, "seconds": round(outcome.seconds, 3),
                  "loss": best.loss},),
         kind_losses=sums,
+        stopped=outcome.stopped,
     )
     return result, images_lib.deprocess_float(outcome.x)
 

@@ -17,6 +17,7 @@ from typing import Dict, FrozenSet, Mapping, Optional, Tuple
 import numpy as np
 
 from nst_keras import images as images_lib
+from nst_keras.control import StopRequested, StopToken, pace
 from nst_keras.errors import DivergedError, Interrupted, NonFiniteLossError, OutOfMemoryError
 
 
@@ -41,6 +42,10 @@ class Progress:
             Iterations, evaluations and seconds count from the first stage's start.
         kind_losses: The weighted terms summed by kind (`content`, `style`, `tv`, and any
             other kind the objective has), by name.
+        max_evals: The run's whole evaluation budget (every stage's), which `evaluations`
+            counts towards.
+        rate: Evaluations per second so far (`control.pace`), computed once here.
+        eta: Seconds the rest of the budget should take at that rate, or None.
     """
 
     iteration: int
@@ -55,6 +60,9 @@ class Progress:
     stage: int = 1
     stages: int = 1
     kind_losses: Dict[str, float] = dataclasses.field(default_factory=dict)
+    max_evals: int = 0
+    rate: float = 0.0
+    eta: Optional[float] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +112,7 @@ class Outcome:
         history: One `Evaluation`-derived dict per iteration (iteration, evaluations,
             seconds, loss, weighted terms).
         stop_reason: What ended the run.
+        stopped: The stop token's reason when a stop request ended the run early, else None.
     """
 
     x: np.ndarray
@@ -115,6 +124,7 @@ class Outcome:
     times: Tuple[float, ...]
     history: Tuple[dict, ...]
     stop_reason: str
+    stopped: Optional[str] = None
 
 
 class BudgetSpent(Exception):
@@ -123,13 +133,17 @@ class BudgetSpent(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Offset:
-    """Where a stage's counters start: the totals of the stages before it."""
+    """Where a stage's counters start: the totals of the stages before it.
+
+    `total_evals` is the whole run's budget (0: the stage's own), for the rate and ETA.
+    """
 
     iterations: int = 0
     evaluations: int = 0
     seconds: float = 0.0
     stage: int = 1
     stages: int = 1
+    total_evals: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,10 +171,13 @@ class Monitor:
         offset: Where the counters start (a later coarse-to-fine stage): the progress,
             history and times it reports count on from there, so nothing shifts them again.
         divergence: A `DivergenceRule`, or None (L-BFGS-B's line search cannot diverge).
+        stop: A `control.StopToken`, checked before every evaluation: once it is set the
+            run ends there, quietly, with its best image (`Outcome.stopped`), or None.
     """
 
     def __init__(self, objective, terms, shape, max_evals, callback=None,
-                 offset: Offset = Offset(), divergence: Optional[DivergenceRule] = None):
+                 offset: Offset = Offset(), divergence: Optional[DivergenceRule] = None,
+                 stop: Optional[StopToken] = None):
         self.objective = objective
         self.weights = {t.name: t.weight for t in terms}
         self.kinds = {t.name: t.kind for t in terms}
@@ -170,6 +187,8 @@ class Monitor:
         self.callback = callback
         self.offset = offset
         self.divergence = divergence
+        self.stop = stop
+        self.stopped: Optional[str] = None
         self.evaluations = 0
         self.iterations = 0
         self.best_x: Optional[np.ndarray] = None
@@ -187,6 +206,8 @@ class Monitor:
 
         Raises:
             BudgetSpent: If the budget is spent (the point is not evaluated).
+            StopRequested: If the stop token is set (the point is not evaluated), or was set
+                during a tiled evaluation (which then ends between two tiles).
             NonFiniteLossError: If the loss or its gradient is not finite.
             DivergedError: If the divergence rule says the run diverged.
         """
@@ -194,6 +215,8 @@ class Monitor:
             # SciPy checks `maxfun` only between iterations, so a line search can overrun
             # it; stopping here makes the budget exact.
             raise BudgetSpent()
+        if self.stop is not None:
+            self.stop.check()
         x = np.asarray(x, dtype=np.float32).reshape(self.shape)
         loss, grad, values = self.objective(x)
         loss, grad = float(loss), grad.numpy()
@@ -244,6 +267,9 @@ class Monitor:
         })
         if self.callback is not None:
             sums = last.kind_sums()
+            total = offset.total_evals or offset.evaluations + self.max_evals
+            done = offset.evaluations + self.evaluations
+            speed = pace(done, total, seconds)
             self.callback(Progress(
                 iteration=offset.iterations + self.iterations,
                 evaluations=offset.evaluations + self.evaluations,
@@ -257,6 +283,9 @@ class Monitor:
                 stage=offset.stage,
                 stages=offset.stages,
                 kind_losses=sums,
+                max_evals=total,
+                rate=speed.rate,
+                eta=speed.eta,
             ))
 
     def best_image(self) -> Optional[np.ndarray]:
@@ -265,13 +294,19 @@ class Monitor:
 
     @contextlib.contextmanager
     def rules(self):
-        """Ends the run by the rules: the budget quietly; the rest as errors with the best image.
+        """Ends the run by the rules: the budget and a stop request quietly; the rest as errors
+        with the best image.
+
+        A stop request (`StopRequested`, from the stop token) sets `stopped` to the token's
+        reason. A KeyboardInterrupt reaches here only where no signal guard turned Ctrl-C
+        into the stop token (the Python API in a terminal): it becomes `Interrupted`.
 
         Raises:
             NonFiniteLossError: If the loss became non-finite.
             DivergedError: If the loss diverged (see `DivergenceRule`).
             OutOfMemoryError: If TensorFlow or numpy ran out of memory.
-            Interrupted: On KeyboardInterrupt (Ctrl-C, or SIGTERM as the CLI installs it).
+            Interrupted: On KeyboardInterrupt (Ctrl-C in the Python API, where no signal
+                guard sets the stop token instead).
         """
         import tensorflow as tf
 
@@ -279,6 +314,8 @@ class Monitor:
             yield
         except BudgetSpent:
             pass
+        except StopRequested as request:
+            self.stopped = str(request) or "stopped"
         except (NonFiniteLossError, DivergedError) as error:
             raise type(error)(str(error), best_image=self.best_image()) from None
         except KeyboardInterrupt:
@@ -295,7 +332,8 @@ class Monitor:
             x=self.best_x, best=self.best, iterations=self.iterations,
             evaluations=self.evaluations, seconds=time.perf_counter() - self.start,
             losses=tuple(self.losses), times=tuple(self.times), history=tuple(self.history),
-            stop_reason=stop_reason,
+            stop_reason=f"stopped ({self.stopped})" if self.stopped else stop_reason,
+            stopped=self.stopped,
         )
 
 
@@ -442,7 +480,8 @@ def gradient_descent(monitor: Monitor, x0: np.ndarray, *, optimizer, iterations:
                 x.assign(tf.clip_by_value(x, box[0], box[1]))
             monitor.end_iteration()
         stop_reason = f"iterations reached ({iterations})"
-    if monitor.evaluations > 1 and monitor.best.loss >= monitor.losses[0]:
+    if (monitor.stopped is None and monitor.evaluations > 1
+            and monitor.best.loss >= monitor.losses[0]):
         raise DivergedError(
             f"the run only got worse: after {monitor.evaluations} steps the best image is "
             f"still the start (loss {monitor.best.loss:.4g}); try a lower `learning_rate`",

@@ -386,6 +386,9 @@ class TiledObjective:
         settings: The normalisation and TV settings, and the model's name.
         weights: Term name -> weight tensor.
         masks: Term name -> the whole mask at the layer's size, (h, w, 1).
+        stop: A `control.StopToken` checked before every tile, or None: an evaluation of a
+            large image takes minutes, and a stop must not wait for all of it (the
+            evaluation is dropped, `control.StopRequested` says why).
     """
 
     terms: Tuple[objective_lib.Term, ...]
@@ -398,6 +401,7 @@ class TiledObjective:
     model: str = "vgg19"
     weights: Dict[str, object] = dataclasses.field(repr=False, default=None)
     masks: Dict[str, object] = dataclasses.field(repr=False, default=None)
+    stop: object = dataclasses.field(repr=False, default=None, compare=False)
 
     def __call__(self, x):
         """Loss, gradient and terms of a preprocessed image `x`, (1, H, W, 3).
@@ -456,10 +460,16 @@ class TiledObjective:
         return loss, tf.convert_to_tensor(gradient), values
 
     def _pieces(self, x):
-        """The tiles as (row, col, tile tensor, box), each tile copied as it is needed."""
+        """The tiles as (row, col, tile tensor, box), each tile copied as it is needed.
+
+        Raises:
+            control.StopRequested: Before a tile, when the stop token is set.
+        """
         import tensorflow as tf
 
         for row, col in self.tiles:
+            if self.stop is not None:
+                self.stop.check()
             yield row, col, tf.constant(x[:, row[0]:row[3], col[0]:col[3], :]), box_of(row, col)
 
     def with_weights(self, weights: Mapping[str, float]) -> "TiledObjective":

@@ -29,9 +29,16 @@ surface, and the content frame gives the optimisation that pixel's real structur
 stylise; the short-term term only (their long-term and multi-pass variants are left out).
 
 `stylize_video(...)` is the API (a generator of `Frame`s); `main(argv)` the command.
-The frames folder makes a run resumable: every finished frame is written there atomically
-with the run's record (`video.json`); a rerun with the same settings continues after the
-last finished frame, from that frame's result on disk.
+The frames folder makes a run resumable (`delivery.FrameLog`): every finished frame is
+written there atomically, then its line is appended to `frames.jsonl` (one JSON line per
+frame after a header with the run's job key: O(1) bytes per frame, a torn last line
+ignored). A rerun whose key is the same (the settings, and the bytes of the input video
+and the styles, `keys.job_key`) continues after the last finished frame, from that frame's
+result on disk; a rerun with other inputs or settings, a style replaced at the same path
+included, redoes the frames. Folders of the older format (`video.json`) are read too.
+A signal stops the frame in flight at its next evaluation; its best image is kept as
+`frame_NNNNNN.partial.png` (redone by a rerun). The whole clip gets one loss plot
+(`OUTPUT-loss.png`: each frame's final loss) and one record (`OUTPUT.json`).
 """
 
 from __future__ import annotations
@@ -44,34 +51,32 @@ from typing import Callable, Iterator, List, Optional, Sequence
 
 import numpy as np
 
+from nst_keras import console
 from nst_keras.config import PRESETS, StyleConfig
 from nst_keras.console import (
     EXIT_OK,
-    EXIT_USAGE,
-    PROG,
     HelpFormatter,
     Parser,
-    ProgressBar,
     UsageError,
     add_config_options,
     as_usage,
     check_folder,
-    config_changes,
     folder_is_writable,
     non_negative_float,
     non_negative_int,
     positive_int,
-    preset_in,
-    run_guarded,
     say,
-    weights_errors_as_usage,
 )
+from nst_keras.delivery import FrameLog
 
+PROG = f"{console.PROG} video"
 INSTALL_LINE = "pip install 'nst-keras[video]'"
 #: A finished frame's file in the frames folder (1-based output position).
 FRAME_NAME = "frame_{:06d}.png"
-#: The run's record in the frames folder, rewritten after every frame.
-RECORD_NAME = "video.json"
+#: A frame that a stop cut short: its best image, redone by a rerun.
+PARTIAL_NAME = "frame_{:06d}.partial.png"
+#: The run's log in the frames folder: a header line, then one JSON line per frame.
+RECORD_NAME = FrameLog.LOG_NAME
 #: Where `--compare`'s independent frames go, inside the frames folder.
 INDEPENDENT_DIR = "independent"
 #: The flow methods (`flow.FLOW_METHODS`, repeated so that the parser needs no OpenCV).
@@ -209,8 +214,10 @@ class VideoPlan:
         settings: The `VideoSettings`.
         frame_count: Frames the run makes.
         frames_dir: Where finished frames go, or None (kept in memory only).
-        record: The record so far (from the folder, or new).
+        record: The record so far: the header (with the job key) and the finished frames.
         finished: Frames already finished in the folder (1..finished).
+        note: A line for the user (the folder's frames are redone: other inputs or
+            settings), or None.
     """
 
     info: object
@@ -220,6 +227,7 @@ class VideoPlan:
     frames_dir: Optional[str]
     record: dict = dataclasses.field(repr=False)
     finished: int = 0
+    note: Optional[str] = None
 
 
 def selected_count(total: int, start: int, end: Optional[int], every: int) -> int:
@@ -245,7 +253,7 @@ def check_dependencies() -> None:
 
 def plan_video(source, style, *, config: Optional[StyleConfig] = None,
                settings: Optional[VideoSettings] = None, frames_dir: Optional[str] = None,
-               extra_frames: int = 0, fit_height: bool = False) -> VideoPlan:
+               fit_height: bool = False, info=None, digest=None) -> VideoPlan:
     """Checks everything a video run needs before any frame is computed.
 
     Args:
@@ -254,24 +262,28 @@ def plan_video(source, style, *, config: Optional[StyleConfig] = None,
         config: The settings of a plain run (`max_evals` is replaced by the settings').
         settings: The `VideoSettings`; the defaults when None.
         frames_dir: Where finished frames go (resumable), or None.
-        extra_frames: Frames stored besides these (`--compare`'s independent ones), for the
-            disk-space check.
         fit_height: Choose the largest height that fits in memory (`plan.plan`).
+        info: The input's `videoio.VideoInfo` when already probed (`--compare` plans two
+            runs of one input: it is probed once), or None.
+        digest: Hashes an input for the job key (a shared `keys.Digests` streams a large
+            video once for both runs of `--compare`), or None.
 
     Returns:
         A `VideoPlan`.
 
     Raises:
         ValueError: An unreadable or empty input, frames of different sizes, a setting or
-            style the plan refuses, a frames folder of another run, too little disk space.
+            style the plan refuses, an unreadable frames log, too little disk space.
         ImportError: Without OpenCV or PyAV (`INSTALL_LINE`).
     """
     from nst_keras import videoio
     from nst_keras.plan import plan
 
+    from nst_keras import keys
+
     check_dependencies()
     config = config or StyleConfig()
-    info = videoio.probe(source)
+    info = info or videoio.probe(source)
     if settings is None:
         settings = VideoSettings(default_temporal_weight(config), config.max_evals,
                                  max(1, config.max_evals // 2))
@@ -290,21 +302,34 @@ def plan_video(source, style, *, config: Optional[StyleConfig] = None,
     job = plan(first, style, config=config.replace(max_evals=settings.first_evals),
                fit_height=fit_height)
     height, width = job.size
-    record = new_record(info, job, settings)
-    finished = 0
+    key = keys.job_key(job.config.replace(max_evals=settings.first_evals), info.source,
+                       styles=keys_of_styles(style),
+                       extra={"video": dataclasses.asdict(settings), "size": [height, width]},
+                       digest=digest)
+    record = new_record(info, job, settings, key)
+    finished, note = 0, None
     if frames_dir is not None:
-        videoio.check_disk_space(frames_dir, count + extra_frames, height, width)
-        record, finished = resume_point(frames_dir, record)
-    return VideoPlan(info, job, settings, count, frames_dir, record, finished)
+        record, finished, note = resume_point(frames_dir, record)
+        videoio.check_disk_space(frames_dir, count - finished, height, width)
+    return VideoPlan(info, job, settings, count, frames_dir, record, finished, note)
 
 
-def new_record(info, job, settings: VideoSettings) -> dict:
-    """The start of a run's JSON record: what decides its frames, and no frames yet."""
+def keys_of_styles(style) -> list:
+    """The style sources as the job key hashes them (one source or a list)."""
+    from nst_keras.plan import as_list
+
+    return as_list(style)
+
+
+def new_record(info, job, settings: VideoSettings, key: str = "") -> dict:
+    """The start of a run's JSON record (the frames log's header): what decides its frames
+    (the job key: the settings and the input's and styles' bytes), and no frames yet."""
     from nst_keras.record import RECORD_VERSION, settings_dict
 
     height, width = job.size
     return {
         "record_version": RECORD_VERSION,
+        "job_key": key,
         "kind": "video",
         "source": info.source,
         "styles": job.sources["styles"],
@@ -317,43 +342,41 @@ def new_record(info, job, settings: VideoSettings) -> dict:
     }
 
 
-#: The record's keys that must match for a frames folder to be resumed.
+#: The record's keys that must match for a folder of the older format (`video.json`, which
+#: has no job key) to be resumed.
 RESUME_KEYS = ("source", "styles", "settings", "video", "size")
 
 
 def resume_point(frames_dir: str, record: dict):
-    """(record, finished): the folder's record and its finished frames, or a new start.
+    """(record, finished, note): the folder's record and its finished frames, or a new start.
 
-    A frame counts as finished when its PNG and its entry in the record are both there,
-    the frames 1..n in a row.
+    A frame counts as finished when its image and its line are both there, frames 1..n in
+    a row. A folder whose job key differs (other settings, or other bytes in the video or
+    a style, even at the same path) is started anew: its frames are redone, and `note`
+    says so.
 
     Raises:
-        ValueError: If the folder holds frames of a run with other settings or inputs.
+        ValueError: If the folder's frames log cannot be read.
     """
     import json
 
-    path = os.path.join(frames_dir, RECORD_NAME)
-    if not os.path.isfile(path):
-        return record, 0
+    log = FrameLog(frames_dir, FRAME_NAME)
     try:
-        with open(path, encoding="utf-8") as f:
-            old = json.load(f)
+        header, frames = log.read()
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot read the frames folder's record ({error}); delete it or "
                          f"use another frames folder. Received: frames_dir={frames_dir}") \
             from None
-    changed = [key for key in RESUME_KEYS if old.get(key) != json.loads(json.dumps(record[key]))]
-    if changed:
-        raise ValueError(f"the frames folder holds frames of another run (its {', '.join(changed)} "
-                         "differ); use another frames folder or delete this one. "
-                         f"Received: frames_dir={frames_dir}")
-    finished = 0
-    for entry in old.get("frames", []):
-        if entry.get("number") != finished + 1 or not os.path.isfile(
-                os.path.join(frames_dir, FRAME_NAME.format(finished + 1))):
-            break
-        finished += 1
-    return dict(old, frames=old["frames"][:finished]), finished
+    if header is None:
+        return record, 0, None
+    if header.get("job_key"):
+        same = header["job_key"] == record["job_key"]
+    else:  # The older format: its paths and settings, as they were compared then.
+        same = all(header.get(k) == json.loads(json.dumps(record[k])) for k in RESUME_KEYS)
+    if not same:
+        return record, 0, (f"the frames in {frames_dir} were made from other inputs or "
+                           "settings: redoing them")
+    return dict(record, frames=frames), len(frames), None
 
 
 def stylize_video(source, style, *, config: Optional[StyleConfig] = None,
@@ -382,7 +405,7 @@ def stylize_video(source, style, *, config: Optional[StyleConfig] = None,
 def run_frames(video: VideoPlan, *, callback: Optional[Callable] = None,
                on_frame_start: Optional[Callable[[int, int], None]] = None,
                feature_model=None, cache=None,
-               critical: Optional[Callable] = None) -> Iterator[Frame]:
+               critical: Optional[Callable] = None, stop=None) -> Iterator[Frame]:
     """The frames of a planned video run, computed (or read back when finished) in order.
 
     Args:
@@ -394,25 +417,32 @@ def run_frames(video: VideoPlan, *, callback: Optional[Callable] = None,
             are computed for the first computed frame only).
         critical: A context-manager factory a frame's files are written inside (the
             command's signal guard), or None.
+        stop: A `control.StopToken`: the frame in flight stops at its next evaluation, its
+            best image is kept as `PARTIAL_NAME` (not a finished frame), and the frames end.
 
     Yields:
         `Frame`s.
     """
-    import contextlib
-
+    from nst_keras import delivery
     from nst_keras import flow as flow_lib
     from nst_keras import images, render, videoio
     from nst_keras.objective import StyleTargets, Temporal
     from nst_keras.plan import stage_budgets
-    from nst_keras.record import write_json
 
     job, settings = video.job, video.settings
     height, width = job.size
     cache = cache if cache is not None else StyleTargets()
-    critical = critical or contextlib.nullcontext
     if feature_model is None:
         feature_model = render.load_model(job.config, job.placement)
     record = video.record
+    log = None if video.frames_dir is None else FrameLog(video.frames_dir, FRAME_NAME)
+    header = {k: v for k, v in record.items() if k != "frames"}
+    if log is not None and video.finished == 0:  # A new run: its header, no frame yet.
+        for path in list(log.frames()):  # Another run's frames, redone from the first.
+            os.unlink(path)
+        log.start(header)
+    elif log is not None and not os.path.isfile(log.path):  # An older folder's `video.json`.
+        log.start(header, record["frames"])
     frames = videoio.read_frames(video.info.source, settings.start, settings.end,
                                  settings.every)
     previous_content = previous_result = None
@@ -458,7 +488,12 @@ def run_frames(video: VideoPlan, *, callback: Optional[Callable] = None,
             stages=tuple(dataclasses.replace(stage, max_evals=budget)
                          for stage, budget in zip(job.stages, budgets)))
         result = render.render(frame_job, callback, feature_model=feature_model,
-                               target_cache=cache)
+                               target_cache=cache, stop=stop)
+        if result.stopped:
+            if log is not None:
+                delivery.write_image(os.path.join(video.frames_dir, PARTIAL_NAME.format(number)),
+                                     result.image, critical)
+            return
         entry = {
             "number": number,
             "loss": result.loss,
@@ -472,23 +507,21 @@ def run_frames(video: VideoPlan, *, callback: Optional[Callable] = None,
             "reliable": reliable,
         }
         record = dict(record, frames=record["frames"] + [entry])
-        if video.frames_dir is not None:
-            with critical():
-                os.makedirs(video.frames_dir, exist_ok=True)
-                # The frame first: a frame in the record is a frame on disk.
-                images.save_image(os.path.join(video.frames_dir, FRAME_NAME.format(number)),
-                                  result.image)
-                write_json(os.path.join(video.frames_dir, RECORD_NAME), record)
+        if log is not None:
+            # The frame first: a frame in the log is a frame on disk.
+            log.append(number, result.image, entry, critical)
+            partial = os.path.join(video.frames_dir, PARTIAL_NAME.format(number))
+            if os.path.exists(partial):
+                os.unlink(partial)
         previous_content, previous_result = content, result.image
         yield Frame(number, result.image, content, dict(entry, resumed=False))
 
 
 def finished_frames(frames_dir: str) -> List[str]:
-    """The finished frames' files in a frames folder, 1..n in a row."""
-    paths = []
-    while os.path.isfile(os.path.join(frames_dir, FRAME_NAME.format(len(paths) + 1))):
-        paths.append(os.path.join(frames_dir, FRAME_NAME.format(len(paths) + 1)))
-    return paths
+    """The finished frames' files in a frames folder, 1..n in a row (those its log lists)."""
+    _, frames = FrameLog(frames_dir, FRAME_NAME).read()
+    log = FrameLog(frames_dir, FRAME_NAME)
+    return [log.frame_path(entry["number"]) for entry in frames]
 
 
 def side_by_side(left, right, gap: int = 4) -> np.ndarray:
@@ -571,16 +604,6 @@ def _config_fields():
     return config_fields()
 
 
-def _config(args) -> StyleConfig:
-    values = config_changes(args)
-    if values.get("height") == "auto":
-        values["height"] = max(StyleConfig.height, args.start_height or 1)
-    try:
-        return StyleConfig(**values)
-    except ValueError as error:
-        raise as_usage(error) from None
-
-
 def _video_settings(args, config: StyleConfig, consistent: bool = True) -> VideoSettings:
     first = args.first_evals or config.max_evals
     weight = (args.temporal_weight if args.temporal_weight is not None
@@ -619,49 +642,49 @@ def _check_paths(args) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs `nst-keras video`; returns the exit code (see the parser's epilog)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    return console.command(PROG, argv, _parse, _run, save_partial=_kept)
+
+
+def _parse(argv):
+    args = console.parse_with_preset(build_parser, argv)
+    args.config = console.config_from_args(args)
     try:
-        name, defaults = preset_in(argv)
-        args = build_parser(defaults, name).parse_args(argv)
-        config = _config(args)
-        try:
-            check_dependencies()
-        except ImportError as error:
-            raise UsageError(str(error)) from None
-        _check_paths(args)
-    except UsageError as error:
-        print(f"{PROG} video: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    state = {"done": 0}
+        check_dependencies()
+    except ImportError as error:
+        raise UsageError(str(error)) from None
+    _check_paths(args)
+    return args
 
-    def kept(image) -> str:
-        frames = len(finished_frames(args.frames_dir)) if os.path.isdir(args.frames_dir) else 0
-        if not frames:
-            return "no frame was finished, nothing kept"
-        how = (f"; rerun the same command to continue, or add --encode-only to write "
-               f"{args.output} from them" if args.output else "; rerun to continue")
-        return f"{frames} finished frame(s) kept in {args.frames_dir}{how}"
 
-    return run_guarded(lambda guard: _run(args, config, argv, guard, state),
-                       debug=args.debug, save_partial=kept)
+def _kept(args, image=None) -> str:
+    """What a stopped or failed run kept, and how to go on."""
+    frames = len(finished_frames(args.frames_dir)) if os.path.isdir(args.frames_dir) else 0
+    if not frames:
+        return "no frame was finished, nothing kept"
+    how = (f"; rerun the same command to continue, or add --encode-only to write "
+           f"{args.output} from them" if args.output else "; rerun to continue")
+    return f"{frames} finished frame(s) kept in {args.frames_dir}{how}"
 
 
 def _plans(args, config: StyleConfig):
-    """The consistent run's plan and, with --compare, the independent run's."""
+    """The consistent run's plan and, with --compare, the independent run's: the input
+    probed once and hashed once for both."""
+    from nst_keras import keys, videoio
+
     runs = [(True, args.frames_dir)]
     if args.compare:
         runs.insert(0, (False, os.path.join(args.frames_dir, INDEPENDENT_DIR)))
-    plans = []
+    plans, info, digest = [], None, keys.Digests()
     for consistent, folder in runs:
         try:
             plans.append(plan_video(args.input, args.styles, config=config,
                                     settings=_video_settings(args, config, consistent),
-                                    frames_dir=folder, fit_height=args.height == "auto"))
+                                    frames_dir=folder, fit_height=args.height == "auto",
+                                    info=info, digest=digest))
         except (ValueError, ImportError) as error:
             raise as_usage(error) from None
+        info = plans[-1].info
     if args.compare:  # Both runs' frames must fit at once.
-        from nst_keras import videoio
-
         height, width = plans[0].job.size
         try:
             videoio.check_disk_space(args.frames_dir, sum(p.frame_count - p.finished
@@ -671,109 +694,100 @@ def _plans(args, config: StyleConfig):
     return plans
 
 
-def _run(args, config: StyleConfig, argv, guard, state) -> int:
-    from nst_keras import render
+def _run(args, guard) -> int:
+    from nst_keras.objective import StyleTargets
 
     if args.encode_only:
         return _encode(args, None, quiet=args.quiet)
-    plans = _plans(args, config)
+    plans = _plans(args, args.config)
     for note in plans[-1].job.notes:
-        say(args.quiet, f"{PROG} video: {as_usage(note)}")
+        say(args.quiet, f"{PROG}: {as_usage(note)}")
     job = plans[-1].job
     height, width = job.size
-    with weights_errors_as_usage(job.config):
-        model = render.load_model(job.config, job.placement)
-    cache = None
-    records = []
+    model = console.load_model(job.config, job.placement)
+    cache = StyleTargets()
     for video in plans:
         label = "consistent" if video.settings.consistent else "independent"
+        if video.note:
+            say(args.quiet, f"{PROG}: {video.note}")
         say(args.quiet, f"{label}: {video.frame_count} frames at {width}x{height}, "
                         f"{video.finished} already finished in {video.frames_dir}; flow "
                         f"{video.settings.flow}, temporal weight "
                         f"{video.settings.temporal_weight:.4g}.")
-        from nst_keras.objective import StyleTargets
+        with guard.stoppable() as token:
+            _run_one(args, video, model, cache, guard, label, token)
+        if token.requested:
+            partial = [p for p in os.listdir(video.frames_dir) if p.endswith(".partial.png")] \
+                if os.path.isdir(video.frames_dir) else []
+            return guard.stopped(PROG, _kept(args) + (
+                f" (the frame in flight as {partial[0]})" if partial else ""))
+    return _encode(args, plans, quiet=args.quiet)
 
-        cache = cache or StyleTargets()
-        record = _run_one(args, video, model, cache, guard, label)
-        records.append(record)
-    _encode(args, plans, quiet=args.quiet)
-    return EXIT_OK
 
+def _run_one(args, video: VideoPlan, model, cache, guard, label, stop) -> None:
+    """One pass over the frames: the frames' display, and each frame's inside it on a
+    terminal; the frames' rate and ETA computed here (`control.pace`), shown by the bars."""
+    from nst_keras.bars import Bar, ProgressBar
+    from nst_keras.control import pace
 
-def _run_one(args, video: VideoPlan, model, cache, guard, label) -> dict:
-    """One pass over the frames with an outer bar over frames and the frame's bar inside."""
-    import contextlib
-
-    from tqdm import tqdm
-
-    outer = None if args.quiet else tqdm(total=video.frame_count, unit="frame",
-                                         desc=f"{label} frames", file=sys.stderr,
-                                         position=0, dynamic_ncols=True)
-    inner = {"bar": None}
+    outer = Bar(args.quiet, video.frame_count, "frame", f"{label} frames", interval=0.0)
+    inner = ProgressBar(args.quiet, video.settings.first_evals, nested=True)
+    began, computed = time.perf_counter(), 0
 
     def on_frame_start(number, evals):
-        if inner["bar"] is not None:
-            inner["bar"].__exit__(None, None, None)
-        inner["bar"] = ProgressBar(args.quiet, evals, desc=f"frame {number}", position=1,
-                                   leave=False)
+        inner.total, inner.label = evals, f"frame {number}"
+        inner.last_line = None  # Off a terminal, a frame's first line at once.
+        if inner.tqdm is not None:
+            inner.tqdm.reset(total=evals)
 
-    def callback(progress):
-        if inner["bar"] is not None:
-            inner["bar"](progress)
-
-    record = video.record
     try:
-        for frame in run_frames(video, callback=callback, on_frame_start=on_frame_start,
-                                feature_model=model, cache=cache, critical=guard.critical):
-            record = dict(record, frames=record["frames"][:frame.number - 1]
-                          + [{k: v for k, v in frame.record.items() if k != "resumed"}])
-            if outer is not None:
-                outer.set_postfix({"loss": f"{frame.record['loss']:.4g}"}, refresh=False)
-                outer.update(1)
+        for frame in run_frames(video, callback=inner, on_frame_start=on_frame_start,
+                                feature_model=model, cache=cache, critical=guard.critical,
+                                stop=stop):
+            computed += not frame.resumed
+            speed = pace(computed, video.frame_count - video.finished,
+                         time.perf_counter() - began)
+            outer.show(frame.number, fields={"loss": f"{frame.record['loss']:.4g}"},
+                       rate=speed.rate, eta=speed.eta)
     finally:
-        if inner["bar"] is not None:
-            with contextlib.suppress(Exception):
-                inner["bar"].__exit__(None, None, None)
-        if outer is not None:
-            outer.close()
-    return record
+        inner.close()
+        outer.close()
 
 
 def _encode(args, plans, quiet: bool) -> int:
-    """Encodes the frames folder into the output video (and the side-by-side one)."""
-    import json
+    """Encodes the frames folder into the output video (and the side-by-side one), and
+    writes the clip's record and its one loss plot next to it."""
+    from nst_keras import delivery, images, record as record_lib, videoio
 
-    from nst_keras import images, videoio
-
-    paths = finished_frames(args.frames_dir) if os.path.isdir(args.frames_dir) else []
+    log = FrameLog(args.frames_dir, FRAME_NAME)
+    header, frames = log.read() if os.path.isdir(args.frames_dir) else (None, [])
+    paths = [log.frame_path(entry["number"]) for entry in frames]
     if not paths:
         raise UsageError(f"the frames folder holds no finished frames. "
                          f"Received: --frames-dir {args.frames_dir}")
-    with open(os.path.join(args.frames_dir, RECORD_NAME), encoding="utf-8") as f:
-        record = json.load(f)
-    info = videoio.probe(args.input)
+    info = plans[-1].info if plans else videoio.probe(args.input)
     fps = (info.fps or videoio.DEFAULT_FPS) / args.every
     # The audio lines up only when the video starts at the input's first frame, every frame.
     audio = args.input if info.kind == "video" and args.start == 0 and args.every == 1 else None
-    if args.output is not None:
-        count = videoio.write_video(args.output, (images.load_image(p) for p in paths), fps,
-                                    audio_from=audio)
-        say(quiet, f"Wrote {args.output}: {count} frames at {fps:g} fps"
-                   + (" with the input's audio" if audio and info.has_audio else "") + ".")
-        stem = os.path.splitext(args.output)[0]
-        from nst_keras.record import write_json
-
-        record = dict(record, output=args.output, argv=list(sys.argv[1:]))
-        write_json(stem + ".json", record)
-        say(quiet, f"Wrote the record {stem}.json.")
-        independent = os.path.join(args.frames_dir, INDEPENDENT_DIR)
-        if args.compare and os.path.isdir(independent):
-            others = finished_frames(independent)
-            pairs = min(len(others), len(paths))
-            compare = stem + "-compare" + os.path.splitext(args.output)[1]
-            videoio.write_video(compare, (side_by_side(images.load_image(a), images.load_image(b))
-                                          for a, b in zip(others[:pairs], paths[:pairs])), fps)
-            say(quiet, f"Wrote {compare}: independent | consistent, {pairs} frames.")
-    else:
+    if args.output is None:
         say(quiet, f"{len(paths)} frames in {args.frames_dir}.")
+        return EXIT_OK
+    count = videoio.write_video(args.output, (images.load_image(p) for p in paths), fps,
+                                audio_from=audio)
+    say(quiet, f"Wrote {args.output}: {count} frames at {fps:g} fps"
+               + (" with the input's audio" if audio and info.has_audio else "") + ".")
+    stem = os.path.splitext(args.output)[0]
+    record = dict(header, frames=frames, output=args.output, argv=list(sys.argv[1:]))
+    plot = stem + "-loss.png"
+    delivery.write_bytes(plot, record_lib.figure_png(record_lib.clip_figure(frames)))
+    delivery.write_record(stem + ".json", record)
+    say(quiet, f"Wrote the record {stem}.json and the clip's loss plot {plot}.")
+    independent = os.path.join(args.frames_dir, INDEPENDENT_DIR)
+    if args.compare and os.path.isdir(independent):
+        others = finished_frames(independent)
+        pairs = min(len(others), len(paths))
+        compare = stem + "-compare" + os.path.splitext(args.output)[1]
+        videoio.write_video(compare, (side_by_side(images.load_image(a), images.load_image(b))
+                                      for a, b in zip(others[:pairs], paths[:pairs])), fps)
+        say(quiet, f"Wrote {compare}: independent | consistent, {pairs} frames.")
     return EXIT_OK

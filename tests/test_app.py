@@ -196,6 +196,9 @@ def test_stop_keeps_the_best_image(page, app, files, tmp_path):
     record = record_of(page)
     assert 2 <= record["evaluations"] < 5000
     assert record["app"]["ending"].startswith("stopped")
+    # The one delivery's record: the same fields as the command line's (test_delivery).
+    assert record["stopped"] == "stopped" and len(record["job_key"]) == 64
+    assert record["stop_reason"] == "stopped (stopped)" and record["history"]
     pixels = downloaded_png(page, tmp_path)
     assert pixels.shape[:2] == (64, 85)
     assert hashlib.sha256(pixels.tobytes()).hexdigest() == record["app"]["image_sha256"]

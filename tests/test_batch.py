@@ -115,7 +115,7 @@ def test_one_bad_image_fails_its_jobs_only_and_the_batch_exits_1(folders, tmp_pa
     out = tmp_path / "out"
     done = run_main("batch", contents, "--style", styles, "--out", out, "-q", *TINY_ARGS)
     assert done.returncode == 1
-    assert done.stderr.strip() == (f"nst-keras: error: 2 of 6 jobs failed; see "
+    assert done.stderr.strip() == (f"nst-keras batch: error: 2 of 6 jobs failed; see "
                                    f"{out / 'batch.json'}")
     summary = json.loads((out / "batch.json").read_text())
     failed = [j for j in summary["jobs"] if j["status"] == "failed"]

@@ -151,15 +151,22 @@ def test_a_quiet_run_prints_nothing_and_a_plain_run_names_its_precision(image_fi
     assert not [line for line in lines if line.startswith(("I0000", "E0000", "WARNING: All"))]
     assert any(line.startswith("Running lbfgs in float32 on CPU") for line in lines)
     assert "in float32 (" in lines[-1] and lines[-1].startswith("Wrote")
+    # Piped, the progress is plain lines after the "Running" line: no bar, no cursor moves.
+    running = [i for i, line in enumerate(lines) if line.startswith("Running")]
+    progress = [i for i, line in enumerate(lines) if line.startswith("iteration")]
+    assert progress and running[0] < progress[0], lines
+    assert "\x1b[" not in done.stderr and "\r" not in done.stderr and "%|" not in done.stderr
 
 
 def test_progress_bar_shows_the_total_loss_first():
     from nst_keras.console import ProgressBar
     from nst_keras.solvers import Progress
 
+    import io
+
     record = Progress(iteration=1, evaluations=2, loss=9.0, content_loss=1.0, style_loss=3.0,
                       tv_loss=5.0, layer_losses={}, seconds=0.1, image=np.zeros((2, 2, 3)))
-    with ProgressBar(quiet=False, total_evals=4) as bar:
+    with ProgressBar(quiet=False, total_evals=4, stream=io.StringIO(), terminal=True) as bar:
         bar(record)
         postfix = bar.bar.postfix
     assert postfix.split(", ")[0] == "loss=9" and postfix.index("content") < postfix.index("tv")

@@ -108,7 +108,7 @@ def test_missing_image_is_one_line_usage_error(stand_in_dir, tmp_path, capsys):
     assert _run(2, partial, tmp_path / "out") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert err.startswith("nst-keras: error:") and "composition_vii.jpg" in err
+    assert err.startswith("nst-keras figure: error:") and "composition_vii.jpg" in err
     assert not (tmp_path / "out").exists()
 
 

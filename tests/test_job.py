@@ -244,7 +244,7 @@ def test_an_output_folder_gets_the_directory_message(files, tmp_path):
 def test_figure_without_a_number_says_how_to_give_one():
     done = run_main("figure")
     assert done.returncode == 2
-    assert done.stderr.strip() == "nst-keras: error: which figure? give its number: " \
+    assert done.stderr.strip() == "nst-keras figure: error: which figure? give its number: " \
                                   "nst-keras figure 1, 2 or 3"
 
 
@@ -254,7 +254,7 @@ def test_the_bar_ends_at_the_evaluations_spent_and_counts_read_well(files, tmp_p
     assert plural(1, "iteration") == "1 iteration" and plural(2, "iteration") == "2 iterations"
     with ProgressBar(quiet=False, total_evals=10) as bar:
         bar.done(7)
-        assert bar.bar.n == 7
+        assert bar.n == 7
     content, style = files
     done = run_main(content, style, "-o", tmp_path / "o.png", *sum(
         ([f"--{k.replace('_', '-')}", str(v)] for k, v in TINY.items() if k != "weights"), []),
@@ -306,11 +306,13 @@ def test_a_delivered_run_writes_its_image_record_and_plot_together(files, tmp_pa
     job = plan.plan(content, style, config=StyleConfig(**TINY))
     out = tmp_path / "panels" / "p.png"  # The folder is made only when the files go in.
     with console.SignalGuard() as guard:
-        result = console.render_and_save(job, guard, quiet=True, output=str(out),
-                                         report=str(out.parent), record_extra={"panel": "p"})
+        result = console.render_job(job, guard, quiet=True)
+        console.deliver(result, job, guard, prog="nst-keras", output=str(out),
+                        report=str(out.parent), extra={"panel": "p"})
     record = json.loads((out.parent / "p.json").read_text())
     assert sorted(os.listdir(out.parent)) == ["p-loss.png", "p.json", "p.png"]
     assert record["panel"] == "p" and record["loss"] == result.loss
+    assert record["job_key"] == job.key and len(job.key) == 64 and record["stopped"] is None
 
 
 def test_notebook_one_names_todays_objects_and_every_default_departure():

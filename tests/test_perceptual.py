@@ -175,8 +175,8 @@ def test_coarse_to_fine_ends_at_the_requested_size_and_each_stage_starts_from_th
                          precision="float32")
     solved, problems = [], []
     original = render._solve
-    monkeypatch.setattr(render, "_solve", lambda p, cb, offset: solved.append(
-        original(p, cb, offset)) or solved[-1])
+    monkeypatch.setattr(render, "_solve", lambda p, cb, offset, stop=None: solved.append(
+        original(p, cb, offset, stop)) or solved[-1])
     seen = []
     result = run.render(run.plan(big, [load_image(style, 96)], config=config),
                         callback=seen.append, on_stage=lambda start: problems.append(start.problem))
@@ -321,11 +321,11 @@ def test_a_failure_in_a_later_stage_keeps_the_earlier_stages_image(images, monke
     big = load_image(content, 64)
     original, calls = render._solve, []
 
-    def failing(problem, callback, offset):
+    def failing(problem, callback, offset, stop=None):
         calls.append(1)
         if len(calls) == 2:
-            raise KeyboardInterrupt()  # Ctrl-C as the second stage starts.
-        return original(problem, callback, offset)
+            raise KeyboardInterrupt()  # Ctrl-C as the second stage starts (the Python API).
+        return original(problem, callback, offset, stop)
 
     monkeypatch.setattr(render, "_solve", failing)
     config = StyleConfig(weights=None, height=64, seed=0, max_evals=4, scales=2,

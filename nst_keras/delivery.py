@@ -1,0 +1,328 @@
+"""The one delivery: where a finished or stopped run's image, loss plot and record go.
+
+Every front-end hands its `render.Result` (finished, or stopped with its best image) to the
+same code. `outputs(result, ...)` turns it into bytes and a record: the image encoded for
+its file, the loss plot as PNG, the run record (`record.run_record`, the same fields for
+every front-end, the job key included). `write_outputs(...)` writes them where the
+front-end says, always the same way:
+
+* the image first, then the plot, then the record: a record on disk means its image and
+  plot are there too (`batch` and `video` resume by the record);
+* each file atomically (`images.atomic_write`: a temporary file, fsync, rename), inside
+  the caller's critical block (`console.SignalGuard.critical`), so a signal waits for the
+  set to be written whole;
+* a disk that is full (or a folder that is gone or read-only) at that moment does not lose
+  the run: the files go to a new folder in the temporary directory instead, and
+  `Delivered.fallback` says why. If that fails too, `DeliveryError` names both places and
+  both reasons; nothing half-written is left anywhere.
+
+Where things go differs by front-end, and only that: a file and a `--report` folder (the
+CLI, `figure`), bytes that a Ray worker sends back and the driver writes (`batch`), a frame
+folder with one JSON line per frame (`video`, `FrameLog`), a run folder that the page
+offers for download (the app).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import tempfile
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+
+from nst_keras import images, record as record_lib
+
+
+class DeliveryError(OSError):
+    """Nothing could be written: neither where asked nor in the temporary folder."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Outputs:
+    """A run's deliverables, ready to be written anywhere or sent to another process.
+
+    Attributes:
+        image: The image file's bytes (its format from the output's extension).
+        plot: The loss plot as PNG bytes, or None.
+        record: The run record (`record.run_record`); its `output` is set when written.
+    """
+
+    image: bytes = dataclasses.field(repr=False)
+    plot: Optional[bytes] = dataclasses.field(repr=False)
+    record: dict = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivered:
+    """Where a delivery put things.
+
+    Attributes:
+        image: The image's path.
+        plot: The loss plot's path, or None.
+        record: The record's path, or None.
+        fallback: Why the files are in the temporary folder instead of where they were
+            asked for (the first line of the error), or None when they are where asked.
+    """
+
+    image: str
+    plot: Optional[str] = None
+    record: Optional[str] = None
+    fallback: Optional[str] = None
+
+
+def encode_image(rgb, path_or_format: str = "png") -> bytes:
+    """An RGB uint8 array as the bytes of an image file (format from an extension or name).
+
+    Args:
+        rgb: (H, W, 3) uint8.
+        path_or_format: A file name (`out.jpg`) or a format name (`png`).
+    """
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    name = path_or_format if "." in path_or_format else f"x.{path_or_format}"
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(
+        buffer, format=images.image_format_for(name))
+    return buffer.getvalue()
+
+
+def outputs(result, *, output: str = "stylized.png", key: Optional[str] = None,
+            inputs: Optional[dict] = None, argv: Optional[Sequence[str]] = None,
+            extra: Optional[dict] = None, plot: bool = True) -> Outputs:
+    """A `render.Result` as the bytes and record every delivery writes.
+
+    Args:
+        result: The run's result (finished or stopped).
+        output: The image's file name (its extension picks the format; the record says it).
+        key: The job key (`plan.Job.key`).
+        inputs: Where the inputs came from (`plan.Job.sources`).
+        argv: The command line, if any.
+        extra: Keys put first in the record (a figure panel's place, a batch job's name).
+        plot: Draw the loss plot (a video's frames share one plot for the clip instead).
+
+    Returns:
+        `Outputs`.
+    """
+    data = record_lib.run_record(result, argv=argv, inputs=inputs, output=output, extra=extra,
+                                 key=key)
+    return Outputs(encode_image(result.image, output),
+                   record_lib.loss_plot_png(result) if plot else None, data)
+
+
+def json_bytes(data) -> bytes:
+    """JSON as every record is written: indented, UTF-8, a final newline."""
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Writes bytes to `path` atomically, creating its folder if missing."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with images.atomic_write(path) as f:
+        f.write(data)
+
+
+def write_record(path: str, data) -> None:
+    """Writes a record (a run's, a batch's, a figure's, a clip's) as indented JSON,
+    atomically (see `json_bytes`)."""
+    write_bytes(path, json_bytes(data))
+
+
+def write_report(result, folder: str, *, stem: str = "run", argv=None, inputs=None,
+                 output=None, extra=None, key: Optional[str] = None) -> Tuple[str, str]:
+    """Writes `STEM-loss.png` then `STEM.json` (the run record) into `folder`, atomically.
+
+    The Python API's way to keep a result's record (`from nst_keras.record import
+    write_report` works too); the front-ends write the image with them (`write_outputs`).
+
+    Returns:
+        (json_path, plot_path).
+    """
+    json_path, plot_path = report_paths(folder, stem)
+    write_bytes(plot_path, record_lib.loss_plot_png(result))
+    write_record(json_path, record_lib.run_record(result, argv=argv, inputs=inputs,
+                                                  output=output, extra=extra, key=key))
+    return json_path, plot_path
+
+
+def report_paths(folder: str, stem: str) -> Tuple[str, str]:
+    """(record, plot) paths of a report: `FOLDER/STEM.json`, `FOLDER/STEM-loss.png`."""
+    return os.path.join(folder, f"{stem}.json"), os.path.join(folder, f"{stem}-loss.png")
+
+
+def write_outputs(image_path: str, outs: Outputs, *, report: Optional[str] = None,
+                  stem: Optional[str] = None,
+                  critical: Optional[Callable] = None) -> Delivered:
+    """Writes a run's image, then its plot, then its record: the one way results are written.
+
+    Args:
+        image_path: Where the image goes.
+        outs: From `outputs`.
+        report: The folder of the record and the plot (`STEM.json`, `STEM-loss.png`), or
+            None to write the image only.
+        stem: Their file stem; the image's when None.
+        critical: A context-manager factory the writes happen inside (the signal guard's
+            `critical`), or None.
+
+    Returns:
+        `Delivered`: where each file is, and why they are in the temporary folder when a
+        write failed where asked (a full disk, a missing or read-only folder).
+
+    Raises:
+        DeliveryError: If they could be written neither where asked nor in the temporary
+            folder; the message names both places and both reasons.
+    """
+    critical = critical or contextlib.nullcontext
+    stem = stem or os.path.splitext(os.path.basename(image_path))[0]
+    with critical():
+        try:
+            return _write_set(image_path, outs, report, stem)
+        except OSError as error:
+            asked = _reason(error)
+        # Where asked failed (and nothing is left there): everything to one new folder.
+        try:
+            folder = tempfile.mkdtemp(prefix="nst-keras-")
+            moved = _write_set(os.path.join(folder, os.path.basename(image_path)), outs,
+                               folder if report is not None else None, stem)
+        except OSError as error:
+            raise DeliveryError(
+                f"cannot write {image_path} ({asked}), nor in the temporary folder "
+                f"{tempfile.gettempdir()} ({_reason(error)}); nothing was kept") from None
+        return dataclasses.replace(moved, fallback=asked)
+
+
+def _write_set(image_path: str, outs: Outputs, report: Optional[str], stem: str) -> Delivered:
+    """Writes the set in order; on an error removes what this call wrote, then re-raises."""
+    written: List[str] = []
+    try:
+        write_bytes(image_path, outs.image)
+        written.append(image_path)
+        record_path = plot_path = None
+        if report is not None:
+            record_path, plot_path = report_paths(report, stem)
+            if outs.plot is not None:
+                write_bytes(plot_path, outs.plot)
+                written.append(plot_path)
+            else:
+                plot_path = None
+            write_record(record_path, dict(outs.record, output=image_path))
+            written.append(record_path)
+        return Delivered(image_path, plot_path, record_path)
+    except OSError:
+        for path in written:  # A set is whole or absent: no image without its record.
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        raise
+
+
+def write_image(path: str, rgb, critical: Optional[Callable] = None) -> None:
+    """Writes one image (a `--save-every` snapshot, a figure's grid) atomically."""
+    with (critical or contextlib.nullcontext)():
+        write_bytes(path, encode_image(rgb, path))
+
+
+def _reason(error: BaseException) -> str:
+    """An OSError in a few words: `no space left on device`, else its first line."""
+    from nst_keras.errors import first_line
+
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror[0].lower() + error.strerror[1:]
+    return first_line(error)
+
+
+# ----------------------------------------------------------------------------- video frames
+
+
+class FrameLog:
+    """A video's frames folder: one PNG per frame and one JSON line per frame.
+
+    `frames.jsonl` starts with a header line (the run's key and settings) and gets one
+    line per finished frame, appended and flushed (and fsynced) after the frame's image is
+    on disk: O(1) bytes per frame however long the clip. A torn last line (a crash while
+    writing it) is ignored when the folder is read back. Folders written before this
+    format (`video.json`) are read too.
+
+    Args:
+        folder: The frames folder.
+        frame_name: The frame files' name pattern (`frame_{:06d}.png`).
+    """
+
+    LOG_NAME = "frames.jsonl"
+    LEGACY_NAME = "video.json"
+
+    def __init__(self, folder: str, frame_name: str):
+        self.folder = folder
+        self.frame_name = frame_name
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.folder, self.LOG_NAME)
+
+    def frame_path(self, number: int) -> str:
+        return os.path.join(self.folder, self.frame_name.format(number))
+
+    def read(self) -> Tuple[Optional[dict], List[dict]]:
+        """(header, frames): the folder's run header and its finished frames, in a row.
+
+        A frame counts when its line is whole and its image is on disk, frames 1..n.
+
+        Raises:
+            ValueError: If the log's header cannot be read.
+        """
+        header, frames = None, []
+        if os.path.isfile(self.path):
+            with open(self.path, encoding="utf-8") as f:
+                lines = f.read().split("\n")
+            parsed = []
+            for line in lines:
+                if not line.strip():
+                    continue
+                try:
+                    parsed.append(json.loads(line))
+                except ValueError:
+                    break  # A torn line: everything from it on is unfinished.
+            if not parsed or parsed[0].get("kind") != "video":
+                raise ValueError(f"cannot read the frames log {self.path}")
+            header, frames = parsed[0], parsed[1:]
+        elif os.path.isfile(os.path.join(self.folder, self.LEGACY_NAME)):
+            with open(os.path.join(self.folder, self.LEGACY_NAME), encoding="utf-8") as f:
+                legacy = json.load(f)
+            frames = legacy.pop("frames", [])
+            header = legacy
+        finished = []
+        for entry in frames:
+            if (entry.get("number") != len(finished) + 1
+                    or not os.path.isfile(self.frame_path(len(finished) + 1))):
+                break
+            finished.append(entry)
+        return header, finished
+
+    def start(self, header: dict, frames: Sequence[dict] = ()) -> None:
+        """Writes a new log: the header and the frames kept (atomically)."""
+        data = "".join(json.dumps(line, ensure_ascii=False) + "\n"
+                       for line in [header, *frames]).encode("utf-8")
+        write_bytes(self.path, data)
+        legacy = os.path.join(self.folder, self.LEGACY_NAME)
+        if os.path.isfile(legacy):  # The old format's record, now carried by the log.
+            os.unlink(legacy)
+
+    def append(self, number: int, rgb, entry: dict,
+               critical: Optional[Callable] = None) -> None:
+        """Writes frame `number`'s image (atomically), then appends its line, flushed."""
+        with (critical or contextlib.nullcontext)():
+            write_bytes(self.frame_path(number), encode_image(rgb, self.frame_name))
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+
+    def frames(self) -> Iterator[str]:
+        """The finished frames' image paths, 1..n in a row."""
+        number = 1
+        while os.path.isfile(self.frame_path(number)):
+            yield self.frame_path(number)
+            number += 1
