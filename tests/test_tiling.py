@@ -270,6 +270,11 @@ def test_the_estimate_of_a_tiled_stage_counts_one_tile_and_what_tiling_does_not_
     layers = config.content_layers + config.style_layers
     assert tiled["activations"] == int(runtime.BYTES_PER_ACTIVATION["float32", True]
                                        * features.activation_floats(704, 704, layers))
+    # The largest tile is the layout's: at 800 x 1000 the tiles are (0, 608) and (416, 800)
+    # high, (0, 608) and (416, 1000) wide, so 608 x 608, not core + 2 halos (704).
+    smaller = runtime.estimate_memory(800, 1000, config, "float32", tile=512)
+    assert smaller["activations"] == int(runtime.BYTES_PER_ACTIVATION["float32", True]
+                                         * features.activation_floats(608, 608, layers))
     for part in ("base", "weights", "optimizer", "images"):
         assert tiled[part] == whole[part]
     assert tiled["tiling"] == runtime.TILED_BYTES_PER_VALUE * 3000 * 4000 * 3
