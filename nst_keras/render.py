@@ -304,7 +304,8 @@ def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=Non
         if tiles is not None:
             built = tiling.build_tiled_objective(feature_model, terms, content_rgb,
                                                  style_rgbs, config, blend, core=tiles.core,
-                                                 halo=tiles.halo, extra_targets=extra_targets)
+                                                 halo=tiles.halo, extra_targets=extra_targets,
+                                                 cache=target_cache)
             tiles = built.tiles
         else:
             built = objective_lib.build_objective(feature_model, terms, content_rgb,

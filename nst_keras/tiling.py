@@ -372,12 +372,15 @@ def tiled_grams(feature_model, x, layers, model: str, tiles: Tiles) -> Dict[str,
 
 
 def tiled_targets(feature_model, terms, content_x, style_xs, image_hw, config: StyleConfig,
-                  core: int, blend=None):
+                  core: int, blend=None, cache: Optional[objective_lib.StyleTargets] = None):
     """`objective.compute_targets`, tile by tile: the same targets at any size.
 
     The content target is the content image's features assembled from its cores; a style
     target is the blend of the style images' Gram matrices, each accumulated over its own
-    tiles (same core and halo) and rescaled as `losses.scaled_gram_matrix` does.
+    tiles (same core and halo) and rescaled as `losses.scaled_gram_matrix` does. With a
+    `cache` (a video's frames), the style targets are reused and kept there as
+    `compute_targets` does, under keys of their own (the tiles' core added), so tiled and
+    untiled targets never mix.
     """
     import tensorflow as tf
 
@@ -395,6 +398,25 @@ def tiled_targets(feature_model, terms, content_x, style_xs, image_hw, config: S
     if not style_terms:
         return targets
     blend = [1.0 / len(style_xs)] * len(style_xs) if blend is None else list(blend)
+    key = None if cache is None else cache.key(feature_model, style_terms, style_xs,
+                                               image_hw, blend)
+    if key is not None:
+        key += (("tiles", int(core)),)
+        if key in cache.targets:
+            targets.update(cache.targets[key])
+            return targets
+    computed = _tiled_style_targets(feature_model, style_terms, style_xs, image_hw, config,
+                                    core, blend, layers)
+    if key is not None:
+        cache.targets[key] = computed
+    targets.update(computed)
+    return targets
+
+
+def _tiled_style_targets(feature_model, style_terms, style_xs, image_hw, config, core, blend,
+                         layers):
+    """The style terms' Gram targets (see `tiled_targets`), each style image in its tiles."""
+    targets = {}
     style_layers = list(dict.fromkeys(t.layer for t in style_terms))
     for k, (style_x, share) in enumerate(zip(style_xs, blend)):
         tiles = layout(*style_x.shape[1:3], layers, config.model, core)
@@ -534,7 +556,8 @@ class _quiet_retracing:
 def build_tiled_objective(feature_model, terms, content_rgb, style_rgbs, config: StyleConfig,
                           blend=None, core: int = DEFAULT_CORE,
                           halo: Optional[int] = None, *,
-                          extra_targets: Optional[Mapping[str, np.ndarray]] = None
+                          extra_targets: Optional[Mapping[str, np.ndarray]] = None,
+                          cache: Optional[objective_lib.StyleTargets] = None
                           ) -> TiledObjective:
     """`objective.build_objective`, tile by tile: targets by pass 1, the same call.
 
@@ -551,6 +574,8 @@ def build_tiled_objective(feature_model, terms, content_rgb, style_rgbs, config:
         extra_targets: Term name -> target of the terms whose targets are given rather than
             computed (a `temporal` term's warped previous frame, preprocessed, (1, H, W, 3)),
             as `objective.build_objective` takes them.
+        cache: Reuse and keep the style targets there (`objective.StyleTargets`; see
+            `tiled_targets`).
 
     Returns:
         A `TiledObjective`.
@@ -568,7 +593,7 @@ def build_tiled_objective(feature_model, terms, content_rgb, style_rgbs, config:
     with _quiet_retracing():
         targets = tiled_targets(feature_model, terms, preprocess(content_rgb),
                                 [preprocess(s) for s in style_rgbs], image_hw, config,
-                                tiles.core, blend)
+                                tiles.core, blend, cache)
     for name, target in (extra_targets or {}).items():
         targets[name] = tf.constant(np.asarray(target, np.float32))
     settings = objective_lib.TermSettings(config.normalization, config.tv_power,

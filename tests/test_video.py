@@ -147,6 +147,10 @@ def test_a_video_planned_tiled_renders_every_frame_tiled_with_its_temporal_term(
         return real(job, *args, on_stage=hook, **kwargs)
 
     monkeypatch.setattr(render, "render", observed)
+    grams = []  # The style image's Gram matrices, tile by tile: once for the whole video.
+    real_grams = tiling.tiled_grams
+    monkeypatch.setattr(tiling, "tiled_grams",
+                        lambda *a, **k: grams.append(1) or real_grams(*a, **k))
     runs, seen = {}, {}
     for tile in ("off", "24"):
         cfg = config(max_evals=4, tile=tile, precision="float32", **SMALL_LAYERS)
@@ -158,6 +162,7 @@ def test_a_video_planned_tiled_renders_every_frame_tiled_with_its_temporal_term(
         runs[tile] = list(video_lib.run_frames(video))
         seen[tile] = list(problems)
     assert len(seen["24"]) == 3 and all(p.tiles is None for p in seen["off"])
+    assert len(grams) == 1
     for number, problem in enumerate(seen["24"], start=1):
         assert problem.tiles is not None and problem.tiles.count == 6
         assert isinstance(problem.objective, tiling.TiledObjective)
