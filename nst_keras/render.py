@@ -305,8 +305,8 @@ def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=Non
             and gradient) in these `tiling.Tiles` (the plan's stage says), or in tiles of
             `config.tile`'s core size when None and it names one; untiled otherwise.
         temporal: An `objective.Temporal`: adds the `temporal` term, its target and
-            weights resized to the content's size. A video frame is evaluated untiled (the
-            tiled objective has no temporal term yet).
+            weights resized to the content's size (tiled or not: the tiled objective adds
+            each core's pixels).
         target_cache: Reuse and keep the style targets there (`objective.StyleTargets`).
 
     Returns:
@@ -324,15 +324,14 @@ def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=Non
     if feature_model is None:
         feature_model = load_model(config, where)
     with runtime.device_scope(where.device):
-        if temporal is not None:
-            tiles = None  # The tiled objective has no temporal term (see `temporal`).
-        elif tiles is None and tile_size(config) is not None:
+        if tiles is None and tile_size(config) is not None:
             tiles = tiling.layout(*content_rgb.shape[:2], objective_lib.term_layers(terms),
                                   config.model, tile_size(config))
         if tiles is not None:
             built = tiling.build_tiled_objective(feature_model, terms, content_rgb,
                                                  style_rgbs, config, blend, core=tiles.core,
-                                                 halo=tiles.halo)
+                                                 halo=tiles.halo, extra_targets=extra_targets,
+                                                 cache=target_cache)
             tiles = built.tiles
         else:
             built = objective_lib.build_objective(feature_model, terms, content_rgb,

@@ -146,12 +146,6 @@ BYTES_PER_ACTIVATION = {
 TILED_BYTES_PER_VALUE = 170
 
 
-def tile_extent(length: int, core: int, halo: int) -> int:
-    """The largest tile along an axis of `length` pixels: the core and a halo on each side,
-    at most the whole axis."""
-    return min(length, core + 2 * halo)
-
-
 def estimate_memory(height: int, width: int, config, precision: str,
                     tile: Optional[int] = None) -> dict:
     """The estimated peak resident memory of a run at one size, in bytes, by part.
@@ -168,9 +162,9 @@ def estimate_memory(height: int, width: int, config, precision: str,
         about (4 m + 12) float64 per pixel value; Adam/SGD: the variable and 2 moments in
         float32), `images` (the image, its gradient and bounds as float64 and float32
         copies) and `total`. With `tile` (a core size, see `nst_keras.tiling`): the
-        activations are those of the largest tile (core + 2 halos, the halo derived from
-        the layers) and a `tiling` part is added (`TILED_BYTES_PER_VALUE` per value); the
-        other parts do not shrink.
+        activations are those of the largest tile of `tiling.layout` (core + 2 halos at
+        most, the halo derived from the layers) and a `tiling` part is added
+        (`TILED_BYTES_PER_VALUE` per value); the other parts do not shrink.
     """
     layers = config.content_layers + config.style_layers
     n = height * width * 3
@@ -181,10 +175,9 @@ def estimate_memory(height: int, width: int, config, precision: str,
         optimizer = 3 * 4 * n
     seen_h, seen_w = height, width
     if tile is not None:
-        grid = features.pooling_grid(layers, config.model)
-        core = -(-int(tile) // grid) * grid
-        halo = features.tile_halo(layers, config.model)
-        seen_h, seen_w = tile_extent(height, core, halo), tile_extent(width, core, halo)
+        from nst_keras import tiling
+
+        seen_h, seen_w = tiling.layout(height, width, layers, config.model, tile).largest
     parts = {
         "base": BASE_BYTES,
         "weights": weights,

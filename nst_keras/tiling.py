@@ -25,6 +25,11 @@ Why it is exact:
   take their mask's crop at the layer's resolution; the content target is the content
   image's features computed tile by tile (pass 1) and cropped per core; style targets are
   Gram matrices accumulated over the style image's tiles.
+* A video frame's `temporal` term, (1/D) * sum(c * (x - w)**2) with D = H * W * 3 of the
+  whole image, is a sum over pixels: each core adds its own pixels' share (value in pass 1,
+  gradient in pass 2), normalised by the whole image's D. Its gradient is with respect to
+  the core's pixels themselves (no network in between), so it is exact without a halo, and
+  it is zero in the halo, which belongs to other cores.
 
 Cost: every evaluation runs the network forward twice (pass 1 and 2) and backward once,
 over tiles that overlap by the halo.
@@ -167,6 +172,25 @@ def content_part(target, core, normalization: str, count: int):
     return 0.5 * squared if normalization == "paper" else squared
 
 
+def temporal_part(core, target, weights, count: int):
+    """A core's share of the `temporal` term (`objective._temporal_term`):
+    sum(c * (x - w)**2) over the core's pixels, divided by `count`, the whole image's
+    H * W * 3 (not the core's), so that the cores' shares add up to the whole term.
+
+    Args:
+        core: The generated image's core pixels, (h, w, 3).
+        target: The warped previous frame's pixels there, (h, w, 3).
+        weights: The reliability c there, (h, w, 1), or None (every pixel weighs 1).
+        count: The number of values of the whole image.
+    """
+    import tensorflow as tf
+
+    squared = tf.square(tf.cast(core, tf.float32) - tf.cast(target, tf.float32))
+    if weights is not None:
+        squared = squared * weights
+    return tf.reduce_sum(squared) / float(count)
+
+
 def gram_surrogate(core, dgram):
     """<stop_gradient(F (D + D^T)), F>: its gradient with respect to F is dL/dF when
     D = dL/dG and G = F^T F (F the core's features as (positions, C))."""
@@ -217,23 +241,24 @@ def pass_functions(feature_model, terms, model: str, normalization: str):
     """The two traced passes of a tiled evaluation for this term structure.
 
     pass1(x, box, targets, masks) -> (Gram matrix of each style term's core, each content
-    term's share): forward only. pass2(x, box, targets, masks, dgrams, weights) -> the
-    tile's input gradient of the surrogate (see the module's docstring). Each is traced once
-    per tile shape; targets and masks are the whole image's (cropped inside), so they never
-    change a trace.
+    and temporal term's share): forward only. pass2(x, box, targets, masks, dgrams, weights)
+    -> the tile's input gradient of the surrogate and of the weighted shares (see the
+    module's docstring). Each is traced once per tile shape; targets and masks are the whole
+    image's (cropped inside), so they never change a trace.
     """
     import tensorflow as tf
 
     from nst_keras.losses import gram_matrix
 
     structure = tuple(dataclasses.replace(t, weight=0.0, mask=None)
-                      for t in terms if t.kind in ("content", "style"))
+                      for t in terms if t.kind in ("content", "style", "temporal"))
     masked = frozenset(t.name for t in terms if t.mask is not None)
-    pools = {t.name: features_lib.layer_pools(t.layer, model) for t in structure}
+    featured = tuple(t for t in structure if t.kind != "temporal")
+    pools = {t.name: features_lib.layer_pools(t.layer, model) for t in featured}
 
     def cores(found, box, masks):
         out = {}
-        for term in structure:
+        for term in featured:
             core = tf.cast(_crop_at(found[term.layer][0], box, pools[term.name], True),
                            tf.float32)
             if term.name in masked:
@@ -246,14 +271,30 @@ def pass_functions(feature_model, terms, model: str, normalization: str):
         count = int(np.prod(targets[term.name].shape))
         return content_part(target, core, normalization, count)
 
+    def temporal(term, x, box, targets, masks):
+        # Pixels, not features: the core of the tile itself, and of the whole-image target
+        # (1, H, W, 3) and weights (H, W, 1).
+        target = targets[term.name]
+        weights = (_crop_at(masks[term.name], box, 0, False) if term.name in masked
+                   else None)
+        return temporal_part(_crop_at(x[0], box, 0, True),
+                             _crop_at(target[0], box, 0, False), weights,
+                             int(np.prod(target.shape)))
+
+    def share(term, x, found, targets, box, masks):
+        """A content or temporal term's unweighted share of this tile's core."""
+        if term.kind == "temporal":
+            return temporal(term, x, box, targets, masks)
+        return content(term, found[term.name], targets, box)
+
     def make_pass1(model_ref):
         @tf.function(reduce_retracing=False)
         def pass1(x, box, targets, masks):
             found = cores(model_ref()(x, training=False), box, masks)
             grams = {t.name: gram_matrix(found[t.name]) for t in structure
                      if t.kind == "style"}
-            parts = {t.name: content(t, found[t.name], targets, box) for t in structure
-                     if t.kind == "content"}
+            parts = {t.name: share(t, x, found, targets, box, masks) for t in structure
+                     if t.kind != "style"}
             return grams, parts
 
         return pass1
@@ -266,7 +307,7 @@ def pass_functions(feature_model, terms, model: str, normalization: str):
                 found = cores(model_ref()(x, training=False), box, masks)
                 parts = [gram_surrogate(found[t.name], dgrams[t.name])
                          if t.kind == "style" else
-                         weights[t.name] * content(t, found[t.name], targets, box)
+                         weights[t.name] * share(t, x, found, targets, box, masks)
                          for t in structure]
                 total = tf.add_n(parts)
             return tape.gradient(total, x)
@@ -331,12 +372,15 @@ def tiled_grams(feature_model, x, layers, model: str, tiles: Tiles) -> Dict[str,
 
 
 def tiled_targets(feature_model, terms, content_x, style_xs, image_hw, config: StyleConfig,
-                  core: int, blend=None):
+                  core: int, blend=None, cache: Optional[objective_lib.StyleTargets] = None):
     """`objective.compute_targets`, tile by tile: the same targets at any size.
 
     The content target is the content image's features assembled from its cores; a style
     target is the blend of the style images' Gram matrices, each accumulated over its own
-    tiles (same core and halo) and rescaled as `losses.scaled_gram_matrix` does.
+    tiles (same core and halo) and rescaled as `losses.scaled_gram_matrix` does. With a
+    `cache` (a video's frames), the style targets are reused and kept there as
+    `compute_targets` does, under keys of their own (the tiles' core added), so tiled and
+    untiled targets never mix.
     """
     import tensorflow as tf
 
@@ -354,6 +398,25 @@ def tiled_targets(feature_model, terms, content_x, style_xs, image_hw, config: S
     if not style_terms:
         return targets
     blend = [1.0 / len(style_xs)] * len(style_xs) if blend is None else list(blend)
+    key = None if cache is None else cache.key(feature_model, style_terms, style_xs,
+                                               image_hw, blend)
+    if key is not None:
+        key += (("tiles", int(core)),)
+        if key in cache.targets:
+            targets.update(cache.targets[key])
+            return targets
+    computed = _tiled_style_targets(feature_model, style_terms, style_xs, image_hw, config,
+                                    core, blend, layers)
+    if key is not None:
+        cache.targets[key] = computed
+    targets.update(computed)
+    return targets
+
+
+def _tiled_style_targets(feature_model, style_terms, style_xs, image_hw, config, core, blend,
+                         layers):
+    """The style terms' Gram targets (see `tiled_targets`), each style image in its tiles."""
+    targets = {}
     style_layers = list(dict.fromkeys(t.layer for t in style_terms))
     for k, (style_x, share) in enumerate(zip(style_xs, blend)):
         tiles = layout(*style_x.shape[1:3], layers, config.model, core)
@@ -380,12 +443,14 @@ class TiledObjective:
 
     Attributes:
         terms: The terms, in order.
-        targets: Term name -> target tensor (the whole content features, Gram matrices).
+        targets: Term name -> target tensor (the whole content features, Gram matrices, a
+            `temporal` term's whole preprocessed target (1, H, W, 3)).
         image_hw: (H, W) of the generated image.
         tiles: The `Tiles`.
         settings: The normalisation and TV settings, and the model's name.
         weights: Term name -> weight tensor.
-        masks: Term name -> the whole mask at the layer's size, (h, w, 1).
+        masks: Term name -> the whole mask at the layer's size, (h, w, 1) (a `temporal`
+            term's: the reliability weights at the image's size).
         stop: A `control.StopToken` checked before every tile, or None: an evaluation of a
             large image takes minutes, and a stop must not wait for all of it (the
             evaluation is dropped, `control.StopRequested` says why).
@@ -421,8 +486,9 @@ class TiledObjective:
         pass1, pass2 = self.passes
         masks = self.masks or {}
         style = [t for t in self.terms if t.kind == "style"]
-        content = [t for t in self.terms if t.kind == "content"]
-        # Pass 1: the Gram matrices of the whole image, and the content terms, core by core.
+        shared = [t for t in self.terms if t.kind in ("content", "temporal")]
+        # Pass 1: the Gram matrices of the whole image, and the content and temporal terms,
+        # core by core.
         grams, parts = {}, {}
         for row, col, tile, box in self._pieces(x):
             tile_grams, tile_parts = pass1(tile, box, self.targets, masks)
@@ -442,11 +508,11 @@ class TiledObjective:
                                   positions=positions)
             values[term.name] = value
             dgrams[term.name] = self.weights[term.name] * tape.gradient(value, gram)
-        for term in content:
+        for term in shared:
             values[term.name] = parts[term.name]
         # Pass 2: each tile's share of the gradient, halo included.
         gradient = np.zeros_like(x)
-        if style or content:
+        if style or shared:
             for row, col, tile, box in self._pieces(x):
                 share = pass2(tile, box, self.targets, masks, dgrams, self.weights)
                 gradient[:, row[0]:row[3], col[0]:col[3], :] += share.numpy()
@@ -499,7 +565,10 @@ class _quiet_retracing:
 
 def build_tiled_objective(feature_model, terms, content_rgb, style_rgbs, config: StyleConfig,
                           blend=None, core: int = DEFAULT_CORE,
-                          halo: Optional[int] = None) -> TiledObjective:
+                          halo: Optional[int] = None, *,
+                          extra_targets: Optional[Mapping[str, np.ndarray]] = None,
+                          cache: Optional[objective_lib.StyleTargets] = None
+                          ) -> TiledObjective:
     """`objective.build_objective`, tile by tile: targets by pass 1, the same call.
 
     Args:
@@ -512,6 +581,11 @@ def build_tiled_objective(feature_model, terms, content_rgb, style_rgbs, config:
         blend: Weight of each style image; equal when None.
         core: The tiles' core size (rounded up to the pooling grid).
         halo: The margin; derived from the layers when None (see `layout`).
+        extra_targets: Term name -> target of the terms whose targets are given rather than
+            computed (a `temporal` term's warped previous frame, preprocessed, (1, H, W, 3)),
+            as `objective.build_objective` takes them.
+        cache: Reuse and keep the style targets there (`objective.StyleTargets`; see
+            `tiled_targets`).
 
     Returns:
         A `TiledObjective`.
@@ -529,7 +603,9 @@ def build_tiled_objective(feature_model, terms, content_rgb, style_rgbs, config:
     with _quiet_retracing():
         targets = tiled_targets(feature_model, terms, preprocess(content_rgb),
                                 [preprocess(s) for s in style_rgbs], image_hw, config,
-                                tiles.core, blend)
+                                tiles.core, blend, cache)
+    for name, target in (extra_targets or {}).items():
+        targets[name] = tf.constant(np.asarray(target, np.float32))
     settings = objective_lib.TermSettings(config.normalization, config.tv_power,
                                           config.tv_edges)
     weights = {t.name: tf.constant(t.weight, tf.float32) for t in terms}

@@ -168,6 +168,54 @@ def test_tiled_loss_and_gradient_equal_the_untiled_ones(padding, styles, masked,
             objective.evaluate_image(whole, rgb), rel=1e-5)
 
 
+# A video frame's temporal term (Ruder et al.): a per-pixel sum, split over the cores.
+@pytest.mark.parametrize("padding, styles, masked, normalization, reliability", [
+    ("symmetric", 1, False, "book", True),  # Reliability weights c, some pixels 0.
+    ("reflect", 2, True, "jcjohnson", False),  # Guided Gram matrices; no weights (c = 1).
+])
+def test_tiled_temporal_term_equals_the_untiled_one(padding, styles, masked, normalization,
+                                                    reliability):
+    from nst_keras import objective, runtime, tiling
+    from nst_keras.images import preprocess
+
+    config = whole_config(padding, normalization=normalization)
+    content = make_image(96, 130, seed=1)
+    style_rgbs = [make_image(60, 50, seed=2), make_image(40, 44, seed=3)][:styles]
+    masks = [HALF, 1.0 - HALF] if masked else None
+    rng = np.random.default_rng(0)
+    c = (rng.uniform(size=(96, 130)) > 0.3).astype(np.float32)
+    warped = make_image(96, 130, seed=8).astype(np.float32)
+    term, target = objective.Temporal(warped, c, 30.0).term_and_target(96, 130)
+    if not reliability:
+        term = dataclasses.replace(term, mask=None)
+    terms = objective.make_terms(config, masks=masks) + (term,)
+    model = runtime.MODELS.for_config(config, objective.term_layers(terms),
+                                      runtime.placement(config))
+    extra = {"temporal": target}
+    whole = objective.build_objective(model, terms, content, style_rgbs, config,
+                                      extra_targets=extra)
+    tiled = tiling.build_tiled_objective(model, terms, content, style_rgbs, config, core=48,
+                                         extra_targets=extra)
+    assert tiled.tiles.count == 6 and any(t1 < 96 for *_, t1 in tiled.tiles.rows)
+    x = preprocess(make_image(96, 130, seed=5).astype(np.float32))
+    loss_error, grad_error, values, names = _compare(whole, tiled, x)
+    assert loss_error <= 1e-5 and grad_error <= 1e-4
+    assert max(values.values()) <= 1e-5, values
+    assert names == [t.name for t in whole.terms] and names[-1] == "temporal"
+    # The temporal term alone against numpy: normalised by the whole image's H * W * 3, its
+    # gradient on the pixels (2/D) c (x - w), zero where c is 0, halos counted once.
+    alone = tiled.with_weights({t.name: 1.0 if t.kind == "temporal" else 0.0
+                                for t in tiled.terms})
+    loss, grad, found = alone(x)
+    weight = c[None, ..., None] if reliability else 1.0
+    diff = x - target
+    np.testing.assert_allclose(float(found["temporal"]),
+                               np.sum(weight * diff ** 2) / (96 * 130 * 3), rtol=1e-5)
+    np.testing.assert_allclose(float(loss), float(found["temporal"]), rtol=1e-6)
+    np.testing.assert_allclose(grad.numpy(), 2 * weight * diff / (96 * 130 * 3), rtol=1e-4,
+                               atol=1e-7)
+
+
 def test_tiled_bfloat16_is_exact_to_bfloat16_rounding():
     # The tiles' convolutions round in bfloat16 differently from the whole image's (oneDNN
     # blocks them otherwise), so the tolerance is bfloat16's: loss 1e-4, gradient 1e-3
@@ -222,6 +270,11 @@ def test_the_estimate_of_a_tiled_stage_counts_one_tile_and_what_tiling_does_not_
     layers = config.content_layers + config.style_layers
     assert tiled["activations"] == int(runtime.BYTES_PER_ACTIVATION["float32", True]
                                        * features.activation_floats(704, 704, layers))
+    # The largest tile is the layout's: at 800 x 1000 the tiles are (0, 608) and (416, 800)
+    # high, (0, 608) and (416, 1000) wide, so 608 x 608, not core + 2 halos (704).
+    smaller = runtime.estimate_memory(800, 1000, config, "float32", tile=512)
+    assert smaller["activations"] == int(runtime.BYTES_PER_ACTIVATION["float32", True]
+                                         * features.activation_floats(608, 608, layers))
     for part in ("base", "weights", "optimizer", "images"):
         assert tiled[part] == whole[part]
     assert tiled["tiling"] == runtime.TILED_BYTES_PER_VALUE * 3000 * 4000 * 3

@@ -119,6 +119,64 @@ def test_a_video_traces_once_and_computes_the_style_targets_once(monkeypatch, tm
                for f in functions) <= 2
 
 
+#: Layers up to block3 (halo 12 px, grid 4): 48 x 64 frames in cores of 24 px make 2 x 3
+#: tiles with interior edges.
+SMALL_LAYERS = dict(content_layers=("block3_conv1",),
+                    style_layers=("block1_conv1", "block2_conv1", "block3_conv1"))
+
+
+def test_a_video_planned_tiled_renders_every_frame_tiled_with_its_temporal_term(
+        monkeypatch, tmp_path, clip):
+    from PIL import Image
+
+    from nst_keras import render, tiling
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(clip[:3]):
+        Image.fromarray(frame).save(folder / f"f{i}.png")
+    problems = []
+    real = render.render
+
+    def observed(job, *args, on_stage=None, **kwargs):  # Watch each stage's problem.
+        def hook(start):
+            problems.append(start.problem)
+            if on_stage is not None:
+                on_stage(start)
+
+        return real(job, *args, on_stage=hook, **kwargs)
+
+    monkeypatch.setattr(render, "render", observed)
+    grams = []  # The style image's Gram matrices, tile by tile: once for the whole video.
+    real_grams = tiling.tiled_grams
+    monkeypatch.setattr(tiling, "tiled_grams",
+                        lambda *a, **k: grams.append(1) or real_grams(*a, **k))
+    runs, seen = {}, {}
+    for tile in ("off", "24"):
+        cfg = config(max_evals=4, tile=tile, precision="float32", **SMALL_LAYERS)
+        settings = video_lib.VideoSettings(video_lib.paper_temporal_weight(cfg), 4, 4)
+        video = video_lib.plan_video(folder, make_image(40, 40, seed=2), config=cfg,
+                                     settings=settings)
+        assert (video.job.stages[-1].tiles is None) == (tile == "off")
+        problems.clear()
+        runs[tile] = list(video_lib.run_frames(video))
+        seen[tile] = list(problems)
+    assert len(seen["24"]) == 3 and all(p.tiles is None for p in seen["off"])
+    assert len(grams) == 1
+    for number, problem in enumerate(seen["24"], start=1):
+        assert problem.tiles is not None and problem.tiles.count == 6
+        assert isinstance(problem.objective, tiling.TiledObjective)
+        names = [t.name for t in problem.objective.terms]
+        assert ("temporal" in names) == (number > 1)
+    # The same frames as untiled: the tiled objective is the same loss and gradient.
+    for whole, tiled in zip(runs["off"], runs["24"]):
+        assert tiled.record["loss"] == pytest.approx(whole.record["loss"], rel=1e-4)
+        if whole.number > 1:
+            assert tiled.record["temporal_loss"] > 0
+            assert tiled.record["temporal_loss"] == pytest.approx(
+                whole.record["temporal_loss"], rel=1e-4)  # Measured: 6e-7.
+
+
 def test_paper_temporal_weight_scales_to_the_normalisation():
     # Book: r_l = N^4 / (36 * 16^k) = 466,034 for block1..4_conv1; 10 * (1/5) * r.
     assert video_lib.paper_temporal_weight(StyleConfig()) == pytest.approx(2 * 64 ** 4 / 36)
