@@ -298,7 +298,7 @@ def plan_video(source, style, *, config: Optional[StyleConfig] = None,
         raise ValueError(f"the input has {info.frame_count} frames, none of them in "
                          f"range({settings.start}, {settings.end}, {settings.every}). "
                          f"Received: start={settings.start}")
-    first = next(videoio.read_frames(source, start=0, end=1))
+    first = next(videoio.read_frames(source, start=0, end=1, info=info))
     job = plan(first, style, config=config.replace(max_evals=settings.first_evals),
                fit_height=fit_height)
     height, width = job.size
@@ -444,7 +444,7 @@ def run_frames(video: VideoPlan, *, callback: Optional[Callable] = None,
     elif log is not None and not os.path.isfile(log.path):  # An older folder's `video.json`.
         log.start(header, record["frames"])
     frames = videoio.read_frames(video.info.source, settings.start, settings.end,
-                                 settings.every)
+                                 settings.every, info=video.info)
     previous_content = previous_result = None
     for number, frame in enumerate(frames, start=1):
         content = images.load_image(frame, size=(width, height))

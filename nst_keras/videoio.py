@@ -198,7 +198,7 @@ def probe(source: PathLike) -> VideoInfo:
 
 
 def read_frames(source: PathLike, start: int = 0, end: Optional[int] = None,
-                every: int = 1) -> Iterator[np.ndarray]:
+                every: int = 1, info: Optional["VideoInfo"] = None) -> Iterator[np.ndarray]:
     """The frames of a video file, a folder or a glob of images, as RGB uint8 arrays.
 
     Frames ``start, start + every, ...`` before ``end`` (0-based, as Python's
@@ -210,6 +210,8 @@ def read_frames(source: PathLike, start: int = 0, end: Optional[int] = None,
         start: Index of the first frame to yield.
         end: Index one past the last frame; None reads to the end.
         every: Yield every ``every``-th frame (1: all of them).
+        info: The source's `VideoInfo` when the caller probed it already (a container with
+            no frame count is demuxed whole to count them), or None to probe it here.
 
     Returns:
         An iterator of RGB uint8 arrays (H, W, 3). A video's frames are decoded in order
@@ -226,7 +228,7 @@ def read_frames(source: PathLike, start: int = 0, end: Optional[int] = None,
     if end is not None and (not isinstance(end, (int, np.integer)) or end <= start):
         raise ValueError(f"`end` must be an integer above `start` ({start}). "
                          f"Received: end={end!r}")
-    info = probe(source)
+    info = info or probe(source)  # A caller that probed already passes it: no second demux.
     if info.kind == "images":
         return _read_images(info.files[start:end:every])
     return _read_video(info.source, start, end, every)

@@ -405,3 +405,36 @@ def test_sigterm_on_figure_batch_and_video_delivers_the_best_image(tmp_path):
     assert (frames / "frame_000002.partial.png").is_file()
     header, done = delivery.FrameLog(str(frames), "frame_{:06d}.png").read()
     assert [f["number"] for f in done] == [1] and header["job_key"]
+
+
+def test_video_probes_its_input_once_with_compare(tmp_path, monkeypatch):
+    pytest.importorskip("cv2")
+    pytest.importorskip("av")
+    from nst_keras import video as video_lib
+    from nst_keras import videoio
+
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    for number in range(2):
+        Image.fromarray(make_image(24, 32, number)).save(clip / f"f{number}.png")
+    style = tmp_path / "s.png"
+    Image.fromarray(make_image(24, 24, 7)).save(style)
+    probes, original = [], videoio.probe
+    monkeypatch.setattr(videoio, "probe", lambda source: probes.append(source) or original(source))
+    done = run_main("video", clip, style, "-o", tmp_path / "o.mp4", "--compare",
+                    "--first-evals", "2", "--frame-evals", "1", "-q", "--weights", "none",
+                    "--height", "24", "--seed", "0")
+    assert done.returncode == 0, done.stderr
+    assert probes == [str(clip)]  # Once for both runs and the encoding (it was four times).
+
+
+def test_no_unused_leftovers_and_one_outcome_name_per_meaning():
+    import inspect
+
+    from nst_keras import engines, video as video_lib
+
+    assert "extra_frames" not in inspect.signature(video_lib.plan_video).parameters
+    assert list(inspect.signature(video_lib._run).parameters) == ["args", "guard"]
+    assert inspect.signature(video_lib._run_one).return_annotation in (None, "None")
+    # A solver's outcome and a batch job's outcome are two things with two names.
+    assert not hasattr(engines, "Outcome") and engines.JobOutcome is not solvers.Outcome
