@@ -378,6 +378,26 @@ def test_sigterm_on_figure_batch_and_video_delivers_the_best_image(tmp_path):
     Image.fromarray(make_image(40, 40, 2)).save(images / "s.png")
     long = ["--max-evals", "100000", "--iterations", "100000"]
 
+    # figure: the panel in flight is delivered with its record, then the grid so far.
+    from nst_keras import figures
+
+    catalogue = tmp_path / "catalogue"
+    catalogue.mkdir()
+    for number, name in enumerate(figures.IMAGES):
+        Image.fromarray(make_image(40, 44, number)).save(catalogue / name)
+    process, seen, reader = _start(["figure", "2", "--images", catalogue, "--out",
+                                    tmp_path / "f", "--height", "32", "--weights", "none",
+                                    "--model", "vgg16", "--seed", "0", *long], tmp_path)
+    _signal_when(process, seen, b"iteration 1", signal.SIGTERM)
+    assert process.wait(timeout=120) == 143
+    reader.join(timeout=10)
+    text = bytes(seen).decode()
+    assert "nst-keras figure: terminated; 1 of" in text, text
+    summary = json.loads((tmp_path / "f" / "figure2.json").read_text())
+    assert summary["status"] == "stopped" and len(summary["records"]) == 1
+    panel = json.loads((tmp_path / "f" / summary["records"][0]).read_text())
+    assert panel["stopped"] == "terminated" and panel["job_key"] and panel["evaluations"] >= 1
+
     # batch: the job in flight is delivered as NAME.partial.png with its record.
     process, seen, reader = _start(["batch", images / "c.png", "--style", images / "s.png",
                                     "--out", tmp_path / "b", *FAST, *long], tmp_path)
