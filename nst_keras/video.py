@@ -519,9 +519,8 @@ def run_frames(video: VideoPlan, *, callback: Optional[Callable] = None,
 
 def finished_frames(frames_dir: str) -> List[str]:
     """The finished frames' files in a frames folder, 1..n in a row (those its log lists)."""
-    _, frames = FrameLog(frames_dir, FRAME_NAME).read()
     log = FrameLog(frames_dir, FRAME_NAME)
-    return [log.frame_path(entry["number"]) for entry in frames]
+    return [log.frame_path(entry["number"]) for entry in log.read()[1]]
 
 
 def side_by_side(left, right, gap: int = 4) -> np.ndarray:
