@@ -70,8 +70,8 @@ def check_interface(setulb=None, version: Optional[str] = None) -> Optional[str]
                     "becomes a restart from the checkpoint's image")
     found = signature_of(setulb)
     if found != EXPECTED_SIGNATURE:
-        return (f"SciPy {version}'s private L-BFGS-B call differs from the one this was tested "
-                f"on (SciPy 1.15-1.17: {found or 'no signature'}); an exact resume becomes a "
+        return (f"SciPy {version}'s private L-BFGS-B call differs from the one tested on "
+                f"SciPy 1.15-1.17 (it is {found or 'unsigned'}); an exact resume becomes a "
                 "restart from the checkpoint's image")
     return None
 
