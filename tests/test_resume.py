@@ -152,6 +152,43 @@ def test_more_iterations_continue_exactly():
     assert more.evaluations == straight.evaluations
 
 
+@exact
+def test_state_is_refused_between_two_boundaries():
+    # An interrupt right after `setulb` returns (before the driver has read its task) leaves
+    # arrays that are no boundary's: `state()` says so instead of saving them.
+    fun, box, x0 = quadratic()
+    driver = lbfgsb.Lbfgsb(lbfgsb.start(x0, box), box)
+    real, calls = driver._setulb, []
+
+    def interrupted(*args):
+        real(*args)
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+
+    driver._setulb = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        driver.run(fun, iterations=40)
+    assert not driver.at_boundary
+    with pytest.raises(RuntimeError, match="evaluation boundary"):
+        driver.state()
+
+
+@exact
+def test_captured_state_is_the_drivers_own_arrays_unless_copied():
+    fun, box, x0 = quadratic()
+    driver = lbfgsb.Lbfgsb(lbfgsb.start(x0, box), box)
+    seen = []
+
+    def at_boundary(d):
+        seen.append((d.state(copy=False), d.state(copy=True)))
+
+    driver.run(fun, iterations=3, at_boundary=at_boundary)
+    view, copy = seen[-1]
+    assert np.shares_memory(view.wa, driver.wa) and not np.shares_memory(copy.wa, driver.wa)
+    assert len(seen) == driver.evaluations  # One boundary before each evaluation.
+
+
 # --- solvers.lbfgs on the new driver, against today's public path. ---
 
 class Valley:
