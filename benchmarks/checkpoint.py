@@ -108,7 +108,7 @@ def main(argv=None):
                       f"{write_s:>7.2f} {written / write_s / 1e6:>6.0f} {load_s:>7.2f} "
                       f"{policy.wait():>9.0f}")
                 os.unlink(path)
-            del driver, rows, adam
+            driver = rows = adam = None  # Free this size before the next.
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
     return 0
 
