@@ -87,9 +87,15 @@ class Digests:
         return input_digest(source)
 
 
+#: The settings that bound a run's work without changing its path: a checkpoint's key leaves
+#: them out, so asking for more evaluations continues a stopped run exactly.
+BUDGET_SETTINGS = ("max_evals", "iterations")
+
+
 def job_key(config, content, styles: Sequence, masks: Optional[Sequence] = None,
             init=None, extra: Optional[dict] = None,
-            digest: Optional[Callable[[object], str]] = None) -> str:
+            digest: Optional[Callable[[object], str]] = None,
+            ignore: Sequence[str] = ()) -> str:
     """The key of one run: every setting and every input's bytes, hashed.
 
     Args:
@@ -103,6 +109,7 @@ def job_key(config, content, styles: Sequence, masks: Optional[Sequence] = None,
         extra: More JSON-ready things that decide the result (a video's own settings).
         digest: The function that hashes an input (a shared `Digests` caches them), or a
             mapping from source to digest (others hashed as they come).
+        ignore: Settings left out (`BUDGET_SETTINGS` for a checkpoint's key).
 
     Returns:
         A hex SHA-256.
@@ -116,6 +123,8 @@ def job_key(config, content, styles: Sequence, masks: Optional[Sequence] = None,
         digest = lambda source: known[source] if source in known else input_digest(source)  # noqa: E731
     digest = digest or input_digest
     settings = settings_dict(config)
+    for name in ignore:
+        settings.pop(name, None)
     for name in FILE_SETTINGS:
         value = settings.get(name)
         if isinstance(value, str) and os.path.isfile(value):

@@ -85,6 +85,9 @@ class Job:
             per frame with `dataclasses.replace`; `plan` never does.
         key: The job key (`keys.job_key`): the settings and the inputs' bytes, hashed. Every
             record carries it; a result on disk with the same key is this job's.
+        resume_key: The key of its checkpoints: the same less the budget
+            (`keys.BUDGET_SETTINGS`: more evaluations continue a stopped run), plus the
+            resolved device and precision (`auto` differs between machines).
     """
 
     config: StyleConfig
@@ -100,6 +103,7 @@ class Job:
     notes: Tuple[str, ...] = ()
     temporal: Optional[object] = dataclasses.field(default=None, repr=False)
     key: str = ""
+    resume_key: str = ""
 
     @property
     def size(self) -> Tuple[int, int]:
@@ -177,10 +181,14 @@ def plan(content, style, *, config: Optional[StyleConfig] = None, masks=None, in
                "init": config.init}
     if config.init not in INITS and init_image is None:
         _check_init_exists(config.init)
-    key = keys.job_key(config, content, styles, mask_sources, init_image)
+    digest = keys.Digests()  # Each input read once for both keys.
+    key = keys.job_key(config, content, styles, mask_sources, init_image, digest=digest)
+    resume_key = keys.job_key(config, content, styles, mask_sources, init_image,
+                              extra={"device": where.device, "precision": where.precision},
+                              ignore=keys.BUDGET_SETTINGS, digest=digest)
     if not load:
         return Job(config, None, (), None, None, blend, sources, stages, where, memory,
-                   tuple(notes), key=key)
+                   tuple(notes), key=key, resume_key=resume_key)
 
     # 5. Decode and resize, each input once.
     with warnings.catch_warnings(record=True) as caught:
@@ -197,7 +205,7 @@ def plan(content, style, *, config: Optional[StyleConfig] = None, masks=None, in
                           size=(content_rgb.shape[1], content_rgb.shape[0]))
     notes += [f"warning: {str(w.message).splitlines()[0]}" for w in caught]
     return Job(config, content_rgb, style_rgbs, loaded_masks, start, blend, sources, stages,
-               where, memory, tuple(dict.fromkeys(notes)), key=key)
+               where, memory, tuple(dict.fromkeys(notes)), key=key, resume_key=resume_key)
 
 
 def as_list(styles) -> list:

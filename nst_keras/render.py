@@ -20,6 +20,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
+from nst_keras import checkpoint as checkpoint_lib
 from nst_keras import images as images_lib
 from nst_keras import objective as objective_lib
 from nst_keras import runtime, solvers, tiling
@@ -132,7 +133,7 @@ def render(job: Job, callback: Optional[Callable[[Progress], None]] = None, *,
            on_stage: Optional[Callable[[StageStart], None]] = None,
            feature_model=None,
            target_cache: Optional[objective_lib.StyleTargets] = None,
-           stop: Optional[StopToken] = None) -> Result:
+           stop: Optional[StopToken] = None, checkpoints=None) -> Result:
     """Runs a planned job: one size, or coarse to fine (Gatys et al. 2017).
 
     Every stage resizes the content and style images (Lanczos) by the stage's height over
@@ -153,6 +154,13 @@ def render(job: Job, callback: Optional[Callable[[Progress], None]] = None, *,
         stop: A `control.StopToken`. Once it is set, the run ends at the next evaluation
             boundary (between two tiles of a tiled evaluation, before a stage) and the
             result is returned with `Result.stopped`: nothing is raised.
+        checkpoints: Whoever keeps the run's checkpoints (`delivery.CheckpointFile`), or
+            None: its `resume` (a `checkpoint.Checkpoint`, or None) is where the run goes
+            on from, exactly (the finished stages are not run again, the stage in flight
+            continues with its optimiser's whole state), and its `at_boundary(make,
+            stopping)` is called at every evaluation boundary with a function that makes
+            the `Checkpoint` there (`stopping`: the stop token is set, so this is the last
+            boundary: write it now).
 
     With `job.temporal` (an `objective.Temporal`), each stage's objective has the extra
     `temporal` term, its target and weights resized to the stage.
@@ -187,9 +195,22 @@ def render(job: Job, callback: Optional[Callable[[Progress], None]] = None, *,
 
     total = sum(stage.max_evals for stage in job.stages)
     results, start, offset = [], None, Offset(stages=len(job.stages), total_evals=total)
+    resume = getattr(checkpoints, "resume", None)
+    finished_states = []  # The finished stages' monitor states, for a checkpoint.
     for stage in job.stages:
         if stop is not None and stop.requested:
             break
+        if resume is not None and stage.number < resume.stage:
+            # Finished before the checkpoint was taken: its counters and history from it.
+            state = resume.earlier[stage.number - 1]
+            result = _saved_stage(state, stage, config, where)
+            results.append(result)
+            finished_states.append(state)
+            offset = Offset(iterations=offset.iterations + result.iterations,
+                            evaluations=offset.evaluations + result.evaluations,
+                            seconds=offset.seconds + result.seconds,
+                            stage=stage.number + 1, stages=len(job.stages), total_evals=total)
+            continue
         stage_content, stage_styles = stage_images(content_rgb, style_rgbs, config, stage.height)
         stage_masks = job.masks if job.masks is None or len(job.stages) == 1 else [
             images_lib.load_mask(m, (stage_content.shape[1], stage_content.shape[0]))
@@ -207,7 +228,10 @@ def render(job: Job, callback: Optional[Callable[[Progress], None]] = None, *,
                                     tiles=stage.tiles)
             if on_stage is not None:
                 on_stage(StageStart(stage.number, len(job.stages), problem))
-            result, best = _solve(problem, callback, offset, stop)
+            here = resume if resume is not None and stage.number == resume.stage else None
+            result, best, monitor = _solve(problem, callback, offset, stop,
+                                           checkpoints=checkpoints, stage=stage.number,
+                                           earlier=tuple(finished_states), resume=here)
         except StyleTransferError as error:
             best = error.best_image if error.best_image is not None else start
             raise type(error)(str(error), best_image=finished(best)) from None
@@ -217,6 +241,8 @@ def render(job: Job, callback: Optional[Callable[[Progress], None]] = None, *,
         if result is None:  # Stopped before this stage's first evaluation.
             break
         results.append(result)
+        if checkpoints is not None:
+            finished_states.append(checkpoint_lib.monitor_state(monitor))
         start = best
         if result.stopped:
             break
@@ -359,9 +385,14 @@ def solve(problem: Problem, callback: Optional[Callable[[Progress], None]] = Non
     return _solve(problem, callback, Offset())[0]
 
 
-def _solve(problem: Problem, callback, offset: Offset, stop: Optional[StopToken] = None):
-    """`solve`, its counters starting at `offset`; returns (Result, best image as RGB float),
-    or (None, None) when a stop came before the first evaluation."""
+def _solve(problem: Problem, callback, offset: Offset, stop: Optional[StopToken] = None, *,
+           checkpoints=None, stage: int = 1, earlier: tuple = (), resume=None):
+    """`solve`, its counters starting at `offset`; returns (Result, best image as RGB float,
+    the monitor), or (None, None, monitor) when a stop came before the first evaluation.
+
+    With `resume` (this stage's `checkpoint.Checkpoint`), the monitor and the optimiser go
+    on from its boundary; `checkpoints.at_boundary` is offered a checkpoint at each one
+    (see `render`)."""
     config = problem.config
     gradient_method = config.optimizer != "lbfgs"
     objective = problem.objective
@@ -371,10 +402,25 @@ def _solve(problem: Problem, callback, offset: Offset, stop: Optional[StopToken]
                               config.max_evals, callback, offset=offset,
                               divergence=solvers.DivergenceRule() if gradient_method else None,
                               stop=stop)
+    if resume is not None:
+        checkpoint_lib.restore_monitor(monitor, resume.monitor)
+    at_boundary = None
+    if checkpoints is not None:
+        kind = "keras" if gradient_method else "lbfgsb"
+
+        def at_boundary(capture):
+            if monitor.evaluations == 0 and not earlier:
+                return  # Nothing done yet: nothing to keep.
+            checkpoints.at_boundary(lambda: checkpoint_lib.Checkpoint(
+                kind, capture(), checkpoint_lib.monitor_state(monitor), stage, earlier),
+                stop is not None and stop.requested)
+
+    saved = None if resume is None else resume.solver
     with runtime.device_scope(problem.device):
         if config.optimizer == "lbfgs":
             outcome = solvers.lbfgs(monitor, problem.x0, iterations=config.iterations,
-                                    bounds=problem.bounds, memory=config.lbfgs_memory)
+                                    bounds=problem.bounds, memory=config.lbfgs_memory,
+                                    resume=saved, at_boundary=at_boundary)
         else:
             def optimizer(gradient):  # SGD's default learning rate needs the first gradient.
                 return solvers.keras_optimizer(config.optimizer, config.learning_rate,
@@ -383,9 +429,10 @@ def _solve(problem: Problem, callback, offset: Offset, stop: Optional[StopToken]
 
             outcome = solvers.gradient_descent(monitor, problem.x0, optimizer=optimizer,
                                                iterations=config.iterations,
-                                               bounds=problem.bounds)
+                                               bounds=problem.bounds, resume=saved,
+                                               at_boundary=at_boundary)
     if outcome.x is None:
-        return None, None
+        return None, None, monitor
     best = outcome.best
     sums = best.kind_sums()
     result = Result(
@@ -414,7 +461,25 @@ def _solve(problem: Problem, callback, offset: Offset, stop: Optional[StopToken]
         kind_losses=sums,
         stopped=outcome.stopped,
     )
-    return result, images_lib.deprocess_float(outcome.x)
+    return result, images_lib.deprocess_float(outcome.x), monitor
+
+
+def _saved_stage(state, stage, config: StyleConfig, where) -> Result:
+    """The `Result` of a stage that finished before a checkpoint was taken, from its saved
+    monitor state: what joining the stages needs (counters, losses, history, summary)."""
+    import json
+
+    best = json.loads(state.best) if state.best else {"loss": float("nan"), "weighted": {}}
+    return Result(
+        image=None, loss=best["loss"], content_loss=0.0, style_loss=0.0, tv_loss=0.0,
+        layer_losses={}, iterations=state.iterations, evaluations=state.evaluations,
+        seconds=state.seconds, setup_seconds=0.0, losses=tuple(state.losses),
+        times=tuple(state.times), history=tuple(json.loads(state.history)),
+        stop_reason="finished before the checkpoint", config=config, device=where.device,
+        precision=where.precision, hardware=where.hardware,
+        stages=({"stage": stage.number, "height": stage.height, "width": stage.width,
+                 "evaluations": state.evaluations, "iterations": state.iterations,
+                 "seconds": round(state.seconds, 3), "loss": best["loss"]},))
 
 
 def stage_images(content_rgb, style_rgbs, config: StyleConfig, height: int):
