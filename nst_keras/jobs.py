@@ -108,8 +108,9 @@ def read_jobs_csv(path: str, config: StyleConfig) -> List[BatchJob]:
     Columns: `content` and `style` (required), `mask` (optional); several styles or masks
     in one cell are separated by `;`. Any other column names a `StyleConfig` field
     (`style_weight`, `height`, `preserve_color`, ...) whose value overrides `config` for
-    that row; an empty cell keeps `config`'s. Relative paths are relative to the CSV's
-    folder.
+    that row; an empty cell keeps `config`'s. Relative paths in cells (content, style,
+    mask, an `init` image, a `weights` file) are relative to the CSV's folder; `config`'s
+    own paths are left as they are.
 
     Raises:
         ValueError: If the file cannot be read, a column is unknown, a cell's value is not
@@ -147,6 +148,9 @@ def read_jobs_csv(path: str, config: StyleConfig) -> List[BatchJob]:
             if name in CSV_INPUT_COLUMNS or not (row[name] or "").strip():
                 continue
             changes[name] = parse_setting(fields[name], row[name].strip(), number, path)
+        for name in ("init", "weights"):  # A file named in a cell, as content and style.
+            if name in changes and _is_file_setting(name, changes[name]):
+                changes[name] = os.path.join(folder, changes[name])
         try:
             job_config = config.replace(**changes)
         except ValueError as error:
@@ -154,6 +158,16 @@ def read_jobs_csv(path: str, config: StyleConfig) -> List[BatchJob]:
         jobs.append(BatchJob(job_name(content[0], styles), content[0], styles, masks or None,
                              job_config))
     return unique_names(jobs)
+
+
+def _is_file_setting(name: str, value) -> bool:
+    """Whether an `init` or `weights` value names a file (not a named start, `imagenet`,
+    None or a URL)."""
+    from nst_keras.config import INITS
+    from nst_keras.images import is_url
+
+    named = INITS if name == "init" else ("imagenet",)
+    return isinstance(value, str) and value not in named and not is_url(value)
 
 
 def parse_setting(field, text: str, row: int, path: str):

@@ -83,6 +83,35 @@ def test_a_csv_row_overrides_settings_and_can_blend_and_mask(folders, tmp_path):
         jobs.read_jobs_csv(str(csv_file), StyleConfig(**TINY))
 
 
+def test_init_and_weights_cells_are_relative_to_the_csvs_folder(folders, tmp_path,
+                                                               monkeypatch):
+    contents, styles = folders
+    Image.fromarray(make_image(48, 64, seed=7)).save(tmp_path / "start.png")
+    (tmp_path / "vgg19.weights.h5").write_bytes(b"weights")
+    csv_file = tmp_path / "jobs.csv"
+    csv_file.write_text(
+        "content,style,init,weights\n"
+        "photos/photo0.png,paintings/style0.jpg,start.png,vgg19.weights.h5\n"
+        "photos/photo1.png,paintings/style0.jpg,noise,imagenet\n"
+        "photos/photo1.png,paintings/style1.jpg,,none\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # Not the CSV's folder.
+    # The command's own paths (--init on the command line) stay as the user gave them.
+    rows = jobs.read_jobs_csv(str(csv_file), StyleConfig(**TINY, init="mine.png"))
+    assert rows[0].config.init == str(tmp_path / "start.png")
+    assert rows[0].config.weights == str(tmp_path / "vgg19.weights.h5")
+    assert (rows[1].config.init, rows[1].config.weights) == ("noise", "imagenet")
+    assert (rows[2].config.init, rows[2].config.weights) == ("mine.png", None)
+    # The whole batch, run from another folder, reads the init image beside the CSV.
+    csv_file.write_text("content,style,init\nphotos/photo0.png,paintings/style0.jpg,start.png\n")
+    out = tmp_path / "out"
+    done = run_main("batch", "--jobs", csv_file, "--out", out, "-q", *TINY_ARGS)
+    assert done.returncode == 0, done.stderr
+    record = json.loads((out / "photo0__style0.json").read_text())
+    assert record["settings"]["init"] == str(tmp_path / "start.png")
+
+
 def test_output_names_are_sanitised_and_stay_inside_the_output_folder(tmp_path):
     assert jobs.job_name("../../x.jpg", ["a b/c?.png"]) == "x__c"
     assert jobs.job_name("..", [".hidden.png"]) == "image__hidden"
