@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
 import urllib.parse
 import urllib.request
 import warnings
@@ -351,45 +350,110 @@ def deprocess(x: np.ndarray) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def atomic_write(path: Union[str, os.PathLike], mode: str = "wb"):
-    """Opens a temporary file beside `path` and renames it to `path` once fully written.
+def atomic_path(path: Union[str, os.PathLike]):
+    """A temporary path beside `path`, renamed to `path` once the block ends without error.
 
-    A crash (or Ctrl-C) never leaves a half-written file, and an existing file is replaced
-    only by a complete new one. The file gets the mode a plain `open()` would give: an
-    existing file's mode is kept, a new file's is 0o666 less the umask (`mkstemp` alone
-    would make every file 0600).
+    For a writer that takes a path (the video muxer); `atomic_write` opens the file for
+    you. A crash (or Ctrl-C) never leaves a half-written file, and an existing file is
+    replaced only by a complete new one: the file's bytes go to the disk (`fsync`) before
+    the rename, and the folder's entry after it, so that the rename survives a power cut
+    too. On an error the temporary file is removed and `path` is untouched.
+
+    The file gets the mode a plain `open()` would give: an existing file's mode is kept, a
+    new file's is 0o666 less the umask. The temporary file is created with mode 0o666 and
+    the kernel applies the umask: the umask is never read by setting it, which would race
+    with another thread creating a file (the app saves from a worker thread).
 
     Args:
         path: The file to write.
-        mode: `"wb"` or `"w"`.
+
+    Yields:
+        The temporary file's path (an empty file to overwrite).
+    """
+    with _replacing(path) as (_, tmp):
+        yield tmp
+
+
+@contextlib.contextmanager
+def atomic_write(path: Union[str, os.PathLike], mode: str = "wb"):
+    """Opens a temporary file beside `path` and renames it to `path` once fully written.
+
+    See `atomic_path`: never a half-written file, the bytes and the rename on the disk, the
+    mode `open()` would give.
+
+    Args:
+        path: The file to write.
+        mode: `"wb"` or `"w"` (UTF-8).
 
     Yields:
         The open temporary file.
     """
+    with _replacing(path) as (fd, _):
+        with os.fdopen(fd, mode, closefd=False,
+                       **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
+
+
+@contextlib.contextmanager
+def _replacing(path):
+    """The one temporary-file-and-rename of `atomic_path` and `atomic_write`: yields the
+    temporary file's (fd, path); the fd stays open to the end, so that the file can be
+    synced (and written) whatever mode it ends with."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".nst-", suffix=os.path.splitext(path)[1], dir=directory)
+    fd, tmp = _create_beside(path, directory)
     try:
-        os.chmod(tmp, _mode_for(path))
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        yield fd, tmp
+        with contextlib.suppress(FileNotFoundError):  # Overwriting keeps the file's mode.
+            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+        os.fsync(fd)
+        os.close(fd)
+        fd = None
         os.replace(tmp, path)
     except BaseException:
+        if fd is not None:
+            os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    _fsync_folder(directory)
 
 
-def _mode_for(path: str) -> int:
-    """The permission bits `open(path, "w")` would leave: the existing file's, or the umask's."""
+def _create_beside(path: str, directory: str):
+    """(fd, name) of a new empty file `.nst-XXXXXXXX.EXT` in `directory`, mode 0o666 less the
+    umask (the kernel applies it; `mkstemp` would make it 0o600)."""
+    import secrets
+
+    extension = os.path.splitext(path)[1]
+    flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+             | getattr(os, "O_BINARY", 0))
+    for _ in range(100):
+        tmp = os.path.join(directory, f".nst-{secrets.token_hex(6)}{extension}")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:  # 48 random bits: another writer's name, try another.
+            continue
+    raise FileExistsError(f"cannot create a temporary file in {directory}")
+
+
+def _fsync_folder(directory: str) -> None:
+    """Flushes a folder's entries (a rename into it) to the disk, where the system can.
+
+    Windows cannot open a folder; some file systems refuse to fsync one (EINVAL): the
+    rename is then as durable as that file system makes it.
+    """
+    if not hasattr(os, "O_DIRECTORY"):
+        return
     try:
-        return os.stat(path).st_mode & 0o7777
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
-        umask = os.umask(0)  # Reading the umask means setting it; put it straight back.
-        os.umask(umask)
-        return 0o666 & ~umask
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def save_image(path: Union[str, os.PathLike], rgb: np.ndarray) -> None:
