@@ -19,7 +19,6 @@ import glob
 import os
 import re
 import shutil
-import tempfile
 from typing import Iterable, Iterator, Optional, Tuple, Union
 
 import numpy as np
@@ -379,7 +378,8 @@ def write_video(path: PathLike, frames: Iterable[np.ndarray], fps,
     """Encode frames as an H.264 video (yuv420p), keeping the audio of another video.
 
     The file is written under a temporary name in the same folder and renamed when
-    complete, so a failure never leaves a half-written video at ``path``.
+    complete (`images.atomic_path`), so a failure never leaves a half-written video at
+    ``path``; it gets the mode ``open()`` would give (the umask's, or the replaced file's).
 
     Args:
         path: The output file: .mp4, .m4v, .mov or .mkv (checked first, see
@@ -408,46 +408,39 @@ def write_video(path: PathLike, frames: Iterable[np.ndarray], fps,
     if "libx264" not in av.codecs_available:
         raise RuntimeError("This PyAV build has no libx264 encoder; install the PyPI wheel: "
                            "pip install --force-reinstall av")
+    from nst_keras.images import atomic_path
+
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, partial = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
-                                       suffix=".partial", dir=folder)
-    os.close(handle)
     count = 0
-    try:
-        with av.open(partial, mode="w", format=muxer) as output:
-            # Opened before the first frame so that a bad `audio_from` stops the work early.
-            audio = _AudioSource(av, None if audio_from is None else os.fspath(audio_from),
-                                 output, muxer)
-            try:
-                video = None
-                shape = None
-                for count, frame in enumerate(frames, start=1):
-                    frame = _check_frame(frame, count - 1, shape)
-                    if video is None:
-                        shape = frame.shape
-                        height, width = _even_size(frame).shape[:2]
-                        video = output.add_stream("libx264", rate=rate)
-                        video.width, video.height = width, height
-                        video.pix_fmt = "yuv420p"
-                        video.time_base = 1 / rate
-                        video.options = {"crf": str(int(crf))}
-                    picture = av.VideoFrame.from_ndarray(_even_size(frame), format="rgb24")
-                    picture.pts = count - 1
-                    for packet in video.encode(picture):
-                        output.mux(packet)
-                    audio.mux_until(output, float(count / rate))
+    with atomic_path(path) as partial, av.open(partial, mode="w", format=muxer) as output:
+        # Opened before the first frame so that a bad `audio_from` stops the work early.
+        audio = _AudioSource(av, None if audio_from is None else os.fspath(audio_from),
+                             output, muxer)
+        try:
+            video = None
+            shape = None
+            for count, frame in enumerate(frames, start=1):
+                frame = _check_frame(frame, count - 1, shape)
                 if video is None:
-                    raise ValueError(f"There are no frames to write. Received: path={path}")
-                for packet in video.encode(None):
+                    shape = frame.shape
+                    height, width = _even_size(frame).shape[:2]
+                    video = output.add_stream("libx264", rate=rate)
+                    video.width, video.height = width, height
+                    video.pix_fmt = "yuv420p"
+                    video.time_base = 1 / rate
+                    video.options = {"crf": str(int(crf))}
+                picture = av.VideoFrame.from_ndarray(_even_size(frame), format="rgb24")
+                picture.pts = count - 1
+                for packet in video.encode(picture):
                     output.mux(packet)
                 audio.mux_until(output, float(count / rate))
-            finally:
-                audio.close()
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+            if video is None:
+                raise ValueError(f"There are no frames to write. Received: path={path}")
+            for packet in video.encode(None):
+                output.mux(packet)
+            audio.mux_until(output, float(count / rate))
+        finally:
+            audio.close()
     return count
 
 
