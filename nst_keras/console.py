@@ -223,7 +223,8 @@ INPUT_WORDS = {"style": "STYLE", "content": "CONTENT", "masks": "--style-mask",
                "output": "-o", "preset": "--preset",
                # `video`'s inputs (videoio, video.plan_video):
                "source": "IN", "frames_dir": "--frames-dir", "folder": "--frames-dir",
-               "flow": "--flow", "start": "--start", "end": "--end", "every": "--every"}
+               "flow": "--flow", "start": "--start", "end": "--end", "every": "--every",
+               "jobs_file": "--jobs"}  # `batch`'s (jobs.read_jobs_csv)
 
 
 def as_usage(error) -> "UsageError":

@@ -112,6 +112,65 @@ def test_init_and_weights_cells_are_relative_to_the_csvs_folder(folders, tmp_pat
     assert record["settings"]["init"] == str(tmp_path / "start.png")
 
 
+def test_a_bad_cell_is_named_by_row_and_column_in_the_files_words(folders, tmp_path):
+    csv_file = tmp_path / "jobs.csv"
+    rows = "content,style,{}\nphotos/photo0.png,paintings/style0.jpg,{}\n"
+
+    def error_of(column, cell):
+        csv_file.write_text(rows.format(column, cell) + "photos/photo1.png,paintings/style1.jpg,"
+                                                         f"{cell}\n")
+        with pytest.raises(ValueError) as raised:
+            jobs.read_jobs_csv(str(csv_file), StyleConfig(**TINY))
+        return str(raised.value)
+
+    assert error_of("height", "abc") == (
+        "row 2 of the jobs file: 'abc' is not a valid height (an integer >= 1; auto is for a "
+        f"single run). Received: jobs_file={csv_file}")
+    assert error_of("height", "0").startswith("row 2 of the jobs file: '0' is not a valid height")
+    assert error_of("pooling", "mean").startswith(
+        "row 2 of the jobs file: 'mean' is not a valid pooling (one of max, avg). Received:")
+    assert error_of("jit_compile", "maybe").startswith(
+        "row 2 of the jobs file: 'maybe' is not a valid jit_compile (true or false, 1 or 0, "
+        "yes or no)")
+    assert error_of("style_scale", "1 x").startswith(
+        "row 2 of the jobs file: '1 x' is not a valid style_scale (numbers > 0, separated by "
+        "spaces)")
+    # A check of the settings together (StyleConfig's) names the columns too.
+    csv_file.write_text("content,style,style_height,style_scale\n"
+                        "photos/photo0.png,paintings/style0.jpg,256,1\n")
+    with pytest.raises(ValueError) as raised:
+        jobs.read_jobs_csv(str(csv_file), StyleConfig(**TINY))
+    assert str(raised.value) == (
+        "row 2 of the jobs file: give style_height or style_scale, not both; got style_height "
+        f"256, style_scale (1.0,). Received: jobs_file={csv_file}")
+
+
+def test_the_command_line_shows_a_bad_cell_in_the_files_words_and_the_option(folders,
+                                                                             tmp_path):
+    csv_file = tmp_path / "jobs.csv"
+    out = tmp_path / "out"
+    csv_file.write_text("content,style,height\nphotos/photo0.png,paintings/style0.jpg,64\n"
+                        "photos/photo1.png,paintings/style0.jpg,abc\n")
+    done = run_main("batch", "--jobs", csv_file, "--out", out, *TINY_ARGS)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert done.stderr.split(" error: ", 1)[1] == (
+        "row 3 of the jobs file: 'abc' is not a valid height (an integer >= 1; auto is for a "
+        f"single run). Received: --jobs {csv_file}\n")
+    csv_file.write_text("content,style,style_height,style_scale\n"
+                        "photos/photo0.png,paintings/style0.jpg,256,1\n")
+    done = run_main("batch", "--jobs", csv_file, "--out", out, *TINY_ARGS)
+    assert done.returncode == 2
+    assert done.stderr.split(" error: ", 1)[1] == (
+        "row 2 of the jobs file: give style_height or style_scale, not both; got style_height "
+        f"256, style_scale (1.0,). Received: --jobs {csv_file}\n")
+    done = run_main("batch", "--jobs", tmp_path / "missing.csv", "--out", out, *TINY_ARGS)
+    assert done.returncode == 2 and "jobs=" not in done.stderr
+    assert done.stderr.split(" error: ", 1)[1] == (
+        "cannot read the jobs file: No such file or directory. "
+        f"Received: --jobs {tmp_path / 'missing.csv'}\n")
+    assert not out.exists()
+
+
 def test_output_names_are_sanitised_and_stay_inside_the_output_folder(tmp_path):
     assert jobs.job_name("../../x.jpg", ["a b/c?.png"]) == "x__c"
     assert jobs.job_name("..", [".hidden.png"]) == "image__hidden"
