@@ -36,6 +36,7 @@ from typing import Dict, List, Optional, Sequence
 from nst_keras import console
 from nst_keras.config import COLOR_MODES, OPTIMIZERS, POOLINGS, PRESETS, StyleConfig, preset
 from nst_keras.console import EXIT_OK, EXIT_USAGE, UsageError
+from nst_keras.errors import first_line
 
 PROG = f"{console.PROG} app"
 INSTALL = "pip install 'nst-keras[app]'"
@@ -321,8 +322,7 @@ class App:
             run.ending = f"error: {console.as_usage(error)}" + (
                 "; the best image so far is kept" if run.image is not None else "")
         except Exception as error:  # One line on the page; the server keeps serving.
-            first = str(error).splitlines()[0] if str(error) else ""
-            run.ending = f"error: {type(error).__name__}: {first}"
+            run.ending = f"error: {type(error).__name__}: {first_line(error)}"
         finally:
             try:
                 run.files = self._deliver(run)

@@ -21,6 +21,7 @@ import sys
 import tempfile
 from typing import Callable, Optional, Sequence
 
+from nst_keras.errors import first_line
 from nst_keras.runtime import import_tensorflow_quietly  # noqa: E402,F401  (re-exported)
 
 PROG = "nst-keras"
@@ -374,7 +375,7 @@ def weights_errors_as_usage(config):
         if config.weights not in ("imagenet", None) and isinstance(
             error, (ValueError, OSError, KeyError, TypeError)
         ):
-            reason = text.splitlines()[0].rstrip(" .:") if text else type(error).__name__
+            reason = first_line(error).rstrip(" .:") or type(error).__name__
             raise UsageError(
                 f"cannot load the weights file into {config.model} (include_top=False); is it "
                 f"a file for this model? ({reason}) Received: --weights {config.weights}"
@@ -478,8 +479,7 @@ def run_guarded(run: Callable[[SignalGuard], int], *, debug: bool,
         except Exception as error:  # The last resort: one line, unless --debug.
             if debug:
                 raise
-            first_line = str(error).splitlines()[0] if str(error) else ""
-            print(f"{PROG}: error: {type(error).__name__}: {first_line} "
+            print(f"{PROG}: error: {type(error).__name__}: {first_line(error)} "
                   "(run with --debug for the traceback)", file=sys.stderr)
             return EXIT_FAILED
 

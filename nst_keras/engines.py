@@ -24,6 +24,7 @@ import time
 from typing import Callable, Dict, Iterable, Iterator, Optional, Tuple
 
 from nst_keras.config import StyleConfig
+from nst_keras.errors import first_line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,9 +113,9 @@ def execute(payload: Payload, callback: Optional[Callable] = None) -> Outcome:
         return outcome("interrupted", png=None if error.best_image is None
                        else png_bytes(error.best_image), reason="interrupted")
     except (ValueError, StyleTransferError) as error:
-        return outcome("failed", reason=_first_line(error))
+        return outcome("failed", reason=first_line(error) or type(error).__name__)
     except Exception as error:  # Anything else fails this job only, named by its type.
-        return outcome("failed", reason=f"{type(error).__name__}: {_first_line(error)}")
+        return outcome("failed", reason=f"{type(error).__name__}: {first_line(error)}")
     record = run_record(result, inputs=payload.sources, output=f"{payload.name}.png",
                         extra={"job": payload.name, "job_key": payload.key})
     return outcome("done", png=png_bytes(result.image), record=record, loss=result.loss)
@@ -128,11 +129,6 @@ def png_bytes(rgb) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(rgb, np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).splitlines()[0] if str(error) else ""
-    return text or type(error).__name__
 
 
 class LocalEngine:

@@ -59,3 +59,16 @@ class NotEnoughMemory(ValueError):
     def __init__(self, message, fits: int = 0):
         super().__init__(message)
         self.fits = fits
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message, for a one-line report ("" when it has none).
+
+    A message's first non-blank line, stripped: TensorFlow's and Keras' errors go on for
+    pages, and one line is what a user reads. A caller that needs something when the
+    message is empty adds the type's name (`first_line(error) or type(error).__name__`).
+    """
+    for line in str(error).splitlines():
+        if line.strip():
+            return line.strip()
+    return ""

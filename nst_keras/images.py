@@ -18,6 +18,8 @@ from typing import Optional, Union
 import numpy as np
 from PIL import Image, ImageOps
 
+from nst_keras.errors import first_line
+
 #: Per-channel means of the ImageNet training set in BGR order, as used by the Caffe VGG
 #: models and by `keras.applications.vgg19.preprocess_input` ('caffe' mode).
 IMAGENET_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
@@ -80,7 +82,7 @@ def fetch(url: str, *, cache_subdir: str = "nst_keras") -> str:
         with _descriptive_user_agent():
             return keras.utils.get_file(fname, origin=url, cache_subdir=cache_subdir)
     except Exception as error:  # Keras raises a bare Exception for a failed download.
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = first_line(error) or type(error).__name__
         # Keras' message names the URL again; once is enough.
         reason = reason.replace(f"URL fetch failure on {url}", "").strip(" :-") or reason
         raise OSError(
