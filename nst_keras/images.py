@@ -8,12 +8,14 @@ bitten more than one style-transfer script (the content image silently changes u
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import os
+import re
 import urllib.parse
 import urllib.request
 import warnings
-from typing import Optional, Union
+from typing import List, Optional, Union
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -23,6 +25,11 @@ from nst_keras.errors import first_line
 #: Per-channel means of the ImageNet training set in BGR order, as used by the Caffe VGG
 #: models and by `keras.applications.vgg19.preprocess_input` ('caffe' mode).
 IMAGENET_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+
+#: The files taken as images from a folder or a glob pattern (case-insensitive): a batch's
+#: inputs, a video's frames, the app's examples. Formats Pillow reads without extra
+#: libraries; of an animated GIF, the first frame is used.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm")
 
 #: The Gatys demo pair, downloaded once into the Keras cache when no images are given.
 #: Neckarfront in Tübingen, photograph by Andreas Praefcke, CC BY 3.0:
@@ -106,6 +113,42 @@ def cached_path(url: str, *, cache_subdir: str = "nst_keras") -> Optional[str]:
     home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     path = os.path.join(home, cache_subdir, _cache_name(url))
     return path if os.path.isfile(path) else None
+
+
+def is_image_file(path: Union[str, os.PathLike]) -> bool:
+    """Whether `path` is a file with one of `IMAGE_EXTENSIONS`."""
+    path = os.fspath(path)
+    return path.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(path)
+
+
+def find_images(source: Union[str, os.PathLike]) -> Optional[List[str]]:
+    """The image files a folder or a glob pattern names, in natural order; None otherwise.
+
+    A folder gives its image files (by extension, not recursive); a pattern such as
+    `"frames/*.png"` its matches that are image files. Natural order: digit runs compare as
+    numbers, so `frame_2.png` comes before `frame_10.png` (and `img9` before `img10`),
+    case-blind. The one way a batch's inputs and a video's frames are listed.
+
+    Returns:
+        The paths (possibly none), or None when `source` is neither a folder nor a pattern
+        (a file, or nothing there).
+    """
+    source = os.fspath(source)
+    if os.path.isdir(source):
+        found = [os.path.join(source, name) for name in os.listdir(source)]
+    elif not os.path.exists(source) and glob.has_magic(source):
+        found = glob.glob(source)
+    else:
+        return None
+    return sorted((path for path in found if is_image_file(path)), key=natural_key)
+
+
+def natural_key(path: Union[str, os.PathLike]) -> tuple:
+    """A sort key that orders `frame2.png` before `frame10.png`: digit runs as numbers,
+    letters without case (the path itself breaks ties, so the order is total)."""
+    path = os.fspath(path)
+    parts = re.split(r"(\d+)", path)
+    return [int(part) if part.isdigit() else part.lower() for part in parts], path
 
 
 def open_image(source: ImageSource) -> Image.Image:

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import glob
 import hashlib
 import json
 import os
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from nst_keras import images as _images
 from nst_keras.config import StyleConfig
 
-#: The file extensions `collect` takes from a folder.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+#: The file extensions `collect` takes from a folder or a pattern (`images.IMAGE_EXTENSIONS`).
+IMAGE_EXTENSIONS = _images.IMAGE_EXTENSIONS
 
 #: CSV columns that are not `StyleConfig` fields.
 CSV_INPUT_COLUMNS = ("content", "style", "mask")
@@ -56,8 +56,9 @@ class BatchJob:
 def collect(sources: Sequence[str], label: str) -> List[str]:
     """The image files that files, folders and glob patterns name, in order, each once.
 
-    A folder gives its image files (by extension, sorted by name, not recursive); a glob
-    pattern its matches, sorted.
+    A file is taken as it is; a folder gives its image files and a glob pattern its
+    matching image files (`images.find_images`: by extension, not recursive, in natural
+    order, so `photo2` comes before `photo10`).
 
     Raises:
         ValueError: If a source matches nothing, naming it (`label` says which input).
@@ -65,16 +66,7 @@ def collect(sources: Sequence[str], label: str) -> List[str]:
     found = []
     for source in sources:
         source = os.fspath(source)
-        if os.path.isdir(source):
-            matches = sorted(os.path.join(source, f) for f in os.listdir(source)
-                             if f.lower().endswith(IMAGE_EXTENSIONS)
-                             and os.path.isfile(os.path.join(source, f)))
-        elif os.path.isfile(source):
-            matches = [source]
-        elif glob.has_magic(source):
-            matches = sorted(p for p in glob.glob(source) if os.path.isfile(p))
-        else:
-            matches = []
+        matches = [source] if os.path.isfile(source) else _images.find_images(source) or []
         if not matches:
             raise ValueError(f"no {label} image found: no such file, no image in that folder "
                              f"or nothing matches that pattern. Received: {label}={source}")
@@ -173,10 +165,9 @@ def _is_file_setting(name: str, value) -> bool:
     """Whether an `init` or `weights` value names a file (not a named start, `imagenet`,
     None or a URL)."""
     from nst_keras.config import INITS
-    from nst_keras.images import is_url
 
     named = INITS if name == "init" else ("imagenet",)
-    return isinstance(value, str) and value not in named and not is_url(value)
+    return isinstance(value, str) and value not in named and not _images.is_url(value)
 
 
 def _in_column_words(error: ValueError) -> str:

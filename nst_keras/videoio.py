@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import fractions
-import glob
 import os
-import re
 import shutil
 from typing import Iterable, Iterator, Optional, Tuple, Union
 
@@ -27,9 +25,6 @@ PathLike = Union[str, os.PathLike]
 
 #: The frame rate a folder or glob of images gets; images carry none. The CLI says so.
 DEFAULT_FPS = 25.0
-
-#: Image files read as frames from a folder (case-insensitive).
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 
 #: Output containers `write_video` writes H.264 into, with the FFmpeg muxer of each.
 #: WebM is absent: it takes VP8/VP9/AV1 only, not H.264.
@@ -82,31 +77,18 @@ def _av():
     return av
 
 
-def _natural_key(path):
-    """Sort 'frame2.png' before 'frame10.png': digit runs compare as numbers."""
-    name = os.path.basename(path)
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
-
-
-def _is_image(path):
-    return os.path.isfile(path) and path.lower().endswith(IMAGE_EXTENSIONS)
-
-
 def _image_files(source: str):
-    """The image files of a folder or glob, in natural order, or None for anything else."""
-    if os.path.isdir(source):
-        files = [os.path.join(source, name) for name in os.listdir(source)]
-        files = sorted((f for f in files if _is_image(f)), key=_natural_key)
-        if not files:
-            raise ValueError("The folder holds no images (" + ", ".join(IMAGE_EXTENSIONS)
+    """The image files of a folder or glob, in natural order, or None for anything else
+    (`images.find_images`, whose extensions are `images.IMAGE_EXTENSIONS`)."""
+    from nst_keras import images  # Here: it imports Pillow, which a video does not need.
+
+    files = images.find_images(source)
+    if files is not None and not files:
+        if os.path.isdir(source):
+            raise ValueError("The folder holds no images (" + ", ".join(images.IMAGE_EXTENSIONS)
                              + f"). Received: source={source}")
-        return files
-    if not os.path.exists(source) and glob.has_magic(source):
-        files = sorted((f for f in glob.glob(source) if _is_image(f)), key=_natural_key)
-        if not files:
-            raise ValueError(f"The pattern matches no images. Received: source={source}")
-        return files
-    return None
+        raise ValueError(f"The pattern matches no images. Received: source={source}")
+    return files
 
 
 def _image_sizes(files, source):

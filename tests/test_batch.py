@@ -61,6 +61,20 @@ def test_folders_globs_and_files_pair_as_a_product_or_one_to_one(folders):
         jobs.collect([str(contents / "nothing*.png")], "content")
 
 
+def test_folders_and_globs_are_taken_in_natural_order_images_only(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for number in (10, 2, 1):
+        Image.fromarray(make_image(8, 8, seed=number)).save(folder / f"photo{number}.png")
+    (folder / "photo3.txt").write_text("notes")
+    natural = [str(folder / f"photo{n}.png") for n in (1, 2, 10)]
+    assert jobs.collect([str(folder)], "content") == natural
+    assert jobs.collect([str(folder / "photo*")], "content") == natural
+    # A file named on its own is taken as it is (a bad one fails its job, not the batch).
+    assert jobs.collect([str(folder / "photo3.txt"), str(folder)], "content") == [
+        str(folder / "photo3.txt"), *natural]
+
+
 def test_a_csv_row_overrides_settings_and_can_blend_and_mask(folders, tmp_path):
     contents, styles = folders
     mask = tmp_path / "mask.png"

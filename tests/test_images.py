@@ -247,6 +247,41 @@ def test_atomic_write_syncs_the_file_then_renames_then_syncs_the_folder(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "b.bin"]
 
 
+def test_folders_and_patterns_list_images_in_natural_order(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name in ("frame_10.png", "frame_2.png", "Frame_3.PNG", "frame_1.jpg", "notes.txt"):
+        (folder / name).write_bytes(b"x")
+    (folder / "sub.png").mkdir()  # A folder, whatever its name, is not an image.
+    names = ["frame_1.jpg", "frame_2.png", "Frame_3.PNG", "frame_10.png"]
+    assert images.find_images(folder) == [str(folder / n) for n in names]
+    assert images.find_images(str(folder / "*")) == [str(folder / n) for n in names]
+    assert images.find_images(str(folder / "frame_?*.png")) == [str(folder / "frame_2.png"),
+                                                                 str(folder / "frame_10.png")]
+    assert images.find_images(str(folder / "none*.png")) == []
+    assert images.find_images(folder / "frame_2.png") is None  # A file is not a listing.
+    assert images.find_images(tmp_path / "missing") is None
+    assert sorted(["b10", "b9", "a100", "A2"], key=images.natural_key) == ["A2", "a100", "b9",
+                                                                          "b10"]
+
+
+def test_a_batch_a_video_and_the_app_take_the_same_image_files(tmp_path):
+    from nst_keras import app, jobs, videoio
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    picture = Image.fromarray(np.full((8, 8, 3), 90, np.uint8))
+    for extension in images.IMAGE_EXTENSIONS:
+        picture.save(folder / f"image{extension}")
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "clip.mp4").write_bytes(b"not an image either")
+    expected = sorted(f"image{extension}" for extension in images.IMAGE_EXTENSIONS)
+    assert sorted(os.path.basename(p) for p in jobs.collect([str(folder)], "content")) == expected
+    assert sorted(os.path.basename(p) for p in videoio.probe(folder).files) == expected
+    assert sorted(name for name, path in app.gallery(str(folder)).items()
+                  if os.path.dirname(path) == str(folder)) == expected
+
+
 def test_pixel_bounds_are_0_to_255_in_preprocessed_space():
     lower, upper = images.pixel_bounds((1, 2, 3, 3))
     np.testing.assert_array_equal(images.deprocess(lower), 0)
