@@ -456,8 +456,9 @@ def _replacing(path):
         fd = None
         os.replace(tmp, path)
     except BaseException:
-        if fd is not None:
-            os.close(fd)
+        with contextlib.suppress(OSError):
+            if fd is not None:
+                os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
