@@ -42,8 +42,6 @@ PROG = f"{console.PROG} app"
 INSTALL = "pip install 'nst-keras[app]'"
 #: Hosts that only this machine can reach.
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-#: The file names the example folders offer.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 #: Send the current image to the page every this many iterations (and at the first):
 #: encoding a PNG and streaming it costs time the run would otherwise have.
 PREVIEW_EVERY = 5
@@ -166,7 +164,7 @@ def gallery(images_dir: Optional[str]) -> Dict[str, str]:
     """The example images: name -> path; the figure paintings already in the Keras cache
     (nothing is downloaded), then the images in `images_dir`, sorted by name."""
     from nst_keras.figures import IMAGES
-    from nst_keras.images import cached_path
+    from nst_keras.images import cached_path, is_image_file
 
     found = {}
     for name, source in IMAGES.items():
@@ -176,7 +174,7 @@ def gallery(images_dir: Optional[str]) -> Dict[str, str]:
     if images_dir:
         for entry in sorted(os.listdir(images_dir)):
             path = os.path.join(images_dir, entry)
-            if entry.lower().endswith(IMAGE_SUFFIXES) and os.path.isfile(path):
+            if is_image_file(path):
                 found[entry] = path
     return found
 

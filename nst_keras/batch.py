@@ -41,6 +41,7 @@ from nst_keras import console, jobs as jobs_lib
 from nst_keras.config import PRESETS, StyleConfig
 from nst_keras.console import EXIT_FAILED, EXIT_OK, UsageError
 from nst_keras.control import StopToken, pace
+from nst_keras.errors import first_line
 
 PROG = f"{console.PROG} batch"
 ENGINES = ("local", "ray")
@@ -447,7 +448,7 @@ def make_engine(args):
     except ImportError:
         raise UsageError(f"--engine ray needs Ray: {engines.RAY_INSTALL}") from None
     except ConnectionError as error:
-        raise UsageError(f"cannot reach the Ray cluster: {str(error).splitlines()[0]}. "
+        raise UsageError(f"cannot reach the Ray cluster: {first_line(error)}. "
                          f"Received: --ray-address {args.ray_address}") from None
 
 

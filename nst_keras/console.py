@@ -234,7 +234,8 @@ INPUT_WORDS = {"style": "STYLE", "content": "CONTENT", "masks": "--style-mask",
                "output": "-o", "preset": "--preset",
                # `video`'s inputs (videoio, video.plan_video):
                "source": "IN", "frames_dir": "--frames-dir", "folder": "--frames-dir",
-               "flow": "--flow", "start": "--start", "end": "--end", "every": "--every"}
+               "flow": "--flow", "start": "--start", "end": "--end", "every": "--every",
+               "jobs_file": "--jobs"}  # `batch`'s (jobs.read_jobs_csv)
 
 
 def as_usage(error) -> "UsageError":
@@ -462,7 +463,7 @@ def weights_errors_as_usage(config):
         if config.weights not in ("imagenet", None) and isinstance(
             error, (ValueError, OSError, KeyError, TypeError)
         ):
-            reason = first_line(error).rstrip(" .:")
+            reason = first_line(error).rstrip(" .:") or type(error).__name__
             raise UsageError(
                 f"cannot load the weights file into {config.model} (include_top=False); is it "
                 f"a file for this model? ({reason}) Received: --weights {config.weights}"

@@ -231,7 +231,7 @@ def _reason(error: BaseException) -> str:
 
     if isinstance(error, OSError) and error.strerror:
         return error.strerror[0].lower() + error.strerror[1:]
-    return first_line(error)
+    return first_line(error) or type(error).__name__
 
 
 # ----------------------------------------------------------------------------- video frames

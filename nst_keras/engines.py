@@ -114,7 +114,7 @@ def execute(payload: Payload, callback: Optional[Callable] = None,
     except Interrupted:  # Stopped before its first evaluation: nothing to deliver.
         return outcome("interrupted", reason="interrupted")
     except (ValueError, StyleTransferError) as error:
-        return outcome("failed", reason=first_line(error))
+        return outcome("failed", reason=first_line(error) or type(error).__name__)
     except Exception as error:  # Anything else fails this job only, named by its type.
         return outcome("failed", reason=f"{type(error).__name__}: {first_line(error)}")
     outputs = delivery.outputs(result, output=f"{payload.name}.png", key=payload.key,

@@ -65,6 +65,13 @@ class NotEnoughMemory(ValueError):
 
 
 def first_line(error: BaseException) -> str:
-    """An error's message in one line (its first), or its type's name when it has none."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    """The first line of an error's message, for a one-line report ("" when it has none).
+
+    A message's first non-blank line, stripped: TensorFlow's and Keras' errors go on for
+    pages, and one line is what a user reads. A caller that needs something when the
+    message is empty adds the type's name (`first_line(error) or type(error).__name__`).
+    """
+    for line in str(error).splitlines():
+        if line.strip():
+            return line.strip()
+    return ""

@@ -8,20 +8,28 @@ bitten more than one style-transfer script (the content image silently changes u
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import os
-import tempfile
+import re
 import urllib.parse
 import urllib.request
 import warnings
-from typing import Optional, Union
+from typing import List, Optional, Union
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from nst_keras.errors import first_line
+
 #: Per-channel means of the ImageNet training set in BGR order, as used by the Caffe VGG
 #: models and by `keras.applications.vgg19.preprocess_input` ('caffe' mode).
 IMAGENET_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+
+#: The files taken as images from a folder or a glob pattern (case-insensitive): a batch's
+#: inputs, a video's frames, the app's examples. Formats Pillow reads without extra
+#: libraries; of an animated GIF, the first frame is used.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm")
 
 #: The Gatys demo pair, downloaded once into the Keras cache when no images are given.
 #: Neckarfront in Tübingen, photograph by Andreas Praefcke, CC BY 3.0:
@@ -81,7 +89,7 @@ def fetch(url: str, *, cache_subdir: str = "nst_keras") -> str:
         with _descriptive_user_agent():
             return keras.utils.get_file(fname, origin=url, cache_subdir=cache_subdir)
     except Exception as error:  # Keras raises a bare Exception for a failed download.
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = first_line(error) or type(error).__name__
         # Keras' message names the URL again; once is enough.
         reason = reason.replace(f"URL fetch failure on {url}", "").strip(" :-") or reason
         raise OSError(
@@ -105,6 +113,42 @@ def cached_path(url: str, *, cache_subdir: str = "nst_keras") -> Optional[str]:
     home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     path = os.path.join(home, cache_subdir, _cache_name(url))
     return path if os.path.isfile(path) else None
+
+
+def is_image_file(path: Union[str, os.PathLike]) -> bool:
+    """Whether `path` is a file with one of `IMAGE_EXTENSIONS`."""
+    path = os.fspath(path)
+    return path.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(path)
+
+
+def find_images(source: Union[str, os.PathLike]) -> Optional[List[str]]:
+    """The image files a folder or a glob pattern names, in natural order; None otherwise.
+
+    A folder gives its image files (by extension, not recursive); a pattern such as
+    `"frames/*.png"` its matches that are image files. Natural order: digit runs compare as
+    numbers, so `frame_2.png` comes before `frame_10.png` (and `img9` before `img10`),
+    case-blind. The one way a batch's inputs and a video's frames are listed.
+
+    Returns:
+        The paths (possibly none), or None when `source` is neither a folder nor a pattern
+        (a file, or nothing there).
+    """
+    source = os.fspath(source)
+    if os.path.isdir(source):
+        found = [os.path.join(source, name) for name in os.listdir(source)]
+    elif not os.path.exists(source) and glob.has_magic(source):
+        found = glob.glob(source)
+    else:
+        return None
+    return sorted((path for path in found if is_image_file(path)), key=natural_key)
+
+
+def natural_key(path: Union[str, os.PathLike]) -> tuple:
+    """A sort key that orders `frame2.png` before `frame10.png`: digit runs as numbers,
+    letters without case (the path itself breaks ties, so the order is total)."""
+    path = os.fspath(path)
+    parts = re.split(r"(\d+)", path)
+    return [int(part) if part.isdigit() else part.lower() for part in parts], path
 
 
 def open_image(source: ImageSource) -> Image.Image:
@@ -351,45 +395,111 @@ def deprocess(x: np.ndarray) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def atomic_write(path: Union[str, os.PathLike], mode: str = "wb"):
-    """Opens a temporary file beside `path` and renames it to `path` once fully written.
+def atomic_path(path: Union[str, os.PathLike]):
+    """A temporary path beside `path`, renamed to `path` once the block ends without error.
 
-    A crash (or Ctrl-C) never leaves a half-written file, and an existing file is replaced
-    only by a complete new one. The file gets the mode a plain `open()` would give: an
-    existing file's mode is kept, a new file's is 0o666 less the umask (`mkstemp` alone
-    would make every file 0600).
+    For a writer that takes a path (the video muxer); `atomic_write` opens the file for
+    you. A crash (or Ctrl-C) never leaves a half-written file, and an existing file is
+    replaced only by a complete new one: the file's bytes go to the disk (`fsync`) before
+    the rename, and the folder's entry after it, so that the rename survives a power cut
+    too. On an error the temporary file is removed and `path` is untouched.
+
+    The file gets the mode a plain `open()` would give: an existing file's mode is kept, a
+    new file's is 0o666 less the umask. The temporary file is created with mode 0o666 and
+    the kernel applies the umask: the umask is never read by setting it, which would race
+    with another thread creating a file (the app saves from a worker thread).
 
     Args:
         path: The file to write.
-        mode: `"wb"` or `"w"`.
+
+    Yields:
+        The temporary file's path (an empty file to overwrite).
+    """
+    with _replacing(path) as (_, tmp):
+        yield tmp
+
+
+@contextlib.contextmanager
+def atomic_write(path: Union[str, os.PathLike], mode: str = "wb"):
+    """Opens a temporary file beside `path` and renames it to `path` once fully written.
+
+    See `atomic_path`: never a half-written file, the bytes and the rename on the disk, the
+    mode `open()` would give.
+
+    Args:
+        path: The file to write.
+        mode: `"wb"` or `"w"` (UTF-8).
 
     Yields:
         The open temporary file.
     """
+    with _replacing(path) as (fd, _):
+        with os.fdopen(fd, mode, closefd=False,
+                       **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
+
+
+@contextlib.contextmanager
+def _replacing(path):
+    """The one temporary-file-and-rename of `atomic_path` and `atomic_write`: yields the
+    temporary file's (fd, path); the fd stays open to the end, so that the file can be
+    synced (and written) whatever mode it ends with."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".nst-", suffix=os.path.splitext(path)[1], dir=directory)
+    fd, tmp = _create_beside(path, directory)
     try:
-        os.chmod(tmp, _mode_for(path))
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        yield fd, tmp
+        with contextlib.suppress(FileNotFoundError):  # Overwriting keeps the file's mode.
+            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+        os.fsync(fd)
+        os.close(fd)
+        fd = None
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
+            if fd is not None:
+                os.close(fd)
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    _fsync_folder(directory)
 
 
-def _mode_for(path: str) -> int:
-    """The permission bits `open(path, "w")` would leave: the existing file's, or the umask's."""
+def _create_beside(path: str, directory: str):
+    """(fd, name) of a new empty file `.nst-XXXXXXXX.EXT` in `directory`, mode 0o666 less the
+    umask (the kernel applies it; `mkstemp` would make it 0o600)."""
+    import secrets
+
+    extension = os.path.splitext(path)[1]
+    flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+             | getattr(os, "O_BINARY", 0))
+    for _ in range(100):
+        tmp = os.path.join(directory, f".nst-{secrets.token_hex(6)}{extension}")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:  # 48 random bits: another writer's name, try another.
+            continue
+    raise FileExistsError(f"cannot create a temporary file in {directory}")
+
+
+def _fsync_folder(directory: str) -> None:
+    """Flushes a folder's entries (a rename into it) to the disk, where the system can.
+
+    Windows cannot open a folder; some file systems refuse to fsync one (EINVAL): the
+    rename is then as durable as that file system makes it.
+    """
+    if not hasattr(os, "O_DIRECTORY"):
+        return
     try:
-        return os.stat(path).st_mode & 0o7777
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
-        umask = os.umask(0)  # Reading the umask means setting it; put it straight back.
-        os.umask(umask)
-        return 0o666 & ~umask
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def save_image(path: Union[str, os.PathLike], rgb: np.ndarray) -> None:

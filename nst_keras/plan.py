@@ -32,7 +32,7 @@ import numpy as np
 
 from nst_keras import features, images, keys, runtime, tiling
 from nst_keras.config import INITS, StyleConfig, tile_size
-from nst_keras.errors import InputError, NotEnoughMemory
+from nst_keras.errors import InputError, NotEnoughMemory, first_line
 
 GIB = 2**30
 
@@ -203,7 +203,7 @@ def plan(content, style, *, config: Optional[StyleConfig] = None, masks=None, in
         if config.init not in INITS:
             start = _read("init image", config.init if init_image is None else init_image,
                           size=(content_rgb.shape[1], content_rgb.shape[0]))
-    notes += [f"warning: {str(w.message).splitlines()[0]}" for w in caught]
+    notes += [f"warning: {first_line(w.message)}" for w in caught]
     return Job(config, content_rgb, style_rgbs, loaded_masks, start, blend, sources, stages,
                where, memory, tuple(dict.fromkeys(notes)), key=key, resume_key=resume_key)
 
@@ -557,7 +557,7 @@ def _described(source) -> str:
 
 def _reason(error: BaseException) -> str:
     """An exception's first line, or its type's name."""
-    text = str(error).splitlines()[0] if str(error) else ""
+    text = first_line(error)
     # Pillow names an in-memory file by its object (`<_io.BytesIO object at 0x7f...>`),
     # which says nothing to the user of an upload or a batch worker.
     text = re.sub(r" ?<_io\.BytesIO object at 0x[0-9a-f]+>", "", text)

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import fractions
-import glob
 import os
-import re
 import shutil
-import tempfile
 from typing import Iterable, Iterator, Optional, Tuple, Union
 
 import numpy as np
@@ -28,9 +25,6 @@ PathLike = Union[str, os.PathLike]
 
 #: The frame rate a folder or glob of images gets; images carry none. The CLI says so.
 DEFAULT_FPS = 25.0
-
-#: Image files read as frames from a folder (case-insensitive).
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 
 #: Output containers `write_video` writes H.264 into, with the FFmpeg muxer of each.
 #: WebM is absent: it takes VP8/VP9/AV1 only, not H.264.
@@ -83,31 +77,18 @@ def _av():
     return av
 
 
-def _natural_key(path):
-    """Sort 'frame2.png' before 'frame10.png': digit runs compare as numbers."""
-    name = os.path.basename(path)
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
-
-
-def _is_image(path):
-    return os.path.isfile(path) and path.lower().endswith(IMAGE_EXTENSIONS)
-
-
 def _image_files(source: str):
-    """The image files of a folder or glob, in natural order, or None for anything else."""
-    if os.path.isdir(source):
-        files = [os.path.join(source, name) for name in os.listdir(source)]
-        files = sorted((f for f in files if _is_image(f)), key=_natural_key)
-        if not files:
-            raise ValueError("The folder holds no images (" + ", ".join(IMAGE_EXTENSIONS)
+    """The image files of a folder or glob, in natural order, or None for anything else
+    (`images.find_images`, whose extensions are `images.IMAGE_EXTENSIONS`)."""
+    from nst_keras import images  # Here: it imports Pillow, which a video does not need.
+
+    files = images.find_images(source)
+    if files is not None and not files:
+        if os.path.isdir(source):
+            raise ValueError("The folder holds no images (" + ", ".join(images.IMAGE_EXTENSIONS)
                              + f"). Received: source={source}")
-        return files
-    if not os.path.exists(source) and glob.has_magic(source):
-        files = sorted((f for f in glob.glob(source) if _is_image(f)), key=_natural_key)
-        if not files:
-            raise ValueError(f"The pattern matches no images. Received: source={source}")
-        return files
-    return None
+        raise ValueError(f"The pattern matches no images. Received: source={source}")
+    return files
 
 
 def _image_sizes(files, source):
@@ -381,7 +362,8 @@ def write_video(path: PathLike, frames: Iterable[np.ndarray], fps,
     """Encode frames as an H.264 video (yuv420p), keeping the audio of another video.
 
     The file is written under a temporary name in the same folder and renamed when
-    complete, so a failure never leaves a half-written video at ``path``.
+    complete (`images.atomic_path`), so a failure never leaves a half-written video at
+    ``path``; it gets the mode ``open()`` would give (the umask's, or the replaced file's).
 
     Args:
         path: The output file: .mp4, .m4v, .mov or .mkv (checked first, see
@@ -410,46 +392,39 @@ def write_video(path: PathLike, frames: Iterable[np.ndarray], fps,
     if "libx264" not in av.codecs_available:
         raise RuntimeError("This PyAV build has no libx264 encoder; install the PyPI wheel: "
                            "pip install --force-reinstall av")
+    from nst_keras.images import atomic_path
+
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, partial = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
-                                       suffix=".partial", dir=folder)
-    os.close(handle)
     count = 0
-    try:
-        with av.open(partial, mode="w", format=muxer) as output:
-            # Opened before the first frame so that a bad `audio_from` stops the work early.
-            audio = _AudioSource(av, None if audio_from is None else os.fspath(audio_from),
-                                 output, muxer)
-            try:
-                video = None
-                shape = None
-                for count, frame in enumerate(frames, start=1):
-                    frame = _check_frame(frame, count - 1, shape)
-                    if video is None:
-                        shape = frame.shape
-                        height, width = _even_size(frame).shape[:2]
-                        video = output.add_stream("libx264", rate=rate)
-                        video.width, video.height = width, height
-                        video.pix_fmt = "yuv420p"
-                        video.time_base = 1 / rate
-                        video.options = {"crf": str(int(crf))}
-                    picture = av.VideoFrame.from_ndarray(_even_size(frame), format="rgb24")
-                    picture.pts = count - 1
-                    for packet in video.encode(picture):
-                        output.mux(packet)
-                    audio.mux_until(output, float(count / rate))
+    with atomic_path(path) as partial, av.open(partial, mode="w", format=muxer) as output:
+        # Opened before the first frame so that a bad `audio_from` stops the work early.
+        audio = _AudioSource(av, None if audio_from is None else os.fspath(audio_from),
+                             output, muxer)
+        try:
+            video = None
+            shape = None
+            for count, frame in enumerate(frames, start=1):
+                frame = _check_frame(frame, count - 1, shape)
                 if video is None:
-                    raise ValueError(f"There are no frames to write. Received: path={path}")
-                for packet in video.encode(None):
+                    shape = frame.shape
+                    height, width = _even_size(frame).shape[:2]
+                    video = output.add_stream("libx264", rate=rate)
+                    video.width, video.height = width, height
+                    video.pix_fmt = "yuv420p"
+                    video.time_base = 1 / rate
+                    video.options = {"crf": str(int(crf))}
+                picture = av.VideoFrame.from_ndarray(_even_size(frame), format="rgb24")
+                picture.pts = count - 1
+                for packet in video.encode(picture):
                     output.mux(packet)
                 audio.mux_until(output, float(count / rate))
-            finally:
-                audio.close()
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+            if video is None:
+                raise ValueError(f"There are no frames to write. Received: path={path}")
+            for packet in video.encode(None):
+                output.mux(packet)
+            audio.mux_until(output, float(count / rate))
+        finally:
+            audio.close()
     return count
 
 

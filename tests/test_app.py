@@ -1,14 +1,16 @@
 """`nst-keras app` in a real browser: the system Chromium driven by Playwright.
 
 One app server (a subprocess, as a user starts it: `python -m nst_keras app --weights none`)
-and one browser for the module; random weights and tiny images. Skips when Gradio,
-Playwright or /usr/bin/chromium is missing.
+and one browser for the module; random weights and tiny images. Skips without Gradio; the
+tests that drive a page skip without Playwright or /usr/bin/chromium, the loopback check
+runs without them.
 
 `NST_KERAS_SCREENSHOT=docs/app.png` also saves the page mid-run (the README's picture);
 `NST_KERAS_APP_ARGS` adds options to the server (e.g. real weights for that picture).
 """
 
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -26,12 +28,21 @@ from PIL import Image
 
 from conftest import ROOT, make_image
 
-pytest.importorskip("gradio")
-sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("gradio")  # Every test here serves the app.
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-if not os.path.exists(CHROMIUM):
-    pytest.skip("the system chromium is not installed (apt-get install chromium)",
-                allow_module_level=True)
+
+
+def _browser_missing() -> str:
+    """Why the page cannot be driven here ("" when it can)."""
+    if importlib.util.find_spec("playwright") is None:
+        return "Playwright is not installed (pip install playwright)"
+    if not os.path.exists(CHROMIUM):
+        return "the system chromium is not installed (apt-get install chromium)"
+    return ""
+
+
+#: The tests that drive a page; the others need the server only.
+needs_browser = pytest.mark.skipif(bool(_browser_missing()), reason=_browser_missing() or "-")
 
 # Playwright adds its own temporary profile (--user-data-dir must not be passed) and most
 # offline switches; these keep Chromium's background services quiet too.
@@ -78,6 +89,7 @@ def app(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield b
@@ -164,6 +176,7 @@ WATCH_RESULT = """() => {
 }"""
 
 
+@needs_browser
 def test_run_streams_progress_and_downloads_the_result(page, app, files, tmp_path):
     fill(page, files["content"], files["style"], evals=24)
     page.evaluate(WATCH_RESULT)
@@ -186,6 +199,7 @@ def test_run_streams_progress_and_downloads_the_result(page, app, files, tmp_pat
     assert page.locator("#before_after img").is_visible()
 
 
+@needs_browser
 def test_stop_keeps_the_best_image(page, app, files, tmp_path):
     fill(page, files["content"], files["style"], height=64, evals=5000)
     page.click("#run")
@@ -204,6 +218,7 @@ def test_stop_keeps_the_best_image(page, app, files, tmp_path):
     assert hashlib.sha256(pixels.tobytes()).hexdigest() == record["app"]["image_sha256"]
 
 
+@needs_browser
 def test_a_text_file_as_content_shows_the_message_and_the_next_run_works(page, app, files):
     fill(page, files["text"], files["style"], evals=4)
     page.click("#run")
@@ -217,6 +232,7 @@ def test_a_text_file_as_content_shows_the_message_and_the_next_run_works(page, a
     wait_status(page, "done")
 
 
+@needs_browser
 def test_a_second_page_waits_in_the_queue_then_runs(browser, app, files):
     first, second = new_page(browser, app), new_page(browser, app)
     try:

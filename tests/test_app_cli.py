@@ -20,10 +20,16 @@ def test_without_gradio_exits_2_with_the_install_line(monkeypatch):
                           "pip install 'nst-keras[app]'\n"
 
 
+#: `app` checks its folders and weights after Gradio (without it, it says how to install it).
+needs_gradio = pytest.mark.skipif(importlib.util.find_spec("gradio") is None,
+                                  reason="Gradio is not installed: app asks for it first")
+
+
 @pytest.mark.parametrize("args, message", [
-    (["--images", "/no/such/folder"], "the --images folder does not exist. "
-                                      "Received: --images /no/such/folder"),
-    (["--weights", "/no/such.h5"], "Received: --weights /no/such.h5"),
+    pytest.param(["--images", "/no/such/folder"], "the --images folder does not exist. "
+                 "Received: --images /no/such/folder", marks=needs_gradio),
+    pytest.param(["--weights", "/no/such.h5"], "Received: --weights /no/such.h5",
+                 marks=needs_gradio),
     (["--port", "0"], "argument --port: expected an integer >= 1, got '0'"),
 ])
 def test_bad_options_exit_2_in_one_line(args, message):
@@ -83,3 +89,60 @@ def test_examples_are_looked_up_by_name_never_used_as_paths(tmp_path):
         page.inputs_of(None, "/etc/passwd", [b"style"], None)
     with pytest.raises(ValueError, match="upload a content photo"):
         page.inputs_of(None, "", [b"style"], None)
+
+
+def pytest_without(module, tests, report, *options):
+    """Runs pytest on `tests` in a subprocess where `module` cannot be imported
+    (`sys.modules[module] = None`: `import` fails and `find_spec` finds nothing).
+
+    Returns:
+        (the finished process, test name -> passed / skipped / failure / error).
+    """
+    import subprocess
+    import sys
+    import xml.etree.ElementTree as ElementTree
+
+    from conftest import ROOT
+
+    code = (f"import sys; sys.modules[{module!r}] = None; import pytest; "
+            "sys.exit(pytest.main(sys.argv[1:]))")
+    done = subprocess.run([sys.executable, "-c", code, "-p", "no:cacheprovider",
+                           f"--junitxml={report}", *options, *tests],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    outcomes = {}
+    for case in ElementTree.parse(report).iter("testcase"):
+        kind = [child.tag for child in case if child.tag in ("skipped", "failure", "error")]
+        outcomes[case.get("name")] = kind[0] if kind else "passed"
+    return done, outcomes
+
+
+def test_without_gradio_its_tests_skip_and_the_others_pass(tmp_path):
+    done, outcomes = pytest_without("gradio", [
+        "tests/test_app_cli.py::test_bad_options_exit_2_in_one_line",
+        "tests/test_app_cli.py::test_without_gradio_exits_2_with_the_install_line",
+        "tests/test_app.py"], tmp_path / "report.xml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert outcomes == {
+        "test_bad_options_exit_2_in_one_line[args0-the --images folder does not exist. "
+        "Received: --images /no/such/folder]": "skipped",
+        "test_bad_options_exit_2_in_one_line[args1-Received: --weights /no/such.h5]": "skipped",
+        "test_bad_options_exit_2_in_one_line[args2-argument --port: expected an integer >= 1, "
+        "got '0']": "passed",
+        "test_without_gradio_exits_2_with_the_install_line": "passed",
+        "tests.test_app": "skipped",  # The whole module: every test there serves the app.
+    }, outcomes
+
+
+@needs_gradio
+def test_without_a_browser_the_page_tests_skip_and_the_loopback_check_still_runs(tmp_path):
+    # --setup-plan: which tests would run with which fixtures, without serving anything.
+    done, outcomes = pytest_without("playwright", ["tests/test_app.py"],
+                                    tmp_path / "report.xml", "--setup-plan")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert outcomes.pop("test_the_server_listens_on_loopback_only") == "passed"
+    assert outcomes == {name: "skipped" for name in (
+        "test_run_streams_progress_and_downloads_the_result", "test_stop_keeps_the_best_image",
+        "test_a_text_file_as_content_shows_the_message_and_the_next_run_works",
+        "test_a_second_page_waits_in_the_queue_then_runs")}
+    planned = [line for line in done.stdout.splitlines() if "loopback_only" in line]
+    assert len(planned) == 1 and "app" in planned[0] and "browser" not in planned[0]

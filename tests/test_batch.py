@@ -61,6 +61,20 @@ def test_folders_globs_and_files_pair_as_a_product_or_one_to_one(folders):
         jobs.collect([str(contents / "nothing*.png")], "content")
 
 
+def test_folders_and_globs_are_taken_in_natural_order_images_only(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for number in (10, 2, 1):
+        Image.fromarray(make_image(8, 8, seed=number)).save(folder / f"photo{number}.png")
+    (folder / "photo3.txt").write_text("notes")
+    natural = [str(folder / f"photo{n}.png") for n in (1, 2, 10)]
+    assert jobs.collect([str(folder)], "content") == natural
+    assert jobs.collect([str(folder / "photo*")], "content") == natural
+    # A file named on its own is taken as it is (a bad one fails its job, not the batch).
+    assert jobs.collect([str(folder / "photo3.txt"), str(folder)], "content") == [
+        str(folder / "photo3.txt"), *natural]
+
+
 def test_a_csv_row_overrides_settings_and_can_blend_and_mask(folders, tmp_path):
     contents, styles = folders
     mask = tmp_path / "mask.png"
@@ -81,6 +95,94 @@ def test_a_csv_row_overrides_settings_and_can_blend_and_mask(folders, tmp_path):
     csv_file.write_text("content,style,height\nphotos/photo0.png,paintings/style0.jpg,tall\n")
     with pytest.raises(ValueError, match="row 2 of the jobs file: 'tall'"):
         jobs.read_jobs_csv(str(csv_file), StyleConfig(**TINY))
+
+
+def test_init_and_weights_cells_are_relative_to_the_csvs_folder(folders, tmp_path,
+                                                               monkeypatch):
+    contents, styles = folders
+    Image.fromarray(make_image(48, 64, seed=7)).save(tmp_path / "start.png")
+    (tmp_path / "vgg19.weights.h5").write_bytes(b"weights")
+    csv_file = tmp_path / "jobs.csv"
+    csv_file.write_text(
+        "content,style,init,weights\n"
+        "photos/photo0.png,paintings/style0.jpg,start.png,vgg19.weights.h5\n"
+        "photos/photo1.png,paintings/style0.jpg,noise,imagenet\n"
+        "photos/photo1.png,paintings/style1.jpg,,none\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # Not the CSV's folder.
+    # The command's own paths (--init on the command line) stay as the user gave them.
+    rows = jobs.read_jobs_csv(str(csv_file), StyleConfig(**TINY, init="mine.png"))
+    assert rows[0].config.init == str(tmp_path / "start.png")
+    assert rows[0].config.weights == str(tmp_path / "vgg19.weights.h5")
+    assert (rows[1].config.init, rows[1].config.weights) == ("noise", "imagenet")
+    assert (rows[2].config.init, rows[2].config.weights) == ("mine.png", None)
+    # The whole batch, run from another folder, reads the init image beside the CSV.
+    csv_file.write_text("content,style,init\nphotos/photo0.png,paintings/style0.jpg,start.png\n")
+    out = tmp_path / "out"
+    done = run_main("batch", "--jobs", csv_file, "--out", out, "-q", *TINY_ARGS)
+    assert done.returncode == 0, done.stderr
+    record = json.loads((out / "photo0__style0.json").read_text())
+    assert record["settings"]["init"] == str(tmp_path / "start.png")
+
+
+def test_a_bad_cell_is_named_by_row_and_column_in_the_files_words(folders, tmp_path):
+    csv_file = tmp_path / "jobs.csv"
+    rows = "content,style,{}\nphotos/photo0.png,paintings/style0.jpg,{}\n"
+
+    def error_of(column, cell):
+        csv_file.write_text(rows.format(column, cell) + "photos/photo1.png,paintings/style1.jpg,"
+                                                         f"{cell}\n")
+        with pytest.raises(ValueError) as raised:
+            jobs.read_jobs_csv(str(csv_file), StyleConfig(**TINY))
+        return str(raised.value)
+
+    assert error_of("height", "abc") == (
+        "row 2 of the jobs file: 'abc' is not a valid height (an integer >= 1; auto is for a "
+        f"single run). Received: jobs_file={csv_file}")
+    assert error_of("height", "0").startswith("row 2 of the jobs file: '0' is not a valid height")
+    assert error_of("pooling", "mean").startswith(
+        "row 2 of the jobs file: 'mean' is not a valid pooling (one of max, avg). Received:")
+    assert error_of("jit_compile", "maybe").startswith(
+        "row 2 of the jobs file: 'maybe' is not a valid jit_compile (true or false, 1 or 0, "
+        "yes or no)")
+    assert error_of("style_scale", "1 x").startswith(
+        "row 2 of the jobs file: '1 x' is not a valid style_scale (numbers > 0, separated by "
+        "spaces)")
+    # A check of the settings together (StyleConfig's) names the columns too.
+    csv_file.write_text("content,style,style_height,style_scale\n"
+                        "photos/photo0.png,paintings/style0.jpg,256,1\n")
+    with pytest.raises(ValueError) as raised:
+        jobs.read_jobs_csv(str(csv_file), StyleConfig(**TINY))
+    assert str(raised.value) == (
+        "row 2 of the jobs file: give style_height or style_scale, not both; got style_height "
+        f"256, style_scale (1.0,). Received: jobs_file={csv_file}")
+
+
+def test_the_command_line_shows_a_bad_cell_in_the_files_words_and_the_option(folders,
+                                                                             tmp_path):
+    csv_file = tmp_path / "jobs.csv"
+    out = tmp_path / "out"
+    csv_file.write_text("content,style,height\nphotos/photo0.png,paintings/style0.jpg,64\n"
+                        "photos/photo1.png,paintings/style0.jpg,abc\n")
+    done = run_main("batch", "--jobs", csv_file, "--out", out, *TINY_ARGS)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert done.stderr.split(" error: ", 1)[1] == (
+        "row 3 of the jobs file: 'abc' is not a valid height (an integer >= 1; auto is for a "
+        f"single run). Received: --jobs {csv_file}\n")
+    csv_file.write_text("content,style,style_height,style_scale\n"
+                        "photos/photo0.png,paintings/style0.jpg,256,1\n")
+    done = run_main("batch", "--jobs", csv_file, "--out", out, *TINY_ARGS)
+    assert done.returncode == 2
+    assert done.stderr.split(" error: ", 1)[1] == (
+        "row 2 of the jobs file: give style_height or style_scale, not both; got style_height "
+        f"256, style_scale (1.0,). Received: --jobs {csv_file}\n")
+    done = run_main("batch", "--jobs", tmp_path / "missing.csv", "--out", out, *TINY_ARGS)
+    assert done.returncode == 2 and "jobs=" not in done.stderr
+    assert done.stderr.split(" error: ", 1)[1] == (
+        "cannot read the jobs file: No such file or directory. "
+        f"Received: --jobs {tmp_path / 'missing.csv'}\n")
+    assert not out.exists()
 
 
 def test_output_names_are_sanitised_and_stay_inside_the_output_folder(tmp_path):

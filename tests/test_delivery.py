@@ -26,7 +26,7 @@ from PIL import Image
 
 from conftest import ROOT, make_image, run_main
 
-from nst_keras import console, control, delivery, keys, plan, render, solvers, tiling
+from nst_keras import control, delivery, keys, plan, render, solvers, tiling
 from nst_keras.config import StyleConfig
 from nst_keras.objective import Term
 
@@ -433,7 +433,6 @@ def test_sigterm_on_figure_batch_and_video_delivers_the_best_image(tmp_path):
 def test_video_probes_its_input_once_with_compare(tmp_path, monkeypatch):
     pytest.importorskip("cv2")
     pytest.importorskip("av")
-    from nst_keras import video as video_lib
     from nst_keras import videoio
 
     clip = tmp_path / "clip"

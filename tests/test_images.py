@@ -166,8 +166,120 @@ def test_written_files_get_the_mode_open_would_give(tmp_path, content_rgb):
         os.chmod(existing, 0o604)
         images.save_image(existing, content_rgb)
         assert existing.stat().st_mode & 0o777 == 0o604  # Overwriting keeps the file's mode.
+        os.chmod(existing, 0o444)
+        images.save_image(existing, content_rgb)  # A read-only file is replaced, as by `mv`.
+        assert existing.stat().st_mode & 0o777 == 0o444
     finally:
         os.umask(previous)
+
+
+def test_atomic_write_never_changes_the_umask_and_threads_get_its_modes(tmp_path, monkeypatch):
+    import threading
+
+    previous = os.umask(0o027)
+    try:
+        def no_umask(*args):
+            raise AssertionError("os.umask called: it changes the umask of every thread")
+
+        monkeypatch.setattr(os, "umask", no_umask)
+        errors = []
+
+        def writer(n):
+            try:
+                for i in range(20):
+                    with images.atomic_write(tmp_path / f"{n}-{i}.json", "w") as f:
+                        f.write("{}")
+            except BaseException as error:  # noqa: BLE001  (reported by the main thread)
+                errors.append(error)
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        written = sorted(tmp_path.iterdir())
+        assert len(written) == 80  # No temporary file left.
+        assert {p.stat().st_mode & 0o777 for p in written} == {0o640}
+        assert all(p.read_text() == "{}" for p in written)
+    finally:
+        monkeypatch.undo()
+        os.umask(previous)
+
+
+def test_atomic_write_syncs_the_file_then_renames_then_syncs_the_folder(tmp_path, monkeypatch):
+    import stat
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        mode = os.fstat(fd).st_mode
+        events.append("folder" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "?")
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append("rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    with images.atomic_write(tmp_path / "a.bin") as f:
+        f.write(b"abc")
+    assert events == ["file", "rename", "folder"]
+    assert (tmp_path / "a.bin").read_bytes() == b"abc"
+    # A writer that takes a path (the video muxer) goes through the same steps.
+    events.clear()
+    with images.atomic_path(tmp_path / "b.bin") as tmp:
+        assert os.path.dirname(tmp) == str(tmp_path) and not (tmp_path / "b.bin").exists()
+        with open(tmp, "wb") as f:
+            f.write(b"xyz")
+    assert events == ["file", "rename", "folder"]
+    assert (tmp_path / "b.bin").read_bytes() == b"xyz"
+    # A failure renames nothing and leaves no temporary file.
+    events.clear()
+    with pytest.raises(RuntimeError):
+        with images.atomic_path(tmp_path / "b.bin") as tmp:
+            with open(tmp, "wb") as f:
+                f.write(b"half")
+            raise RuntimeError("the writer failed")
+    assert events == [] and (tmp_path / "b.bin").read_bytes() == b"xyz"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "b.bin"]
+
+
+def test_folders_and_patterns_list_images_in_natural_order(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name in ("frame_10.png", "frame_2.png", "Frame_3.PNG", "frame_1.jpg", "notes.txt"):
+        (folder / name).write_bytes(b"x")
+    (folder / "sub.png").mkdir()  # A folder, whatever its name, is not an image.
+    names = ["frame_1.jpg", "frame_2.png", "Frame_3.PNG", "frame_10.png"]
+    assert images.find_images(folder) == [str(folder / n) for n in names]
+    assert images.find_images(str(folder / "*")) == [str(folder / n) for n in names]
+    assert images.find_images(str(folder / "frame_?*.png")) == [str(folder / "frame_2.png"),
+                                                                 str(folder / "frame_10.png")]
+    assert images.find_images(str(folder / "none*.png")) == []
+    assert images.find_images(folder / "frame_2.png") is None  # A file is not a listing.
+    assert images.find_images(tmp_path / "missing") is None
+    assert sorted(["b10", "b9", "a100", "A2"], key=images.natural_key) == ["A2", "a100", "b9",
+                                                                          "b10"]
+
+
+def test_a_batch_a_video_and_the_app_take_the_same_image_files(tmp_path):
+    from nst_keras import app, jobs, videoio
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    picture = Image.fromarray(np.full((8, 8, 3), 90, np.uint8))
+    for extension in images.IMAGE_EXTENSIONS:
+        picture.save(folder / f"image{extension}")
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "clip.mp4").write_bytes(b"not an image either")
+    expected = sorted(f"image{extension}" for extension in images.IMAGE_EXTENSIONS)
+    assert sorted(os.path.basename(p) for p in jobs.collect([str(folder)], "content")) == expected
+    assert sorted(os.path.basename(p) for p in videoio.probe(folder).files) == expected
+    assert sorted(name for name, path in app.gallery(str(folder)).items()
+                  if os.path.dirname(path) == str(folder)) == expected
 
 
 def test_pixel_bounds_are_0_to_255_in_preprocessed_space():

@@ -89,6 +89,25 @@ def test_mp4_round_trip_keeps_count_size_fps_and_pixels(tmp_path, frames):
     assert not [name for name in os.listdir(tmp_path) if name != "pan.mp4"]  # no temp left
 
 
+def test_the_video_gets_the_mode_open_would_give_and_a_failure_leaves_nothing(tmp_path,
+                                                                             frames):
+    previous = os.umask(0o027)
+    try:
+        path = tmp_path / "pan.mp4"
+        videoio.write_video(path, frames[:3], fps=12)
+        assert path.stat().st_mode & 0o777 == 0o640  # 0o666 less the umask, not 0o600.
+        os.chmod(path, 0o604)
+        videoio.write_video(path, frames[:4], fps=12)
+        assert path.stat().st_mode & 0o777 == 0o604  # Overwriting keeps the file's mode.
+        assert videoio.probe(path).frame_count == 4
+        with pytest.raises(ValueError, match="no frames to write"):
+            videoio.write_video(path, [], fps=12)
+        assert videoio.probe(path).frame_count == 4  # The old video, untouched.
+        assert os.listdir(tmp_path) == ["pan.mp4"]  # No temporary file left.
+    finally:
+        os.umask(previous)
+
+
 def test_ntsc_frame_rate_and_matroska_count(tmp_path, frames):
     path = tmp_path / "pan.mkv"
     videoio.write_video(path, frames[:5], fps=30000 / 1001)
