@@ -48,7 +48,7 @@ class FallbackWarning(UserWarning):
 def signature_of(setulb) -> str:
     """The call signature a compiled `setulb` states on its docstring's first line."""
     doc = getattr(setulb, "__doc__", None) or ""
-    return doc.strip().splitlines()[0].replace(" ", "") if doc.strip() else ""
+    return doc.strip().partition("\n")[0].replace(" ", "") if doc.strip() else ""
 
 
 def check_interface(setulb=None, version: Optional[str] = None) -> Optional[str]:
