@@ -22,11 +22,9 @@ Nothing here decides where checkpoints go or when a run stops: the delivery does
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
-import tempfile
 import time
 import zipfile
 from typing import Dict, Mapping, Optional, Tuple, Union
@@ -287,7 +285,8 @@ def checkpoint_bytes(shape, kind: str = "lbfgsb", memory: int = 10, optimizer: s
 
 
 def save_checkpoint(path: Union[str, os.PathLike], checkpoint: Checkpoint) -> int:
-    """Writes `checkpoint` to `path` atomically: a temporary file, fsync, rename.
+    """Writes `checkpoint` to `path` atomically (`images.atomic_write`: a temporary file,
+    fsync, rename, fsync of the folder).
 
     A crash at any moment leaves the old file or the new one. The folder must exist, and
     hold the file twice while both exist.
@@ -303,36 +302,13 @@ def save_checkpoint(path: Union[str, os.PathLike], checkpoint: Checkpoint) -> in
         OSError: If the folder is missing or the disk is full (the temporary file is
             removed; the old checkpoint is left as it was).
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            np.savez(out, **checkpoint.to_arrays())
-            out.flush()
-            os.fsync(out.fileno())
-            written = out.tell()
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    _sync_folder(folder)
+    from nst_keras.images import atomic_write  # The one temporary-file-and-rename.
+
+    with atomic_write(path) as out:
+        np.savez(out, **checkpoint.to_arrays())
+        out.flush()
+        written = out.tell()
     return written
-
-
-def _sync_folder(folder: str) -> None:
-    """Makes the rename itself durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 def load_checkpoint(path: Union[str, os.PathLike]) -> Checkpoint:

@@ -96,6 +96,9 @@ def build_parser(defaults: StyleConfig = DEFAULTS, preset_name: str = "book"):
                           "and OUT-loss.png (the losses against evaluations) into DIR")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     out.add_argument("--debug", action="store_true", help="show tracebacks")
+    from nst_keras.console import add_checkpoint_options
+
+    add_checkpoint_options(parser)
     return parser
 
 
@@ -223,14 +226,21 @@ def _run(run: _Parsed, argv, guard) -> int:
             delivery.write_image(f"{stem}-iter{progress.iteration:04d}{extension}",
                                  progress.image, guard.critical)
 
-    result = console.render_job(job, guard, quiet=args.quiet, on_progress=every)
+    stem = os.path.basename(args.output)
+    checkpoints = console.checkpoint_file(args, job, os.path.dirname(os.path.abspath(
+        args.output)), stem)
+    result = console.render_job(job, guard, quiet=args.quiet, on_progress=every,
+                                checkpoints=checkpoints)
     done = console.deliver(result, job, guard, prog=PROG, output=args.output,
-                           report=args.report, argv=argv)
+                           report=args.report, argv=argv, checkpoints=checkpoints)
     if done.fallback:
         return EXIT_FAILED
     if result.stopped:
+        kept = (f"; rerun the same command to go on exactly from there (checkpoint "
+                f"{checkpoints.path})" if os.path.isfile(checkpoints.path) else "")
         return guard.stopped(PROG, f"saved the best image so far to {done.image} (loss "
-                                   f"{result.loss:.6g} after {result.evaluations} evaluations)")
+                                   f"{result.loss:.6g} after {result.evaluations} "
+                                   f"evaluations){kept}")
     say(args.quiet, console.summary_line(result, f"Wrote {done.image}"))
     if done.record is not None:
         say(args.quiet, f"Wrote the run record {done.record} and the loss plot {done.plot}.")

@@ -509,7 +509,7 @@ def summary_line(result, what: str) -> str:
 
 
 def render_job(job, guard: SignalGuard, *, quiet: bool, model=None, bar: Optional[Bar] = None,
-               on_progress: Optional[Callable] = None, **render_options):
+               on_progress: Optional[Callable] = None, checkpoints=None, **render_options):
     """Renders a planned job on the terminal: the model, the progress display, the stop.
 
     The "Running ..." line is printed as each stage starts, before its progress is drawn.
@@ -523,12 +523,18 @@ def render_job(job, guard: SignalGuard, *, quiet: bool, model=None, bar: Optiona
         model: The feature model; the cached one for the job (`load_model`) when None.
         bar: A `bars.ProgressBar` to draw into (a video's frame bar); a new one when None.
         on_progress: Called with each `Progress` after it is shown (`--save-every`).
+        checkpoints: The job's `delivery.CheckpointFile` (`checkpoint_file`), or None: the
+            render resumes from it and writes it at evaluation boundaries; a run that fails
+            by non-finite loss or divergence removes it (an exact resume would fail again).
         **render_options: Passed to `render.render` (`target_cache`).
 
     Returns:
         The `render.Result`.
     """
-    from nst_keras import render
+    import warnings
+
+    from nst_keras import lbfgsb, render
+    from nst_keras.errors import DivergedError, NonFiniteLossError
 
     config = job.config
     if model is None:
@@ -541,23 +547,91 @@ def render_job(job, guard: SignalGuard, *, quiet: bool, model=None, bar: Optiona
         bar.write(running_line(config.optimizer, start))
 
     try:
-        with guard.stoppable() as token:
+        with guard.stoppable() as token, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", lbfgsb.FallbackWarning)
             result = render.render(job, bar, on_stage=on_stage, feature_model=model,
-                                   stop=token, **render_options)
+                                   stop=token, checkpoints=checkpoints, **render_options)
         bar.done(result.evaluations)
+    except (NonFiniteLossError, DivergedError):
+        if checkpoints is not None:
+            checkpoints.remove()
+        raise
     finally:
         if own:
             bar.close()
+    for notice in dict.fromkeys(str(w.message) for w in caught
+                                if issubclass(w.category, lbfgsb.FallbackWarning)):
+        say(quiet, f"{PROG}: {notice}")
     return result
+
+
+def duration(text: str):
+    """`--checkpoint-every`: `auto`, `off`, or a duration (`90`, `30s`, `5m`, `2h`) in seconds.
+
+    Raises:
+        argparse.ArgumentTypeError: For anything else.
+    """
+    if text in ("auto", "off"):
+        return text
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"expected auto, off or a duration such as 90, 30s, 5m or 2h, got {text!r}")
+    return seconds
+
+
+def add_checkpoint_options(parser) -> None:
+    """`--checkpoint-every` and `--restart`: how a long run is kept resumable."""
+    group = parser.add_argument_group("resuming")
+    group.add_argument("--checkpoint-every", type=duration, default="auto",
+                       metavar="auto|off|DURATION",
+                       help="keep the optimiser's whole state next to the output, so that "
+                            "rerunning the same command after Ctrl-C, SIGTERM, a crash or "
+                            "kill -9 goes on exactly where it was; auto writes at most every "
+                            "50 x the last write's time (<= 2%% of the run), always when "
+                            "stopped; a DURATION (90, 30s, 5m) sets the least time between "
+                            "two writes; off keeps none")
+    group.add_argument("--restart", action="store_true",
+                       help="ignore this run's checkpoint and start from zero")
+
+
+def checkpoint_file(args, job, folder: str, stem: str, *, prog: str = PROG):
+    """The `delivery.CheckpointFile` of a job whose output is `FOLDER/STEM...`, from the
+    options (`add_checkpoint_options`); its messages go to stderr in one line each."""
+    from nst_keras import checkpoint as checkpoint_lib
+    from nst_keras import delivery
+
+    config = job.config
+    height, width = job.size
+    needed = checkpoint_lib.checkpoint_bytes(
+        (1, height, width, 3), "lbfgsb" if config.optimizer == "lbfgs" else "keras",
+        memory=config.lbfgs_memory, optimizer=config.optimizer)
+    every = args.checkpoint_every
+    note = lambda message: say(args.quiet, f"{prog}: {message}")  # noqa: E731
+    enabled = every != "off"
+    if enabled and config.weights is None and config.seed is None:
+        # Random weights drawn anew in every process: no other process could go on exactly.
+        note("checkpoints are off: random weights without --seed differ in every process")
+        enabled = False
+    return delivery.CheckpointFile(
+        delivery.checkpoint_path(folder, stem, job.resume_key), needed=needed,
+        every=None if every in ("auto", "off") else every, enabled=enabled,
+        restart=args.restart, note=note)
 
 
 def deliver(result, job, guard: SignalGuard, *, prog: str, output: str,
             report: Optional[str] = None, stem: Optional[str] = None, argv=None,
-            extra: Optional[dict] = None):
+            extra: Optional[dict] = None, checkpoints=None):
     """Writes a run's image, plot and record through the one delivery, under the guard.
 
     A write that fails where asked (a full disk) puts the files in the temporary folder
-    and says so in one line (`Delivered.fallback`; the command then exits 1).
+    and says so in one line (`Delivered.fallback`; the command then exits 1). A finished
+    run's checkpoint is removed once its result is written; a stopped run's is kept.
 
     Returns:
         The `delivery.Delivered`.
@@ -575,6 +649,8 @@ def deliver(result, job, guard: SignalGuard, *, prog: str, output: str,
         print(f"{prog}: error: cannot write {output} ({done.fallback}); wrote the image to "
               f"{done.image} instead" + (f", with its record {done.record}" if done.record
                                          else ""), file=sys.stderr)
+    if checkpoints is not None and not result.stopped:
+        checkpoints.remove()
     return done
 
 

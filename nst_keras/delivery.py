@@ -28,7 +28,9 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import tempfile
+import time
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from nst_keras import images, record as record_lib
@@ -326,3 +328,135 @@ class FrameLog:
         while os.path.isfile(self.frame_path(number)):
             yield self.frame_path(number)
             number += 1
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def checkpoint_path(folder: str, stem: str, key: str) -> str:
+    """Where a job's checkpoint lives: `FOLDER/STEM.KEY16.checkpoint.npz`, next to its output
+    and named by its resume key (`plan.Job.resume_key`), so that another job's, or the same
+    output's with other inputs or settings, is never taken for it."""
+    return os.path.join(folder, f"{stem}.{key[:16]}.checkpoint.npz")
+
+
+class CheckpointFile:
+    """One job's checkpoint on disk: what a rerun resumes from, when to write, when to go.
+
+    Given to `render.render(checkpoints=...)`: its `resume` is the checkpoint found (None
+    when there is none, when `restart`, or when it cannot be read), and `at_boundary` writes
+    one when the policy says (`checkpoint.CheckpointPolicy`: at most every `every` seconds,
+    and at least 50 x the last write's time apart, so writing costs <= 2 % of the run), and
+    always when the run is stopping (the stop token is set: the last boundary). A finished
+    run calls `remove`. Checkpoints of the same output stem with another key (stale: other
+    inputs or settings) are removed when a run starts.
+
+    Writing never stops the run: a full disk or a missing folder turns checkpoints off, said
+    once through `note`. Before the run, checkpoints are off when the folder's disk cannot
+    hold two of them (an atomic write keeps the old file until the new one is whole).
+
+    Args:
+        path: The checkpoint file (`checkpoint_path`).
+        needed: The bytes one checkpoint takes (`checkpoint.checkpoint_bytes`).
+        every: The least seconds between two writes; None for the adaptive rule alone (the
+            first write after 10 s).
+        enabled: False: no checkpoint is read or written.
+        restart: Ignore (and remove) the checkpoint found: start from zero.
+        note: Called with each one-line message for the user (resumed from where, off and
+            why), or None.
+
+    Attributes:
+        resume: The `checkpoint.Checkpoint` to go on from, or None.
+        off: Why checkpoints are off, or None.
+        notes: Every message given to `note`, in order.
+    """
+
+    def __init__(self, path: str, *, needed: int = 0, every: Optional[float] = None,
+                 enabled: bool = True, restart: bool = False,
+                 note: Optional[Callable[[str], None]] = None):
+        from nst_keras import checkpoint as checkpoint_lib
+
+        self.path = path
+        self.policy = checkpoint_lib.CheckpointPolicy(
+            every=every or 0.0, first=10.0 if every is None else every)
+        self.resume = None
+        self.off: Optional[str] = None if enabled else "off"
+        self.notes: List[str] = []
+        self._note = note
+        if not enabled:
+            return
+        self._remove_stale()
+        if os.path.isfile(path) and restart:
+            self.remove()
+            self._say(f"--restart: the checkpoint {path} was removed; starting from zero")
+        elif os.path.isfile(path):
+            try:
+                self.resume = checkpoint_lib.load_checkpoint(path)
+            except (OSError, ValueError) as error:
+                self._say(f"the checkpoint {path} cannot be read ({_reason(error)}); "
+                          "starting from zero")
+            else:
+                age = time.time() - os.path.getmtime(path)
+                self._say(f"resuming from evaluation {self.resume.evaluations} (stage "
+                          f"{self.resume.stage}) of the checkpoint {path}, written "
+                          f"{_age(age)} ago")
+        folder = os.path.dirname(os.path.abspath(path))
+        existing = folder
+        while not os.path.isdir(existing):
+            existing = os.path.dirname(existing)
+        free = shutil.disk_usage(existing).free
+        own = os.path.getsize(path) if os.path.isfile(path) else 0
+        if needed and free + own < 2 * needed:
+            self.off = (f"checkpoints are off: one takes about {needed / 1e9:.2g} GB and "
+                        f"writing it safely needs twice that, but {existing} has "
+                        f"{free / 1e9:.2g} GB free")
+            self._say(self.off)
+
+    def _say(self, message: str) -> None:
+        self.notes.append(message)
+        if self._note is not None:
+            self._note(message)
+
+    def _remove_stale(self) -> None:
+        """Removes this stem's checkpoints of other keys: other inputs or settings."""
+        import re
+
+        folder, name = os.path.split(os.path.abspath(self.path))
+        stem = name[:-len(".checkpoint.npz")].rsplit(".", 1)[0]
+        pattern = re.compile(re.escape(stem) + r"\.[0-9a-f]{16}\.checkpoint\.npz")
+        if os.path.isdir(folder):
+            for other in os.listdir(folder):
+                if other != name and pattern.fullmatch(other):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(folder, other))
+
+    def at_boundary(self, make: Callable[[], object], stopping: bool) -> None:
+        """Writes `make()` when due (or `stopping`); turns checkpoints off if it cannot."""
+        from nst_keras import checkpoint as checkpoint_lib
+
+        if self.off is not None or not (stopping or self.policy.due()):
+            return
+        began = time.perf_counter()
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            checkpoint_lib.save_checkpoint(self.path, make())
+        except OSError as error:
+            self.off = (f"checkpoints are off from now on: cannot write {self.path} "
+                        f"({_reason(error)}); the run goes on")
+            self._say(self.off)
+            return
+        self.policy.wrote(time.perf_counter() - began)
+
+    def remove(self) -> None:
+        """Deletes the checkpoint (a finished run, a failed one, `--restart`)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h"
