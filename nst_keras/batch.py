@@ -60,6 +60,7 @@ class BatchProgress:
         engine: What runs the jobs.
         rate: Jobs finished per second this run (`control.pace`; skipped ones excluded).
         eta: Seconds the jobs left should take at that rate, or None.
+        notes: The ended job's messages (resumed from a checkpoint, checkpoints off).
     """
 
     total: int
@@ -71,6 +72,7 @@ class BatchProgress:
     engine: str = ""
     rate: float = 0.0
     eta: Optional[float] = None
+    notes: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +100,7 @@ class BatchReport:
 def run_batch(batch_jobs: Sequence[jobs_lib.BatchJob], out: str, *, engine=None,
               overwrite: bool = False, progress: Optional[Callable[[BatchProgress], None]] = None,
               guard=None, stop: Optional[StopToken] = None,
-              job_progress: Optional[Callable] = None) -> BatchReport:
+              job_progress: Optional[Callable] = None, resuming=None) -> BatchReport:
     """Runs a batch's jobs into the folder `out`, skipping those already done.
 
     Args:
@@ -111,6 +113,9 @@ def run_batch(batch_jobs: Sequence[jobs_lib.BatchJob], out: str, *, engine=None,
         progress: Called with a `BatchProgress` as each job starts and ends.
         job_progress: Called with each `Progress` of the job in flight (this process's
             engine; a Ray job runs elsewhere), or None.
+        resuming: An `engines.Resuming` (where the workers keep each job's checkpoint):
+            a job stopped or killed goes on exactly from it in the next run, or in Ray's
+            retry; None keeps no checkpoint.
         guard: The command line's `console.SignalGuard`, so that a job's files are written
             whole even when Ctrl-C comes; None outside it.
         stop: A `control.StopToken`: once set, no job starts, the job in flight (local
@@ -137,7 +142,7 @@ def run_batch(batch_jobs: Sequence[jobs_lib.BatchJob], out: str, *, engine=None,
         entry, payload = _prepare(job, out, overwrite, digests)
         entries[job.name] = entry
         if payload is not None:
-            payloads.append(payload)
+            payloads.append(dataclasses.replace(payload, resuming=resuming))
     engine = engine or LocalEngine()
     if callable(engine) and not hasattr(engine, "run"):
         engine = engine()
@@ -147,13 +152,13 @@ def run_batch(batch_jobs: Sequence[jobs_lib.BatchJob], out: str, *, engine=None,
     ready = counts["skipped"] + counts["failed"]  # Known before any job runs.
     began = time.perf_counter()
 
-    def tell(last):
+    def tell(last, notes=()):
         if progress is not None:
             finished = counts["done"] + counts["failed"] + counts["skipped"] - ready
             speed = pace(finished, len(entries) - ready, time.perf_counter() - began)
             progress(BatchProgress(len(entries), counts["done"], counts["skipped"],
                                    counts["failed"], counts["running"], last,
-                                   engine.description, speed.rate, speed.eta))
+                                   engine.description, speed.rate, speed.eta, tuple(notes)))
 
     def started(name):
         entries[name]["status"] = "running"
@@ -173,7 +178,7 @@ def run_batch(batch_jobs: Sequence[jobs_lib.BatchJob], out: str, *, engine=None,
                 counts[status] += 1
             with critical():
                 _write_summary(out, entries, engine)
-            tell(f"{outcome.name} {status}")
+            tell(f"{outcome.name} {status}", outcome.notes)
             if stop is not None and stop.requested:
                 break
     finally:
@@ -195,6 +200,7 @@ def _prepare(job: jobs_lib.BatchJob, out: str, overwrite: bool, digests):
     Raises:
         ValueError: If the job's settings cannot work (not an input's fault).
     """
+    from nst_keras import delivery
     from nst_keras.config import INITS
     from nst_keras.engines import Payload
     from nst_keras.errors import InputError, NotEnoughMemory
@@ -218,7 +224,7 @@ def _prepare(job: jobs_lib.BatchJob, out: str, overwrite: bool, digests):
             return entry, None
     key = entry["key"] = jobs_lib.job_key(job, digests)
     image, record = os.path.join(out, f"{job.name}.png"), os.path.join(out, f"{job.name}.json")
-    if not overwrite and os.path.isfile(image) and _key_in(record) == key:
+    if not overwrite and delivery.done_already(image, record, key):
         with open(record, encoding="utf-8") as f:
             done = json.load(f)
         entry.update(status="skipped", loss=done.get("loss"), seconds=done.get("seconds"),
@@ -252,15 +258,6 @@ def _loaded(payload):
         init=None if payload.config.init in INITS else read(payload.config.init))
 
 
-def _key_in(record_path: str) -> Optional[str]:
-    """The `job_key` of an existing record, or None (missing, unreadable, another format)."""
-    try:
-        with open(record_path, encoding="utf-8") as f:
-            return json.load(f).get("job_key")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def _deliver(outcome, entry: dict, out: str, critical) -> None:
     """Writes what a worker sent back through the one delivery; updates the entry.
 
@@ -272,7 +269,7 @@ def _deliver(outcome, entry: dict, out: str, critical) -> None:
 
     entry.update(status=outcome.status, seconds=round(outcome.seconds, 3), loss=outcome.loss,
                  reason=outcome.reason, worker=outcome.worker,
-                 model_builds=outcome.model_builds)
+                 model_builds=outcome.model_builds, notes=list(outcome.notes))
     if outcome.outputs is None:
         return
     stem = outcome.name if outcome.status == "done" else f"{outcome.name}.partial"
@@ -287,6 +284,9 @@ def _deliver(outcome, entry: dict, out: str, critical) -> None:
             f"cannot write {stem}.png ({done.fallback}); kept in {os.path.dirname(done.image)}"))
         return
     entry["output"] = os.path.basename(done.image)
+    if outcome.status == "done" and outcome.checkpoint:  # Written: no need to resume it.
+        with contextlib.suppress(OSError):
+            os.unlink(outcome.checkpoint)
     if outcome.status == "done":
         for name in (f"{outcome.name}.partial.png", f"{outcome.name}.partial.json",
                      f"{outcome.name}.partial-loss.png"):
@@ -396,11 +396,16 @@ def build_parser(defaults: StyleConfig, preset_name: str):
     b.add_argument("--retries", type=console.non_negative_int, default=1,
                    help="ray: how many times a job whose worker died is retried")
     b.add_argument("--overwrite", action="store_true", help="redo every job, done or not")
+    b.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                   help="where the workers keep each job's checkpoint (default: --out); on a "
+                        "Ray cluster, a folder every node can reach, so that a job whose "
+                        "worker died goes on from its checkpoint when Ray retries it")
     groups["method"].add_argument("--preset", choices=sorted(PRESETS), default=preset_name,
                                   help="named settings that the options below override")
     console.add_config_options(parser, defaults, groups=groups)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    console.add_checkpoint_options(parser)
     return parser
 
 
@@ -479,6 +484,8 @@ class JobsBar:
                            if ready else "") + ".")
             self.bar = Bar(self.quiet, progress.total, "job", "jobs", interval=0.0,
                            **self.display)
+        for note in progress.notes:
+            self.bar.write(f"{PROG}: {progress.last.split(' ')[0]}: {note}")
         if progress.last.endswith(" started"):
             self.job.label = progress.last[:-len(" started")]
             self.job.last_line = None  # Its first line at once.
@@ -511,12 +518,18 @@ def _work(args, guard) -> int:
     if args.engine == "local" and args.batch_jobs:
         # Once, before any job: a weights file that cannot be loaded is one line, exit 2.
         console.load_model(args.batch_jobs[0].config)
+    from nst_keras.engines import Resuming
+
     bar = JobsBar(args.quiet, args.out)
+    every = args.checkpoint_every
+    resuming = None if every == "off" else Resuming(
+        os.path.abspath(args.checkpoint_dir or args.out),
+        None if every == "auto" else every, args.restart)
     try:
         with guard.stoppable() as token:
             report = run_batch(args.batch_jobs, args.out, engine=lambda: make_engine(args),
                                overwrite=args.overwrite, progress=bar, guard=guard,
-                               stop=token, job_progress=bar.job)
+                               stop=token, job_progress=bar.job, resuming=resuming)
     except ValueError as error:
         raise console.as_usage(error) from None
     finally:

@@ -600,9 +600,11 @@ def add_checkpoint_options(parser) -> None:
                        help="ignore this run's checkpoint and start from zero")
 
 
-def checkpoint_file(args, job, folder: str, stem: str, *, prog: str = PROG):
+def checkpoint_file(args, job, folder: str, stem: str, *, prog: str = PROG,
+                    key: Optional[str] = None):
     """The `delivery.CheckpointFile` of a job whose output is `FOLDER/STEM...`, from the
-    options (`add_checkpoint_options`); its messages go to stderr in one line each."""
+    options (`add_checkpoint_options`); its messages go to stderr in one line each. `key`
+    replaces the job's `resume_key` (a video's frame: the video's key and the frame)."""
     from nst_keras import checkpoint as checkpoint_lib
     from nst_keras import delivery
 
@@ -619,7 +621,7 @@ def checkpoint_file(args, job, folder: str, stem: str, *, prog: str = PROG):
         note("checkpoints are off: random weights without --seed differ in every process")
         enabled = False
     return delivery.CheckpointFile(
-        delivery.checkpoint_path(folder, stem, job.resume_key), needed=needed,
+        delivery.checkpoint_path(folder, stem, key or job.resume_key), needed=needed,
         every=None if every in ("auto", "off") else every, enabled=enabled,
         restart=args.restart, note=note)
 

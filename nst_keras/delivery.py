@@ -221,6 +221,20 @@ def _write_set(image_path: str, outs: Outputs, report: Optional[str], stem: str)
         raise
 
 
+def done_already(image_path: str, record_path: str, key: str) -> bool:
+    """Whether a finished result is on disk for this job key: its image, and a record (written
+    last) whose `job_key` is `key` (the settings and the inputs' bytes, `keys.job_key`) and
+    that no stop cut short. The one way every front-end asks "is this done already?"."""
+    if not key or not os.path.isfile(image_path):
+        return False
+    try:
+        with open(record_path, encoding="utf-8") as f:
+            data = json.load(f)
+        return data.get("job_key") == key and not data.get("stopped")
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def write_image(path: str, rgb, critical: Optional[Callable] = None) -> None:
     """Writes one image (a `--save-every` snapshot, a figure's grid) atomically."""
     with (critical or contextlib.nullcontext)():

@@ -42,6 +42,7 @@ class Payload:
         masks: Each mask file's bytes, or None.
         init: The init image file's bytes when `config.init` is a path, else None.
         sources: Where the inputs came from (paths), for the record.
+        resuming: How the worker keeps the job resumable (`Resuming`), or None.
     """
 
     name: str
@@ -52,6 +53,28 @@ class Payload:
     masks: Optional[Tuple[bytes, ...]] = dataclasses.field(repr=False)
     init: Optional[bytes] = dataclasses.field(repr=False)
     sources: Dict[str, object]
+    resuming: Optional["Resuming"] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Resuming:
+    """Where and how often a worker writes its job's checkpoint.
+
+    The checkpoint goes to `folder` under the job's name and resume key
+    (`delivery.checkpoint_path`), written by the worker itself: every worker must see the
+    folder (the output folder on one machine, a shared one on a cluster, `--checkpoint-dir`).
+    That is what makes a job whose worker died (`kill -9`, a lost node) go on from its last
+    checkpoint when Ray retries it with its original arguments: the retry finds the file.
+
+    Attributes:
+        folder: The checkpoints' folder.
+        every: The least seconds between two writes; None for the adaptive rule.
+        restart: Ignore a checkpoint found, start from zero.
+    """
+
+    folder: str
+    every: Optional[float] = None
+    restart: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +91,9 @@ class JobOutcome:
         loss: The image's loss, or None.
         worker: `host:pid` of the worker process.
         model_builds: Feature models that worker process has built so far.
+        notes: One-line messages for the user (resumed from a checkpoint, checkpoints off).
+        checkpoint: The job's checkpoint file, for the driver to remove once the job's
+            result is written (done), or None.
     """
 
     name: str
@@ -78,6 +104,8 @@ class JobOutcome:
     loss: Optional[float] = None
     worker: str = ""
     model_builds: int = 0
+    notes: Tuple[str, ...] = ()
+    checkpoint: Optional[str] = None
 
 
 def execute(payload: Payload, callback: Optional[Callable] = None,
@@ -95,24 +123,34 @@ def execute(payload: Payload, callback: Optional[Callable] = None,
         divergence, out of memory, or any error); interrupted with the best image so far.
     """
     from nst_keras import delivery, runtime
-    from nst_keras.errors import Interrupted, StyleTransferError, first_line
+    from nst_keras.errors import (DivergedError, Interrupted, NonFiniteLossError,
+                                  StyleTransferError, first_line)
     from nst_keras.plan import plan
     from nst_keras.render import render
 
     began = time.perf_counter()
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
+    checkpoints = None
+
     def outcome(status, **fields):
+        notes = tuple(checkpoints.notes) if checkpoints is not None else ()
         return JobOutcome(payload.name, status, seconds=time.perf_counter() - began,
-                       worker=worker, model_builds=runtime.MODELS.builds, **fields)
+                          worker=worker, model_builds=runtime.MODELS.builds, notes=notes,
+                          **fields)
 
     try:
         job = plan(payload.content, list(payload.styles), config=payload.config,
                    masks=None if payload.masks is None else list(payload.masks),
                    init_image=payload.init)
-        result = render(job, callback, stop=stop)
+        checkpoints = _checkpoints(payload, job)
+        result = render(job, callback, stop=stop, checkpoints=checkpoints)
     except Interrupted:  # Stopped before its first evaluation: nothing to deliver.
         return outcome("interrupted", reason="interrupted")
+    except (NonFiniteLossError, DivergedError) as error:  # Resuming would fail again.
+        if checkpoints is not None:
+            checkpoints.remove()
+        return outcome("failed", reason=first_line(error) or type(error).__name__)
     except (ValueError, StyleTransferError) as error:
         return outcome("failed", reason=first_line(error) or type(error).__name__)
     except Exception as error:  # Anything else fails this job only, named by its type.
@@ -120,7 +158,27 @@ def execute(payload: Payload, callback: Optional[Callable] = None,
     outputs = delivery.outputs(result, output=f"{payload.name}.png", key=payload.key,
                                inputs=payload.sources, extra={"job": payload.name})
     return outcome("interrupted" if result.stopped else "done", outputs=outputs,
-                   loss=result.loss, reason="interrupted" if result.stopped else None)
+                   loss=result.loss, reason="interrupted" if result.stopped else None,
+                   checkpoint=None if checkpoints is None else checkpoints.path)
+
+
+def _checkpoints(payload: Payload, job):
+    """The job's `delivery.CheckpointFile` in the payload's folder, or None."""
+    from nst_keras import checkpoint as checkpoint_lib
+    from nst_keras import delivery
+
+    resuming = payload.resuming
+    if resuming is None:
+        return None
+    config = job.config
+    height, width = job.size
+    needed = checkpoint_lib.checkpoint_bytes(
+        (1, height, width, 3), "lbfgsb" if config.optimizer == "lbfgs" else "keras",
+        memory=config.lbfgs_memory, optimizer=config.optimizer)
+    enabled = not (config.weights is None and config.seed is None)
+    return delivery.CheckpointFile(
+        delivery.checkpoint_path(resuming.folder, payload.name, job.resume_key),
+        needed=needed, every=resuming.every, enabled=enabled, restart=resuming.restart)
 
 
 class LocalEngine:

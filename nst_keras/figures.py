@@ -334,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
                                overrides={"height": 256, "seed": 0})
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    console.add_checkpoint_options(parser)
     return parser
 
 
@@ -436,6 +437,7 @@ class FigureRun:
         order, then writes the grid; returns the exit code. A signal stops the panel in
         flight at its next evaluation: its best image is delivered like a finished panel's
         (its record says `stopped`), then the grid of the panels so far."""
+        from nst_keras import delivery
         from nst_keras.errors import StyleTransferError
         from nst_keras.images import load_image
         from nst_keras.plan import plan
@@ -464,14 +466,22 @@ class FigureRun:
             what = panel.label or f"style {_span(panel.style_layers)}, {_ratio_text(panel.ratio)}"
             console.say(args.quiet, f"[{number}/{len(jobs)}] {panel.name}: {what}")
             image_file = f"{panel.name}.png"
+            if delivery.done_already(os.path.join(out, image_file),
+                                     os.path.join(out, f"{panel.name}.json"), job.key):
+                self.done[panel.name] = image_file
+                console.say(args.quiet, "    done already (the same settings and images)")
+                continue
+            checkpoints = console.checkpoint_file(args, job, out, panel.name, prog=PROG)
             try:
-                result = console.render_job(job, guard, quiet=args.quiet)
+                result = console.render_job(job, guard, quiet=args.quiet,
+                                            checkpoints=checkpoints)
             except StyleTransferError as error:  # Name the panel; the guard does the rest.
                 raise type(error)(f"panel {panel.name}: {error}", best_image=None) from None
             delivered = console.deliver(
                 result, job, guard, prog=PROG, output=os.path.join(out, image_file),
                 report=out, stem=panel.name, argv=args.argv,
-                extra=panel_place(spec, panel, job.config, base, image_file))
+                extra=panel_place(spec, panel, job.config, base, image_file),
+                checkpoints=checkpoints)
             if delivered.fallback:
                 return EXIT_FAILED
             self.done[panel.name] = image_file

@@ -405,7 +405,8 @@ def stylize_video(source, style, *, config: Optional[StyleConfig] = None,
 def run_frames(video: VideoPlan, *, callback: Optional[Callable] = None,
                on_frame_start: Optional[Callable[[int, int], None]] = None,
                feature_model=None, cache=None,
-               critical: Optional[Callable] = None, stop=None) -> Iterator[Frame]:
+               critical: Optional[Callable] = None, stop=None,
+               checkpoints: Optional[Callable] = None) -> Iterator[Frame]:
     """The frames of a planned video run, computed (or read back when finished) in order.
 
     Args:
@@ -419,6 +420,9 @@ def run_frames(video: VideoPlan, *, callback: Optional[Callable] = None,
             command's signal guard), or None.
         stop: A `control.StopToken`: the frame in flight stops at its next evaluation, its
             best image is kept as `PARTIAL_NAME` (not a finished frame), and the frames end.
+        checkpoints: (number, frame's job) -> the frame's `delivery.CheckpointFile`, or
+            None: the frame in flight resumes exactly from it in the next run; a finished
+            frame's is removed.
 
     Yields:
         `Frame`s.
@@ -487,8 +491,9 @@ def run_frames(video: VideoPlan, *, callback: Optional[Callable] = None,
             config=job.config.replace(max_evals=evals),
             stages=tuple(dataclasses.replace(stage, max_evals=budget)
                          for stage, budget in zip(job.stages, budgets)))
+        keeper = checkpoints(number, frame_job) if checkpoints is not None else None
         result = render.render(frame_job, callback, feature_model=feature_model,
-                               target_cache=cache, stop=stop)
+                               target_cache=cache, stop=stop, checkpoints=keeper)
         if result.stopped:
             if log is not None:
                 delivery.write_image(os.path.join(video.frames_dir, PARTIAL_NAME.format(number)),
@@ -513,6 +518,8 @@ def run_frames(video: VideoPlan, *, callback: Optional[Callable] = None,
             partial = os.path.join(video.frames_dir, PARTIAL_NAME.format(number))
             if os.path.exists(partial):
                 os.unlink(partial)
+        if keeper is not None:
+            keeper.remove()
         previous_content, previous_result = content, result.image
         yield Frame(number, result.image, content, dict(entry, resumed=False))
 
@@ -594,6 +601,7 @@ def build_parser(defaults: StyleConfig, preset_name: str = "book"):
     out = parser.add_argument_group("output")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages")
     out.add_argument("--debug", action="store_true", help="show tracebacks")
+    console.add_checkpoint_options(parser)
     return parser
 
 
@@ -726,6 +734,7 @@ def _run(args, guard) -> int:
 def _run_one(args, video: VideoPlan, model, cache, guard, label, stop) -> None:
     """One pass over the frames: the frames' display, and each frame's inside it on a
     terminal; the frames' rate and ETA computed here (`control.pace`), shown by the bars."""
+    from nst_keras import keys
     from nst_keras.bars import Bar, ProgressBar
     from nst_keras.control import pace
 
@@ -739,10 +748,18 @@ def _run_one(args, video: VideoPlan, model, cache, guard, label, stop) -> None:
         if inner.tqdm is not None:
             inner.tqdm.reset(total=evals)
 
+    def checkpoints(number, frame_job):
+        if video.frames_dir is None:
+            return None
+        key = keys.bytes_digest(f"{video.record['job_key']}:{number}".encode())
+        return console.checkpoint_file(args, frame_job, video.frames_dir,
+                                       FRAME_NAME.format(number)[:-len(".png")], prog=PROG,
+                                       key=key)
+
     try:
         for frame in run_frames(video, callback=inner, on_frame_start=on_frame_start,
                                 feature_model=model, cache=cache, critical=guard.critical,
-                                stop=stop):
+                                stop=stop, checkpoints=checkpoints):
             computed += not frame.resumed
             speed = pace(computed, video.frame_count - video.finished,
                          time.perf_counter() - began)

@@ -254,7 +254,7 @@ def test_ray_missing_says_how_to_install_it(folders, tmp_path, monkeypatch):
     assert done.returncode == 2 and "pip install 'nst-keras[ray]'" in done.stderr
 
 
-def _wait_for(predicate, timeout=120):
+def _wait_for(predicate, timeout=240):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if predicate():
