@@ -89,6 +89,7 @@ def run_record(result, *, argv: Optional[Sequence[str]] = None, inputs: Optional
         "seconds_per_evaluation": round(result.seconds / max(1, result.evaluations), 4),
         "stop_reason": result.stop_reason,
         "stopped": getattr(result, "stopped", None),
+        "resumed_from": getattr(result, "resumed_from", 0),
         "stages": [dict(stage) for stage in result.stages],
         "history": [dict(h) for h in result.history],
         "losses": list(result.losses),

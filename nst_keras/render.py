@@ -62,6 +62,8 @@ class Result:
         stopped: Why a stop request ended the run early (`"interrupted"`, `"terminated"`,
             `"stopped"`: the stop token's reason), or None when it ran its budget. A stopped
             run's `image` is its best image at the final size, delivered like any other.
+        resumed_from: The evaluations a checkpoint had done when this run went on from it
+            (0: started from zero). `evaluations`, `losses` and `history` count them too.
     """
 
     image: np.ndarray = dataclasses.field(repr=False)
@@ -85,6 +87,7 @@ class Result:
     stages: Tuple[dict, ...] = ()
     kind_losses: Dict[str, float] = dataclasses.field(default_factory=dict)
     stopped: Optional[str] = None
+    resumed_from: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,6 +261,8 @@ def render(job: Job, callback: Optional[Callable[[Progress], None]] = None, *,
         # Stopped between two stages: the earlier stages' result, upsampled.
         result = dataclasses.replace(result, stopped=stop.reason,
                                      stop_reason=f"stopped ({stop.reason})")
+    if resume is not None:
+        result = dataclasses.replace(result, resumed_from=resume.evaluations)
     # The optimised image's luminance with the content's chroma ("luminance", "swap"). The
     # losses reported are those of the optimised image, before this step.
     return dataclasses.replace(result, image=finished(start))
