@@ -132,6 +132,44 @@ def imagenet_weights_path(model: str = "vgg19") -> str:
     return os.path.join(home, "models", IMAGENET_NOTOP_FILES[model])
 
 
+def weights_file_model(path) -> Optional[str]:
+    """Which VGG a weights file is for, from its 3x3 convolution kernels, or None.
+
+    Keras 3 `.weights.h5` files name their layers by position (`conv2d_7`) and legacy `.h5`
+    files by the model's names; both hold one 4-D kernel per convolution, with the
+    channel counts of `BLOCK_CONVS`. A file that cannot be read, or whose kernels match
+    neither network, gives None.
+
+    Args:
+        path: A weights file (HDF5).
+
+    Returns:
+        `"vgg16"`, `"vgg19"` or None.
+    """
+    try:
+        import h5py
+
+        kernels = []
+        with h5py.File(path, "r") as handle:
+            handle.visititems(lambda name, item: kernels.append(item.shape) if (
+                isinstance(item, h5py.Dataset) and len(item.shape) == 4
+                and item.shape[:2] == (3, 3)) else None)
+    except Exception:  # Not HDF5, unreadable: the loader's own error says so.
+        return None
+    # Sorted by (in, out) channels, so that neither the file's order nor its names matter.
+    found = sorted((shape[2], shape[3]) for shape in kernels)
+    for model, convs in BLOCK_CONVS.items():
+        expected, channels = [], 3
+        for block, count in enumerate(convs):
+            out = min(64 * 2 ** block, 512)
+            for _ in range(count):
+                expected.append((channels, out))
+                channels = out
+        if found == sorted(expected):
+            return model
+    return None
+
+
 def build_feature_model(
     layers: Sequence[str],
     *,

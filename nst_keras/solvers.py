@@ -41,6 +41,9 @@ class Progress:
             Iterations, evaluations and seconds count from the first stage's start.
         kind_losses: The weighted terms summed by kind (`content`, `style`, `tv`, and any
             other kind the objective has), by name.
+        evaluation_losses: The total loss of each evaluation since the previous `Progress`
+            (this iteration's line search), in order; the last is `loss`. With them a plot
+            starts at evaluation 1, not at the first iteration's last evaluation.
     """
 
     iteration: int
@@ -55,6 +58,7 @@ class Progress:
     stage: int = 1
     stages: int = 1
     kind_losses: Dict[str, float] = dataclasses.field(default_factory=dict)
+    evaluation_losses: Tuple[float, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +183,7 @@ class Monitor:
         self.losses: list = []
         self.times: list = []
         self.history: list = []
+        self.reported = 0  # Evaluations already handed to the callback.
         self.above = 0  # Evaluations in a row above the divergence threshold.
         self.start = time.perf_counter()
 
@@ -257,7 +262,9 @@ class Monitor:
                 stage=offset.stage,
                 stages=offset.stages,
                 kind_losses=sums,
+                evaluation_losses=tuple(self.losses[self.reported:]),
             ))
+            self.reported = len(self.losses)
 
     def best_image(self) -> Optional[np.ndarray]:
         """The best image seen, RGB uint8, or None before the first evaluation."""
