@@ -165,6 +165,10 @@ class VideoSettings:
             and the temporal target): `"lanczos"` (default), `"cubic"` or `"linear"`
             (Ruder et al.'s bilinear, which blurs the result a little more every frame; see
             `flow.warp`).
+        fill: What a later frame starts from where the warp is not trusted: `"coarse"`
+            (default), a short stylisation of the frame at half its height
+            (`render.coarse_stylisation`, `frame_evals` evaluations); `"content"`, the
+            frame itself (before issue 26).
     """
 
     temporal_weight: float
@@ -176,6 +180,7 @@ class VideoSettings:
     every: int = 1
     consistent: bool = True
     warp: str = "lanczos"
+    fill: str = "coarse"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -442,8 +447,14 @@ def run_frames(video: VideoPlan, *, callback: Optional[Callable] = None,
                                            settings.warp), 0.0, 255.0)
             flow_seconds = time.perf_counter() - flow_began
             # Where the flow is not trusted the warped pixel shows another surface: start
-            # from the content frame there (a departure from artistic-videos' prevWarped).
-            start_image = np.where(weights[..., None] > 0, warped, content.astype(np.float32))
+            # from a short stylisation of the frame there, or the frame itself (a departure
+            # from artistic-videos' prevWarped; see `VideoSettings.fill`).
+            fill = content.astype(np.float32)
+            if settings.fill == "coarse" and weights.min() == 0:
+                fill = render.coarse_stylisation(job, content, evals,
+                                                 feature_model=feature_model,
+                                                 target_cache=cache).astype(np.float32)
+            start_image = np.where(weights[..., None] > 0, warped, fill)
             if settings.temporal_weight > 0:
                 temporal = Temporal(warped, weights, settings.temporal_weight)
             reliable = float(weights.mean())
