@@ -78,6 +78,8 @@ INDEPENDENT_DIR = "independent"
 FLOWS = ("dis", "farneback")
 #: The warp interpolations (`flow.INTERPOLATIONS`' names, repeated likewise).
 WARPS = ("lanczos", "cubic", "linear")
+#: What a later frame starts from where the flow is not trusted (`VideoSettings.fill`).
+FILLS = ("coarse", "content")
 #: Ruder et al.'s weights (artistic-videos' defaults): temporal 1e3 against style 1e2, in
 #: jcjohnson/neural-style's normalisation (mean squared errors; Gram / (N_l M_l)).
 PAPER_TEMPORAL_WEIGHT, PAPER_STYLE_WEIGHT = 1e3, 1e2
@@ -286,6 +288,9 @@ def plan_video(source, style, *, config: Optional[StyleConfig] = None,
     if settings.warp not in WARPS:
         raise ValueError(f"`warp` must be one of {', '.join(WARPS)}. "
                          f"Received: warp={settings.warp}")
+    if settings.fill not in FILLS:
+        raise ValueError(f"`fill` must be one of {', '.join(FILLS)}. "
+                         f"Received: fill={settings.fill}")
     count = selected_count(info.frame_count, settings.start, settings.end, settings.every)
     if count < 1:
         raise ValueError(f"the input has {info.frame_count} frames, none of them in "
@@ -551,6 +556,11 @@ def build_parser(defaults: StyleConfig, preset_name: str = "book"):
                     help="interpolation that carries the previous result onto the frame: "
                          "lanczos and cubic keep it sharp; linear is the paper's bilinear, "
                          "which blurs it a little more every frame")
+    io.add_argument("--fill", choices=FILLS, default="coarse",
+                    help="what a frame starts from where the flow is not trusted (scenery "
+                         "entering the frame): coarse, a short stylisation of the frame at "
+                         "half its height (--frame-evals evaluations); content, the frame "
+                         "itself (it then stays nearly a photograph)")
     io.add_argument("--start", type=non_negative_int, default=0, metavar="I",
                     help="first input frame used (from 0)")
     io.add_argument("--end", type=positive_int, default=None, metavar="I",
@@ -598,7 +608,8 @@ def _video_settings(args, config: StyleConfig, consistent: bool = True) -> Video
               else default_temporal_weight(config))
     return VideoSettings(weight if consistent else 0.0, first,
                          args.frame_evals or max(1, first // 2), args.flow, args.start,
-                         args.end, args.every, consistent, args.warp)
+                         args.end, args.every, consistent, args.warp,
+                         getattr(args, "fill", "coarse"))
 
 
 def _check_paths(args) -> None:

@@ -195,6 +195,10 @@ def test_the_default_is_the_paper_weight_scaled_to_our_budget_and_warps_with_lan
     with pytest.raises(ValueError, match="Received: warp=nearest"):
         video_lib.plan_video(source, style, config=config(), settings=video_lib.VideoSettings(
             1.0, 2, 1, warp="nearest"))
+    assert plan.settings.fill == "coarse"
+    with pytest.raises(ValueError, match="Received: fill=photo"):
+        video_lib.plan_video(source, style, config=config(), settings=video_lib.VideoSettings(
+            1.0, 2, 1, fill="photo"))
 
 
 def test_round_trip_compare_and_less_flicker_than_independent_frames(inputs, tmp_path, clip):
