@@ -56,6 +56,76 @@ def tubingen_clip(frames, height, width):
     return out
 
 
+def first_seen(frames, method="dis"):
+    """For every pixel of the last frame, the frame it has been visible since: carried
+    along the input's flow where `flow.reliability` trusts it, reset where it does not
+    (disocclusions, points entering the frame)."""
+    from nst_keras import flow
+
+    seen = np.zeros(frames[0].shape[:2], np.float32)
+    for t in range(1, len(frames)):
+        backward = flow.optical_flow(frames[t], frames[t - 1], method)
+        forward = flow.optical_flow(frames[t - 1], frames[t], method)
+        reliable = flow.reliability(forward, backward)
+        seen = np.where(reliable > 0, flow.warp(seen, backward), float(t))
+    return seen
+
+
+def entering_strip(frames, last=4, min_width=16):
+    """The columns at the left or right edge of the last frame that became visible in its
+    `last` frames (at least half of each column's pixels new), widened to the frames it
+    takes for `min_width` columns. Returns (columns as a slice, frames it spans)."""
+    seen = first_seen(frames)
+    total = len(frames)
+    for span in range(last, total):
+        share = (seen > total - 1 - span - 0.5).mean(axis=0)
+        left = int(np.argmin(np.append(share >= 0.5, False)))  # Columns from the left.
+        right = int(np.argmin(np.append(share[::-1] >= 0.5, False)))
+        width = max(left, right)
+        if width >= min_width:
+            columns = slice(0, left) if left >= right else slice(len(share) - right, None)
+            return columns, span
+    return slice(len(share) - min_width, None), total - 1
+
+
+def gram(features, mask):
+    """The Gram matrix of (h, w, C) features weighted by an (h, w) mask, per unit of mask."""
+    flat = (features * mask[..., None]).reshape(-1, features.shape[-1])
+    return flat.T @ flat / max(float(np.sum(mask ** 2)), 1e-12)
+
+
+def strip_style_loss(model, image, columns, style_rgb, layers):
+    """A masked Gram style loss of the strip: per layer, the mean squared difference of the
+    strip's Gram matrix (per position) and the style's, averaged over `layers`."""
+    import tensorflow as tf
+
+    from nst_keras import features, images
+
+    mask = np.zeros(image.shape[:2], np.float32)
+    mask[:, columns] = 1.0
+    found = features.features_of(model, tf.constant(images.preprocess(image.astype(np.float32))))
+    style = features.features_of(model, tf.constant(images.preprocess(
+        style_rgb.astype(np.float32))))
+    losses = []
+    for layer in layers:
+        f = np.asarray(tf.cast(found[layer][0], tf.float32))
+        s = np.asarray(tf.cast(style[layer][0], tf.float32))
+        h, w = f.shape[:2]
+        # The mask at the layer's resolution (the mean over each position's pixels).
+        m = mask[:h * (mask.shape[0] // h), :w * (mask.shape[1] // w)]
+        m = m.reshape(h, m.shape[0] // h, w, m.shape[1] // w).mean(axis=(1, 3))
+        target = gram(s, np.ones(s.shape[:2], np.float32))
+        losses.append(float(np.mean((gram(f, m) - target) ** 2)))
+    return float(np.mean(losses))
+
+
+def strip_measures(frames, outputs, columns, model, style_rgb, layers):
+    """(distance from the photo, masked style loss) of the strip in the last frame."""
+    out, photo = outputs[-1].astype(np.float32), frames[-1].astype(np.float32)
+    distance = float(np.abs(out[:, columns] - photo[:, columns]).mean())
+    return distance, strip_style_loss(model, outputs[-1], columns, style_rgb, layers)
+
+
 def run(frames, style, config, settings, model):
     """Stylises a list of frames (written as PNGs); returns (outputs, records, seconds)."""
     from PIL import Image
@@ -77,7 +147,12 @@ def main(argv=None):
     parser.add_argument("--height", type=int, default=128)
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--first-evals", type=int, default=100)
-    parser.add_argument("--frame-evals", type=int, default=50)
+    parser.add_argument("--frame-evals", default="50",
+                        help="evaluations of each later frame; comma-separated for several")
+    parser.add_argument("--fills", default="content,coarse",
+                        help="what later frames start from where the warp is not trusted "
+                             "(VideoSettings.fill), comma-separated: the first is the "
+                             "baseline the seconds per frame are compared with")
     parser.add_argument("--temporal-weight", type=float, default=None,
                         help="the temporal weight (default: video.default_temporal_weight)")
     parser.add_argument("--factors", default=None,
@@ -94,7 +169,7 @@ def main(argv=None):
 
     from synthetic_video import pan
 
-    from nst_keras import flow, render, video
+    from nst_keras import flow, images, render, video
     from nst_keras.config import StyleConfig
 
     weights = SHARED / "weights" / "vgg16_hed_notop.weights.h5"
@@ -115,6 +190,8 @@ def main(argv=None):
         weights = [args.temporal_weight if args.temporal_weight is not None
                    else video.default_temporal_weight(config)]
     warps = args.warps.split(",")
+    fills = args.fills.split(",")
+    frame_evals = [int(n) for n in args.frame_evals.split(",")]
     print(f"{what}; {args.height} px high; first frame {args.first_evals} evaluations, later "
           f"frames {args.frame_evals} (independent frames {args.first_evals} each); temporal "
           f"weight(s) {', '.join(f'{w:.4g}' for w in weights)} (paper-scaled {paper:.4g}); "
@@ -143,42 +220,88 @@ def main(argv=None):
                          seconds=sec_i)
         error_i = flow.warp_error(out_i, frames)
         style_i = float(np.mean([r["kind_losses"]["style"] for r in rec_i]))
-        for warp in warps:
-            for weight in weights:
-                consistent = video.VideoSettings(weight, args.first_evals, args.frame_evals,
-                                                 warp=warp)
-                out_c, rec_c, sec_c = run(frames, style, config, consistent, model)
-                error_c = flow.warp_error(out_c, frames)
-                styles = [r["kind_losses"]["style"] for r in rec_c]
-                style_c = float(np.mean(styles))
-                flow_seconds = float(np.mean([r["flow_seconds"] for r in rec_c[1:]]))
-                frame_seconds = float(np.mean([r["seconds"] for r in rec_c[1:]]))
-                rows.append({"clip": name, "frames": len(frames), "size": [args.height, width],
-                             "warp": warp, "temporal_weight": weight,
-                             "factor": weight / paper,
-                             "warp_error_independent": error_i,
-                             "warp_error_consistent": error_c,
-                             "warp_ratio": error_c / error_i, "style_independent": style_i,
-                             "style_consistent": style_c, "style_ratio": style_c / style_i,
-                             "style_first": styles[0], "style_last": styles[-1],
-                             "styles": styles,
-                             "style_independent_last": rec_i[-1]["kind_losses"]["style"],
-                             "seconds_per_frame": frame_seconds,
-                             "independent_seconds_per_frame": sec_i / len(frames),
-                             "flow_seconds_per_frame": flow_seconds,
-                             "flow_share": flow_seconds / frame_seconds})
-                r = rows[-1]
-                print(f"{name} {warp} weight {weight:.3g} (x{r['factor']:.0e} paper): warp "
-                      f"error {error_c:.3g} consistent vs {error_i:.3g} independent "
-                      f"(x{r['warp_ratio']:.3f}, target <= 0.5); style {style_c:.4g} vs "
-                      f"{style_i:.4g} (x{r['style_ratio']:.2f}, target within 15%; frame 1 "
-                      f"{styles[0]:.3g}, last {styles[-1]:.3g} vs independent "
-                      f"{r['style_independent_last']:.3g}); {frame_seconds:.2f} s/frame "
-                      f"(independent {r['independent_seconds_per_frame']:.2f}), flow "
-                      f"{flow_seconds * 1000:.1f} ms/frame ({100 * r['flow_share']:.1f}%, "
-                      "target <= 5%)", flush=True)
-                if args.json:
-                    pathlib.Path(args.json).write_text(json.dumps(rows, indent=2))
+        # The scenery that entered last (issue 26): distance from the photo and a masked
+        # style loss on block1-block3, against the same pixels of the independent frames.
+        columns, span = entering_strip(frames)
+        style_rgb = (images.load_image(style, height=args.height) if isinstance(style, str)
+                     else style)
+        strip_layers = [f"block{b}_conv1" for b in (1, 2, 3)]
+        strip_i = strip_measures(frames, out_i, columns, model, style_rgb, strip_layers)
+        width_strip = len(range(frames[0].shape[1])[columns])
+        print(f"{name}: the strip that entered in the last {span} frames: {width_strip} px "
+              f"wide; independent: {strip_i[0]:.1f} levels from the photo, masked style loss "
+              f"{strip_i[1]:.4g}", flush=True)
+        baseline = {}
+        settings_list = [(warp, weight, fill, evals) for evals in frame_evals for warp in warps
+                         for weight in weights for fill in fills]
+        for warp, weight, fill, evals in settings_list:
+            consistent = video.VideoSettings(weight, args.first_evals, evals,
+                                             warp=warp, fill=fill)
+            out_c, rec_c, sec_c = run(frames, style, config, consistent, model)
+            strip_c = strip_measures(frames, out_c, columns, model, style_rgb,
+                                     strip_layers)
+            error_c = flow.warp_error(out_c, frames)
+            styles = [r["kind_losses"]["style"] for r in rec_c]
+            style_c = float(np.mean(styles))
+            flow_seconds = float(np.mean([r["flow_seconds"] for r in rec_c[1:]]))
+            frame_seconds = float(np.mean([r["seconds"] for r in rec_c[1:]]))
+            content_c = rec_c[-1]["kind_losses"]["content"]
+            content_i = rec_i[-1]["kind_losses"]["content"]
+            key = (warp, weight, evals)
+            baseline.setdefault(key, frame_seconds)
+            rows.append({"clip": name, "frames": len(frames), "size": [args.height, width],
+                         "fill": fill, "frame_evals": evals,
+                         "strip_width": width_strip, "strip_frames": span,
+                         "strip_distance_consistent": strip_c[0],
+                         "strip_distance_independent": strip_i[0],
+                         "strip_distance_ratio": strip_c[0] / strip_i[0],
+                         "strip_style_consistent": strip_c[1],
+                         "strip_style_independent": strip_i[1],
+                         "strip_style_ratio": strip_c[1] / strip_i[1],
+                         "content_last_consistent": content_c,
+                         "content_last_independent": content_i,
+                         "content_last_ratio": content_c / content_i,
+                         "seconds_vs_baseline": frame_seconds / baseline[key],
+                         "warp": warp, "temporal_weight": weight,
+                         "factor": weight / paper,
+                         "warp_error_independent": error_i,
+                         "warp_error_consistent": error_c,
+                         "warp_ratio": error_c / error_i, "style_independent": style_i,
+                         "style_consistent": style_c, "style_ratio": style_c / style_i,
+                         "style_first": styles[0], "style_last": styles[-1],
+                         "styles": styles,
+                         "style_independent_last": rec_i[-1]["kind_losses"]["style"],
+                         "seconds_per_frame": frame_seconds,
+                         "independent_seconds_per_frame": sec_i / len(frames),
+                         "flow_seconds_per_frame": flow_seconds,
+                         "flow_share": flow_seconds / frame_seconds})
+            r = rows[-1]
+            print(f"{name} fill {fill}, {evals} evaluations per later frame: strip "
+                  f"{r['strip_distance_ratio']:.2f}x as far from the photo as independent "
+                  f"(target >= 0.7), masked style loss x{r['strip_style_ratio']:.2f} "
+                  f"(target <= 1.25); last frame's content loss "
+                  f"x{r['content_last_ratio']:.2f} (target <= 1.25); "
+                  f"x{r['seconds_vs_baseline']:.2f} the seconds per frame of fill "
+                  f"{fills[0]} (target <= 1.5)", flush=True)
+            print(f"{name} {warp} weight {weight:.3g} (x{r['factor']:.0e} paper): warp "
+                  f"error {error_c:.3g} consistent vs {error_i:.3g} independent "
+                  f"(x{r['warp_ratio']:.3f}, target <= 0.5); style {style_c:.4g} vs "
+                  f"{style_i:.4g} (x{r['style_ratio']:.2f}, target within 15%; frame 1 "
+                  f"{styles[0]:.3g}, last {styles[-1]:.3g} vs independent "
+                  f"{r['style_independent_last']:.3g}); {frame_seconds:.2f} s/frame "
+                  f"(independent {r['independent_seconds_per_frame']:.2f}), flow "
+                  f"{flow_seconds * 1000:.1f} ms/frame ({100 * r['flow_share']:.1f}%, "
+                  "target <= 5%)", flush=True)
+            if args.json:
+                pathlib.Path(args.json).write_text(json.dumps(rows, indent=2))
+    print("\n| clip | frame evals | fill | strip px | strip distance ratio | strip style ratio "
+          "| last content ratio | warp error ratio | s/frame | x baseline s/frame |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['clip']} | {r['frame_evals']} | {r['fill']} | {r['strip_width']} | "
+              f"{r['strip_distance_ratio']:.2f} | {r['strip_style_ratio']:.2f} | "
+              f"{r['content_last_ratio']:.2f} | {r['warp_ratio']:.3f} | "
+              f"{r['seconds_per_frame']:.2f} | {r['seconds_vs_baseline']:.2f} |")
     print("\n| clip | frames | size | warp | weight (x paper) | warp error consistent | independent | ratio | style "
           "consistent | independent | ratio | s/frame | flow s/frame | flow share |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -264,6 +264,21 @@ class App:
                              "Received: style=[]")
         return content, styles
 
+    def preview_content(self, content_file, content_example):
+        """The content photo as the page shows it once picked: the upload, else the example."""
+        source = content_file if content_file is not None else content_example
+        if content_file is None and content_example in self.examples:
+            source = self.examples[content_example]
+        return thumbnail(source) if source else None
+
+    def preview_styles(self, style_files, style_examples):
+        """The picked styles as the page shows them: uploads, then examples, with names."""
+        shown = [(thumbnail(f), f"upload {i}") for i, f in enumerate(style_files or [], 1)
+                 if f is not None]
+        shown += [(thumbnail(self.examples[n]), n) for n in (style_examples or [])
+                  if n in self.examples]
+        return [(image, name) for image, name in shown if image is not None]
+
     def _example(self, name):
         if not name:
             return None
@@ -297,7 +312,7 @@ class App:
 
         def callback(progress):
             run.latest = progress
-            run.curve.append((progress.evaluations, progress.loss))
+            run.curve.extend(curve_points(progress))
             # Only a reference: the page's thread encodes, and only every few iterations.
             run.updates.put(("progress", progress))
 
@@ -409,7 +424,10 @@ class App:
         before_after = None
         if run.image is not None:
             before_after = np.concatenate([run.job.content, run.image], axis=1)
-        return (run.image, notes + run.ending, _curve_frame(run.curve),
+        curve = run.curve
+        if run.result is not None:  # Every evaluation, the last line search's included.
+            curve = list(enumerate(run.result.losses, start=1))
+        return (run.image, notes + run.ending, _curve_frame(curve),
                 gr.DownloadButton(value=png, visible=png is not None), record_path,
                 before_after)
 
@@ -450,11 +468,17 @@ class App:
                     content_example = gr.Dropdown([""] + names, value="",
                                                   label="or an example photo",
                                                   elem_id="content_example")
+                    # What was picked, as pictures (an upload alone shows its file name).
+                    content_preview = gr.Image(label="photo", type="numpy", format="png",
+                                               interactive=False, height=160,
+                                               elem_id="content_preview")
                     style_files = gr.File(label="Style image(s)", type="binary",
                                           file_count="multiple", elem_id="style")
                     style_examples = gr.Dropdown(names, value=[], multiselect=True,
                                                  label="or styles from the gallery",
                                                  elem_id="style_examples")
+                    style_preview = gr.Gallery(label="styles", columns=4, height=160,
+                                               allow_preview=False, elem_id="style_preview")
                     if names:
                         gr.Gallery([(self.examples[n], n) for n in names], label="gallery",
                                    columns=4, height=200, allow_preview=False)
@@ -520,6 +544,12 @@ class App:
             # still waiting in the queue leaves it.
             stop_button.click(stop, None, outputs, cancels=[event], queue=False,
                               api_name="stop")
+            for picker in (content_file, content_example):
+                picker.change(self.preview_content, [content_file, content_example],
+                              content_preview, queue=False)
+            for picker in (style_files, style_examples):
+                picker.change(self.preview_styles, [style_files, style_examples],
+                              style_preview, queue=False)
             preset_name.change(self.on_preset, preset_name,
                                [height, strength, preserve, max_evals, content_layers,
                                 style_layers, pooling, optimizer, tv_weight], queue=False)
@@ -551,6 +581,34 @@ def _stage_text(start, job) -> str:
     """The command line's "Running ..." line, and the stage's setup time."""
     return (f"{console.running_line(job.config.optimizer, start)} Setup "
             f"{start.problem.setup_seconds:.1f} s.")
+
+
+def thumbnail(source, size: int = 256):
+    """An image file (bytes or a path) as an RGB uint8 array at most `size` pixels wide and
+    high, for a preview; None when it cannot be read (the run then says why, in one line)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray))
+                        else source) as opened:
+            if opened.size[0] * opened.size[1] > (Image.MAX_IMAGE_PIXELS or float("inf")):
+                return None  # Too large to decode for a preview; the plan refuses it.
+            opened.draft("RGB", (size, size))  # A JPEG decodes at a reduced scale.
+            opened.thumbnail((size, size))
+            return np.asarray(opened.convert("RGB"))
+    except Exception:  # Pillow raises many kinds (and a bomb warning is an error here).
+        return None
+
+
+def curve_points(progress) -> List[tuple]:
+    """(evaluation, loss) of every evaluation a `Progress` reports, so the plot starts at
+    evaluation 1 (an iteration's line search may spend several before its report)."""
+    losses = progress.evaluation_losses or (progress.loss,)
+    first = progress.evaluations - len(losses) + 1
+    return [(first + i, loss) for i, loss in enumerate(losses)]
 
 
 def _curve_frame(curve):

@@ -277,7 +277,7 @@ def check_mask_count(masks, styles: int, config: StyleConfig) -> None:
 
 
 def check_network(config: StyleConfig) -> None:
-    """The layers exist in the model, and a weights file exists.
+    """The layers exist in the model, and a weights file exists and fits the model.
 
     Raises:
         ValueError: Naming the field (`content_layers`, `style_layers`, `weights`).
@@ -292,6 +292,12 @@ def check_network(config: StyleConfig) -> None:
     if config.weights not in ("imagenet", None) and not os.path.isfile(config.weights):
         raise ValueError("the weights file does not exist; pass imagenet, none or the path "
                          f"of a weights file. Received: weights={config.weights}")
+    if config.weights not in ("imagenet", None):
+        # A file of the other VGG loads only partly; its kernels say which network it is for.
+        other = features.weights_file_model(config.weights)
+        if other is not None and other != config.model:
+            raise ValueError(f"the weights file is for {other}, not {config.model}; use "
+                             f"model={other}. Received: weights={config.weights}")
 
 
 def stage_heights(config: StyleConfig) -> list:
@@ -449,7 +455,7 @@ def memory_message(final: Stage, memory: Dict[str, int], config: StyleConfig) ->
     if final.tiles is not None and largest == "optimizer" and config.optimizer == "lbfgs":
         advice = (f" L-BFGS-B's history ((2m+9) float64 per pixel value, m={config.lbfgs_memory})"
                   f" dominates it with {parts['optimizer'] / GIB:.1f} GiB: use optimizer=adam "
-                  f"or a smaller lbfgs_memory (e.g. lbfgs_memory={max(1, config.lbfgs_memory // 3)}),"
+                  f"or fewer correction pairs (e.g. lbfgs_memory={max(1, config.lbfgs_memory // 3)}),"
                   " or")
     elif final.tiles is not None and largest == "optimizer":
         advice = f" its optimizer's state takes {parts['optimizer'] / GIB:.1f} GiB;"
@@ -475,8 +481,7 @@ def load_masks(masks, content_hw) -> Tuple[np.ndarray, ...]:
         try:
             opened = source if isinstance(source, np.ndarray) else images.open_image(source)
         except Exception as error:  # Pillow raises many kinds; each means "cannot read".
-            raise InputError(f"cannot read the {label} {_described(source)}: "
-                             f"{_reason(error)}", label) from None
+            raise _unreadable(label, source, error) from None
         wh = (opened.shape[1], opened.shape[0]) if isinstance(opened, np.ndarray) else opened.size
         problem = mask_size_problem(wh, (content_hw[1], content_hw[0]))
         if problem:
@@ -555,6 +560,28 @@ def _described(source) -> str:
     return os.fspath(source) if isinstance(source, (str, os.PathLike)) else repr(source)
 
 
+#: What a file that is no image should be instead (formats Pillow reads everywhere).
+IMAGE_FORMATS = "a JPEG, PNG, WebP, BMP, TIFF or GIF image"
+
+
+def _unreadable(label: str, source, error: BaseException) -> InputError:
+    """The one line for an input that cannot be read: which input, what it is, why, and,
+    for data that is no image at all, what to give instead.
+
+    Bytes (an upload, a batch worker's input) are named by their size only: "the content
+    image (20 bytes)", not "the content image image data (20 bytes)".
+    """
+    from PIL import UnidentifiedImageError
+
+    what = (f"({len(source)} bytes)" if isinstance(source, (bytes, bytearray))
+            else _described(source))
+    if isinstance(error, UnidentifiedImageError):
+        reason = f"it is not an image file; use {IMAGE_FORMATS}"
+    else:
+        reason = _reason(error)
+    return InputError(f"cannot read the {label} {what}: {reason}", label)
+
+
 def _reason(error: BaseException) -> str:
     """An exception's first line, or its type's name."""
     text = first_line(error)
@@ -580,8 +607,7 @@ def _size_of(label: str, source) -> tuple:
     try:
         return images.image_size(source)
     except Exception as error:  # Pillow raises many kinds; each means "cannot read".
-        raise InputError(f"cannot read the {label} {_described(source)}: {_reason(error)}",
-                         label) from None
+        raise _unreadable(label, source, error) from None
 
 
 def _check_init_exists(init: str) -> None:
@@ -600,8 +626,7 @@ def _read(label: str, source, **resize) -> np.ndarray:
         raise NotEnoughMemory(f"out of memory while reading the {label} "
                               f"{_described(source)}") from None
     except Exception as error:  # Pillow raises many kinds; each means "cannot read".
-        raise InputError(f"cannot read the {label} {_described(source)}: {_reason(error)}",
-                         label) from None
+        raise _unreadable(label, source, error) from None
 
 
 def _listed(values: Sequence) -> str:

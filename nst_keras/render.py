@@ -268,6 +268,54 @@ def render(job: Job, callback: Optional[Callable[[Progress], None]] = None, *,
     return dataclasses.replace(result, image=finished(start))
 
 
+#: `coarse_stylisation`'s size, as a share of the frame's height.
+COARSE_SCALE = 0.5
+
+
+def coarse_stylisation(job: Job, content: np.ndarray, evals: int, *,
+                       scale: float = COARSE_SCALE, feature_model=None,
+                       target_cache: Optional[objective_lib.StyleTargets] = None) -> np.ndarray:
+    """A short independent stylisation of `content` at a fraction of its size, upsampled:
+    what a video frame starts from where the warped previous result cannot be trusted.
+
+    Scenery entering a frame (a disocclusion, the edge a camera pans towards) has no
+    stylised pixels in the previous result. Started from the photo, a later frame's few
+    evaluations barely move it, and the temporal term then holds it there in the frames
+    after (issue 26: at 20 evaluations per frame the entering strip stayed 0.42x as far
+    from the photo as in independent frames). Started from this instead, it enters already
+    stylised. At half the height an evaluation costs about a quarter of a full one, and the
+    coarse scale is where a stylisation first takes the style's colours and large strokes.
+
+    Args:
+        job: The video's job (styles, settings, placement); its content is replaced.
+        content: The frame, RGB uint8 (H, W, 3) at the job's size.
+        evals: Evaluations of the coarse run (from the content, no temporal term).
+        scale: The coarse height over the frame's (at least the layers' minimum size).
+        feature_model: The network, instead of the process's cached one.
+        target_cache: The run's `objective.StyleTargets` (the coarse size's style targets
+            are computed once for the whole video).
+
+    Returns:
+        The coarse result upsampled to the frame's size, RGB uint8 (H, W, 3).
+    """
+    from nst_keras import features as features_lib
+    from nst_keras.plan import Stage
+
+    height, width = content.shape[:2]
+    layers = objective_lib.term_layers(objective_lib.make_terms(job.config))
+    smallest = features_lib.minimum_size(layers, job.config.model)
+    coarse_h = min(height, max(smallest, round(height * scale)))
+    coarse_w = max(smallest, round(width * coarse_h / height))
+    masks = None if job.masks is None else tuple(
+        images_lib.load_mask(m, (coarse_w, coarse_h)) for m in job.masks)
+    coarse = dataclasses.replace(
+        job, content=content, init=None, temporal=None, masks=masks,
+        config=job.config.replace(max_evals=evals, init="content", height=coarse_h,
+                                  start_height=None, scales=1),
+        stages=(Stage(1, coarse_h, coarse_w, evals, memory={}),))
+    return render(coarse, feature_model=feature_model, target_cache=target_cache).image
+
+
 def load_model(config: StyleConfig, where: Optional[runtime.Placement] = None):
     """The process's feature model for the config's layers and placement (cached).
 

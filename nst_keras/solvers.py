@@ -48,6 +48,9 @@ class Progress:
             counts towards.
         rate: Evaluations per second so far (`control.pace`), computed once here.
         eta: Seconds the rest of the budget should take at that rate, or None.
+        evaluation_losses: The total loss of each evaluation since the previous `Progress`
+            (this iteration's line search), in order; the last is `loss`. With them a plot
+            starts at evaluation 1, not at the first iteration's last evaluation.
     """
 
     iteration: int
@@ -65,6 +68,7 @@ class Progress:
     max_evals: int = 0
     rate: float = 0.0
     eta: Optional[float] = None
+    evaluation_losses: Tuple[float, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,6 +204,7 @@ class Monitor:
         self.losses: list = []
         self.times: list = []
         self.history: list = []
+        self.reported = 0  # Evaluations already handed to the callback.
         self.above = 0  # Evaluations in a row above the divergence threshold.
         self.start = time.perf_counter()
 
@@ -288,7 +293,9 @@ class Monitor:
                 max_evals=total,
                 rate=speed.rate,
                 eta=speed.eta,
+                evaluation_losses=tuple(self.losses[self.reported:]),
             ))
+            self.reported = len(self.losses)
 
     def best_image(self) -> Optional[np.ndarray]:
         """The best image seen, RGB uint8, or None before the first evaluation."""

@@ -83,6 +83,8 @@ INDEPENDENT_DIR = "independent"
 FLOWS = ("dis", "farneback")
 #: The warp interpolations (`flow.INTERPOLATIONS`' names, repeated likewise).
 WARPS = ("lanczos", "cubic", "linear")
+#: What a later frame starts from where the flow is not trusted (`VideoSettings.fill`).
+FILLS = ("coarse", "content")
 #: Ruder et al.'s weights (artistic-videos' defaults): temporal 1e3 against style 1e2, in
 #: jcjohnson/neural-style's normalisation (mean squared errors; Gram / (N_l M_l)).
 PAPER_TEMPORAL_WEIGHT, PAPER_STYLE_WEIGHT = 1e3, 1e2
@@ -170,6 +172,10 @@ class VideoSettings:
             and the temporal target): `"lanczos"` (default), `"cubic"` or `"linear"`
             (Ruder et al.'s bilinear, which blurs the result a little more every frame; see
             `flow.warp`).
+        fill: What a later frame starts from where the warp is not trusted: `"coarse"`
+            (default), a short stylisation of the frame at half its height
+            (`render.coarse_stylisation`, `frame_evals` evaluations); `"content"`, the
+            frame itself (before issue 26).
     """
 
     temporal_weight: float
@@ -181,6 +187,7 @@ class VideoSettings:
     every: int = 1
     consistent: bool = True
     warp: str = "lanczos"
+    fill: str = "coarse"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -293,6 +300,9 @@ def plan_video(source, style, *, config: Optional[StyleConfig] = None,
     if settings.warp not in WARPS:
         raise ValueError(f"`warp` must be one of {', '.join(WARPS)}. "
                          f"Received: warp={settings.warp}")
+    if settings.fill not in FILLS:
+        raise ValueError(f"`fill` must be one of {', '.join(FILLS)}. "
+                         f"Received: fill={settings.fill}")
     count = selected_count(info.frame_count, settings.start, settings.end, settings.every)
     if count < 1:
         raise ValueError(f"the input has {info.frame_count} frames, none of them in "
@@ -476,8 +486,14 @@ def run_frames(video: VideoPlan, *, callback: Optional[Callable] = None,
                                            settings.warp), 0.0, 255.0)
             flow_seconds = time.perf_counter() - flow_began
             # Where the flow is not trusted the warped pixel shows another surface: start
-            # from the content frame there (a departure from artistic-videos' prevWarped).
-            start_image = np.where(weights[..., None] > 0, warped, content.astype(np.float32))
+            # from a short stylisation of the frame there, or the frame itself (a departure
+            # from artistic-videos' prevWarped; see `VideoSettings.fill`).
+            fill = content.astype(np.float32)
+            if settings.fill == "coarse" and weights.min() == 0:
+                fill = render.coarse_stylisation(job, content, evals,
+                                                 feature_model=feature_model,
+                                                 target_cache=cache).astype(np.float32)
+            start_image = np.where(weights[..., None] > 0, warped, fill)
             if settings.temporal_weight > 0:
                 temporal = Temporal(warped, weights, settings.temporal_weight)
             reliable = float(weights.mean())
@@ -579,6 +595,11 @@ def build_parser(defaults: StyleConfig, preset_name: str = "book"):
                     help="interpolation that carries the previous result onto the frame: "
                          "lanczos and cubic keep it sharp; linear is the paper's bilinear, "
                          "which blurs it a little more every frame")
+    io.add_argument("--fill", choices=FILLS, default="coarse",
+                    help="what a frame starts from where the flow is not trusted (scenery "
+                         "entering the frame): coarse, a short stylisation of the frame at "
+                         "half its height (--frame-evals evaluations); content, the frame "
+                         "itself (it then stays nearly a photograph)")
     io.add_argument("--start", type=non_negative_int, default=0, metavar="I",
                     help="first input frame used (from 0)")
     io.add_argument("--end", type=positive_int, default=None, metavar="I",
@@ -617,7 +638,8 @@ def _video_settings(args, config: StyleConfig, consistent: bool = True) -> Video
               else default_temporal_weight(config))
     return VideoSettings(weight if consistent else 0.0, first,
                          args.frame_evals or max(1, first // 2), args.flow, args.start,
-                         args.end, args.every, consistent, args.warp)
+                         args.end, args.every, consistent, args.warp,
+                         getattr(args, "fill", "coarse"))
 
 
 def _check_paths(args) -> None:

@@ -146,6 +146,10 @@ def fill(page, content, style, *, height=48, evals=20, seed=0):
     page.locator("#style input[type=file]").set_input_files(style)
     for where, name in (("content", content), ("style", style)):  # The uploads are done.
         page.locator(f"#{where} td.filename[aria-label='{os.path.basename(name)}']").wait_for()
+    # The picked photo and style show as pictures (no preview for a file that is no image).
+    if not content.endswith(".txt"):
+        page.locator("#content_preview img").wait_for()
+    page.locator("#style_preview img").first.wait_for()
     page.locator("#height input").fill(str(height))
     page.locator("#evals input").fill(str(evals))
     page.locator("#seed input").fill(str(seed))
@@ -224,8 +228,8 @@ def test_a_text_file_as_content_shows_the_message_and_the_next_run_works(page, a
     page.click("#run")
     text = wait_status(page, "error:")
     # The command line's message for the same input (as_usage of the plan's error).
-    assert text == ("error: cannot read the content image image data (20 bytes): cannot "
-                    "identify image file"), text
+    assert text == ("error: cannot read the content image (20 bytes): it is not an image "
+                    "file; use a JPEG, PNG, WebP, BMP, TIFF or GIF image"), text
     assert "\n" not in text
     fill(page, files["content"], files["style"], evals=4)
     page.click("#run")

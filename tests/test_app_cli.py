@@ -146,3 +146,52 @@ def test_without_a_browser_the_page_tests_skip_and_the_loopback_check_still_runs
         "test_a_second_page_waits_in_the_queue_then_runs")}
     planned = [line for line in done.stdout.splitlines() if "loopback_only" in line]
     assert len(planned) == 1 and "app" in planned[0] and "browser" not in planned[0]
+
+
+def png_bytes(rgb):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_the_picked_photo_and_styles_show_as_pictures(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from conftest import make_image
+
+    photo, style, big = make_image(48, 64, seed=1), make_image(40, 40, seed=2), \
+        make_image(600, 900, seed=3)
+    Image.fromarray(style).save(tmp_path / "b.png")
+    page = app.App(StyleConfig(), app.gallery(str(tmp_path)), str(tmp_path))
+    # An upload shows as its pixels (a small one as it is), a large one as a thumbnail.
+    assert np.array_equal(page.preview_content(png_bytes(photo), ""), photo)
+    assert page.preview_content(png_bytes(big), "").shape == (171, 256, 3)
+    assert np.array_equal(page.preview_content(None, "b.png"), style)
+    assert page.preview_content(None, "") is None
+    shown = page.preview_styles([png_bytes(photo)], ["b.png"])
+    assert [name for _, name in shown] == ["upload 1", "b.png"]
+    assert np.array_equal(shown[0][0], photo) and np.array_equal(shown[1][0], style)
+    # Something that is no image shows nothing (the run says why); no client path is read.
+    assert page.preview_content(b"not an image at all\n", "") is None
+    assert page.preview_styles([b"not an image"], ["/etc/passwd"]) == []
+
+
+def test_the_loss_plot_starts_at_evaluation_1_and_has_every_evaluation(tmp_path):
+    from conftest import make_image
+    from nst_keras import render
+    from nst_keras.plan import plan
+
+    curve = []
+    job = plan(make_image(48, 64, seed=1), [make_image(40, 40, seed=2)],
+               config=StyleConfig(weights=None, height=48, max_evals=12, seed=0))
+    result = render.render(job, lambda progress: curve.extend(app.curve_points(progress)))
+    # L-BFGS-B's first iteration spends several evaluations; the plot still starts at 1.
+    assert curve[0][0] == 1
+    assert [e for e, _ in curve] == list(range(1, len(curve) + 1))
+    assert [loss for _, loss in curve] == list(result.losses[:len(curve)])
+    assert len(curve) >= len(result.losses) - 3  # At most the last line search unreported.

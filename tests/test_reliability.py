@@ -130,8 +130,9 @@ def _bomb(path):
     [
         ("missing.png", None, "does not exist"),
         ("folder.png", lambda p: p.mkdir(), "Is a directory"),
-        ("empty.png", lambda p: p.write_bytes(b""), "cannot identify image file"),
-        ("text.jpg", lambda p: p.write_text("not an image\n"), "cannot identify image file"),
+        ("empty.png", lambda p: p.write_bytes(b""), "it is not an image file; use a JPEG, PNG"),
+        ("text.jpg", lambda p: p.write_text("not an image\n"),
+         "it is not an image file; use a JPEG, PNG"),
         ("cut.jpg", _truncated_jpeg, "truncated"),
         ("bomb.png", _bomb, "decompression bomb"),
     ],

@@ -86,7 +86,9 @@ def test_temporal_term_value_and_gradient_match_numpy_and_occluded_pixels_give_z
     assert function.experimental_get_tracing_count() == 1
 
 
-def test_a_video_traces_once_and_computes_the_style_targets_once(monkeypatch, tmp_path, clip):
+@pytest.mark.parametrize("fill", ["content", "coarse"])
+def test_a_video_traces_once_and_computes_the_style_targets_once(monkeypatch, tmp_path, clip,
+                                                                 fill):
     from nst_keras import render
 
     folder = tmp_path / "frames"
@@ -104,19 +106,70 @@ def test_a_video_traces_once_and_computes_the_style_targets_once(monkeypatch, tm
     # Other tests may have traced this model's functions at other sizes: count from here.
     before = {id(f): f.experimental_get_tracing_count()
               for f in objective._FUNCTIONS.get(model, {}).values()}
-    settings = video_lib.VideoSettings(video_lib.paper_temporal_weight(cfg), 3, 2)
+    settings = video_lib.VideoSettings(video_lib.paper_temporal_weight(cfg), 3, 2, fill=fill)
     frames = list(video_lib.run_frames(
         video_lib.plan_video(folder, make_image(40, 40, seed=2), config=cfg,
                              settings=settings), feature_model=model))
-    assert len(frames) == 4 and len(calls) == 1
+    # Once per size: the frames', and the coarse fill's (half the height).
+    sizes = 2 if fill == "coarse" else 1
+    assert len(frames) == 4 and len(calls) == sizes
     assert all(f.record["temporal_loss"] is not None for f in frames[1:])
     assert frames[0].record["temporal_loss"] is None
     # Two structures (the first frame has no temporal term), each traced once for 4 frames.
     functions = list(objective._FUNCTIONS[model].values())
-    assert functions and all(f.experimental_get_tracing_count() - before.get(id(f), 0) <= 1
-                             for f in functions)
+    # (The coarse fill has the first frame's structure at its own size.)
+    assert functions and all(f.experimental_get_tracing_count() - before.get(id(f), 0)
+                             <= sizes for f in functions)
     assert sum(f.experimental_get_tracing_count() - before.get(id(f), 0)
-               for f in functions) <= 2
+               for f in functions) <= 1 + sizes
+
+
+@pytest.mark.parametrize("fill", ["content", "coarse"])
+def test_entering_scenery_starts_from_a_coarse_stylisation_of_the_frame(monkeypatch, tmp_path,
+                                                                         clip, fill):
+    # Issue 26: where the warp is not trusted (the edge the pan reveals) a later frame
+    # started from the photo, and 20 evaluations left it a photo. Now it starts from a short
+    # stylisation of the frame at half its height; the rest from the warped result.
+    from PIL import Image
+
+    from nst_keras import render
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(clip[:3]):
+        Image.fromarray(frame).save(folder / f"f{i}.png")
+    starts, coarse = [], []
+    real_render, real_coarse = render.render, render.coarse_stylisation
+
+    def recording_render(job, *args, **kwargs):
+        if job.temporal is not None:  # A later frame (the coarse run has no temporal term).
+            starts.append((job.init, job.temporal, job.content))
+        return real_render(job, *args, **kwargs)
+
+    def recording_coarse(job, content, evals, **kwargs):
+        coarse.append((real_coarse(job, content, evals, **kwargs), evals))
+        return coarse[-1][0]
+
+    monkeypatch.setattr(render, "render", recording_render)
+    monkeypatch.setattr(render, "coarse_stylisation", recording_coarse)
+    cfg = config(max_evals=4)
+    settings = video_lib.VideoSettings(video_lib.paper_temporal_weight(cfg), 4, 3, fill=fill)
+    list(video_lib.run_frames(video_lib.plan_video(folder, make_image(40, 40, seed=2),
+                                                   config=cfg, settings=settings)))
+    assert len(starts) == 2
+    assert len(coarse) == (2 if fill == "coarse" else 0)
+    for number, (start, temporal, content) in enumerate(starts):
+        unreliable = temporal.weights == 0
+        assert 0.02 < unreliable.mean() < 0.5  # The entering edges (2 px right, 1 px down).
+        # Trusted pixels start from the warped previous result (the temporal target).
+        np.testing.assert_array_equal(start[~unreliable], temporal.target[~unreliable])
+        if fill == "content":
+            np.testing.assert_array_equal(start[unreliable], content[unreliable])
+        else:
+            image, evals = coarse[number]
+            assert image.shape == content.shape and evals == 3
+            np.testing.assert_array_equal(start[unreliable], image[unreliable])
+            assert np.abs(image.astype(float) - content).mean() > 1.0  # Not the photo.
 
 
 #: Layers up to block3 (halo 12 px, grid 4): 48 x 64 frames in cores of 24 px make 2 x 3
@@ -200,6 +253,10 @@ def test_the_default_is_the_paper_weight_scaled_to_our_budget_and_warps_with_lan
     with pytest.raises(ValueError, match="Received: warp=nearest"):
         video_lib.plan_video(source, style, config=config(), settings=video_lib.VideoSettings(
             1.0, 2, 1, warp="nearest"))
+    assert plan.settings.fill == "coarse"
+    with pytest.raises(ValueError, match="Received: fill=photo"):
+        video_lib.plan_video(source, style, config=config(), settings=video_lib.VideoSettings(
+            1.0, 2, 1, fill="photo"))
 
 
 def test_round_trip_compare_and_less_flicker_than_independent_frames(inputs, tmp_path, clip):
