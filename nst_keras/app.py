@@ -202,6 +202,7 @@ class Run:
     files: tuple = (None, None)
     plan_seconds: float = 0.0
     delivered: object = None
+    checkpoints: object = None
 
 
 class App:
@@ -288,21 +289,28 @@ class App:
 
     # --------------------------------------------------------------------------- the run
 
-    def start(self, session: str, job) -> Run:
-        """Starts rendering `job` in a worker thread; returns its `Run`."""
+    def start(self, session: str, job, folder: Optional[str] = None) -> Run:
+        """Starts rendering `job` in a worker thread; returns its `Run`.
+
+        Args:
+            session: The page's session.
+            job: The planned job.
+            folder: The run's folder: the stopped run's to continue it (its checkpoint is
+                there), or None for a new one (the page's previous run's is removed).
+        """
         previous = self.runs.get(session)
         if previous is not None:
             previous.stop.request("stopped")
             # A run still going after the wait removes nothing: its own files are in use.
-            if previous.done.wait(STOP_WAIT_SECONDS):
+            if previous.done.wait(STOP_WAIT_SECONDS) and previous.folder != folder:
                 shutil.rmtree(previous.folder, ignore_errors=True)
-        run = Run(folder=tempfile.mkdtemp(prefix="run_", dir=self.workdir), job=job)
+        run = Run(folder=folder or tempfile.mkdtemp(prefix="run_", dir=self.workdir), job=job)
         self.runs[session] = run
         threading.Thread(target=self._work, args=(run,), name="nst-render", daemon=True).start()
         return run
 
     def _work(self, run: Run) -> None:
-        from nst_keras import render
+        from nst_keras import delivery, render
         from nst_keras.errors import Interrupted, StyleTransferError, first_line
 
         job = run.job
@@ -316,10 +324,16 @@ class App:
             # Only a reference: the page's thread encodes, and only every few iterations.
             run.updates.put(("progress", progress))
 
+        # The run's checkpoint, in its folder: Stop writes it, Continue goes on from it
+        # exactly (the same model in the same process, even with random weights).
+        run.checkpoints = delivery.CheckpointFile(
+            delivery.checkpoint_path(run.folder, "stylized", job.resume_key))
         try:
             model = render.load_model(self.model_config(job.config), job.placement)
             result = render.render(job, callback, on_stage=on_stage, feature_model=model,
-                                   stop=run.stop)
+                                   stop=run.stop, checkpoints=run.checkpoints)
+            if not result.stopped:
+                run.checkpoints.remove()
             run.result, run.image = result, result.image
             run.ending = console.summary_line(
                 result, "stopped: the best image so far" if result.stopped else "done")
@@ -371,7 +385,6 @@ class App:
         """The Run button: a generator of the page's outputs (see `OUTPUTS`)."""
         import gradio as gr
 
-        from nst_keras.images import deprocess
         from nst_keras.plan import plan
 
         session = getattr(request, "session_hash", None) or "default"
@@ -390,6 +403,34 @@ class App:
         run = self.start(session, job)
         run.plan_seconds = time.perf_counter() - began
         notes = "".join(f"{console.as_usage(n)}\n" for n in job.notes)
+        yield from self._stream(run, notes)
+
+    def continue_run(self, request=None):
+        """The Continue button: goes on with this page's stopped run, exactly where it
+        stopped (its checkpoint: the optimiser's whole state), to the end of its budget."""
+        import gradio as gr
+
+        session = getattr(request, "session_hash", None) or "default"
+        previous = self.runs.get(session)
+        stopped = (previous is not None and previous.result is not None
+                   and previous.result.stopped and previous.checkpoints is not None
+                   and os.path.isfile(previous.checkpoints.path))
+        if not stopped:
+            skip = gr.skip()
+            yield (skip, "nothing to continue: Continue goes on with a run that Stop ended",
+                   skip, skip, skip, skip)
+            return
+        run = self.start(session, previous.job, folder=previous.folder)
+        yield from self._stream(run, f"continuing from evaluation "
+                                     f"{previous.result.evaluations}\n")
+
+    def _stream(self, run: Run, notes: str):
+        """The page's outputs while `run` goes: the start, the progress, the end."""
+        import gradio as gr
+
+        from nst_keras.images import deprocess
+
+        job, skip = run.job, gr.skip()
         yield (None, f"{notes}setting up {job.size[1]}x{job.size[0]} ...", None,
                gr.DownloadButton(visible=False), None, None)
         sent = 0
@@ -508,6 +549,7 @@ class App:
             with gr.Row():
                 run_button = gr.Button("Run", variant="primary", elem_id="run")
                 stop_button = gr.Button("Stop", variant="stop", elem_id="stop")
+                continue_button = gr.Button("Continue", elem_id="continue")
             status = gr.Textbox(label="progress", interactive=False, elem_id="status")
             with gr.Row():
                 result = gr.Image(label="result", type="numpy", format="png",
@@ -538,12 +580,17 @@ class App:
             def stop(request: gr.Request):
                 return self.stop(request)
 
+            def continue_run(request: gr.Request):
+                yield from self.continue_run(request)
+
             event = run_button.click(stylize, inputs, outputs, concurrency_limit=1,
                                      api_name="stylize")
             # queue=False: Stop runs at once, even while the queue is busy; cancels: a page
             # still waiting in the queue leaves it.
             stop_button.click(stop, None, outputs, cancels=[event], queue=False,
                               api_name="stop")
+            continue_button.click(continue_run, None, outputs, concurrency_limit=1,
+                                  api_name="continue")
             for picker in (content_file, content_example):
                 picker.change(self.preview_content, [content_file, content_example],
                               content_preview, queue=False)

@@ -195,3 +195,42 @@ def test_the_loss_plot_starts_at_evaluation_1_and_has_every_evaluation(tmp_path)
     assert [e for e, _ in curve] == list(range(1, len(curve) + 1))
     assert [loss for _, loss in curve] == list(result.losses[:len(curve)])
     assert len(curve) >= len(result.losses) - 3  # At most the last line search unreported.
+
+
+@needs_gradio
+def test_stop_then_continue_goes_on_exactly_where_it_stopped(tmp_path):
+    import time as time_
+
+    import numpy as np
+
+    from conftest import make_image
+    from nst_keras import render
+    from nst_keras.plan import plan
+
+    config = StyleConfig(weights=None, height=48, max_evals=200, seed=0, precision="float32")
+    job = plan(make_image(48, 64, seed=1), [make_image(40, 40, seed=2)], config=config)
+    page = app.App(config, {}, str(tmp_path))
+    model = render.load_model(page.model_config(config), job.placement)
+    reference = render.render(job, feature_model=model)
+
+    class Request:
+        session_hash = "s"
+
+    run = page.start("s", job)
+    deadline = time_.monotonic() + 240
+    while (run.latest is None or run.latest.evaluations < 8) and time_.monotonic() < deadline:
+        time_.sleep(0.02)
+    page.stop(Request())
+    assert run.result.stopped == "stopped" and run.result.evaluations < 200
+    assert run.checkpoints is not None and (tmp_path / run.folder).exists()
+    outputs = list(page.continue_run(Request()))
+    continued = page.runs["s"]
+    assert continued is not run and continued.result.stopped is None
+    assert outputs[-1][1].startswith("continuing from evaluation")
+    # Bit for bit the uninterrupted run: the same image and every evaluation's loss.
+    assert continued.result.losses == reference.losses
+    assert np.array_equal(continued.result.image, reference.image)
+    assert continued.result.resumed_from == run.result.evaluations
+    # Nothing left to continue once it finished.
+    again = list(page.continue_run(Request()))
+    assert len(again) == 1 and "nothing to continue" in again[0][1]
