@@ -111,6 +111,16 @@ class StyleConfig:
             (smoothly, as Keras' `ExponentialDecay`); 1 keeps it constant.
         lr_decay_steps: See `lr_decay`.
         lbfgs_memory: Correction pairs L-BFGS keeps (SciPy's and the book's 10).
+        ema: Deliver the exponential moving average of Adam's or SGD's iterates with this
+            decay, in (0, 1), bias-corrected as crowsonkb/style-transfer-pytorch's `EMA`
+            (its default 0.99), instead of the best iterate; the average is evaluated once
+            more, within `max_evals`, so the loss reported is its own (see
+            `solvers.gradient_descent`). None (default): no average. Not with L-BFGS.
+        normalize_gradients: Divide each content and style term's gradient at its layer by
+            its L1 norm (plus 1e-8) before weighting it, as jcjohnson/neural-style's
+            `-normalize_gradients`. The gradient then no longer is the loss's, so only Adam
+            and SGD take it (L-BFGS-B's line search needs the true gradient), and only
+            untiled (the norm needs the whole layer at once).
         preserve_color: Keep the content's colours (Gatys et al. 2017): `"luminance"`
             (style transfer on luminance only, recombined with the content's chroma),
             `"histogram"` (the style images recoloured to the content's colour mean and
@@ -207,6 +217,13 @@ class StyleConfig:
     lr_decay_steps: int = _setting(100, "optimisation", "see --lr-decay", kind="int>=1")
     lbfgs_memory: int = _setting(10, "optimisation", "correction pairs L-BFGS keeps",
                                  kind="int>=1")
+    ema: Optional[float] = _setting(
+        None, "optimisation", "deliver the exponential moving average of adam's or sgd's "
+        "iterates with this decay (0-1, e.g. 0.99 as crowsonkb's), its loss evaluated once "
+        "more within --max-evals", kind="float>0", metavar="DECAY")
+    normalize_gradients: bool = _setting(
+        False, "optimisation", "divide each content and style layer's gradient by its L1 "
+        "norm (jcjohnson's -normalize_gradients; adam and sgd, untiled)", kind="bool")
     preserve_color: Optional[str] = _setting(
         None, "images", "keep the content's colours: luminance (transfer on luminance only), "
         "histogram (recolour the style first), swap (put the content's colour back after)",
@@ -295,13 +312,13 @@ class StyleConfig:
                 )
         # Plain Python values, so that a record of the settings is plain JSON.
         for name in ("content_weight", "style_weight", "tv_weight", "tv_power",
-                     "learning_rate", "lr_decay"):
+                     "learning_rate", "lr_decay", "ema"):
             if _is_finite_number(getattr(self, name)):
                 object.__setattr__(self, name, float(getattr(self, name)))
         for name in ("style_scale", "style_blend_weights"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
-        for name in ("bounds", "jit_compile"):
+        for name in ("bounds", "jit_compile", "normalize_gradients"):
             if not isinstance(getattr(self, name), (bool, _np_bool_types())):
                 raise ValueError(f"`{name}` must be True or False. "
                                  f"Received: {name}={getattr(self, name)!r}")
@@ -321,6 +338,8 @@ class StyleConfig:
             raise ValueError(
                 f"`lr_decay` must be in (0, 1]. Received: lr_decay={self.lr_decay!r}"
             )
+        if self.ema is not None and not (_is_finite_number(self.ema) and 0 < self.ema < 1):
+            raise ValueError(f"`ema` must be a decay in (0, 1), e.g. 0.99. Received: ema={self.ema!r}")
         for name, allowed in (
             ("normalization", NORMALIZATIONS),
             ("model", MODELS),
@@ -363,10 +382,32 @@ class StyleConfig:
                 f"Received: style_height={self.style_height!r}"
             )
 
+        self._check_gradient_only_settings()
         object.__setattr__(self, "tile", _checked_tile(self.tile))
         if self.max_memory is not None:
             parse_size(self.max_memory, "max_memory")
             object.__setattr__(self, "max_memory", str(self.max_memory).strip())
+
+    def _check_gradient_only_settings(self) -> None:
+        """Refuses the settings that only make sense for Adam and SGD with L-BFGS.
+
+        The average of L-BFGS-B's iterates is not a point its line search accepted (they
+        are not noisy: each is the lowest point of a line search), and a normalised
+        gradient disagrees with the loss, so the line search's sufficient-decrease test
+        compares a loss with the slope of another function.
+        """
+        if self.optimizer != "lbfgs":
+            return
+        if self.ema is not None:
+            raise ValueError(
+                "`ema` averages the iterates of adam or sgd, whose steps are noisy; L-BFGS "
+                "delivers the best point of its line searches: use optimizer=adam or sgd, or "
+                f"no ema. Received: ema={self.ema:g}, optimizer=lbfgs")
+        if self.normalize_gradients:
+            raise ValueError(
+                "`normalize_gradients` makes the gradient disagree with the loss, which "
+                "breaks L-BFGS-B's line search: use optimizer=adam or sgd. "
+                "Received: normalize_gradients=True, optimizer=lbfgs")
 
     def replace(self, **changes) -> "StyleConfig":
         """Returns a copy with `changes` applied (and validated)."""

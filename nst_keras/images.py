@@ -350,6 +350,11 @@ def deprocess(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+    """A float image in 0-255 rounded to the nearest level and clipped, as uint8."""
+    return np.clip(np.rint(np.asarray(rgb, np.float32)), 0, 255).astype(np.uint8)
+
+
 @contextlib.contextmanager
 def atomic_write(path: Union[str, os.PathLike], mode: str = "wb"):
     """Opens a temporary file beside `path` and renames it to `path` once fully written.

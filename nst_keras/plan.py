@@ -164,6 +164,7 @@ def plan(content, style, *, config: Optional[StyleConfig] = None, masks=None, in
         tiles, parts = stage_memory(config, h, _width(h, aspect), where.precision, budget)
         stages.append(Stage(number, h, _width(h, aspect), evals, parts, tiles))
     stages = tuple(stages)
+    check_untiled_settings(config, stages)
 
     # 4. The final size is the largest: it decides the memory.
     memory = memory_plan(config, stages[-1], aspect, where)
@@ -387,6 +388,25 @@ def stage_tiles(config: StyleConfig, height: int, width: int, precision: str,
             height, width, config, precision, c)["total"] <= budget]
         core = fitting[0] if fitting else AUTO_CORES[0]
     return tiling.layout(height, width, layers, config.model, core)
+
+
+def check_untiled_settings(config: StyleConfig, stages) -> None:
+    """Refuses the settings that a tiled stage cannot evaluate exactly.
+
+    `normalize_gradients` divides each layer's gradient by its L1 norm over the whole
+    layer, which a tile sees only part of (it would need a third pass for the norms).
+
+    Raises:
+        ValueError: If one of them is set and a stage is tiled.
+    """
+    tiled = [s for s in stages if s.tiles is not None]
+    if config.normalize_gradients and tiled:
+        first = tiled[0]
+        raise ValueError(
+            "`normalize_gradients` needs each layer's gradient over the whole image, and "
+            f"stage {first.number} ({first.width}x{first.height}) would be tiled "
+            f"({first.tiles.describe()}); use tile=off with a smaller height, or no "
+            f"normalize_gradients. Received: normalize_gradients=True, tile={config.tile}")
 
 
 def stage_memory(config: StyleConfig, height: int, width: int, precision: str,

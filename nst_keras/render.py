@@ -57,6 +57,9 @@ class Result:
             the losses, times and history run on across them (their sizes differ), and
             evaluations, iterations and seconds are totals.
         kind_losses: The weighted terms of `image` summed by kind.
+        pixels: The same image at full precision: RGB float32 (H, W, 3) in 0-255, not
+            rounded (colours finished in float too). What a 16-bit output is written
+            from (`images.save_float_image`); `image` is it rounded to uint8.
     """
 
     image: np.ndarray = dataclasses.field(repr=False)
@@ -79,6 +82,7 @@ class Result:
     hardware: str
     stages: Tuple[dict, ...] = ()
     kind_losses: Dict[str, float] = dataclasses.field(default_factory=dict)
+    pixels: Optional[np.ndarray] = dataclasses.field(default=None, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,15 +168,17 @@ def render(job: Job, callback: Optional[Callable[[Progress], None]] = None, *,
         feature_model = load_model(config, where)
     final_hw = job.content.shape[:2]
 
-    def finished(image):
-        """An image of any stage as the run would save it: full size, colours finished."""
-        if image is None:
-            return None
-        image = np.asarray(image)
+    def finished_float(image):
+        """An image of any stage at full size, colours finished: RGB float32 in 0-255."""
+        image = np.asarray(image, np.float32)
         if image.shape[:2] != final_hw:
             image = images_lib.resize_float(image, (final_hw[1], final_hw[0]))
-        image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
-        return finish_color(image, job.content, config.preserve_color)
+        image = np.clip(image, 0.0, 255.0)
+        return finish_color(image, job.content, config.preserve_color, as_float=True)
+
+    def finished(image):
+        """An image of any stage as the run would save it: full size, colours finished."""
+        return None if image is None else images_lib.to_uint8(finished_float(image))
 
     results, start, offset = [], None, Offset(stages=len(job.stages))
     for stage in job.stages:
@@ -208,7 +214,8 @@ def render(job: Job, callback: Optional[Callable[[Progress], None]] = None, *,
     result = _joined(results, config)
     # The optimised image's luminance with the content's chroma ("luminance", "swap"). The
     # losses reported are those of the optimised image, before this step.
-    return dataclasses.replace(result, image=finished(start))
+    pixels = finished_float(start)
+    return dataclasses.replace(result, image=images_lib.to_uint8(pixels), pixels=pixels)
 
 
 def load_model(config: StyleConfig, where: Optional[runtime.Placement] = None):
@@ -304,6 +311,9 @@ def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=Non
             tiles = tiling.layout(*content_rgb.shape[:2], objective_lib.term_layers(terms),
                                   config.model, tile_size(config))
         if tiles is not None:
+            if config.normalize_gradients:  # The plan refuses it first (`plan.plan`).
+                raise ValueError("`normalize_gradients` needs the whole image untiled. "
+                                 f"Received: normalize_gradients=True, tile={config.tile}")
             built = tiling.build_tiled_objective(feature_model, terms, content_rgb,
                                                  style_rgbs, config, blend, core=tiles.core,
                                                  halo=tiles.halo)
@@ -353,7 +363,7 @@ def _solve(problem: Problem, callback, offset: Offset):
 
             outcome = solvers.gradient_descent(monitor, problem.x0, optimizer=optimizer,
                                                iterations=config.iterations,
-                                               bounds=problem.bounds)
+                                               bounds=problem.bounds, ema=config.ema)
     best = outcome.best
     sums = best.kind_sums()
     result = Result(
@@ -380,6 +390,7 @@ def _solve(problem: Problem, callback, offset: Offset):
                  "iterations": outcome.iterations, "seconds": round(outcome.seconds, 3),
                  "loss": best.loss},),
         kind_losses=sums,
+        pixels=np.clip(images_lib.deprocess_float(outcome.x), 0.0, 255.0),
     )
     return result, images_lib.deprocess_float(outcome.x)
 
@@ -397,14 +408,17 @@ def stage_images(content_rgb, style_rgbs, config: StyleConfig, height: int):
     return content, [_resized(s, factor) for s in style_rgbs]
 
 
-def finish_color(image, content_rgb, mode):
+def finish_color(image, content_rgb, mode, *, as_float: bool = False):
     """The saved image under a `preserve_color` mode: the luminance of `image` with the
-    content's colour channels for `"luminance"` and `"swap"`; `image` otherwise."""
+    content's colour channels for `"luminance"` and `"swap"`; `image` otherwise.
+
+    With `as_float`, the combined image is float32 in 0-255, not rounded (see
+    `color.combine_luminance`)."""
     if mode not in ("luminance", "swap"):
         return image
     from nst_keras import color
 
-    return color.combine_luminance(image, content_rgb)
+    return color.combine_luminance(image, content_rgb, as_float=as_float)
 
 
 def color_inputs(content_rgb, style_rgbs, mode):

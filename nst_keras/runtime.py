@@ -166,7 +166,7 @@ def estimate_memory(height: int, width: int, config, precision: str,
         bfloat16 copies in bfloat16), `activations` (one evaluation's, `BYTES_PER_ACTIVATION`
         each, by precision and padding), `optimizer` (L-BFGS: 2 m float64 correction vectors and SciPy's work arrays,
         about (4 m + 12) float64 per pixel value; Adam/SGD: the variable and 2 moments in
-        float32), `images` (the image, its gradient and bounds as float64 and float32
+        float32, and with `ema` the float64 average), `images` (the image, its gradient and bounds as float64 and float32
         copies) and `total`. With `tile` (a core size, see `nst_keras.tiling`): the
         activations are those of the largest tile (core + 2 halos, the halo derived from
         the layers) and a `tiling` part is added (`TILED_BYTES_PER_VALUE` per value); the
@@ -178,7 +178,7 @@ def estimate_memory(height: int, width: int, config, precision: str,
     if config.optimizer == "lbfgs":
         optimizer = (2 * config.lbfgs_memory + 9) * 8 * n
     else:
-        optimizer = 3 * 4 * n
+        optimizer = 3 * 4 * n + (8 * n if config.ema is not None else 0)  # The float64 average.
     seen_h, seen_w = height, width
     if tile is not None:
         grid = features.pooling_grid(layers, config.model)
