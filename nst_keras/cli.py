@@ -78,7 +78,11 @@ def build_parser(defaults: StyleConfig = DEFAULTS, preset_name: str = "book"):
                     help="several style images, blended (instead of the positional STYLE; "
                          "put CONTENT before it, or end the list with --)")
     io.add_argument("-o", "--output", default="stylized.png",
-                    help="where to write the result (.png, .jpg, .webp, ...)")
+                    help="where to write the result (.png, .jpg, .webp, .tif, ...), with the "
+                         "sRGB colour profile")
+    io.add_argument("--bit-depth", type=int, choices=(8, 16), default=None,
+                    help="bits per channel of the result: 16 for .png or .tif (default: 16 "
+                         "for .tif, 8 otherwise)")
     io.add_argument("--style-mask", dest="style_masks", nargs="+", default=None,
                     metavar="MASK", help="one mask per style: white where that style applies, "
                                          "grey blends; resized to the content (same aspect "
@@ -166,6 +170,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         content, styles, demo = inputs_of(args)
         if not args.dry_run:
             check_output(args.output, [content, *styles, config.init, *(args.style_masks or [])])
+            bit_depth_of(args)
         if args.report is not None:
             check_folder(args.report, "--report")
     except UsageError as error:
@@ -174,6 +179,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return run_guarded(lambda guard: _run(args, config, argv, content, styles, demo, guard),
                        debug=args.debug,
                        save_partial=lambda image: _save_best(args.output, image))
+
+
+def bit_depth_of(args) -> int:
+    """The result's bits per channel (`images.output_bit_depth`).
+
+    Raises:
+        UsageError: If 16 bits are asked of a format without them.
+    """
+    from nst_keras.images import output_bit_depth
+
+    try:
+        return output_bit_depth(args.output, args.bit_depth)
+    except ValueError:
+        raise UsageError("16 bits per channel need a .png or .tif output. "
+                         f"Received: --bit-depth {args.bit_depth}, -o {args.output}") from None
 
 
 def plan_of(args, config: StyleConfig, content, styles, demo: bool):
@@ -215,7 +235,8 @@ def _run(args, config: StyleConfig, argv, content, styles, demo, guard) -> int:
     say(args.quiet, f"Building {config.model} ({config.weights or 'random weights'}) and the "
                     f"targets at {width}x{height} ...")
     result = render_and_save(job, guard, quiet=args.quiet, output=args.output,
-                             report=args.report, argv=argv, save_every=args.save_every)
+                             report=args.report, argv=argv, save_every=args.save_every,
+                             bit_depth=bit_depth_of(args))
     say(args.quiet, f"Wrote {args.output}: loss {result.loss:.6g} ("
                     + ", ".join(f"{kind} {value:.4g}" for kind, value in
                                 result.kind_losses.items())

@@ -504,7 +504,8 @@ def check_folder(folder: str, option: str) -> None:
 
 def render_and_save(job, guard: SignalGuard, *, quiet: bool, output: str,
                     report: Optional[str] = None, stem: Optional[str] = None, argv=None,
-                    record_extra: Optional[dict] = None, save_every: Optional[int] = None):
+                    record_extra: Optional[dict] = None, save_every: Optional[int] = None,
+                    bit_depth: int = 8):
     """The one run path of a planned job on the command line: model, bar, render, delivery.
 
     Builds (or takes from the cache) the model, turning weights errors into usage errors;
@@ -521,12 +522,13 @@ def render_and_save(job, guard: SignalGuard, *, quiet: bool, output: str,
         argv: The command line, for the record.
         record_extra: Keys put first in the record (a figure panel's place).
         save_every: Also write the image every N iterations (`OUT-iter0010.png`).
+        bit_depth: The image's bits per channel, 8 or 16 (PNG, TIFF), from the float result.
 
     Returns:
         The `render.Result`.
     """
     from nst_keras import render
-    from nst_keras.images import save_image
+    from nst_keras.images import save_float_image, save_image
 
     config, where = job.config, job.placement
     with weights_errors_as_usage(config):
@@ -553,7 +555,8 @@ def render_and_save(job, guard: SignalGuard, *, quiet: bool, output: str,
     with guard.critical():
         # Folders are made only when something goes into them (see `check_folder`).
         os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-        save_image(output, result.image)
+        save_float_image(output, result.image if result.pixels is None else result.pixels,
+                         bit_depth)
         if report is not None:
             from nst_keras.record import write_report
 

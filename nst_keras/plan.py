@@ -65,9 +65,11 @@ class Job:
 
     Attributes:
         config: The settings (with `height` resolved when it was chosen to fit).
-        content: The content image at the final size, RGB uint8 (H, W, 3); None when
-            planned without loading (`load=False`).
-        styles: The style images at the final size's scale, RGB uint8.
+        content: The content image at the final size, RGB uint8 (H, W, 3), in sRGB (an
+            ICC-tagged input converted); float32 in 0-255 when the input is 16-bit (or a
+            float array), so that its depth is kept (`images.load_image(keep_depth=True)`);
+            None when planned without loading (`load=False`).
+        styles: The style images at the final size's scale, RGB uint8 (float32 likewise).
         masks: One float32 (H, W) mask in [0, 1] per style at the content's size, or None.
         init: The starting image read from a path or URL at the content's size (RGB
             uint8), or None for a named start (`config.init`).
@@ -603,7 +605,7 @@ def _read(label: str, source, **resize) -> np.ndarray:
     if _missing(source):
         raise InputError(f"the {label} does not exist: {_described(source)}", label)
     try:
-        return images.load_image(source, **resize)
+        return images.load_image(source, **resize, keep_depth=True)
     except MemoryError:
         raise NotEnoughMemory(f"out of memory while reading the {label} "
                               f"{_described(source)}") from None

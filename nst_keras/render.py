@@ -255,7 +255,7 @@ def initial_image(content_rgb, style_rgb, init, seed):
         mean_rgb = images_lib.IMAGENET_MEAN_BGR[::-1]
         return (mean_rgb + rng.normal(0.0, 0.001, size=content_rgb.shape)).astype(np.float32)
     source = style_rgb if init == "style" else init
-    return images_lib.load_image(source, size=size).astype(np.float32)
+    return images_lib.load_image(source, size=size, keep_depth=True).astype(np.float32)
 
 
 def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=None,
@@ -404,7 +404,8 @@ def stage_images(content_rgb, style_rgbs, config: StyleConfig, height: int):
     factor = height / content_rgb.shape[0]
     content = _resized(content_rgb, factor)
     if config.style_resize == "stretch":
-        return content, [images_lib.load_image(s, size=content.shape[1::-1]) for s in style_rgbs]
+        return content, [images_lib.load_image(s, size=content.shape[1::-1], keep_depth=True)
+                         for s in style_rgbs]
     return content, [_resized(s, factor) for s in style_rgbs]
 
 
@@ -442,7 +443,7 @@ def _resized(rgb, factor):
     """`rgb` scaled by `factor` (Lanczos), the same array when the factor is 1."""
     if factor == 1:
         return rgb
-    return images_lib.load_image(rgb, max(1, round(rgb.shape[0] * factor)))
+    return images_lib.load_image(rgb, max(1, round(rgb.shape[0] * factor)), keep_depth=True)
 
 
 def _joined(results, config) -> Result:
