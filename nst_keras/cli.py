@@ -42,6 +42,9 @@ COMMANDS = {
     "batch": ("nst_keras.batch", "stylise many photos with many styles, resumably"),
     "video": ("nst_keras.video", "stylise a video without flicker (Ruder et al. 2016)"),
     "app": ("nst_keras.app", "serve a web page: upload, watch it paint, stop, download"),
+    "normalize-vgg": ("nst_keras.normalize_command",
+                      "rescale VGG so each filter's mean activation over photos is 1 "
+                      "(Gatys et al.), once, for --model vgg19-normalized"),
 }
 
 DEFAULTS = StyleConfig()

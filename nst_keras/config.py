@@ -25,7 +25,9 @@ OPTIMIZERS = ("lbfgs", "adam", "sgd")
 #: `preserve_color` modes (see `nst_keras.color`).
 COLOR_MODES = ("luminance", "histogram", "swap")
 STYLE_RESIZES = ("aspect", "stretch")
-MODELS = ("vgg19", "vgg16")
+#: The `-normalized` ones are Gatys et al.'s rescaling, computed once by `nst-keras
+#: normalize-vgg DIR` (see `nst_keras.normalize`).
+MODELS = ("vgg19", "vgg16", "vgg19-normalized", "vgg16-normalized")
 POOLINGS = ("max", "avg")
 PADDINGS = ("zeros", "symmetric", "reflect")
 DEVICES = ("auto", "cpu", "gpu")
@@ -131,7 +133,10 @@ class StyleConfig:
             double up to `height` unless `start_height` is given.
         start_height: The first stage's height (coarse-to-fine); with `scales` 1 (or
             unset), as many stages as doublings from it reach `height`.
-        model: `"vgg19"` (book, paper) or `"vgg16"`.
+        model: `"vgg19"` (book, paper) or `"vgg16"`; `"vgg19-normalized"` (the paper's
+            network: each filter's mean activation over a set of photos rescaled to 1,
+            computed once by `nst-keras normalize-vgg DIR` from `weights`; see
+            `nst_keras.normalize`) or `"vgg16-normalized"`.
         weights: `"imagenet"`, `None` (random initialisation, for tests) or the path of a
             weights file for the `include_top=False` model (the Keras convention).
         pooling: `"max"` (book, Keras) or `"avg"` (the paper's choice).
@@ -235,7 +240,8 @@ class StyleConfig:
     start_height: Optional[int] = _setting(
         None, "optimisation", "coarse to fine: the first stage's height (stages double up to "
         "--height unless --scales is given)", kind="int>=1")
-    model: str = _setting("vgg19", "method", "feature network", choices=MODELS)
+    model: str = _setting("vgg19", "method", "feature network; -normalized: the paper's "
+                          "rescaled VGG, computed once by normalize-vgg DIR", choices=MODELS)
     weights: Optional[str] = _setting(
         "imagenet", "method", "imagenet, none (random, for tests) or the path of a weights "
         "file", kind="weights")
@@ -509,13 +515,16 @@ PRESETS = {
         content_weight=1.0,  # alpha/beta = 1e-3 (Fig. 2 B, C, D): alpha = 1, beta = 1e3.
         style_weight=1e3,
         tv_weight=0.0,  # The paper has no total-variation term.
-        model="vgg19",  # "the 16 convolutional and 5 pooling layers of the 19 layer VGG".
+        # "the 16 convolutional and 5 pooling layers of the 19 layer VGG", "normalized ...
+        # such that the mean activation of each convolutional filter over images and
+        # positions is equal to one" (Methods): computed once from the ImageNet weights and
+        # the user's photos by `nst-keras normalize-vgg DIR` (`nst_keras.normalize`); named
+        # here, so that this preset refuses to run without it rather than silently using
+        # the unnormalised network. The paper's photos are unknown (see README).
+        model="vgg19-normalized",
         padding="zeros",  # The Caffe VGG19 the paper used pads with zeros.
-        # Optimiser: L-BFGS (CVPR 2016 version). Not reproduced: the paper rescales VGG19's
-        # weights so that each filter's mean activation is 1 (Methods); Keras' ImageNet
-        # weights are used as they are, so the per-layer balance of the style loss, and the
-        # effect of a given alpha/beta, differ from the paper's. Unknown, and chosen: image
-        # size, iterations, the noise's distribution (see README).
+        # Optimiser: L-BFGS (CVPR 2016 version). Unknown, and chosen: image size,
+        # iterations, the noise's distribution (see README).
     ),
     # jcjohnson/neural-style, neural_style.lua's defaults.
     "jcjohnson": StyleConfig(

@@ -30,7 +30,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from nst_keras import features, images, runtime, tiling
+from nst_keras import features, images, normalize, runtime, tiling
 from nst_keras.config import INITS, StyleConfig, tile_size
 from nst_keras.errors import InputError, NotEnoughMemory
 
@@ -283,6 +283,8 @@ def check_network(config: StyleConfig) -> None:
     if config.weights not in ("imagenet", None) and not os.path.isfile(config.weights):
         raise ValueError("the weights file does not exist; pass imagenet, none or the path "
                          f"of a weights file. Received: weights={config.weights}")
+    if config.model in normalize.NORMALIZED:  # Computed beforehand, or refused here.
+        normalize.resolve(config.model, config.weights, config.seed)
 
 
 def stage_heights(config: StyleConfig) -> list:

@@ -15,7 +15,7 @@ import os
 import sys
 from typing import FrozenSet, Optional
 
-from nst_keras import features
+from nst_keras import features, normalize
 
 #: The CPU flags that decide (or explain) the speed of bfloat16 and float32 convolutions.
 RELEVANT_CPU_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2")
@@ -339,6 +339,9 @@ class ModelCache:
         if key in self._models:
             self._models.move_to_end(key)
             return self._models[key]
+        if model in normalize.NORMALIZED:  # Found, never computed, here (see `normalize`).
+            weights = normalize.resolve(model, weights, seed)
+            model = normalize.NORMALIZED[model]
         if weights is None and seed is not None:
             keras.utils.set_random_seed(seed)
         with device_scope(device):
