@@ -218,7 +218,11 @@ def _deep_pixels(image: Image.Image, path) -> Optional[np.ndarray]:
             warnings.warn(f"{_named(path)} has 16 bits per channel; read at 8 bits (install "
                           "opencv-python-headless to keep them)", stacklevel=3)
             return None
-        data = path.getvalue() if hasattr(path, "getvalue") else open(path, "rb").read()
+        if hasattr(path, "getvalue"):
+            data = path.getvalue()
+        else:
+            with open(path, "rb") as f:
+                data = f.read()
         decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
         if decoded is None or decoded.dtype != np.uint16 or decoded.ndim != 3:
             return None
