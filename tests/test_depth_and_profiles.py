@@ -210,3 +210,21 @@ def test_the_command_line_writes_16_bits_from_the_float_result(tmp_path, image_f
     assert np.mean(written % 257 != 0) > 0.5
     with Image.open(out) as image:
         assert image.info["icc_profile"] == icc.srgb_profile()
+
+
+@pytest.mark.parametrize("mode", [None, "luminance", "histogram", "swap"])
+def test_a_16_bit_content_renders_under_every_colour_mode(tmp_path, mode):
+    from nst_keras import render
+    from nst_keras.plan import plan
+
+    deep = make_image(32, 40, seed=5).astype(np.float64) * 257 + 100  # Not multiples of 257.
+    path = tmp_path / "content16.png"
+    path.write_bytes(images._png16(np.clip(deep, 0, 65535).astype(np.uint16),
+                                   icc.srgb_profile()))
+    job = plan(path, make_image(32, 32), weights=None, height=32, tile="off", seed=0,
+               max_evals=2, preserve_color=mode, precision="float32")
+    assert job.content.dtype == np.float32
+    result = render.render(job)
+    assert result.pixels.dtype == np.float32 and result.pixels.shape == (32, 40, 3)
+    np.testing.assert_array_equal(result.image, images.to_uint8(result.pixels))
+    assert 0.0 <= result.pixels.min() and result.pixels.max() <= 255.0

@@ -221,3 +221,16 @@ def test_a_normalized_gradient_run_descends(content_rgb, style_rgb):
                          max_evals=6)
     result = render.solve(run.build_problem(content_rgb, style_rgb, config))
     assert result.evaluations == 6 and result.loss < result.losses[0]
+
+
+def test_ema_coarse_to_fine_averages_each_stage_within_its_budget(content_rgb, style_rgb):
+    from nst_keras.plan import plan
+
+    job = plan(content_rgb, style_rgb, **F32, optimizer="adam", learning_rate=2.0, ema=0.9,
+               max_evals=8, scales=2)
+    result = render.render(job)
+    averaged = [h for h in result.history if h.get("ema")]
+    # One average per stage, each its stage's last evaluation, inside the total budget.
+    assert [h["stage"] for h in averaged] == [1, 2]
+    assert result.evaluations == 8 == len(result.losses)
+    assert averaged[-1]["evaluations"] == 8 and result.loss == averaged[-1]["loss"]
