@@ -39,6 +39,9 @@ COMMANDS = {
     "batch": ("nst_keras.batch", "stylise many photos with many styles, resumably"),
     "video": ("nst_keras.video", "stylise a video without flicker (Ruder et al. 2016)"),
     "app": ("nst_keras.app", "serve a web page: upload, watch it paint, stop, download"),
+    "normalize-vgg": ("nst_keras.normalize_command",
+                      "rescale VGG so each filter's mean activation over photos is 1 "
+                      "(Gatys et al.), once, for --model vgg19-normalized"),
 }
 
 DEFAULTS = StyleConfig()
@@ -75,7 +78,11 @@ def build_parser(defaults: StyleConfig = DEFAULTS, preset_name: str = "book"):
                     help="several style images, blended (instead of the positional STYLE; "
                          "put CONTENT before it, or end the list with --)")
     io.add_argument("-o", "--output", default="stylized.png",
-                    help="where to write the result (.png, .jpg, .webp, ...)")
+                    help="where to write the result (.png, .jpg, .webp, .tif, ...), with the "
+                         "sRGB colour profile")
+    io.add_argument("--bit-depth", type=int, choices=(8, 16), default=None,
+                    help="bits per channel of the result: 16 for .png or .tif (default: 16 "
+                         "for .tif, 8 otherwise)")
     io.add_argument("--style-mask", dest="style_masks", nargs="+", default=None,
                     metavar="MASK", help="one mask per style: white where that style applies, "
                                          "grey blends; resized to the content (same aspect "
@@ -173,9 +180,25 @@ def _parse(argv) -> _Parsed:
     content, styles, demo = inputs_of(args)
     if not args.dry_run:
         check_output(args.output, [content, *styles, config.init, *(args.style_masks or [])])
+        bit_depth_of(args)
     if args.report is not None:
         check_folder(args.report, "--report")
     return _Parsed(args, config, content, styles, demo)
+
+
+def bit_depth_of(args) -> int:
+    """The result's bits per channel (`images.output_bit_depth`).
+
+    Raises:
+        UsageError: If 16 bits are asked of a format without them.
+    """
+    from nst_keras.images import output_bit_depth
+
+    try:
+        return output_bit_depth(args.output, args.bit_depth)
+    except ValueError:
+        raise UsageError("16 bits per channel need a .png or .tif output. "
+                         f"Received: --bit-depth {args.bit_depth}, -o {args.output}") from None
 
 
 def plan_of(args, config: StyleConfig, content, styles, demo: bool):
@@ -232,7 +255,8 @@ def _run(run: _Parsed, argv, guard) -> int:
     result = console.render_job(job, guard, quiet=args.quiet, on_progress=every,
                                 checkpoints=checkpoints)
     done = console.deliver(result, job, guard, prog=PROG, output=args.output,
-                           report=args.report, argv=argv, checkpoints=checkpoints)
+                           report=args.report, argv=argv, checkpoints=checkpoints,
+                           bit_depth=bit_depth_of(args))
     if done.fallback:
         return EXIT_FAILED
     if result.stopped:

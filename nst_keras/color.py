@@ -176,7 +176,7 @@ def grey_rgb(lum):
     return np.repeat(grey[:, :, None], 3, axis=2)
 
 
-def combine_luminance(lum_rgb_or_lum, content_rgb):
+def combine_luminance(lum_rgb_or_lum, content_rgb, *, as_float: bool = False):
     """Combines a luminance with the content image's chroma (I and Q).
 
     RGB = M^-1 [Y_new, I_c, Q_c]^T per pixel (M from `rgb_to_yiq`), which equals
@@ -190,9 +190,10 @@ def combine_luminance(lum_rgb_or_lum, content_rgb):
         lum_rgb_or_lum: Either an RGB image of shape (H, W, 3), whose luminance Y is
             used, or a luminance of shape (H, W).
         content_rgb: Content image of shape (H, W, 3), uint8 or float in 0-255.
+        as_float: Return float32, clipped to 0-255 but not rounded (a 16-bit output's).
 
     Returns:
-        A uint8 array of shape (H, W, 3).
+        A uint8 (or, with `as_float`, float32) array of shape (H, W, 3).
 
     Raises:
         ValueError: If `content_rgb` is not (H, W, 3), if the first argument is neither
@@ -216,6 +217,8 @@ def combine_luminance(lum_rgb_or_lum, content_rgb):
             f"content_rgb.shape={content_yiq.shape}"
         )
     content_yiq[..., 0] = new_lum
+    if as_float:
+        return np.clip(yiq_to_rgb(content_yiq), 0, 255).astype(np.float32)
     return _to_uint8(yiq_to_rgb(content_yiq))
 
 

@@ -25,7 +25,9 @@ OPTIMIZERS = ("lbfgs", "adam", "sgd")
 #: `preserve_color` modes (see `nst_keras.color`).
 COLOR_MODES = ("luminance", "histogram", "swap")
 STYLE_RESIZES = ("aspect", "stretch")
-MODELS = ("vgg19", "vgg16")
+#: The `-normalized` ones are Gatys et al.'s rescaling, computed once by `nst-keras
+#: normalize-vgg DIR` (see `nst_keras.normalize`).
+MODELS = ("vgg19", "vgg16", "vgg19-normalized", "vgg16-normalized")
 POOLINGS = ("max", "avg")
 PADDINGS = ("zeros", "symmetric", "reflect")
 DEVICES = ("auto", "cpu", "gpu")
@@ -111,6 +113,16 @@ class StyleConfig:
             (smoothly, as Keras' `ExponentialDecay`); 1 keeps it constant.
         lr_decay_steps: See `lr_decay`.
         lbfgs_memory: Correction pairs L-BFGS keeps (SciPy's and the book's 10).
+        ema: Deliver the exponential moving average of Adam's or SGD's iterates with this
+            decay, in (0, 1), bias-corrected as crowsonkb/style-transfer-pytorch's `EMA`
+            (its default 0.99), instead of the best iterate; the average is evaluated once
+            more, within `max_evals`, so the loss reported is its own (see
+            `solvers.gradient_descent`). None (default): no average. Not with L-BFGS.
+        normalize_gradients: Divide each content and style term's gradient at its layer by
+            its L1 norm (plus 1e-8) before weighting it, as jcjohnson/neural-style's
+            `-normalize_gradients`. The gradient then no longer is the loss's, so only Adam
+            and SGD take it (L-BFGS-B's line search needs the true gradient), and only
+            untiled (the norm needs the whole layer at once).
         preserve_color: Keep the content's colours (Gatys et al. 2017): `"luminance"`
             (style transfer on luminance only, recombined with the content's chroma),
             `"histogram"` (the style images recoloured to the content's colour mean and
@@ -121,7 +133,10 @@ class StyleConfig:
             double up to `height` unless `start_height` is given.
         start_height: The first stage's height (coarse-to-fine); with `scales` 1 (or
             unset), as many stages as doublings from it reach `height`.
-        model: `"vgg19"` (book, paper) or `"vgg16"`.
+        model: `"vgg19"` (book, paper) or `"vgg16"`; `"vgg19-normalized"` (the paper's
+            network: each filter's mean activation over a set of photos rescaled to 1,
+            computed once by `nst-keras normalize-vgg DIR` from `weights`; see
+            `nst_keras.normalize`) or `"vgg16-normalized"`.
         weights: `"imagenet"`, `None` (random initialisation, for tests) or the path of a
             weights file for the `include_top=False` model (the Keras convention).
         pooling: `"max"` (book, Keras) or `"avg"` (the paper's choice).
@@ -207,6 +222,13 @@ class StyleConfig:
     lr_decay_steps: int = _setting(100, "optimisation", "see --lr-decay", kind="int>=1")
     lbfgs_memory: int = _setting(10, "optimisation", "correction pairs L-BFGS keeps",
                                  kind="int>=1")
+    ema: Optional[float] = _setting(
+        None, "optimisation", "deliver the exponential moving average of adam's or sgd's "
+        "iterates with this decay (0-1, e.g. 0.99 as crowsonkb's), its loss evaluated once "
+        "more within --max-evals", kind="float>0", metavar="DECAY")
+    normalize_gradients: bool = _setting(
+        False, "optimisation", "divide each content and style layer's gradient by its L1 "
+        "norm (jcjohnson's -normalize_gradients; adam and sgd, untiled)", kind="bool")
     preserve_color: Optional[str] = _setting(
         None, "images", "keep the content's colours: luminance (transfer on luminance only), "
         "histogram (recolour the style first), swap (put the content's colour back after)",
@@ -218,7 +240,8 @@ class StyleConfig:
     start_height: Optional[int] = _setting(
         None, "optimisation", "coarse to fine: the first stage's height (stages double up to "
         "--height unless --scales is given)", kind="int>=1")
-    model: str = _setting("vgg19", "method", "feature network", choices=MODELS)
+    model: str = _setting("vgg19", "method", "feature network; -normalized: the paper's "
+                          "rescaled VGG, computed once by normalize-vgg DIR", choices=MODELS)
     weights: Optional[str] = _setting(
         "imagenet", "method", "imagenet, none (random, for tests) or the path of a weights "
         "file", kind="weights")
@@ -295,13 +318,13 @@ class StyleConfig:
                 )
         # Plain Python values, so that a record of the settings is plain JSON.
         for name in ("content_weight", "style_weight", "tv_weight", "tv_power",
-                     "learning_rate", "lr_decay"):
+                     "learning_rate", "lr_decay", "ema"):
             if _is_finite_number(getattr(self, name)):
                 object.__setattr__(self, name, float(getattr(self, name)))
         for name in ("style_scale", "style_blend_weights"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
-        for name in ("bounds", "jit_compile"):
+        for name in ("bounds", "jit_compile", "normalize_gradients"):
             if not isinstance(getattr(self, name), (bool, _np_bool_types())):
                 raise ValueError(f"`{name}` must be True or False. "
                                  f"Received: {name}={getattr(self, name)!r}")
@@ -321,6 +344,8 @@ class StyleConfig:
             raise ValueError(
                 f"`lr_decay` must be in (0, 1]. Received: lr_decay={self.lr_decay!r}"
             )
+        if self.ema is not None and not (_is_finite_number(self.ema) and 0 < self.ema < 1):
+            raise ValueError(f"`ema` must be a decay in (0, 1), e.g. 0.99. Received: ema={self.ema!r}")
         for name, allowed in (
             ("normalization", NORMALIZATIONS),
             ("model", MODELS),
@@ -363,10 +388,32 @@ class StyleConfig:
                 f"Received: style_height={self.style_height!r}"
             )
 
+        self._check_gradient_only_settings()
         object.__setattr__(self, "tile", _checked_tile(self.tile))
         if self.max_memory is not None:
             parse_size(self.max_memory, "max_memory")
             object.__setattr__(self, "max_memory", str(self.max_memory).strip())
+
+    def _check_gradient_only_settings(self) -> None:
+        """Refuses the settings that only make sense for Adam and SGD with L-BFGS.
+
+        The average of L-BFGS-B's iterates is not a point its line search accepted (they
+        are not noisy: each is the lowest point of a line search), and a normalised
+        gradient disagrees with the loss, so the line search's sufficient-decrease test
+        compares a loss with the slope of another function.
+        """
+        if self.optimizer != "lbfgs":
+            return
+        if self.ema is not None:
+            raise ValueError(
+                "`ema` averages the iterates of adam or sgd, whose steps are noisy; L-BFGS "
+                "delivers the best point of its line searches: use optimizer=adam or sgd, or "
+                f"no ema. Received: ema={self.ema:g}, optimizer=lbfgs")
+        if self.normalize_gradients:
+            raise ValueError(
+                "`normalize_gradients` makes the gradient disagree with the loss, which "
+                "breaks L-BFGS-B's line search: use optimizer=adam or sgd. "
+                "Received: normalize_gradients=True, optimizer=lbfgs")
 
     def replace(self, **changes) -> "StyleConfig":
         """Returns a copy with `changes` applied (and validated)."""
@@ -468,13 +515,16 @@ PRESETS = {
         content_weight=1.0,  # alpha/beta = 1e-3 (Fig. 2 B, C, D): alpha = 1, beta = 1e3.
         style_weight=1e3,
         tv_weight=0.0,  # The paper has no total-variation term.
-        model="vgg19",  # "the 16 convolutional and 5 pooling layers of the 19 layer VGG".
+        # "the 16 convolutional and 5 pooling layers of the 19 layer VGG", "normalized ...
+        # such that the mean activation of each convolutional filter over images and
+        # positions is equal to one" (Methods): computed once from the ImageNet weights and
+        # the user's photos by `nst-keras normalize-vgg DIR` (`nst_keras.normalize`); named
+        # here, so that this preset refuses to run without it rather than silently using
+        # the unnormalised network. The paper's photos are unknown (see README).
+        model="vgg19-normalized",
         padding="zeros",  # The Caffe VGG19 the paper used pads with zeros.
-        # Optimiser: L-BFGS (CVPR 2016 version). Not reproduced: the paper rescales VGG19's
-        # weights so that each filter's mean activation is 1 (Methods); Keras' ImageNet
-        # weights are used as they are, so the per-layer balance of the style loss, and the
-        # effect of a given alpha/beta, differ from the paper's. Unknown, and chosen: image
-        # size, iterations, the noise's distribution (see README).
+        # Optimiser: L-BFGS (CVPR 2016 version). Unknown, and chosen: image size,
+        # iterations, the noise's distribution (see README).
     ),
     # jcjohnson/neural-style, neural_style.lua's defaults.
     "jcjohnson": StyleConfig(

@@ -620,6 +620,9 @@ def checkpoint_file(args, job, folder: str, stem: str, *, prog: str = PROG,
         # Random weights drawn anew in every process: no other process could go on exactly.
         note("checkpoints are off: random weights without --seed differ in every process")
         enabled = False
+    if enabled and getattr(config, "ema", None):
+        note("checkpoints are off: an --ema run's average is not kept in a checkpoint")
+        enabled = False
     return delivery.CheckpointFile(
         delivery.checkpoint_path(folder, stem, key or job.resume_key), needed=needed,
         every=None if every in ("auto", "off") else every, enabled=enabled,
@@ -628,7 +631,7 @@ def checkpoint_file(args, job, folder: str, stem: str, *, prog: str = PROG,
 
 def deliver(result, job, guard: SignalGuard, *, prog: str, output: str,
             report: Optional[str] = None, stem: Optional[str] = None, argv=None,
-            extra: Optional[dict] = None, checkpoints=None):
+            extra: Optional[dict] = None, checkpoints=None, bit_depth: int = 8):
     """Writes a run's image, plot and record through the one delivery, under the guard.
 
     A write that fails where asked (a full disk) puts the files in the temporary folder
@@ -644,7 +647,7 @@ def deliver(result, job, guard: SignalGuard, *, prog: str, output: str,
     from nst_keras import delivery
 
     outs = delivery.outputs(result, output=output, key=job.key, inputs=job.sources, argv=argv,
-                            extra=extra, plot=report is not None)
+                            extra=extra, plot=report is not None, bit_depth=bit_depth)
     done = delivery.write_outputs(output, outs, report=report, stem=stem,
                                   critical=guard.critical)
     if done.fallback:

@@ -73,28 +73,22 @@ class Delivered:
     fallback: Optional[str] = None
 
 
-def encode_image(rgb, path_or_format: str = "png") -> bytes:
-    """An RGB uint8 array as the bytes of an image file (format from an extension or name).
+def encode_image(rgb, path_or_format: str = "png", bit_depth: int = 8) -> bytes:
+    """An RGB image (uint8, or float in 0-255) as the bytes of an image file: the format from
+    an extension or a name, 8 or 16 bits, with the sRGB profile (`images.encode_image`).
 
     Args:
-        rgb: (H, W, 3) uint8.
+        rgb: (H, W, 3) uint8 or float.
         path_or_format: A file name (`out.jpg`) or a format name (`png`).
+        bit_depth: 8, or 16 for PNG and TIFF.
     """
-    import io
-
-    import numpy as np
-    from PIL import Image
-
     name = path_or_format if "." in path_or_format else f"x.{path_or_format}"
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(
-        buffer, format=images.image_format_for(name))
-    return buffer.getvalue()
+    return images.encode_image(rgb, images.image_format_for(name), bit_depth)
 
 
 def outputs(result, *, output: str = "stylized.png", key: Optional[str] = None,
             inputs: Optional[dict] = None, argv: Optional[Sequence[str]] = None,
-            extra: Optional[dict] = None, plot: bool = True) -> Outputs:
+            extra: Optional[dict] = None, plot: bool = True, bit_depth: int = 8) -> Outputs:
     """A `render.Result` as the bytes and record every delivery writes.
 
     Args:
@@ -105,13 +99,15 @@ def outputs(result, *, output: str = "stylized.png", key: Optional[str] = None,
         argv: The command line, if any.
         extra: Keys put first in the record (a figure panel's place, a batch job's name).
         plot: Draw the loss plot (a video's frames share one plot for the clip instead).
+        bit_depth: 8, or 16 (PNG, TIFF) from the full-precision `Result.pixels`.
 
     Returns:
         `Outputs`.
     """
     data = record_lib.run_record(result, argv=argv, inputs=inputs, output=output, extra=extra,
                                  key=key)
-    return Outputs(encode_image(result.image, output),
+    pixels = result.image if getattr(result, "pixels", None) is None else result.pixels
+    return Outputs(encode_image(pixels, output, bit_depth),
                    record_lib.loss_plot_png(result) if plot else None, data)
 
 

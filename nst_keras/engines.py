@@ -175,7 +175,7 @@ def _checkpoints(payload: Payload, job):
     needed = checkpoint_lib.checkpoint_bytes(
         (1, height, width, 3), "lbfgsb" if config.optimizer == "lbfgs" else "keras",
         memory=config.lbfgs_memory, optimizer=config.optimizer)
-    enabled = not (config.weights is None and config.seed is None)
+    enabled = not (config.weights is None and config.seed is None) and not config.ema
     return delivery.CheckpointFile(
         delivery.checkpoint_path(resuming.folder, payload.name, job.resume_key),
         needed=needed, every=resuming.every, enabled=enabled, restart=resuming.restart)

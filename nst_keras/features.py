@@ -18,12 +18,26 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from nst_keras.config import PADDINGS
 
 #: Conv layers per block (VGG19's "E" configuration and VGG16's "D").
-BLOCK_CONVS = {"vgg19": (2, 2, 4, 4, 4), "vgg16": (2, 2, 3, 3, 3)}
+BLOCK_CONVS = {"vgg19": (2, 2, 4, 4, 4), "vgg16": (2, 2, 3, 3, 3),
+               # Gatys et al.'s rescaled networks (`nst_keras.normalize`): the same layers.
+               "vgg19-normalized": (2, 2, 4, 4, 4), "vgg16-normalized": (2, 2, 3, 3, 3)}
+
+#: Gatys et al.'s normalised networks (`nst_keras.normalize`) and the VGG each rescales.
+NORMALIZED = {"vgg19-normalized": "vgg19", "vgg16-normalized": "vgg16"}
+
+
+def architecture(model: str) -> str:
+    """The VGG a model name builds: `vgg19` for `vgg19` and `vgg19-normalized`."""
+    return NORMALIZED.get(model, model)
+
 
 #: What `keras.applications` downloads for `weights="imagenet", include_top=False`.
 IMAGENET_NOTOP_FILES = {
     "vgg19": "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
     "vgg16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    # The normalised networks are computed from these (`nst_keras.normalize`).
+    "vgg19-normalized": "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "vgg16-normalized": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
 }
 
 
@@ -189,7 +203,9 @@ def build_feature_model(
 
     Args:
         layers: Layer names (Keras or paper names); duplicates are removed, order kept.
-        model: `"vgg19"` or `"vgg16"`.
+        model: `"vgg19"` or `"vgg16"`, or `"vgg19-normalized"` / `"vgg16-normalized"`
+            with `weights` the normalised weights file (`normalize.resolve` finds it;
+            `runtime.MODELS` does that for a config).
         weights: `"imagenet"` (downloaded once into the Keras cache), `None` (random
             initialisation; seed with `keras.utils.set_random_seed`) or the path of a
             weights file for `include_top=False`.
@@ -215,8 +231,15 @@ def build_feature_model(
     import keras
 
     applications = {"vgg19": keras.applications.VGG19, "vgg16": keras.applications.VGG16}
-    if model not in applications:
-        raise ValueError(f"`model` must be vgg19 or vgg16. Received: model={model!r}")
+    if architecture(model) not in applications:
+        raise ValueError(f"`model` must be one of {', '.join(BLOCK_CONVS)}. "
+                         f"Received: model={model!r}")
+    if model in NORMALIZED:
+        if weights in ("imagenet", None):
+            raise ValueError("a normalised model is built from its normalised weights file "
+                             "(`normalize.resolve` finds it). Received: "
+                             f"model={model}, weights={weights}")
+        model = NORMALIZED[model]
     if pooling not in ("max", "avg"):
         raise ValueError(f"`pooling` must be max or avg. Received: pooling={pooling!r}")
     if weights not in ("imagenet", None) and not os.path.isfile(os.fspath(weights)):

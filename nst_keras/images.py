@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
+import io
 import os
 import re
 import urllib.parse
@@ -155,8 +156,10 @@ def open_image(source: ImageSource) -> Image.Image:
     """Opens a path, URL, array or PIL image as an RGB PIL image, upright.
 
     Any Pillow mode is accepted: alpha is composited onto white, palettes are expanded,
-    16-bit and float images are scaled to 8 bits, CMYK is converted. The EXIF orientation
-    is applied. Of an animated image, the first frame is used (with a warning).
+    16-bit and float images are scaled to 8 bits (`read_pixels` keeps their depth), CMYK
+    is converted. An embedded ICC profile other than sRGB is converted to sRGB (LittleCMS,
+    `icc.pil_to_srgb`), as crowsonkb/style-transfer-pytorch does. The EXIF orientation is
+    applied. Of an animated image, the first frame is used (with a warning).
 
     Args:
         source: A file path, an http(s) URL (downloaded once into the Keras cache), a
@@ -173,7 +176,7 @@ def open_image(source: ImageSource) -> Image.Image:
     if isinstance(source, np.ndarray):
         return _array_to_rgb(source)
     if isinstance(source, Image.Image):
-        return _to_rgb(ImageOps.exif_transpose(source))
+        return _to_rgb(_in_srgb(ImageOps.exif_transpose(source)))
     path = _openable(source)
     with Image.open(path) as image:
         if getattr(image, "n_frames", 1) > 1:
@@ -182,7 +185,138 @@ def open_image(source: ImageSource) -> Image.Image:
             )
             image.seek(0)
         image.load()
-        return _to_rgb(ImageOps.exif_transpose(image))
+        return _to_rgb(_in_srgb(ImageOps.exif_transpose(image)))
+
+
+def _in_srgb(image: Image.Image) -> Image.Image:
+    """`image` converted to sRGB when it carries another ICC profile (see `nst_keras.icc`)."""
+    from nst_keras import icc
+
+    profile = image.info.get("icc_profile")
+    if icc.is_srgb(profile) or image.mode.startswith(("I", "F")):
+        return image  # LittleCMS takes no 32-bit or 16-bit modes; `read_pixels` does those.
+    return icc.pil_to_srgb(image, profile)
+
+
+def read_pixels(source: ImageSource) -> np.ndarray:
+    """The RGB pixels of `source` at their own depth, in sRGB, upright.
+
+    As `open_image`, but a 16-bit (or float) image is not cut to 8 bits: 8-bit images
+    give uint8, deeper ones float32 in 0-255 (65535 -> 255, so 257 per level), unrounded.
+    A 16-bit RGB file is decoded by OpenCV (Pillow reads only its top 8 bits); without
+    OpenCV it is read at 8 bits, with a warning. A 16-bit image's ICC profile is converted
+    in float when it is a matrix/TRC profile (`icc.float_to_srgb`), and at 8 bits by
+    LittleCMS otherwise (with a warning).
+
+    Args:
+        source: See `open_image`; a float array is kept as float (clipped to 0-255).
+
+    Returns:
+        A (H, W, 3) uint8 or float32 array.
+    """
+    if isinstance(source, np.ndarray):
+        if source.dtype.kind == "f":
+            return _float_array_to_rgb(source)
+        return np.asarray(_array_to_rgb(source))
+    if not isinstance(source, Image.Image):
+        path = _openable(source)
+        with Image.open(path) as image:
+            if _is_deep(image):
+                deep = _deep_pixels(image, path)
+                if deep is not None:
+                    return deep
+    return np.asarray(open_image(source))
+
+
+def _is_deep(image: Image.Image) -> bool:
+    """Whether Pillow would cut this image's samples to 8 bits (16-bit RGB, 16/32-bit grey)."""
+    if image.mode.startswith(("I", "F")):
+        return True
+    rawmode = image.tile[0][3] if image.tile else ""
+    rawmode = rawmode[0] if isinstance(rawmode, tuple) else rawmode
+    return image.mode in ("RGB", "RGBA") and ";16" in str(rawmode)
+
+
+def _deep_pixels(image: Image.Image, path) -> Optional[np.ndarray]:
+    """A deep image's RGB float32 pixels in 0-255 (see `read_pixels`), or None to read it
+    at 8 bits instead."""
+    from nst_keras import icc
+
+    profile = image.info.get("icc_profile")
+    orientation = image.getexif().get(0x0112, 1)
+    if image.mode.startswith(("I", "F")):
+        values = np.asarray(image, np.float64)
+        if image.mode.startswith("I;16") or values.max(initial=0) > 255:
+            values = values / 257.0 if values.max(initial=0) <= 65535 else (
+                values * 255.0 / values.max())
+        elif image.mode == "F" and values.max(initial=0) <= 1.0:
+            values = values * 255.0  # A float image in 0-1.
+        rgb = np.repeat(np.clip(values, 0, 255)[..., None], 3, axis=-1)
+        if not icc.is_srgb(profile):
+            warnings.warn(f"{_named(path)} is a deep grey image with a colour profile; the "
+                          "profile is not applied", stacklevel=3)
+    else:
+        try:
+            import cv2
+        except ImportError:
+            warnings.warn(f"{_named(path)} has 16 bits per channel; read at 8 bits (install "
+                          "opencv-python-headless to keep them)", stacklevel=3)
+            return None
+        if hasattr(path, "getvalue"):
+            data = path.getvalue()
+        else:
+            with open(path, "rb") as f:
+                data = f.read()
+        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if decoded is None or decoded.dtype != np.uint16 or decoded.ndim != 3:
+            return None
+        values = decoded[..., [2, 1, 0]].astype(np.float64) / 257.0  # BGR(A) to RGB.
+        if decoded.shape[-1] == 4:
+            alpha = decoded[..., 3:].astype(np.float64) / 65535.0
+            values = values * alpha + 255.0 * (1.0 - alpha)  # Onto white, as `_to_rgb`.
+        rgb = values
+        if not icc.is_srgb(profile):
+            rgb = icc.float_to_srgb(rgb, profile)
+            if rgb is None:
+                warnings.warn(f"{_named(path)}'s colour profile is not a matrix/TRC profile; "
+                              "converted at 8 bits", stacklevel=3)
+                return None
+    return np.ascontiguousarray(_oriented(np.asarray(rgb, np.float32), orientation))
+
+
+def _named(path) -> str:
+    return "the image data" if hasattr(path, "getvalue") else os.fspath(path)
+
+
+def _oriented(array: np.ndarray, orientation: int) -> np.ndarray:
+    """An (H, W, C) array turned upright by its EXIF orientation, as `ImageOps.exif_transpose`."""
+    return {
+        2: lambda a: a[:, ::-1],  # Mirrored left-right.
+        3: lambda a: a[::-1, ::-1],  # Turned 180 degrees.
+        4: lambda a: a[::-1],  # Mirrored top-bottom.
+        5: lambda a: a.transpose(1, 0, 2),  # Transposed.
+        6: lambda a: np.rot90(a, -1),  # Turned 90 degrees clockwise (PIL's ROTATE_270).
+        7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),  # Transversed.
+        8: lambda a: np.rot90(a, 1),  # Turned 90 degrees anticlockwise (PIL's ROTATE_90).
+    }.get(orientation, lambda a: a)(array)
+
+
+def _float_array_to_rgb(array: np.ndarray) -> np.ndarray:
+    """A float array (H, W), (H, W, 3) or (H, W, 4) in 0-255 as RGB float32, alpha onto white."""
+    values = np.asarray(array, np.float64)
+    if values.ndim == 3 and values.shape[-1] == 1:
+        values = values[..., 0]
+    if values.ndim == 2:
+        values = np.repeat(values[..., None], 3, axis=-1)
+    if values.ndim != 3 or values.shape[-1] not in (3, 4):
+        raise ValueError(
+            "An image array must have shape (H, W), (H, W, 3) or (H, W, 4). "
+            f"Received: shape={array.shape}"
+        )
+    if values.shape[-1] == 4:
+        alpha = np.clip(values[..., 3:], 0, 255) / 255.0
+        values = values[..., :3] * alpha + 255.0 * (1.0 - alpha)
+    return np.clip(values, 0, 255).astype(np.float32)
 
 
 def image_size(source: ImageSource) -> tuple:
@@ -281,19 +415,30 @@ def resize_to_height(image: Image.Image, height: int) -> Image.Image:
     return image.resize((width, height), Image.LANCZOS)
 
 
-def load_image(source: ImageSource, height: int = None, *, size=None) -> np.ndarray:
-    """Loads `source` as an RGB uint8 array, resized to `height` or to `size` if given.
+def load_image(source: ImageSource, height: int = None, *, size=None,
+               keep_depth: bool = False) -> np.ndarray:
+    """Loads `source` as an RGB array in sRGB, resized to `height` or to `size` if given.
 
     Args:
         source: See `open_image`.
         height: Target height in pixels, the width following the aspect ratio; `None`
             keeps the size.
         size: (width, height) to resize to exactly (Lanczos), ignoring the aspect ratio.
+        keep_depth: Keep a 16-bit (or float) source's depth: float32 in 0-255, resized
+            as a float image (`resize_float`), not rounded (see `read_pixels`); 8-bit
+            sources stay uint8. False: always uint8.
 
     Returns:
-        A (H, W, 3) uint8 array.
+        A (H, W, 3) uint8 array (or float32 with `keep_depth` and a deep source).
     """
-    image = open_image(source)
+    pixels = read_pixels(source) if keep_depth else None
+    if pixels is not None and pixels.dtype != np.uint8:
+        if size is None and height is not None:
+            size = (max(1, round(pixels.shape[1] * height / pixels.shape[0])), height)
+        if size is not None:
+            pixels = np.clip(resize_float(pixels, tuple(size)), 0, 255)
+        return np.ascontiguousarray(pixels, np.float32)
+    image = open_image(source) if pixels is None else Image.fromarray(pixels)
     if size is not None:
         image = image.resize(tuple(size), Image.LANCZOS)
     elif height is not None:
@@ -392,6 +537,11 @@ def deprocess(x: np.ndarray) -> np.ndarray:
         x = x[0]
     rgb = (x + IMAGENET_MEAN_BGR)[..., ::-1]
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+    """A float image in 0-255 rounded to the nearest level and clipped, as uint8."""
+    return np.clip(np.rint(np.asarray(rgb, np.float32)), 0, 255).astype(np.uint8)
 
 
 @contextlib.contextmanager
@@ -503,13 +653,169 @@ def _fsync_folder(directory: str) -> None:
 
 
 def save_image(path: Union[str, os.PathLike], rgb: np.ndarray) -> None:
-    """Writes an RGB uint8 array to `path` atomically (see `atomic_write`).
+    """Writes an RGB uint8 array to `path` atomically (see `atomic_write`), at 8 bits.
 
-    The format follows the extension (PNG, JPEG, ...).
+    The format follows the extension (PNG, JPEG, ...); see `encode_image` for the profile
+    and the JPEG and WebP quality.
     """
-    image_format = image_format_for(path)
+    save_float_image(path, rgb, bit_depth=8)
+
+
+#: The formats we embed the sRGB ICC profile in (Pillow writes none into BMP or GIF).
+PROFILE_FORMATS = ("PNG", "JPEG", "TIFF", "WEBP")
+
+#: The formats that take 16 bits per channel, and the extensions that mean 16 by default.
+DEEP_FORMATS = ("PNG", "TIFF")
+DEEP_EXTENSIONS = (".tif", ".tiff")
+
+
+def output_bit_depth(path: Union[str, os.PathLike], bit_depth: Optional[int] = None) -> int:
+    """The bits per channel an output gets: `bit_depth`, or 16 for .tif/.tiff and 8 otherwise.
+
+    Raises:
+        ValueError: If `bit_depth` is not 8 or 16, or 16 is asked of a format that has no
+            16-bit RGB (only PNG and TIFF do).
+    """
+    if bit_depth is None:
+        return 16 if os.path.splitext(os.fspath(path))[1].lower() in DEEP_EXTENSIONS else 8
+    if bit_depth not in (8, 16):
+        raise ValueError(f"`bit_depth` must be 8 or 16. Received: bit_depth={bit_depth!r}")
+    if bit_depth == 16 and image_format_for(path) not in DEEP_FORMATS:
+        raise ValueError("16 bits per channel need a .png or .tif output. "
+                         f"Received: bit_depth=16, output={os.fspath(path)}")
+    return bit_depth
+
+
+def save_float_image(path: Union[str, os.PathLike], rgb: np.ndarray, bit_depth: int = 8) -> None:
+    """Writes an RGB image, float in 0-255 or uint8, to `path` at 8 or 16 bits, atomically.
+
+    Rounded once, here: to the nearest of 256 levels, or of 65536 (x * 257, so that 8-bit
+    values stay exact). The sRGB ICC profile is embedded (see `encode_image`).
+
+    Args:
+        path: The file; its extension gives the format.
+        rgb: (H, W, 3), float (clipped to 0-255) or uint8.
+        bit_depth: 8, or 16 for PNG and TIFF.
+
+    Raises:
+        ValueError: If the extension is unknown or the format has no 16-bit RGB.
+    """
+    data = encode_image(rgb, image_format_for(path), bit_depth)
     with atomic_write(path) as f:
-        Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(f, format=image_format)
+        f.write(data)
+
+
+def encode_image(rgb: np.ndarray, image_format: str = "PNG", bit_depth: int = 8) -> bytes:
+    """An RGB image as the bytes of an image file, with the sRGB ICC profile.
+
+    Every PNG, JPEG, TIFF and WebP carries the sRGB profile (`icc.srgb_profile`): the
+    pixels are sRGB, and a colour-managed viewer then shows them as such. JPEG is written
+    at quality 95 without chroma subsampling and WebP at quality 95, as
+    crowsonkb/style-transfer-pytorch does (Pillow's defaults, 75 and 4:2:0, smear the
+    colours of fine brush strokes). 8-bit TIFF is deflate-compressed. 16 bits: PNG and TIFF
+    only, written here (Pillow has no 16-bit RGB mode).
+
+    Args:
+        rgb: (H, W, 3), float in 0-255 (clipped) or uint8.
+        image_format: A Pillow format name (`image_format_for`).
+        bit_depth: 8 or 16.
+
+    Raises:
+        ValueError: If `bit_depth` is 16 and the format is not PNG or TIFF.
+    """
+    from nst_keras import icc
+
+    rgb = np.asarray(rgb)
+    if bit_depth == 16:
+        if image_format not in DEEP_FORMATS:
+            raise ValueError("16 bits per channel need PNG or TIFF. "
+                             f"Received: bit_depth=16, format={image_format}")
+        scale = 257.0 if rgb.dtype == np.uint8 else 65535.0 / 255.0
+        deep = np.clip(np.rint(rgb.astype(np.float64) * scale), 0, 65535).astype(np.uint16)
+        writer = _png16 if image_format == "PNG" else _tiff16
+        return writer(deep, icc.srgb_profile())
+    options = {"icc_profile": icc.srgb_profile()} if image_format in PROFILE_FORMATS else {}
+    if image_format == "JPEG":
+        options.update(quality=95, subsampling=0)
+    elif image_format == "WEBP":
+        options.update(quality=95)
+    elif image_format == "TIFF":
+        options.update(compression="tiff_deflate")
+    pixels = rgb if rgb.dtype == np.uint8 else to_uint8(rgb)
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format=image_format, **options)
+    return buffer.getvalue()
+
+
+def _png16(rgb16: np.ndarray, profile: bytes) -> bytes:
+    """A 16-bit RGB PNG (colour type 2), its rows "Up"-filtered, with an iCCP chunk."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    height, width = rgb16.shape[:2]
+    rows = rgb16.astype(">u2").view(np.uint8).reshape(height, width * 6)
+    up = rows.copy()
+    up[1:] -= rows[:-1]  # Filter type 2 (Up): each byte minus the one above, mod 256.
+    raw = np.concatenate([np.full((height, 1), 2, np.uint8), up], axis=1)
+    return (b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0))
+            + chunk(b"iCCP", b"sRGB\x00\x00" + zlib.compress(profile))
+            + chunk(b"IDAT", zlib.compress(raw.tobytes(), 6))
+            + chunk(b"IEND", b""))
+
+
+def _tiff16(rgb16: np.ndarray, profile: bytes) -> bytes:
+    """A 16-bit RGB baseline TIFF (little-endian, deflate with the horizontal predictor, in
+    strips of about 256 KiB), with the ICC profile in tag 34675."""
+    import struct
+    import zlib
+
+    height, width = rgb16.shape[:2]
+    rows_per_strip = max(1, (256 * 1024) // (width * 6))
+    samples = rgb16.astype(np.int32)
+    samples[:, 1:] -= rgb16[:, :-1].astype(np.int32)  # Predictor 2: each sample minus the
+    samples = (samples & 0xFFFF).astype("<u2")  # one to its left, per channel, mod 2**16.
+    strips = [zlib.compress(samples[top:top + rows_per_strip].tobytes(), 6)
+              for top in range(0, height, rows_per_strip)]
+    # (tag, type, values): 3 SHORT, 4 LONG, 5 RATIONAL, 7 UNDEFINED; sorted by tag.
+    entries = [(256, 4, [width]), (257, 4, [height]), (258, 3, [16, 16, 16]), (259, 3, [8]),
+               (262, 3, [2]), (273, 4, [0] * len(strips)), (277, 3, [3]),
+               (278, 4, [rows_per_strip]), (279, 4, [len(s) for s in strips]),
+               (282, 5, [72, 1]), (283, 5, [72, 1]), (284, 3, [1]), (296, 3, [2]),
+               (317, 3, [2]), (34675, 7, profile)]
+    formats = {3: "H", 4: "I", 5: "I", 7: "B"}
+
+    def packed(kind, values):
+        return struct.pack(f"<{len(values)}{formats[kind]}", *values)
+
+    ifd_size = 2 + 12 * len(entries) + 4
+    extra_at = 8 + ifd_size
+    # Where each value goes: inline when it fits in 4 bytes, else after the IFD.
+    extra = b""
+    data_at = extra_at + sum(len(packed(k, v)) + (len(packed(k, v)) % 2)
+                             for _, k, v in entries if len(packed(k, v)) > 4)
+    offsets, at = [], data_at
+    for strip in strips:
+        offsets.append(at)
+        at += len(strip)
+    if at >= 2**32:
+        raise ValueError(f"a 16-bit TIFF over 4 GiB is not written. Received: size={width}x{height}")
+    entries[5] = (273, 4, offsets)
+    ifd = struct.pack("<H", len(entries))
+    for tag, kind, values in entries:
+        count = len(values) // 2 if kind == 5 else len(values)
+        data = packed(kind, values)
+        if len(data) <= 4:
+            ifd += struct.pack("<HHI", tag, kind, count) + data.ljust(4, b"\x00")
+        else:
+            ifd += struct.pack("<HHII", tag, kind, count, extra_at + len(extra))
+            extra += data + b"\x00" * (len(data) % 2)  # Values start on a word boundary.
+    ifd += struct.pack("<I", 0)  # No next IFD.
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + extra + b"".join(strips)
 
 
 def image_format_for(path: Union[str, os.PathLike]) -> str:

@@ -350,12 +350,47 @@ class Objective:
 _FUNCTIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def traced_function(feature_model, terms, *, normalization, tv_power, tv_edges, jit_compile):
+def l1_normalized_gradient(features, weight):
+    """The identity on `features`, whose backward pass L1-normalises the term's gradient.
+
+    jcjohnson/neural-style's `-normalize_gradients` (after andersbll/neural_artistic_style):
+    each content and style loss module divides the gradient of its *unweighted* loss with
+    respect to its layer's features by that gradient's L1 norm, then multiplies by its
+    weight: ``w * g / (sum(|g|) + 1e-8)``. Placed between a layer's features and one term,
+    the gradient arriving here is ``w * g`` (the term's weight times its own gradient, the
+    other terms not yet added), so this returns ``w * (w g / w) / (sum(|w g / w|) + 1e-8)``,
+    and 0 for a weight of 0. The forward value, and so the loss, is unchanged: the gradient
+    no longer is the loss's gradient (see `StyleConfig.normalize_gradients`).
+
+    Args:
+        features: The layer's features as float32.
+        weight: The term's weight, a scalar float32 tensor >= 0.
+    """
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def identity(f, w):
+        def grad(upstream):
+            unweighted = tf.math.divide_no_nan(upstream, w)
+            norm = tf.reduce_sum(tf.abs(unweighted)) + 1e-8
+            return w * unweighted / norm, tf.zeros_like(w)
+
+        return tf.identity(f), grad
+
+    return identity(features, weight)
+
+
+def traced_function(feature_model, terms, *, normalization, tv_power, tv_edges, jit_compile,
+                    normalize_gradients: bool = False):
     """The `tf.function` computing (loss, gradient, values) for this term structure.
 
     Built once per feature model and structure (names, kinds, layers, which terms have
-    masks, normalisation, TV settings, XLA); TensorFlow traces it once per image size.
-    Weights, targets and masks are arguments, so changing them does not retrace.
+    masks, normalisation, TV settings, XLA, gradient normalisation); TensorFlow traces it
+    once per image size. Weights, targets and masks are arguments, so changing them does
+    not retrace. With `normalize_gradients`, each term that reads a layer sees that layer
+    through `l1_normalized_gradient` (its own copy: content and style terms on one layer
+    are normalised apart, as jcjohnson's separate loss modules are); `tv` and `temporal`,
+    which read the image, keep their gradients.
     """
     import tensorflow as tf
 
@@ -363,7 +398,7 @@ def traced_function(feature_model, terms, *, normalization, tv_power, tv_edges, 
     # Only what decides the traced graph: the masks' values are arguments.
     structure = tuple(dataclasses.replace(t, weight=0.0, mask=None) for t in terms)
     masked = frozenset(t.name for t in terms if t.mask is not None)
-    key = (structure, masked, settings, jit_compile)
+    key = (structure, masked, settings, jit_compile, bool(normalize_gradients))
     functions = _FUNCTIONS.setdefault(feature_model, {})
     if key in functions:
         return functions[key]
@@ -376,8 +411,18 @@ def traced_function(feature_model, terms, *, normalization, tv_power, tv_edges, 
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(x)
             features = model_ref()(x, training=False)
+
+            def seen_by(term):
+                """The features a term reads: with `normalize_gradients`, its layer's own
+                gradient-normalising copy."""
+                if not normalize_gradients or term.layer is None:
+                    return features
+                return {**features, term.layer: l1_normalized_gradient(
+                    tf.cast(features[term.layer], tf.float32), weights[term.name])}
+
             values = {
-                term.name: TERM_LOSSES[term.kind](term, x, features, targets.get(term.name),
+                term.name: TERM_LOSSES[term.kind](term, x, seen_by(term),
+                                                  targets.get(term.name),
                                                   masks.get(term.name), settings)
                 for term in structure
             }
@@ -419,7 +464,8 @@ def build_objective(feature_model, terms, content_rgb, style_rgbs, config: Style
         targets[name] = tf.constant(np.asarray(target, np.float32))
     function = traced_function(feature_model, terms, normalization=config.normalization,
                                tv_power=config.tv_power, tv_edges=config.tv_edges,
-                               jit_compile=config.jit_compile)
+                               jit_compile=config.jit_compile,
+                               normalize_gradients=config.normalize_gradients)
     weights = {t.name: tf.constant(t.weight, tf.float32) for t in terms}
     masks = {t.name: tf.constant(t.mask[..., None], tf.float32)
              for t in terms if t.mask is not None}

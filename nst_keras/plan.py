@@ -30,7 +30,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from nst_keras import features, images, keys, runtime, tiling
+from nst_keras import features, images, keys, normalize, runtime, tiling
 from nst_keras.config import INITS, StyleConfig, tile_size
 from nst_keras.errors import InputError, NotEnoughMemory, first_line
 
@@ -65,9 +65,11 @@ class Job:
 
     Attributes:
         config: The settings (with `height` resolved when it was chosen to fit).
-        content: The content image at the final size, RGB uint8 (H, W, 3); None when
-            planned without loading (`load=False`).
-        styles: The style images at the final size's scale, RGB uint8.
+        content: The content image at the final size, RGB uint8 (H, W, 3), in sRGB (an
+            ICC-tagged input converted); float32 in 0-255 when the input is 16-bit (or a
+            float array), so that its depth is kept (`images.load_image(keep_depth=True)`);
+            None when planned without loading (`load=False`).
+        styles: The style images at the final size's scale, RGB uint8 (float32 likewise).
         masks: One float32 (H, W) mask in [0, 1] per style at the content's size, or None.
         init: The starting image read from a path or URL at the content's size (RGB
             uint8), or None for a named start (`config.init`).
@@ -171,6 +173,7 @@ def plan(content, style, *, config: Optional[StyleConfig] = None, masks=None, in
         tiles, parts = stage_memory(config, h, _width(h, aspect), where.precision, budget)
         stages.append(Stage(number, h, _width(h, aspect), evals, parts, tiles))
     stages = tuple(stages)
+    check_untiled_settings(config, stages)
 
     # 4. The final size is the largest: it decides the memory.
     memory = memory_plan(config, stages[-1], aspect, where)
@@ -298,6 +301,8 @@ def check_network(config: StyleConfig) -> None:
         if other is not None and other != config.model:
             raise ValueError(f"the weights file is for {other}, not {config.model}; use "
                              f"model={other}. Received: weights={config.weights}")
+    if config.model in normalize.NORMALIZED:  # Computed beforehand, or refused here.
+        normalize.resolve(config.model, config.weights, config.seed)
 
 
 def stage_heights(config: StyleConfig) -> list:
@@ -405,6 +410,25 @@ def stage_tiles(config: StyleConfig, height: int, width: int, precision: str,
             height, width, config, precision, c)["total"] <= budget]
         core = fitting[0] if fitting else AUTO_CORES[0]
     return tiling.layout(height, width, layers, config.model, core)
+
+
+def check_untiled_settings(config: StyleConfig, stages) -> None:
+    """Refuses the settings that a tiled stage cannot evaluate exactly.
+
+    `normalize_gradients` divides each layer's gradient by its L1 norm over the whole
+    layer, which a tile sees only part of (it would need a third pass for the norms).
+
+    Raises:
+        ValueError: If one of them is set and a stage is tiled.
+    """
+    tiled = [s for s in stages if s.tiles is not None]
+    if config.normalize_gradients and tiled:
+        first = tiled[0]
+        raise ValueError(
+            "`normalize_gradients` needs each layer's gradient over the whole image, and "
+            f"stage {first.number} ({first.width}x{first.height}) would be tiled "
+            f"({first.tiles.describe()}); use tile=off with a smaller height, or no "
+            f"normalize_gradients. Received: normalize_gradients=True, tile={config.tile}")
 
 
 def stage_memory(config: StyleConfig, height: int, width: int, precision: str,
@@ -621,7 +645,7 @@ def _read(label: str, source, **resize) -> np.ndarray:
     if _missing(source):
         raise InputError(f"the {label} does not exist: {_described(source)}", label)
     try:
-        return images.load_image(source, **resize)
+        return images.load_image(source, **resize, keep_depth=True)
     except MemoryError:
         raise NotEnoughMemory(f"out of memory while reading the {label} "
                               f"{_described(source)}") from None

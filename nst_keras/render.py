@@ -64,6 +64,9 @@ class Result:
             run's `image` is its best image at the final size, delivered like any other.
         resumed_from: The evaluations a checkpoint had done when this run went on from it
             (0: started from zero). `evaluations`, `losses` and `history` count them too.
+        pixels: The same image at full precision: RGB float32 (H, W, 3) in 0-255, not
+            rounded (colours finished in float too). What a 16-bit output is written
+            from (`images.save_float_image`); `image` is it rounded to uint8.
     """
 
     image: np.ndarray = dataclasses.field(repr=False)
@@ -88,6 +91,7 @@ class Result:
     kind_losses: Dict[str, float] = dataclasses.field(default_factory=dict)
     stopped: Optional[str] = None
     resumed_from: int = 0
+    pixels: Optional[np.ndarray] = dataclasses.field(default=None, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,15 +190,17 @@ def render(job: Job, callback: Optional[Callable[[Progress], None]] = None, *,
         feature_model = load_model(config, where)
     final_hw = job.content.shape[:2]
 
-    def finished(image):
-        """An image of any stage as the run would save it: full size, colours finished."""
-        if image is None:
-            return None
-        image = np.asarray(image)
+    def finished_float(image):
+        """An image of any stage at full size, colours finished: RGB float32 in 0-255."""
+        image = np.asarray(image, np.float32)
         if image.shape[:2] != final_hw:
             image = images_lib.resize_float(image, (final_hw[1], final_hw[0]))
-        image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
-        return finish_color(image, job.content, config.preserve_color)
+        image = np.clip(image, 0.0, 255.0)
+        return finish_color(image, job.content, config.preserve_color, as_float=True)
+
+    def finished(image):
+        """An image of any stage as the run would save it: full size, colours finished."""
+        return None if image is None else images_lib.to_uint8(finished_float(image))
 
     total = sum(stage.max_evals for stage in job.stages)
     results, start, offset = [], None, Offset(stages=len(job.stages), total_evals=total)
@@ -265,7 +271,8 @@ def render(job: Job, callback: Optional[Callable[[Progress], None]] = None, *,
         result = dataclasses.replace(result, resumed_from=resume.evaluations)
     # The optimised image's luminance with the content's chroma ("luminance", "swap"). The
     # losses reported are those of the optimised image, before this step.
-    return dataclasses.replace(result, image=finished(start))
+    pixels = finished_float(start)
+    return dataclasses.replace(result, image=images_lib.to_uint8(pixels), pixels=pixels)
 
 
 #: `coarse_stylisation`'s size, as a share of the frame's height.
@@ -353,7 +360,7 @@ def initial_image(content_rgb, style_rgb, init, seed):
         mean_rgb = images_lib.IMAGENET_MEAN_BGR[::-1]
         return (mean_rgb + rng.normal(0.0, 0.001, size=content_rgb.shape)).astype(np.float32)
     source = style_rgb if init == "style" else init
-    return images_lib.load_image(source, size=size).astype(np.float32)
+    return images_lib.load_image(source, size=size, keep_depth=True).astype(np.float32)
 
 
 def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=None,
@@ -407,6 +414,9 @@ def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=Non
             tiles = tiling.layout(*content_rgb.shape[:2], objective_lib.term_layers(terms),
                                   config.model, tile_size(config))
         if tiles is not None:
+            if config.normalize_gradients:  # The plan refuses it first (`plan.plan`).
+                raise ValueError("`normalize_gradients` needs the whole image untiled. "
+                                 f"Received: normalize_gradients=True, tile={config.tile}")
             built = tiling.build_tiled_objective(feature_model, terms, content_rgb,
                                                  style_rgbs, config, blend, core=tiles.core,
                                                  halo=tiles.halo, extra_targets=extra_targets,
@@ -483,7 +493,7 @@ def _solve(problem: Problem, callback, offset: Offset, stop: Optional[StopToken]
             outcome = solvers.gradient_descent(monitor, problem.x0, optimizer=optimizer,
                                                iterations=config.iterations,
                                                bounds=problem.bounds, resume=saved,
-                                               at_boundary=at_boundary)
+                                               at_boundary=at_boundary, ema=config.ema)
     if outcome.x is None:
         return None, None, monitor
     best = outcome.best
@@ -513,6 +523,7 @@ def _solve(problem: Problem, callback, offset: Offset, stop: Optional[StopToken]
                  "loss": best.loss},),
         kind_losses=sums,
         stopped=outcome.stopped,
+        pixels=np.clip(images_lib.deprocess_float(outcome.x), 0.0, 255.0),
     )
     return result, images_lib.deprocess_float(outcome.x), monitor
 
@@ -544,18 +555,22 @@ def stage_images(content_rgb, style_rgbs, config: StyleConfig, height: int):
     factor = height / content_rgb.shape[0]
     content = _resized(content_rgb, factor)
     if config.style_resize == "stretch":
-        return content, [images_lib.load_image(s, size=content.shape[1::-1]) for s in style_rgbs]
+        return content, [images_lib.load_image(s, size=content.shape[1::-1], keep_depth=True)
+                         for s in style_rgbs]
     return content, [_resized(s, factor) for s in style_rgbs]
 
 
-def finish_color(image, content_rgb, mode):
+def finish_color(image, content_rgb, mode, *, as_float: bool = False):
     """The saved image under a `preserve_color` mode: the luminance of `image` with the
-    content's colour channels for `"luminance"` and `"swap"`; `image` otherwise."""
+    content's colour channels for `"luminance"` and `"swap"`; `image` otherwise.
+
+    With `as_float`, the combined image is float32 in 0-255, not rounded (see
+    `color.combine_luminance`)."""
     if mode not in ("luminance", "swap"):
         return image
     from nst_keras import color
 
-    return color.combine_luminance(image, content_rgb)
+    return color.combine_luminance(image, content_rgb, as_float=as_float)
 
 
 def color_inputs(content_rgb, style_rgbs, mode):
@@ -579,7 +594,7 @@ def _resized(rgb, factor):
     """`rgb` scaled by `factor` (Lanczos), the same array when the factor is 1."""
     if factor == 1:
         return rgb
-    return images_lib.load_image(rgb, max(1, round(rgb.shape[0] * factor)))
+    return images_lib.load_image(rgb, max(1, round(rgb.shape[0] * factor)), keep_depth=True)
 
 
 def _joined(results, config) -> Result:

@@ -15,7 +15,7 @@ import os
 import sys
 from typing import FrozenSet, Optional
 
-from nst_keras import features
+from nst_keras import features, normalize
 
 #: The CPU flags that decide (or explain) the speed of bfloat16 and float32 convolutions.
 RELEVANT_CPU_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2")
@@ -160,7 +160,7 @@ def estimate_memory(height: int, width: int, config, precision: str,
         bfloat16 copies in bfloat16), `activations` (one evaluation's, `BYTES_PER_ACTIVATION`
         each, by precision and padding), `optimizer` (L-BFGS: 2 m float64 correction vectors and SciPy's work arrays,
         about (4 m + 12) float64 per pixel value; Adam/SGD: the variable and 2 moments in
-        float32), `images` (the image, its gradient and bounds as float64 and float32
+        float32, and with `ema` the float64 average), `images` (the image, its gradient and bounds as float64 and float32
         copies) and `total`. With `tile` (a core size, see `nst_keras.tiling`): the
         activations are those of the largest tile of `tiling.layout` (core + 2 halos at
         most, the halo derived from the layers) and a `tiling` part is added
@@ -172,7 +172,7 @@ def estimate_memory(height: int, width: int, config, precision: str,
     if config.optimizer == "lbfgs":
         optimizer = (2 * config.lbfgs_memory + 9) * 8 * n
     else:
-        optimizer = 3 * 4 * n
+        optimizer = 3 * 4 * n + (8 * n if config.ema is not None else 0)  # The float64 average.
     seen_h, seen_w = height, width
     if tile is not None:
         from nst_keras import tiling
@@ -332,6 +332,9 @@ class ModelCache:
         if key in self._models:
             self._models.move_to_end(key)
             return self._models[key]
+        if model in normalize.NORMALIZED:  # Found, never computed, here (see `normalize`).
+            weights = normalize.resolve(model, weights, seed)
+            model = normalize.NORMALIZED[model]
         if weights is None and seed is not None:
             keras.utils.set_random_seed(seed)
         with device_scope(device):
