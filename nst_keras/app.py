@@ -464,7 +464,12 @@ class App:
         png, record_path = run.files
         before_after = None
         if run.image is not None:
-            before_after = np.concatenate([run.job.content, run.image], axis=1)
+            from nst_keras.images import to_uint8  # A 16-bit upload is float.
+
+            content = run.job.content
+            if content.dtype != np.uint8:
+                content = to_uint8(content)
+            before_after = np.concatenate([content, run.image], axis=1)
         curve = run.curve
         if run.result is not None:  # Every evaluation, the last line search's included.
             curve = list(enumerate(run.result.losses, start=1))
