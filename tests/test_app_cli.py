@@ -59,8 +59,10 @@ def test_the_page_defaults_are_the_command_lines(tmp_path):
             preset_name=name, height=height, strength=strength, preserve=preserve,
             max_evals=evals, content_layers=content, style_layers=style, pooling=pooling,
             optimizer=optimizer, tv_weight=tv))
+        # The model is the app's, whatever the preset names (gatys2015: the normalised one).
         assert config == PRESETS[name].replace(weights=None, device="cpu",
-                                               precision=StyleConfig().precision), name
+                                               precision=StyleConfig().precision,
+                                               model=page.base.model), name
 
 
 def test_style_strength_is_a_power_of_ten_of_the_presets_weight(tmp_path):
