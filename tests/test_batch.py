@@ -336,31 +336,46 @@ def ray_env(monkeypatch):
 
 
 def test_ray_gives_bit_identical_images_and_retries_a_killed_worker(folders, tmp_path, ray_env):
-    from nst_keras.engines import RayEngine
+    from nst_keras.engines import RayEngine, Resuming
 
     contents, styles = folders
-    config = StyleConfig(**dict(TINY, max_evals=10))
+    config = StyleConfig(**dict(TINY, max_evals=30, precision="float32"))
     batch_jobs = jobs.pair(jobs.collect([str(contents)], "content"),
                            jobs.collect([str(styles)], "style"), config)
     local = batch.run_batch(batch_jobs, str(tmp_path / "local"))
     assert local.count("done") == 4
     engine = RayEngine(workers=1, retries=1)
     (first_pid,) = engine.pids()
+    folder = tmp_path / "checkpoints"
     killed = []
 
-    def kill_mid_job(progress):
+    def kill_after_a_checkpoint():
+        # SIGKILL the actor once the job in flight has written a checkpoint: Ray retries
+        # the job on a restarted actor with its original arguments, and the retry finds it.
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not killed:
+            if folder.is_dir() and any(p.name.startswith("photo0__style1.")
+                                       for p in folder.iterdir()):
+                os.kill(first_pid, signal.SIGKILL)
+                killed.append(first_pid)
+            time.sleep(0.01)
+
+    def watch(progress):
         if progress.last == "photo0__style1 started" and not killed:
-            killed.append(first_pid)
-            threading.Timer(0.3, os.kill, (first_pid, signal.SIGKILL)).start()
+            threading.Thread(target=kill_after_a_checkpoint, daemon=True).start()
 
     report = batch.run_batch(batch_jobs, str(tmp_path / "ray"), engine=engine,
-                             progress=kill_mid_job)
+                             progress=watch, resuming=Resuming(str(folder), every=0.05))
     assert killed and report.count("done") == 4
     workers = {e["job"]: e["worker"] for e in report.entries}
     assert workers["photo0__style0"].endswith(f":{first_pid}")
     # Each worker process built its model once, the restarted one too.
     assert {e["model_builds"] for e in report.entries} == {1}
     assert not workers["photo0__style1"].endswith(f":{first_pid}")  # A restarted actor.
+    # The retried job went on from its checkpoint, not from zero, and exactly.
+    retried = json.loads((tmp_path / "ray" / "photo0__style1.json").read_text())
+    assert 0 < retried["resumed_from"] < retried["evaluations"] == 30
+    assert not list(folder.iterdir())  # Each done job's checkpoint removed.
     for entry in report.entries:
         a = np.asarray(Image.open(tmp_path / "local" / entry["output"]))
         b = np.asarray(Image.open(tmp_path / "ray" / entry["output"]))

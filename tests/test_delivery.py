@@ -460,3 +460,29 @@ def test_no_unused_leftovers_and_one_outcome_name_per_meaning():
     assert inspect.signature(video_lib._run_one).return_annotation in (None, "None")
     # A solver's outcome and a batch job's outcome are two things with two names.
     assert not hasattr(engines, "Outcome") and engines.JobOutcome is not solvers.Outcome
+
+
+def test_every_name_the_readme_and_the_notebooks_import_still_imports():
+    import importlib
+    import re
+
+    texts = [(ROOT / "README.md").read_text()]
+    for notebook in (ROOT / "notebooks").glob("*.ipynb"):
+        texts += ["".join(cell["source"]) for cell in json.loads(notebook.read_text())["cells"]]
+    found = set()
+    for text in texts:
+        imports = re.findall(r"from (nst_keras[\w.]*) import \(([^)]*)\)", text)
+        imports += re.findall(r"from (nst_keras[\w.]*) import ([\w, ]+?)\s*(?:#.*)?$", text,
+                              flags=re.M)
+        for module, names in imports:
+            for name in (n.strip() for n in names.replace("\n", " ").split(",")):
+                if name:
+                    found.add((module, name.split()[0]))
+        for module in re.findall(r"^\s*import (nst_keras[\w.]*)", text, flags=re.M):
+            found.add((module, None))
+    assert len(found) > 20
+    for module, name in sorted(found, key=str):
+        imported = importlib.import_module(module)
+        if name is not None:
+            assert hasattr(imported, name) or importlib.util.find_spec(f"{module}.{name}"), \
+                (module, name)
