@@ -7,6 +7,7 @@ The CLI, the Python API, the figures and the notebooks all read their defaults f
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Optional, Tuple
 
 #: The style layers of the book (and of Gatys et al.): the first conv layer of each block.
@@ -31,6 +32,8 @@ PADDINGS = ("zeros", "symmetric", "reflect")
 DEVICES = ("auto", "cpu", "gpu")
 PRECISIONS = ("auto", "float32", "bfloat16")
 TV_EDGES = ("all", "book")
+#: Named per-layer weightings (`content_layer_weights`, `style_layer_weights`).
+LAYER_WEIGHTINGS = ("equal", "gatys")
 
 
 #: The groups a command shows its options in, in order.
@@ -76,8 +79,16 @@ class StyleConfig:
             `block1_conv1` ... `block5_conv1`.
         content_weight: Weight of the content loss (alpha), shared equally by the content
             layers. Book: 0.025.
-        style_weight: Weight of the style loss (beta), shared equally by the style layers.
-            Book: 1.0.
+        style_weight: Weight of the style loss (beta), shared by the style layers as
+            `style_layer_weights` says (equally by default). Book: 1.0.
+        content_layer_weights: How `content_weight` is shared by the content layers:
+            `"equal"` (default), `"gatys"` (1e3 / n**2, n the layer's channel count, as
+            Gatys' notebook weights its style layers) or one number >= 0 per layer (in the
+            order of `content_layers`). Always normalised to sum to 1, so `content_weight`
+            stays the total: 256, 64, 16, 4, 1 gives 256/341, 64/341, ...
+        style_layer_weights: The same for `style_weight` and `style_layers`. Gatys' weights
+            on conv1_1 ... conv5_1 (64, 128, 256, 512, 512 channels) normalise to
+            64/86, 16/86, 4/86, 1/86, 1/86.
         tv_weight: Weight of the total-variation loss. Book: 1e-4.
         tv_power: Exponent of the total-variation loss. Book: 1.25.
         normalization: `"book"` divides every style layer's squared Gram error by
@@ -159,6 +170,14 @@ class StyleConfig:
     style_weight: float = _setting(1.0, "method",
                                    "style weight (beta), shared equally by the style layers",
                                    kind="float>=0")
+    content_layer_weights: object = _setting(
+        "equal", "method", "how --content-weight is shared by the content layers: equal, "
+        "gatys (1e3/n^2, n the layer's channels), or one weight per layer (256,64,16,4,1); "
+        "normalised to sum to 1", kind="layer_weights", metavar="equal|gatys|W,W,...")
+    style_layer_weights: object = _setting(
+        "equal", "method", "how --style-weight is shared by the style layers: equal, gatys "
+        "(1e3/n^2, n the layer's channels), or one weight per layer (256,64,16,4,1); "
+        "normalised to sum to 1", kind="layer_weights", metavar="equal|gatys|W,W,...")
     tv_weight: float = _setting(1e-4, "method", "total-variation weight", kind="float>=0")
     tv_power: float = _setting(1.25, "method", "total-variation exponent", kind="float>0")
     normalization: str = _setting(
@@ -282,6 +301,10 @@ class StyleConfig:
                 f"`init` must be one of {', '.join(INITS)} or an image's path or URL. "
                 f"Received: init={self.init!r}"
             )
+        for name, layers in (("content_layer_weights", self.content_layers),
+                             ("style_layer_weights", self.style_layers)):
+            object.__setattr__(self, name, checked_layer_weights(getattr(self, name), name,
+                                                                 len(layers)))
         if not self.content_layers and not self.style_layers:
             raise ValueError(
                 "At least one content or style layer is needed. "
@@ -371,6 +394,48 @@ class StyleConfig:
     def replace(self, **changes) -> "StyleConfig":
         """Returns a copy with `changes` applied (and validated)."""
         return dataclasses.replace(self, **changes)
+
+
+def checked_layer_weights(value, name: str = "style_layer_weights", count: Optional[int] = None):
+    """A layer weighting as stored: `"equal"`, `"gatys"` or a tuple of floats.
+
+    Args:
+        value: A name, numbers (a list, or text such as "256,64,16,4,1" or "256:64:16:4:1").
+        name: The field's name, for the error.
+        count: How many layers the weights are for (None: not checked).
+
+    Raises:
+        ValueError: If it is neither a name nor numbers >= 0 (not all 0), or has not one
+            number per layer.
+    """
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in LAYER_WEIGHTINGS:
+            return text
+        value = [part for part in re.split(r"[,:\s]+", text) if part]
+        if not value:
+            value = [text]
+    elif _is_finite_number(value):
+        value = [value]
+    try:
+        numbers = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        numbers = None
+    if (not numbers or not all(_is_finite_number(v) and v >= 0 for v in numbers)
+            or sum(numbers) <= 0):
+        raise ValueError(f"`{name}` must be {' or '.join(LAYER_WEIGHTINGS)}, or numbers >= 0 "
+                         f"(not all 0), one per layer. Received: {name}={_shown(value)}")
+    if count is not None and len(numbers) != count:
+        raise ValueError(f"`{name}` needs one weight per layer ({count}). "
+                         f"Received: {name}={_shown(value)}")
+    return numbers
+
+
+def _shown(value) -> str:
+    """A weighting as the user wrote it: `256,64` rather than `['256', '64']`."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return repr(value)
 
 
 #: `tile` values that are not a size.

@@ -122,14 +122,46 @@ TERM_LOSSES = {"content": _content_term, "style": _style_term, "tv": _tv_term,
 KINDS = tuple(TERM_LOSSES)
 
 
+def layer_shares(weighting, layers: Sequence[str], given: Sequence[str],
+                 model: str = "vgg19") -> Dict[str, float]:
+    """Each layer's share of its kind's weight, normalised to sum to 1.
+
+    Args:
+        weighting: `"equal"`, `"gatys"` (1e3 / n**2 with n the layer's channel count: Gatys'
+            notebook) or one number per entry of `given` (`StyleConfig.style_layer_weights`).
+        layers: The distinct Keras layer names, in order.
+        given: The layers as the config lists them (duplicates included), which explicit
+            numbers follow; a duplicate layer counts once, with its first weight.
+        model: The network (its channel counts, for `"gatys"`).
+
+    Returns:
+        Layer name -> share; the shares sum to 1.
+    """
+    if weighting == "equal":
+        raw = {n: 1.0 for n in layers}
+    elif weighting == "gatys":
+        raw = {n: 1e3 / features_lib.layer_shape(n, 32, 32, model)[2] ** 2 for n in layers}
+    else:
+        raw = {}
+        for name, value in zip(given, weighting):
+            raw.setdefault(features_lib.resolve_layer_name(name, model), float(value))
+    total = sum(raw[n] for n in layers)
+    if total <= 0:
+        raise ValueError("the layer weights of the layers used are all 0. "
+                         f"Received: layer weights={weighting!r}")
+    return {n: raw[n] / total for n in layers}
+
+
 def make_terms(config: StyleConfig, masks: Optional[Sequence[np.ndarray]] = None
                ) -> Tuple[Term, ...]:
     """The terms a config asks for: its content layers, style layers and total variation.
 
-    The content weight is shared equally by the content layers, and the style weight by the
-    style layers (the book has one content layer; the paper's w_l = 1/5 for five style
-    layers). Duplicate layers count once. With masks (one per style), each style has its own
-    style terms at the full style weight, each within its mask (Gatys et al. 2017).
+    The content weight is shared by the content layers, and the style weight by the style
+    layers, as `content_layer_weights` and `style_layer_weights` say (equally by default:
+    the book has one content layer; the paper's w_l = 1/5 for five style layers); the
+    shares sum to 1 (`layer_shares`). Duplicate layers count once. With masks (one per
+    style), each style has its own style terms at the full style weight, each within its
+    mask (Gatys et al. 2017).
 
     Args:
         config: The settings.
@@ -140,17 +172,21 @@ def make_terms(config: StyleConfig, masks: Optional[Sequence[np.ndarray]] = None
                                  for n in config.content_layers))
     style = list(dict.fromkeys(features_lib.resolve_layer_name(n, config.model)
                                for n in config.style_layers))
-    terms = [Term(f"content/{n}", "content", n, config.content_weight / len(content))
+    content_share = layer_shares(config.content_layer_weights, content, config.content_layers,
+                                 config.model) if content else {}
+    style_share = layer_shares(config.style_layer_weights, style, config.style_layers,
+                               config.model) if style else {}
+    terms = [Term(f"content/{n}", "content", n, config.content_weight * content_share[n])
              for n in content]
     if masks is not None:
         for k, mask in enumerate(masks):
             for n in style:
                 h, w, _ = features_lib.layer_shape(n, *mask.shape[:2], config.model)
                 terms.append(Term(f"style/{k + 1}/{n}", "style", n,
-                                  config.style_weight / len(style), region=k,
+                                  config.style_weight * style_share[n], region=k,
                                   mask=mask_at(mask, h, w)))
     else:
-        terms += [Term(f"style/{n}", "style", n, config.style_weight / len(style))
+        terms += [Term(f"style/{n}", "style", n, config.style_weight * style_share[n])
                   for n in style]
     terms.append(Term("tv", "tv", None, config.tv_weight))
     return tuple(terms)
