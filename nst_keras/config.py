@@ -20,6 +20,8 @@ BOOK_STYLE_LAYERS: Tuple[str, ...] = (
 )
 
 NORMALIZATIONS = ("book", "paper", "jcjohnson")
+#: The layers of the histogram loss: Risser et al.'s relu1_1 and relu4_1.
+HISTOGRAM_LAYERS: Tuple[str, ...] = ("block1_conv1", "block4_conv1")
 #: Named starting images; any other `init` is the path or URL of an image.
 INITS = ("content", "noise", "style", "mean")
 OPTIMIZERS = ("lbfgs", "adam", "sgd")
@@ -32,6 +34,9 @@ PADDINGS = ("zeros", "symmetric", "reflect")
 DEVICES = ("auto", "cpu", "gpu")
 PRECISIONS = ("auto", "float32", "bfloat16")
 TV_EDGES = ("all", "book")
+#: Style losses (`losses`): the book's Gram matrices, Wasserstein-2 between Gaussian fits
+#: (crowsonkb), nearest-patch matching (Li and Wand's CNNMRF).
+STYLE_LOSSES = ("gram", "w2", "mrf")
 #: Named per-layer weightings (`content_layer_weights`, `style_layer_weights`).
 LAYER_WEIGHTINGS = ("equal", "gatys")
 
@@ -89,6 +94,14 @@ class StyleConfig:
         style_layer_weights: The same for `style_weight` and `style_layers`. Gatys' weights
             on conv1_1 ... conv5_1 (64, 128, 256, 512, 512 channels) normalise to
             64/86, 16/86, 4/86, 1/86, 1/86.
+        style_loss: What the style terms compare (see `nst_keras.losses`): `"gram"` (the
+            book's and the paper's Gram matrices), `"w2"` (the 2-Wasserstein distance
+            between the layers' Gaussian fits, crowsonkb/style-transfer-pytorch's default)
+            or `"mrf"` (each 3 x 3 patch of features pulled towards its nearest style
+            patch, Li and Wand 2016; meant for relu3_1 and relu4_1: the `cnnmrf` preset).
+        histogram_weight: Weight of Risser et al.'s histogram loss, added on relu1_1 and
+            relu4_1 (`HISTOGRAM_LAYERS`, shared equally); 0 (default) leaves it out. It
+            needs the whole image, so it is never tiled.
         tv_weight: Weight of the total-variation loss. Book: 1e-4.
         tv_power: Exponent of the total-variation loss. Book: 1.25.
         normalization: `"book"` divides every style layer's squared Gram error by
@@ -178,6 +191,13 @@ class StyleConfig:
         "equal", "method", "how --style-weight is shared by the style layers: equal, gatys "
         "(1e3/n^2, n the layer's channels), or one weight per layer (256,64,16,4,1); "
         "normalised to sum to 1", kind="layer_weights", metavar="equal|gatys|W,W,...")
+    style_loss: str = _setting(
+        "gram", "method", "what the style terms compare: gram (the book's Gram matrices), w2 "
+        "(Wasserstein-2 between Gaussian fits, crowsonkb's), mrf (nearest 3x3 feature "
+        "patches, Li and Wand's CNNMRF; use relu3_1,relu4_1)", choices=STYLE_LOSSES)
+    histogram_weight: float = _setting(
+        0.0, "method", "weight of Risser et al.'s histogram loss on relu1_1 and relu4_1, "
+        "added to the style loss (never tiled)", kind="float>=0")
     tv_weight: float = _setting(1e-4, "method", "total-variation weight", kind="float>=0")
     tv_power: float = _setting(1.25, "method", "total-variation exponent", kind="float>0")
     normalization: str = _setting(
@@ -310,7 +330,7 @@ class StyleConfig:
                 "At least one content or style layer is needed. "
                 f"Received: content_layers={self.content_layers}, style_layers={self.style_layers}"
             )
-        for name in ("content_weight", "style_weight", "tv_weight"):
+        for name in ("content_weight", "style_weight", "tv_weight", "histogram_weight"):
             value = getattr(self, name)
             if not _is_finite_number(value) or value < 0:
                 raise ValueError(
@@ -318,7 +338,7 @@ class StyleConfig:
                 )
         # Plain Python values, so that a record of the settings is plain JSON.
         for name in ("content_weight", "style_weight", "tv_weight", "tv_power",
-                     "learning_rate", "lr_decay"):
+                     "learning_rate", "lr_decay", "histogram_weight"):
             if _is_finite_number(getattr(self, name)):
                 object.__setattr__(self, name, float(getattr(self, name)))
         for name in ("style_scale", "style_blend_weights"):
@@ -354,6 +374,7 @@ class StyleConfig:
             ("device", DEVICES),
             ("precision", PRECISIONS),
             ("tv_edges", TV_EDGES),
+            ("style_loss", STYLE_LOSSES),
         ):
             value = getattr(self, name)
             if value not in allowed:

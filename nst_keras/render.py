@@ -302,7 +302,8 @@ def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=Non
             tiles = None  # The tiled objective has no temporal term (see `temporal`).
         elif tiles is None and tile_size(config) is not None:
             tiles = tiling.layout(*content_rgb.shape[:2], objective_lib.term_layers(terms),
-                                  config.model, tile_size(config))
+                                  config.model, tile_size(config),
+                                  patch_layers=tiling.patch_layers(terms))
         if tiles is not None:
             built = tiling.build_tiled_objective(feature_model, terms, content_rgb,
                                                  style_rgbs, config, blend, core=tiles.core,
@@ -360,7 +361,7 @@ def _solve(problem: Problem, callback, offset: Offset):
         image=images_lib.deprocess(outcome.x),
         loss=best.loss,
         content_loss=sums.get("content", 0.0),
-        style_loss=sums.get("style", 0.0),
+        style_loss=sum(sums.get(k, 0.0) for k in objective_lib.STYLE_KINDS),
         tv_loss=sums.get("tv", 0.0),
         layer_losses=best.layer_values(),
         iterations=outcome.iterations,
