@@ -583,6 +583,60 @@ PRESETS = {
         bounds=False,  # It clamps only when saving.
         # -learning_rate 1e1 for -optimizer adam: our default learning rate is 10 as well.
     ),
+    # crowsonkb/style-transfer-pytorch (style_transfer/style_transfer.py and cli.py, read
+    # setting by setting; the README's presets table lists what is not yet matched). It uses
+    # PyTorch's VGG19 weights on [0, 1] inputs normalised by ImageNet's std; ours are
+    # Caffe's on 0-255 inputs, so this matches its settings, not its outputs.
+    "crowsonkb": StyleConfig(
+        content_layers=("relu4_2",),  # self.content_layers = [22]
+        style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),  # [1, 6, 11, 20, 29]
+        style_layer_weights=(256.0, 64.0, 16.0, 4.0, 1.0),  # "style_weights = [256, 64, 16,
+        # 4, 1]" divided by their sum, as ours are.
+        style_loss="w2",  # StyleLossW2(target, eps=1e-4): losses.W2_EPSILON is 1e-4.
+        normalization="jcjohnson",  # ContentLossMSE: nn.MSELoss, the mean (W2 has its own).
+        content_weight=0.015,  # content_weight: float = 0.015
+        style_weight=1.0,  # The style weights sum to 1 there.
+        # tv_weight 2. on a mean over pixels (0-1 levels) of a nine-point L2 stencil; ours is a
+        # sum of squared differences (power 1) over 0-255 levels, with features ~57.6x
+        # larger (the input scale 255 * 0.226): 2 * 57.6**2 / 255**2 per pixel, at 512 x 512.
+        tv_weight=3.9e-7,
+        tv_power=1.0,
+        optimizer="adam",  # optimizer: str = 'adam'
+        learning_rate=5.1,  # step_size 0.02 in 0-1 pixel levels: 0.02 * 255.
+        init="content",  # init: str = 'content'
+        height=512,  # end_scale 512 (the longer side there).
+        start_height=128, scales=3,  # min_scale 128; theirs grows by sqrt(2) (5 scales).
+        iterations=1000, max_evals=3000,  # initial_iterations 1000, then 500 per scale: 3000.
+        pooling="max",  # pooling='max' (scale 1).
+        padding="symmetric",  # 'replicate' padding, there on the first conv only.
+        model="vgg19",
+    ),
+    # Li and Wand 2016, "Combining Markov Random Fields and Convolutional Neural Networks for
+    # Image Synthesis" (CNNMRF): chuanli11/CNNMRF's run_trans.lua and
+    # transfer_CNNMRF_wrapper.lua, which use Caffe's VGG19 on 0-255 inputs, as ours.
+    "cnnmrf": StyleConfig(
+        style_loss="mrf",  # MRF layers {12, 21}: relu3_1 and relu4_1, 3 x 3 patches.
+        style_layers=("relu3_1", "relu4_1"),
+        # mrf_weight 1e-4 per layer on the sum over patches sampled every 2nd position; ours
+        # is a mean over every patch's values (losses.mrf_loss), so the same pull at their
+        # 384 x 288 is 1.25e-5 * patches * 9 C: 190 on relu3_1, 90 on relu4_1.
+        style_weight=280.0, style_layer_weights=(190.0, 90.0),
+        content_layers=("relu4_2",),  # content_layers {23}: relu4_2.
+        normalization="jcjohnson",  # nn.ContentLoss: nn.MSECriterion, the mean.
+        content_weight=20.0,  # content_weight 2e1
+        tv_weight=5e-4, tv_power=1.0, tv_edges="book",  # TVLoss(1e-3): gradient of
+        # 1e-3 / 2 * sum(dx^2 + dy^2) over rows and columns 0..n-2.
+        init="content",  # ini_method 'image'
+        height=384,  # max_size 384 (the longer side there).
+        scales=3,  # num_res 3, each half the next.
+        iterations=100, max_evals=375,  # num_iter {100, 100, 100}; optim.lbfgs's maxEval
+        # default is 1.25 maxIter.
+        optimizer="lbfgs", pooling="max", model="vgg19",
+        padding="zeros",  # Caffe's VGG19.
+        # Not reproduced: the style's rotated and scaled copies (mrf_num_rotation and
+        # mrf_num_scale 1: 3 x 3 copies), sampling every 2nd patch (strides 2): ours match
+        # every patch, of the style once.
+    ),
 }
 
 
