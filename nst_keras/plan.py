@@ -351,6 +351,9 @@ def check_stage_sizes(config: StyleConfig, heights, content_wh, style_whs) -> No
             settings that decide it.
     """
     smallest = features.minimum_size(config.content_layers + config.style_layers, config.model)
+    if config.style_loss == "mrf":  # At least one 3 x 3 patch at every MRF layer.
+        smallest = max([smallest] + [3 * 2 ** features.layer_pools(n, config.model)
+                                     for n in config.style_layers])
     shrink = heights[0] / config.height
     final_w = _width(config.height, content_wh[0] / content_wh[1])
     sides = [("content", min(heights[0], _width(heights[0], content_wh[0] / content_wh[1])))]

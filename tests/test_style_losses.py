@@ -355,6 +355,8 @@ def test_each_loss_runs_coarse_to_fine_with_masks_two_styles_bfloat16_and_histog
     (("--style-loss", "mrf", "--style-blend-weights", "1", "3"),
      "cannot weigh the styles"),
     (("--style-loss", "wasserstein"), "invalid choice: 'wasserstein'"),
+    # A 3 x 3 patch at relu5_1 needs 48 px (32 given): refused before anything runs.
+    (("--style-loss", "mrf", "--style-layers", "relu5_1"), "need at least 48x48"),
     (("--histogram-weight", "-1"), "--histogram-weight"),
 ])
 def test_combinations_that_cannot_be_exact_exit_2_in_one_line(tmp_path, args, words):
