@@ -605,7 +605,7 @@ PRESETS = {
         learning_rate=5.1,  # step_size 0.02 in 0-1 pixel levels: 0.02 * 255.
         init="content",  # init: str = 'content'
         height=512,  # end_scale 512 (the longer side there).
-        start_height=128, scales=3,  # min_scale 128; theirs grows by sqrt(2) (5 scales).
+        scales=3,  # 128, 256, 512 (min_scale 128); theirs grows by sqrt(2) (5 scales).
         iterations=1000, max_evals=3000,  # initial_iterations 1000, then 500 per scale: 3000.
         pooling="max",  # pooling='max' (scale 1).
         padding="symmetric",  # 'replicate' padding, there on the first conv only.

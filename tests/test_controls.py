@@ -168,7 +168,7 @@ DOCUMENTED = {
                       style_layer_weights=(256.0, 64.0, 16.0, 4.0, 1.0),
                       normalization="jcjohnson", content_weight=0.015, style_weight=1.0,
                       optimizer="adam", learning_rate=5.1, init="content", height=512,
-                      start_height=128, pooling="max"),
+                      scales=3, pooling="max"),
     # chuanli11/CNNMRF's run_trans.lua parameters.
     "cnnmrf": dict(style_loss="mrf", style_layers=("relu3_1", "relu4_1"),
                    content_layers=("relu4_2",), content_weight=20.0, tv_weight=5e-4,
