@@ -589,7 +589,8 @@ PRESETS = {
     # Caffe's on 0-255 inputs, so this matches its settings, not its outputs.
     "crowsonkb": StyleConfig(
         content_layers=("relu4_2",),  # self.content_layers = [22]
-        style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),  # [1, 6, 11, 20, 29]
+        # self.style_layers = [1, 6, 11, 20, 29]:
+        style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
         style_layer_weights=(256.0, 64.0, 16.0, 4.0, 1.0),  # "style_weights = [256, 64, 16,
         # 4, 1]" divided by their sum, as ours are.
         style_loss="w2",  # StyleLossW2(target, eps=1e-4): losses.W2_EPSILON is 1e-4.

@@ -2,10 +2,12 @@
 
 A run's loss is a weighted sum of named terms (`Term`): `content/<layer>`, `style/<layer>`
 (or `style/<k>/<layer>` for the k-th masked style), `tv`, and for a video frame `temporal`
-(Ruder et al.'s pull towards the previous frame, `Temporal`). Each term's `kind` says which
-loss function computes it (`TERM_LOSSES`) and how reports sum it. The targets of the
-content and style terms (the content image's features, the style images' Gram matrices)
-never change during a run, so they are computed once (`compute_targets`). The traced
+(Ruder et al.'s pull towards the previous frame, `Temporal`), and `histogram/<layer>` with a
+histogram weight. Each term's `kind` says which loss function computes it (`TERM_LOSSES`:
+`style` compares Gram matrices, `w2` Gaussian fits, `mrf` patches) and how reports sum it.
+The targets of the content and style terms (the content image's features, the style
+images' Gram matrices, Gaussian fits, patches or quantiles) never change during a run, so
+they are computed once (`compute_targets`). The traced
 function takes the image, the targets, the weights and the masks as arguments and returns
 the loss, its gradient and every term's unweighted value by name; it is cached per feature
 model and term structure, so a second run at the same image size (another style, other
@@ -33,8 +35,9 @@ class Term:
 
     Attributes:
         name: Unique name: `content/<layer>`, `style/<layer>`, `style/<k>/<layer>` (the k-th
-            style, from 1, within its mask), `tv` or `temporal` (a video frame's, see
-            `Temporal`).
+            style, from 1, within its mask; whatever `style_loss` compares),
+            `histogram/<layer>` or `histogram/<k>/<layer>`, `tv` or `temporal` (a video
+            frame's, see `Temporal`).
         kind: Which loss computes it: a key of `TERM_LOSSES` (`"content"`, `"style"` (Gram
             matrices), `"w2"`, `"mrf"`, `"histogram"`, `"tv"`, `"temporal"`).
         layer: The Keras layer name (None for `tv`).
