@@ -593,7 +593,8 @@ PRESETS = {
         style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
         style_layer_weights=(256.0, 64.0, 16.0, 4.0, 1.0),  # "style_weights = [256, 64, 16,
         # 4, 1]" divided by their sum, as ours are.
-        style_loss="w2",  # StyleLossW2(target, eps=1e-4): losses.W2_EPSILON is 1e-4.
+        style_loss="w2",  # StyleLossW2(target, eps=1e-4): losses.W2_EPSILON is that
+        # epsilon relative to our features (1e-4 * 57.6**2 = 0.33).
         normalization="jcjohnson",  # ContentLossMSE: nn.MSELoss, the mean (W2 has its own).
         content_weight=0.015,  # content_weight: float = 0.015
         style_weight=1.0,  # The style weights sum to 1 there.
