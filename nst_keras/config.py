@@ -56,7 +56,8 @@ def _setting(default, group: str, help: str, *, choices=None, kind: str = "str",
         choices: The allowed values, if a fixed set.
         kind: How its text is parsed (`console.OPTION_TYPES`): "str", "int>=1", "int>=0",
             "float>0", "float>=0", "floats>0", "floats>=0", "layers", "weights", "height",
-            "bool".
+            "bool", "layer_weights" (a name or numbers; the config parses text too, so a
+            batch CSV cell such as `256,64,16,4,1` works).
         metavar: The value's name in the help.
         option: The option's name when it is not the field's (`--xla` for `jit_compile`).
     """
