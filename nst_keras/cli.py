@@ -285,7 +285,8 @@ def _dry_run(job) -> int:
              + f"; {budget / gib:.1f} GiB available:",
              f"{'stage':>6} {'size':>11} {'precision':>9} {'total':>9} {'base':>7} "
              f"{'weights':>8} {'activations':>11} {'optimizer':>9} {'images':>7} "
-             f"{'tiling':>7}  tiles"]
+             f"{'tiling':>7}" + (f" {'mrf':>7}" if config.style_loss == "mrf" else "")
+             + "  tiles"]
     for stage in job.stages:
         for precision in ("float32", "bfloat16"):
             tiles, parts = plan.stage_memory(config, stage.height, stage.width, precision,
@@ -298,7 +299,9 @@ def _dry_run(job) -> int:
                 f"{precision:>9} {parts['total'] / gib:>7.2f}G {parts['base'] / gib:>6.2f}G "
                 f"{parts['weights'] / gib:>7.2f}G {parts['activations'] / gib:>10.2f}G "
                 f"{parts['optimizer'] / gib:>8.2f}G {parts['images'] / gib:>6.2f}G "
-                f"{parts.get('tiling', 0) / gib:>6.2f}G  {tiled}{mark}")
+                f"{parts.get('tiling', 0) / gib:>6.2f}G"
+                + (f" {parts['mrf'] / gib:>6.2f}G" if "mrf" in parts else "")  # Its patches.
+                + f"  {tiled}{mark}")
     for precision in ("float32", "bfloat16"):
         fits = plan.fitting_height(config, aspect, precision, budget)
         lines.append(f"Largest height that fits in {precision}: {fits} "

@@ -7,6 +7,7 @@ The CLI, the Python API, the figures and the notebooks all read their defaults f
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Optional, Tuple
 
 #: The style layers of the book (and of Gatys et al.): the first conv layer of each block.
@@ -19,6 +20,8 @@ BOOK_STYLE_LAYERS: Tuple[str, ...] = (
 )
 
 NORMALIZATIONS = ("book", "paper", "jcjohnson")
+#: The layers of the histogram loss: Risser et al.'s relu1_1 and relu4_1.
+HISTOGRAM_LAYERS: Tuple[str, ...] = ("block1_conv1", "block4_conv1")
 #: Named starting images; any other `init` is the path or URL of an image.
 INITS = ("content", "noise", "style", "mean")
 OPTIMIZERS = ("lbfgs", "adam", "sgd")
@@ -33,6 +36,11 @@ PADDINGS = ("zeros", "symmetric", "reflect")
 DEVICES = ("auto", "cpu", "gpu")
 PRECISIONS = ("auto", "float32", "bfloat16")
 TV_EDGES = ("all", "book")
+#: Style losses (`losses`): the book's Gram matrices, Wasserstein-2 between Gaussian fits
+#: (crowsonkb), nearest-patch matching (Li and Wand's CNNMRF).
+STYLE_LOSSES = ("gram", "w2", "mrf")
+#: Named per-layer weightings (`content_layer_weights`, `style_layer_weights`).
+LAYER_WEIGHTINGS = ("equal", "gatys")
 
 
 #: The groups a command shows its options in, in order.
@@ -50,7 +58,8 @@ def _setting(default, group: str, help: str, *, choices=None, kind: str = "str",
         choices: The allowed values, if a fixed set.
         kind: How its text is parsed (`console.OPTION_TYPES`): "str", "int>=1", "int>=0",
             "float>0", "float>=0", "floats>0", "floats>=0", "layers", "weights", "height",
-            "bool".
+            "bool", "layer_weights" (a name or numbers; the config parses text too, so a
+            batch CSV cell such as `256,64,16,4,1` works).
         metavar: The value's name in the help.
         option: The option's name when it is not the field's (`--xla` for `jit_compile`).
     """
@@ -78,8 +87,24 @@ class StyleConfig:
             `block1_conv1` ... `block5_conv1`.
         content_weight: Weight of the content loss (alpha), shared equally by the content
             layers. Book: 0.025.
-        style_weight: Weight of the style loss (beta), shared equally by the style layers.
-            Book: 1.0.
+        style_weight: Weight of the style loss (beta), shared by the style layers as
+            `style_layer_weights` says (equally by default). Book: 1.0.
+        content_layer_weights: How `content_weight` is shared by the content layers:
+            `"equal"` (default), `"gatys"` (1e3 / n**2, n the layer's channel count, as
+            Gatys' notebook weights its style layers) or one number >= 0 per layer (in the
+            order of `content_layers`). Always normalised to sum to 1, so `content_weight`
+            stays the total: 256, 64, 16, 4, 1 gives 256/341, 64/341, ...
+        style_layer_weights: The same for `style_weight` and `style_layers`. Gatys' weights
+            on conv1_1 ... conv5_1 (64, 128, 256, 512, 512 channels) normalise to
+            64/86, 16/86, 4/86, 1/86, 1/86.
+        style_loss: What the style terms compare (see `nst_keras.losses`): `"gram"` (the
+            book's and the paper's Gram matrices), `"w2"` (the 2-Wasserstein distance
+            between the layers' Gaussian fits, crowsonkb/style-transfer-pytorch's default)
+            or `"mrf"` (each 3 x 3 patch of features pulled towards its nearest style
+            patch, Li and Wand 2016; meant for relu3_1 and relu4_1: the `cnnmrf` preset).
+        histogram_weight: Weight of Risser et al.'s histogram loss, added on relu1_1 and
+            relu4_1 (`HISTOGRAM_LAYERS`, shared equally); 0 (default) leaves it out. It
+            needs the whole image, so it is never tiled.
         tv_weight: Weight of the total-variation loss. Book: 1e-4.
         tv_power: Exponent of the total-variation loss. Book: 1.25.
         normalization: `"book"` divides every style layer's squared Gram error by
@@ -174,6 +199,21 @@ class StyleConfig:
     style_weight: float = _setting(1.0, "method",
                                    "style weight (beta), shared equally by the style layers",
                                    kind="float>=0")
+    content_layer_weights: object = _setting(
+        "equal", "method", "how --content-weight is shared by the content layers: equal, "
+        "gatys (1e3/n^2, n the layer's channels), or one weight per layer (256,64,16,4,1); "
+        "normalised to sum to 1", kind="layer_weights", metavar="equal|gatys|W,W,...")
+    style_layer_weights: object = _setting(
+        "equal", "method", "how --style-weight is shared by the style layers: equal, gatys "
+        "(1e3/n^2, n the layer's channels), or one weight per layer (256,64,16,4,1); "
+        "normalised to sum to 1", kind="layer_weights", metavar="equal|gatys|W,W,...")
+    style_loss: str = _setting(
+        "gram", "method", "what the style terms compare: gram (the book's Gram matrices), w2 "
+        "(Wasserstein-2 between Gaussian fits, crowsonkb's), mrf (nearest 3x3 feature "
+        "patches, Li and Wand's CNNMRF; use relu3_1,relu4_1)", choices=STYLE_LOSSES)
+    histogram_weight: float = _setting(
+        0.0, "method", "weight of Risser et al.'s histogram loss on relu1_1 and relu4_1, "
+        "added to the style loss (never tiled)", kind="float>=0")
     tv_weight: float = _setting(1e-4, "method", "total-variation weight", kind="float>=0")
     tv_power: float = _setting(1.25, "method", "total-variation exponent", kind="float>0")
     normalization: str = _setting(
@@ -305,12 +345,16 @@ class StyleConfig:
                 f"`init` must be one of {', '.join(INITS)} or an image's path or URL. "
                 f"Received: init={self.init!r}"
             )
+        for name, layers in (("content_layer_weights", self.content_layers),
+                             ("style_layer_weights", self.style_layers)):
+            object.__setattr__(self, name, checked_layer_weights(getattr(self, name), name,
+                                                                 len(layers)))
         if not self.content_layers and not self.style_layers:
             raise ValueError(
                 "At least one content or style layer is needed. "
                 f"Received: content_layers={self.content_layers}, style_layers={self.style_layers}"
             )
-        for name in ("content_weight", "style_weight", "tv_weight"):
+        for name in ("content_weight", "style_weight", "tv_weight", "histogram_weight"):
             value = getattr(self, name)
             if not _is_finite_number(value) or value < 0:
                 raise ValueError(
@@ -318,7 +362,7 @@ class StyleConfig:
                 )
         # Plain Python values, so that a record of the settings is plain JSON.
         for name in ("content_weight", "style_weight", "tv_weight", "tv_power",
-                     "learning_rate", "lr_decay", "ema"):
+                     "learning_rate", "lr_decay", "ema", "histogram_weight"):
             if _is_finite_number(getattr(self, name)):
                 object.__setattr__(self, name, float(getattr(self, name)))
         for name in ("style_scale", "style_blend_weights"):
@@ -356,6 +400,7 @@ class StyleConfig:
             ("device", DEVICES),
             ("precision", PRECISIONS),
             ("tv_edges", TV_EDGES),
+            ("style_loss", STYLE_LOSSES),
         ):
             value = getattr(self, name)
             if value not in allowed:
@@ -418,6 +463,48 @@ class StyleConfig:
     def replace(self, **changes) -> "StyleConfig":
         """Returns a copy with `changes` applied (and validated)."""
         return dataclasses.replace(self, **changes)
+
+
+def checked_layer_weights(value, name: str = "style_layer_weights", count: Optional[int] = None):
+    """A layer weighting as stored: `"equal"`, `"gatys"` or a tuple of floats.
+
+    Args:
+        value: A name, numbers (a list, or text such as "256,64,16,4,1" or "256:64:16:4:1").
+        name: The field's name, for the error.
+        count: How many layers the weights are for (None: not checked).
+
+    Raises:
+        ValueError: If it is neither a name nor numbers >= 0 (not all 0), or has not one
+            number per layer.
+    """
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in LAYER_WEIGHTINGS:
+            return text
+        value = [part for part in re.split(r"[,:\s]+", text) if part]
+        if not value:
+            value = [text]
+    elif _is_finite_number(value):
+        value = [value]
+    try:
+        numbers = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        numbers = None
+    if (not numbers or not all(_is_finite_number(v) and v >= 0 for v in numbers)
+            or sum(numbers) <= 0):
+        raise ValueError(f"`{name}` must be {' or '.join(LAYER_WEIGHTINGS)}, or numbers >= 0 "
+                         f"(not all 0), one per layer. Received: {name}={_shown(value)}")
+    if count is not None and len(numbers) != count:
+        raise ValueError(f"`{name}` needs one weight per layer ({count}). "
+                         f"Received: {name}={_shown(value)}")
+    return numbers
+
+
+def _shown(value) -> str:
+    """A weighting as the user wrote it: `256,64` rather than `['256', '64']`."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return repr(value)
 
 
 #: `tile` values that are not a size.
@@ -546,6 +633,62 @@ PRESETS = {
         padding="zeros",  # Caffe's VGG19 pads with zeros.
         bounds=False,  # It clamps only when saving.
         # -learning_rate 1e1 for -optimizer adam: our default learning rate is 10 as well.
+    ),
+    # crowsonkb/style-transfer-pytorch (style_transfer/style_transfer.py and cli.py, read
+    # setting by setting; the README's presets table lists what is not yet matched). It uses
+    # PyTorch's VGG19 weights on [0, 1] inputs normalised by ImageNet's std; ours are
+    # Caffe's on 0-255 inputs, so this matches its settings, not its outputs.
+    "crowsonkb": StyleConfig(
+        content_layers=("relu4_2",),  # self.content_layers = [22]
+        # self.style_layers = [1, 6, 11, 20, 29]:
+        style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+        style_layer_weights=(256.0, 64.0, 16.0, 4.0, 1.0),  # "style_weights = [256, 64, 16,
+        # 4, 1]" divided by their sum, as ours are.
+        style_loss="w2",  # StyleLossW2(target, eps=1e-4): losses.W2_EPSILON is that
+        # epsilon relative to our features (1e-4 * 57.6**2 = 0.33).
+        normalization="jcjohnson",  # ContentLossMSE: nn.MSELoss, the mean (W2 has its own).
+        content_weight=0.015,  # content_weight: float = 0.015
+        style_weight=1.0,  # The style weights sum to 1 there.
+        # tv_weight 2. on a mean over pixels (0-1 levels) of a nine-point L2 stencil; ours is a
+        # sum of squared differences (power 1) over 0-255 levels, with features ~57.6x
+        # larger (the input scale 255 * 0.226): 2 * 57.6**2 / 255**2 per pixel, at 512 x 512.
+        tv_weight=3.9e-7,
+        tv_power=1.0,
+        optimizer="adam",  # optimizer: str = 'adam'
+        learning_rate=5.1,  # step_size 0.02 in 0-1 pixel levels: 0.02 * 255.
+        init="content",  # init: str = 'content'
+        height=512,  # end_scale 512 (the longer side there).
+        scales=3,  # 128, 256, 512 (min_scale 128); theirs grows by sqrt(2) (5 scales).
+        iterations=1000, max_evals=3000,  # initial_iterations 1000, then 500 per scale: 3000.
+        pooling="max",  # pooling='max' (scale 1).
+        padding="symmetric",  # 'replicate' padding, there on the first conv only.
+        model="vgg19",
+    ),
+    # Li and Wand 2016, "Combining Markov Random Fields and Convolutional Neural Networks for
+    # Image Synthesis" (CNNMRF): chuanli11/CNNMRF's run_trans.lua and
+    # transfer_CNNMRF_wrapper.lua, which use Caffe's VGG19 on 0-255 inputs, as ours.
+    "cnnmrf": StyleConfig(
+        style_loss="mrf",  # MRF layers {12, 21}: relu3_1 and relu4_1, 3 x 3 patches.
+        style_layers=("relu3_1", "relu4_1"),
+        # mrf_weight 1e-4 per layer on the sum over patches sampled every 2nd position; ours
+        # is a mean over every patch's values (losses.mrf_loss), so the same pull at their
+        # 384 x 288 is 1.25e-5 * patches * 9 C: 190 on relu3_1, 90 on relu4_1.
+        style_weight=280.0, style_layer_weights=(190.0, 90.0),
+        content_layers=("relu4_2",),  # content_layers {23}: relu4_2.
+        normalization="jcjohnson",  # nn.ContentLoss: nn.MSECriterion, the mean.
+        content_weight=20.0,  # content_weight 2e1
+        tv_weight=5e-4, tv_power=1.0, tv_edges="book",  # TVLoss(1e-3): gradient of
+        # 1e-3 / 2 * sum(dx^2 + dy^2) over rows and columns 0..n-2.
+        init="content",  # ini_method 'image'
+        height=384,  # max_size 384 (the longer side there).
+        scales=3,  # num_res 3, each half the next.
+        iterations=100, max_evals=375,  # num_iter {100, 100, 100}; optim.lbfgs's maxEval
+        # default is 1.25 maxIter.
+        optimizer="lbfgs", pooling="max", model="vgg19",
+        padding="zeros",  # Caffe's VGG19.
+        # Not reproduced: the style's rotated and scaled copies (mrf_num_rotation and
+        # mrf_num_scale 1: 3 x 3 copies), sampling every 2nd patch (strides 2): ours match
+        # every patch, of the style once.
     ),
 }
 

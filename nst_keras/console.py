@@ -78,6 +78,19 @@ def parse_layers(text):
     return layers
 
 
+def parse_layer_weights(text):
+    """`--content-layer-weights` / `--style-layer-weights`: a name (equal, gatys) or numbers
+    (256,64,16,4,1 or 256:64:16:4:1); the count is checked against the layers later."""
+    from nst_keras.config import checked_layer_weights
+
+    try:
+        return checked_layer_weights(text, "layer weights")
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected equal, gatys or numbers >= 0 (not all 0) such as 256,64,16,4,1, got {text!r}"
+        ) from None
+
+
 def parse_weights(text):
     """`--weights`: `none` becomes None; `imagenet` and paths stay."""
     return None if text.lower() == "none" else text
@@ -159,6 +172,7 @@ OPTION_TYPES = {
     "floats>0": (positive_float, "+"),
     "floats>=0": (non_negative_float, "+"),
     "layers": (parse_layers, None),
+    "layer_weights": (parse_layer_weights, None),
     "weights": (parse_weights, None),
     "height": (height_or_auto, None),
 }

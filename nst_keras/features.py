@@ -410,10 +410,22 @@ def pooling_grid(layers: Sequence[str], model: str = "vgg19") -> int:
     return 2 ** max(layer_pools(n, model) for n in layers)
 
 
-def tile_halo(layers: Sequence[str], model: str = "vgg19") -> int:
+#: The bytes of one chunk of the MRF loss's similarity matrix (generated patches x style
+#: patches) computed at a time (`losses.mrf_match`); here, without TensorFlow, for the plan.
+MRF_CHUNK_BYTES = 64 * 2**20
+
+
+def tile_halo(layers: Sequence[str], model: str = "vgg19",
+              patch_layers: Sequence[str] = ()) -> int:
     """The margin a tile is read with so that its core's features are exact: the largest
     receptive radius of `layers`, rounded up to the pooling grid (80 up to conv5_1 and 96
-    up to conv5_2 in VGG19, where the grid is 16)."""
-    grid = pooling_grid(layers, model)
-    radius = max(receptive_radius(n, model) for n in layers)
+    up to conv5_2 in VGG19, where the grid is 16).
+
+    `patch_layers` (the MRF loss's) are read as 3 x 3 patches centred in the core, so their
+    features must be exact one layer pixel beyond it: their radius is widened by the patch
+    radius (1) times the layer's stride (2**pools: 8 px at relu4_1)."""
+    grid = pooling_grid(list(layers) + list(patch_layers), model)
+    radius = max([receptive_radius(n, model) for n in layers]
+                 + [receptive_radius(n, model) + 2 ** layer_pools(n, model)
+                    for n in patch_layers])
     return -(-radius // grid) * grid

@@ -2,10 +2,12 @@
 
 A run's loss is a weighted sum of named terms (`Term`): `content/<layer>`, `style/<layer>`
 (or `style/<k>/<layer>` for the k-th masked style), `tv`, and for a video frame `temporal`
-(Ruder et al.'s pull towards the previous frame, `Temporal`). Each term's `kind` says which
-loss function computes it (`TERM_LOSSES`) and how reports sum it. The targets of the
-content and style terms (the content image's features, the style images' Gram matrices)
-never change during a run, so they are computed once (`compute_targets`). The traced
+(Ruder et al.'s pull towards the previous frame, `Temporal`), and `histogram/<layer>` with a
+histogram weight. Each term's `kind` says which loss function computes it (`TERM_LOSSES`:
+`style` compares Gram matrices, `w2` Gaussian fits, `mrf` patches) and how reports sum it.
+The targets of the content and style terms (the content image's features, the style
+images' Gram matrices, Gaussian fits, patches or quantiles) never change during a run, so
+they are computed once (`compute_targets`). The traced
 function takes the image, the targets, the weights and the masks as arguments and returns
 the loss, its gradient and every term's unweighted value by name; it is cached per feature
 model and term structure, so a second run at the same image size (another style, other
@@ -24,7 +26,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from nst_keras import features as features_lib
-from nst_keras.config import StyleConfig
+from nst_keras.config import HISTOGRAM_LAYERS, StyleConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,10 +35,11 @@ class Term:
 
     Attributes:
         name: Unique name: `content/<layer>`, `style/<layer>`, `style/<k>/<layer>` (the k-th
-            style, from 1, within its mask), `tv` or `temporal` (a video frame's, see
-            `Temporal`).
-        kind: Which loss computes it: a key of `TERM_LOSSES` (`"content"`, `"style"`,
-            `"tv"`, `"temporal"`).
+            style, from 1, within its mask; whatever `style_loss` compares),
+            `histogram/<layer>` or `histogram/<k>/<layer>`, `tv` or `temporal` (a video
+            frame's, see `Temporal`).
+        kind: Which loss computes it: a key of `TERM_LOSSES` (`"content"`, `"style"` (Gram
+            matrices), `"w2"`, `"mrf"`, `"histogram"`, `"tv"`, `"temporal"`).
         layer: The Keras layer name (None for `tv`).
         weight: The term's weight in the total loss.
         region: For a masked style term: the index of its style (from 0); None for a
@@ -113,23 +116,87 @@ def _temporal_term(term, x, features, target, mask, settings):
     return tf.reduce_sum(squared) / float(count)
 
 
+def _w2_term(term, x, features, target, mask, settings):
+    """`losses.w2_style_loss`: the layer's Gaussian fit (within the mask, each position
+    weighted by it) against the style's, target (mean, cov, cov_sqrt)."""
+    from nst_keras.losses import w2_style_loss
+
+    return w2_style_loss(target, features[term.layer][0], weights=mask)
+
+
+def _mrf_term(term, x, features, target, mask, settings):
+    """`losses.mrf_loss`: each 3 x 3 patch of the layer against its nearest style patch
+    (target: the style patches); with a mask, each patch weighted by it at its centre."""
+    from nst_keras.losses import mrf_loss
+
+    return mrf_loss(target, features[term.layer][0], weights=mask)
+
+
+def _histogram_term(term, x, features, target, mask, settings):
+    """`losses.histogram_loss`: each channel's sorted values against the style's quantiles
+    (target (Q, C)); with a mask, the weighted distribution within it."""
+    from nst_keras.losses import histogram_loss
+
+    return histogram_loss(target, features[term.layer][0], weights=mask)
+
+
 #: Term kind -> the function computing its unweighted value, called as
 #: f(term, x, features, target, mask, settings) inside the traced function.
-TERM_LOSSES = {"content": _content_term, "style": _style_term, "tv": _tv_term,
+TERM_LOSSES = {"content": _content_term, "style": _style_term, "w2": _w2_term,
+               "mrf": _mrf_term, "histogram": _histogram_term, "tv": _tv_term,
                "temporal": _temporal_term}
+
+#: The kinds whose targets come from the style images (reports add them up as the style
+#: loss).
+STYLE_KINDS = ("style", "w2", "mrf", "histogram")
+
+#: `StyleConfig.style_loss` -> the kind of its style terms.
+STYLE_LOSS_KINDS = {"gram": "style", "w2": "w2", "mrf": "mrf"}
 
 #: The kinds of term, in the order reports show them.
 KINDS = tuple(TERM_LOSSES)
+
+
+def layer_shares(weighting, layers: Sequence[str], given: Sequence[str],
+                 model: str = "vgg19") -> Dict[str, float]:
+    """Each layer's share of its kind's weight, normalised to sum to 1.
+
+    Args:
+        weighting: `"equal"`, `"gatys"` (1e3 / n**2 with n the layer's channel count: Gatys'
+            notebook) or one number per entry of `given` (`StyleConfig.style_layer_weights`).
+        layers: The distinct Keras layer names, in order.
+        given: The layers as the config lists them (duplicates included), which explicit
+            numbers follow; a duplicate layer counts once, with its first weight.
+        model: The network (its channel counts, for `"gatys"`).
+
+    Returns:
+        Layer name -> share; the shares sum to 1.
+    """
+    if weighting == "equal":
+        raw = {n: 1.0 for n in layers}
+    elif weighting == "gatys":
+        raw = {n: 1e3 / features_lib.layer_shape(n, 32, 32, model)[2] ** 2 for n in layers}
+    else:
+        raw = {}
+        for name, value in zip(given, weighting):
+            raw.setdefault(features_lib.resolve_layer_name(name, model), float(value))
+    total = sum(raw[n] for n in layers)
+    if total <= 0:
+        raise ValueError("the layer weights of the layers used are all 0. "
+                         f"Received: layer weights={weighting!r}")
+    return {n: raw[n] / total for n in layers}
 
 
 def make_terms(config: StyleConfig, masks: Optional[Sequence[np.ndarray]] = None
                ) -> Tuple[Term, ...]:
     """The terms a config asks for: its content layers, style layers and total variation.
 
-    The content weight is shared equally by the content layers, and the style weight by the
-    style layers (the book has one content layer; the paper's w_l = 1/5 for five style
-    layers). Duplicate layers count once. With masks (one per style), each style has its own
-    style terms at the full style weight, each within its mask (Gatys et al. 2017).
+    The content weight is shared by the content layers, and the style weight by the style
+    layers, as `content_layer_weights` and `style_layer_weights` say (equally by default:
+    the book has one content layer; the paper's w_l = 1/5 for five style layers); the
+    shares sum to 1 (`layer_shares`). Duplicate layers count once. With masks (one per
+    style), each style has its own style terms at the full style weight, each within its
+    mask (Gatys et al. 2017).
 
     Args:
         config: The settings.
@@ -140,18 +207,28 @@ def make_terms(config: StyleConfig, masks: Optional[Sequence[np.ndarray]] = None
                                  for n in config.content_layers))
     style = list(dict.fromkeys(features_lib.resolve_layer_name(n, config.model)
                                for n in config.style_layers))
-    terms = [Term(f"content/{n}", "content", n, config.content_weight / len(content))
+    content_share = layer_shares(config.content_layer_weights, content, config.content_layers,
+                                 config.model) if content else {}
+    style_share = layer_shares(config.style_layer_weights, style, config.style_layers,
+                               config.model) if style else {}
+    terms = [Term(f"content/{n}", "content", n, config.content_weight * content_share[n])
              for n in content]
+    kind = STYLE_LOSS_KINDS[config.style_loss]
+    weighted = [("style", kind, n, config.style_weight * style_share[n]) for n in style]
+    if config.histogram_weight > 0:
+        histogram = list(dict.fromkeys(features_lib.resolve_layer_name(n, config.model)
+                                       for n in HISTOGRAM_LAYERS))
+        weighted += [("histogram", "histogram", n, config.histogram_weight / len(histogram))
+                     for n in histogram]
     if masks is not None:
         for k, mask in enumerate(masks):
-            for n in style:
+            for prefix, term_kind, n, weight in weighted:
                 h, w, _ = features_lib.layer_shape(n, *mask.shape[:2], config.model)
-                terms.append(Term(f"style/{k + 1}/{n}", "style", n,
-                                  config.style_weight / len(style), region=k,
+                terms.append(Term(f"{prefix}/{k + 1}/{n}", term_kind, n, weight, region=k,
                                   mask=mask_at(mask, h, w)))
     else:
-        terms += [Term(f"style/{n}", "style", n, config.style_weight / len(style))
-                  for n in style]
+        terms += [Term(f"{prefix}/{n}", term_kind, n, weight)
+                  for prefix, term_kind, n, weight in weighted]
     terms.append(Term("tv", "tv", None, config.tv_weight))
     return tuple(terms)
 
@@ -191,7 +268,7 @@ def compute_targets(feature_model, terms, content_x, style_xs, image_hw, blend=N
 
     targets = {}
     content_terms = [t for t in terms if t.kind == "content"]
-    style_terms = [t for t in terms if t.kind == "style"]
+    style_terms = [t for t in terms if t.kind in STYLE_KINDS]
     if content_terms:
         features = features_lib.features_of(feature_model, tf.constant(content_x))
         for term in content_terms:
@@ -212,25 +289,109 @@ def compute_targets(feature_model, terms, content_x, style_xs, image_hw, blend=N
 
 
 def _style_targets(feature_model, style_terms, style_xs, image_hw, blend):
-    """The style terms' Gram targets (see `compute_targets`): the style images through the
+    """The style terms' targets (see `compute_targets`): the style images through the
     network, once per call."""
     import tensorflow as tf
 
-    from nst_keras.losses import scaled_gram_matrix
-
-    targets = {}
+    statistics = StyleStatistics(style_terms, image_hw)
     for k, (style_x, share) in enumerate(zip(style_xs, blend)):
         features = features_lib.features_of(feature_model, tf.constant(style_x))
-        for term in style_terms:
-            if term.region is not None:  # A masked style term: its own style only.
-                if term.region == k:
-                    targets[term.name] = scaled_gram_matrix(features[term.layer][0],
-                                                            float(np.sum(term.mask ** 2)))
+        for layer in dict.fromkeys(t.layer for t in style_terms):
+            statistics.add(k, share, layer, features[layer][0])
+    return statistics.targets()
+
+
+class StyleStatistics:
+    """The style terms' targets, gathered style image by style image: what each kind
+    compares, blended over the styles (or only the term's own style, for a masked term).
+
+    * `style` (Gram): the blend of the styles' Gram matrices, each rescaled to the
+      generated image's positions at the layer (`losses.scaled_gram_matrix`); a masked
+      term's is its own style's, rescaled to sum(m_l**2) (the guided Gram matrix).
+    * `w2`: (mean, cov + epsilon I, its square root) of the blend of the styles' means and
+      second raw moments (per position), which are expectations and so blend linearly:
+      the Gaussian fit of the styles' features mixed in the blend's proportions.
+    * `mrf`: every style's 3 x 3 patches, pooled (the blend cannot weigh a nearest
+      neighbour: the plan refuses unequal blend weights with it).
+    * `histogram`: the blend of the styles' per-channel quantile functions, each sampled
+      at the generated layer's h * w positions (in 1-D, averaging quantile functions is
+      the Wasserstein barycentre of the distributions).
+
+    `add` takes a style's features at a layer (whole, or assembled from tiles) or, for
+    `style` and `w2`, their sums over the positions (`add_moments`: a tiled style image).
+    """
+
+    def __init__(self, style_terms, image_hw, model: str = "vgg19"):
+        self.terms = list(style_terms)
+        self.image_hw = tuple(image_hw)
+        self.model = model
+        self.parts: Dict[str, object] = {}
+
+    def _accumulate(self, name, value):
+        if name not in self.parts:
+            self.parts[name] = value
+        elif isinstance(value, tuple):  # (mean, second raw moment): element by element.
+            self.parts[name] = tuple(a + b for a, b in zip(self.parts[name], value))
+        else:
+            self.parts[name] = self.parts[name] + value
+
+    def _wanted(self, term, k):
+        return term.region is None or term.region == k
+
+    def add(self, k: int, share: float, layer: str, features) -> None:
+        """Style k's features at a layer, (h, w, C)."""
+        from nst_keras import losses
+
+        needs_moments = any(t.layer == layer and t.kind in ("style", "w2") for t in self.terms)
+        if needs_moments:
+            self.add_moments(k, share, layer, *losses.feature_moments(features))
+        for term in self.terms:
+            if term.layer != layer or not self._wanted(term, k):
                 continue
-            h, w, _ = features_lib.layer_shape(term.layer, *image_hw)
-            gram = share * scaled_gram_matrix(features[term.layer][0], h * w)
-            targets[term.name] = targets[term.name] + gram if term.name in targets else gram
-    return targets
+            if term.kind == "mrf":
+                self.parts.setdefault(term.name, []).append(losses.extract_patches(features))
+            elif term.kind == "histogram":
+                h, w, _ = features_lib.layer_shape(layer, *self.image_hw, self.model)
+                weight = 1.0 if term.region is not None else share
+                self._accumulate(term.name, weight * losses.sorted_quantiles(features, h * w))
+
+    def add_moments(self, k: int, share: float, layer: str, total, first, second) -> None:
+        """Style k's sums at a layer (`losses.feature_moments`): its `style` and `w2`
+        terms' statistics."""
+        import tensorflow as tf
+
+        for term in self.terms:
+            if term.layer != layer or not self._wanted(term, k):
+                continue
+            if term.kind == "style":
+                if term.region is not None:
+                    scale = float(np.sum(term.mask ** 2)) / total
+                    self.parts[term.name] = second * scale
+                else:
+                    h, w, _ = features_lib.layer_shape(layer, *self.image_hw, self.model)
+                    self._accumulate(term.name, share * second * (float(h * w) / total))
+            elif term.kind == "w2":
+                weight = 1.0 if term.region is not None else share
+                mean, raw = first / total, second / total
+                self._accumulate(term.name, (weight * tf.cast(mean, tf.float64),
+                                             weight * tf.cast(raw, tf.float64)))
+
+    def targets(self) -> Dict[str, object]:
+        """Term name -> target, each kind finished."""
+        import tensorflow as tf
+
+        from nst_keras import losses
+
+        done = {}
+        for term in self.terms:
+            part = self.parts[term.name]
+            if term.kind == "w2":
+                done[term.name] = losses.w2_target(*part)
+            elif term.kind == "mrf":
+                done[term.name] = tf.concat(part, axis=0)
+            else:
+                done[term.name] = part
+        return done
 
 
 class StyleTargets:
@@ -258,7 +419,8 @@ class StyleTargets:
             return None
         digests = tuple(hashlib.blake2b(np.ascontiguousarray(x).tobytes(),
                                         digest_size=16).hexdigest() for x in style_xs)
-        return (id(feature_model), tuple((t.name, t.layer) for t in style_terms), digests,
+        return (id(feature_model), tuple((t.name, t.kind, t.layer) for t in style_terms),
+                digests,
                 tuple(float(b) for b in blend), tuple(int(d) for d in image_hw))
 
 

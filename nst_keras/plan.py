@@ -148,6 +148,7 @@ def plan(content, style, *, config: Optional[StyleConfig] = None, masks=None, in
     if not styles:
         raise ValueError("at least one style image is needed. Received: style=[]")
     blend = tuple(blend_weights(config, len(styles)))
+    check_style_loss(config, blend)
     style_heights(config, len(styles))  # Checks the count of style scales.
     mask_sources = None if masks is None else as_list(masks)
     check_mask_count(mask_sources, len(styles), config)
@@ -231,6 +232,21 @@ def blend_weights(config: StyleConfig, count: int) -> list:
             f"Received: style_blend_weights={_listed(weights)}"
         )
     return [w / sum(weights) for w in weights]
+
+
+def check_style_loss(config: StyleConfig, blend) -> None:
+    """Refuses blend weights the MRF loss cannot honour.
+
+    Raises:
+        ValueError: For unequal `style_blend_weights` with `style_loss="mrf"`: its target
+            is the styles' patches pooled, and each generated patch matches one of them,
+            so there is nothing to weigh.
+    """
+    if config.style_loss == "mrf" and len(set(round(b, 12) for b in blend)) > 1:
+        raise ValueError(
+            "the MRF style loss matches each patch to one style patch from all the styles "
+            "pooled, so it cannot weigh the styles; use equal weights or style masks. "
+            f"Received: style_blend_weights={_listed(config.style_blend_weights)}")
 
 
 def style_heights(config: StyleConfig, count: int) -> list:
@@ -358,6 +374,9 @@ def check_stage_sizes(config: StyleConfig, heights, content_wh, style_whs) -> No
             settings that decide it.
     """
     smallest = features.minimum_size(config.content_layers + config.style_layers, config.model)
+    if config.style_loss == "mrf":  # At least one 3 x 3 patch at every MRF layer.
+        smallest = max([smallest] + [3 * 2 ** features.layer_pools(n, config.model)
+                                     for n in config.style_layers])
     shrink = heights[0] / config.height
     final_w = _width(config.height, content_wh[0] / content_wh[1])
     sides = [("content", min(heights[0], _width(heights[0], content_wh[0] / content_wh[1])))]
@@ -403,13 +422,21 @@ def stage_tiles(config: StyleConfig, height: int, width: int, precision: str,
         return None
     layers = config.content_layers + config.style_layers
     core = tile_size(config)
+    if config.histogram_weight > 0:  # Never tiled (`tiling.check_tileable`).
+        if core is not None:
+            raise ValueError(
+                "the histogram loss sorts each layer's values over the whole image, so it "
+                "cannot be tiled; use tile=off or auto, or histogram_weight=0. "
+                f"Received: tile={config.tile}, histogram_weight={config.histogram_weight:g}")
+        return None
     if core is None:
         if runtime.estimate_memory(height, width, config, precision)["total"] <= budget:
             return None
         fitting = [c for c in AUTO_CORES if runtime.estimate_memory(
             height, width, config, precision, c)["total"] <= budget]
         core = fitting[0] if fitting else AUTO_CORES[0]
-    return tiling.layout(height, width, layers, config.model, core)
+    return tiling.layout(height, width, layers, config.model, core,
+                         patch_layers=tiling.config_patch_layers(config))
 
 
 def check_untiled_settings(config: StyleConfig, stages) -> None:

@@ -412,7 +412,8 @@ def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=Non
     with runtime.device_scope(where.device):
         if tiles is None and tile_size(config) is not None:
             tiles = tiling.layout(*content_rgb.shape[:2], objective_lib.term_layers(terms),
-                                  config.model, tile_size(config))
+                                  config.model, tile_size(config),
+                                  patch_layers=tiling.patch_layers(terms))
         if tiles is not None:
             if config.normalize_gradients:  # The plan refuses it first (`plan.plan`).
                 raise ValueError("`normalize_gradients` needs the whole image untiled. "
@@ -502,7 +503,7 @@ def _solve(problem: Problem, callback, offset: Offset, stop: Optional[StopToken]
         image=images_lib.deprocess(outcome.x),
         loss=best.loss,
         content_loss=sums.get("content", 0.0),
-        style_loss=sums.get("style", 0.0),
+        style_loss=sum(sums.get(k, 0.0) for k in objective_lib.STYLE_KINDS),
         tv_loss=sums.get("tv", 0.0),
         layer_losses=best.layer_values(),
         iterations=outcome.iterations,

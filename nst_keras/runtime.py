@@ -163,10 +163,13 @@ def estimate_memory(height: int, width: int, config, precision: str,
         float32, and with `ema` the float64 average), `images` (the image, its gradient and bounds as float64 and float32
         copies) and `total`. With `tile` (a core size, see `nst_keras.tiling`): the
         activations are those of the largest tile of `tiling.layout` (core + 2 halos at
-        most, the halo derived from the layers) and a `tiling` part is added
-        (`TILED_BYTES_PER_VALUE` per value); the other parts do not shrink.
+        most, the halo derived from the layers, widened for MRF layers) and a `tiling` part
+        is added (`TILED_BYTES_PER_VALUE` per value); the other parts do not shrink. With
+        the MRF style loss an `mrf` part is added (`mrf_memory`).
     """
     layers = config.content_layers + config.style_layers
+    patch_layers = (tuple(config.style_layers)
+                    if getattr(config, "style_loss", "gram") == "mrf" else ())
     n = height * width * 3
     weights = features.weight_count(layers, config.model) * (6 if precision == "bfloat16" else 4)
     if config.optimizer == "lbfgs":
@@ -177,7 +180,8 @@ def estimate_memory(height: int, width: int, config, precision: str,
     if tile is not None:
         from nst_keras import tiling
 
-        seen_h, seen_w = tiling.layout(height, width, layers, config.model, tile).largest
+        seen_h, seen_w = tiling.layout(height, width, layers, config.model, tile,
+                                       patch_layers=patch_layers).largest
     parts = {
         "base": BASE_BYTES,
         "weights": weights,
@@ -188,8 +192,32 @@ def estimate_memory(height: int, width: int, config, precision: str,
     }
     if tile is not None:
         parts["tiling"] = TILED_BYTES_PER_VALUE * n
+    if patch_layers:
+        parts["mrf"] = mrf_memory(height, width, (seen_h, seen_w), config)
     parts["total"] = sum(parts.values())
     return parts
+
+
+def mrf_memory(height: int, width: int, seen, config) -> int:
+    """The MRF loss's own bytes: at each of its layers, the style's patches (raw and
+    normalised) and the generated patches (the patches, their matches and the gradient,
+    over the tile `seen` = (h, w) when tiled), 9 C float32 each, plus one chunk of the
+    similarity matrix (`features.MRF_CHUNK_BYTES`; unchunked it would be patches x style
+    patches floats: 0.66 GB at 400 x 533 on relu3_1). The style is taken at the generated
+    image's size times the largest `style_scale` (or `style_height` / `height`)."""
+    scale = 1.0
+    if config.style_scale is not None:
+        scale = max(config.style_scale)
+    elif config.style_height is not None:
+        scale = config.style_height / max(1, height)
+    total = 0
+    for layer in dict.fromkeys(config.style_layers):
+        h, w, c = features.layer_shape(layer, height, width, config.model)
+        sh, sw, _ = features.layer_shape(layer, *seen, config.model)
+        style = max(0, round(h * scale) - 2) * max(0, round(w * scale) - 2)
+        total += 4 * 9 * c * (2 * style + 3 * max(0, sh - 2) * max(0, sw - 2))
+        total += min(features.MRF_CHUNK_BYTES, 4 * style * max(0, sh - 2) * max(0, sw - 2))
+    return total
 
 
 def largest_height(config, aspect: float, precision: str, budget: int,

@@ -282,7 +282,8 @@ class Monitor:
                 evaluations=offset.evaluations + self.evaluations,
                 loss=last.loss,
                 content_loss=sums.get("content", 0.0),
-                style_loss=sums.get("style", 0.0),
+                # Every kind compared with the style images (Gram, w2, mrf, histogram).
+                style_loss=sum(sums.get(k, 0.0) for k in ("style", "w2", "mrf", "histogram")),
                 tv_loss=sums.get("tv", 0.0),
                 layer_losses=last.layer_values(),
                 seconds=seconds,

@@ -109,7 +109,8 @@ def spans(length: int, core: int, halo: int, grid: int) -> Tuple[Span, ...]:
 
 
 def layout(height: int, width: int, layers: Sequence[str], model: str = "vgg19",
-           core: int = DEFAULT_CORE, halo: Optional[int] = None) -> Tiles:
+           core: int = DEFAULT_CORE, halo: Optional[int] = None,
+           patch_layers: Sequence[str] = ()) -> Tiles:
     """The tiles of a `height` x `width` image for `layers`.
 
     Args:
@@ -120,13 +121,15 @@ def layout(height: int, width: int, layers: Sequence[str], model: str = "vgg19",
         core: The core size; rounded up to the pooling grid.
         halo: The margin; None derives it (`features.tile_halo`). A larger one is rounded
             up to the grid.
+        patch_layers: The layers read as 3 x 3 patches (the MRF loss's): their halo is
+            widened by one layer pixel (`features.tile_halo`).
 
     Raises:
         ValueError: If `halo` is smaller than the derived one (the cores would not be
             exact), or `core` is not a positive integer.
     """
-    grid = features_lib.pooling_grid(layers, model)
-    derived = features_lib.tile_halo(layers, model)
+    grid = features_lib.pooling_grid(list(layers) + list(patch_layers), model)
+    derived = features_lib.tile_halo(layers, model, patch_layers)
     if halo is None:
         halo = derived
     elif halo < derived:
@@ -140,6 +143,32 @@ def layout(height: int, width: int, layers: Sequence[str], model: str = "vgg19",
     core = -(-int(core) // grid) * grid
     return Tiles(core, halo, grid, spans(height, core, halo, grid),
                  spans(width, core, halo, grid))
+
+
+def patch_layers(terms) -> Tuple[str, ...]:
+    """The layers the terms read as patches (the MRF terms'): they widen the halo."""
+    return tuple(dict.fromkeys(t.layer for t in terms if t.kind == "mrf"))
+
+
+def config_patch_layers(config: StyleConfig) -> Tuple[str, ...]:
+    """`patch_layers` of the terms a config makes (its style layers with the MRF loss)."""
+    if config.style_loss != "mrf":
+        return ()
+    return tuple(dict.fromkeys(features_lib.resolve_layer_name(n, config.model)
+                               for n in config.style_layers))
+
+
+def check_tileable(terms) -> None:
+    """Refuses terms a tiled evaluation cannot make exact.
+
+    Raises:
+        ValueError: For a histogram term: its sort needs every position of the image at
+            once (sorted values, not binned histograms).
+    """
+    if any(t.kind == "histogram" for t in terms):
+        raise ValueError("the histogram loss sorts every value of a layer, so it needs the "
+                         "whole image and cannot be tiled; use tile=off or auto (untiled), "
+                         "or histogram_weight=0. Received: histogram_weight > 0 with tiles")
 
 
 def box_of(row: Span, col: Span):
@@ -213,14 +242,17 @@ def _cached(feature_model, key, make):
 
 
 def layer_function(feature_model, layers: Tuple[str, ...], model: str, kind: str):
-    """A traced forward pass giving each layer's core features (`kind="cores"`) or their
-    Gram matrix (`kind="grams"`) for one tile: how targets are computed tile by tile.
+    """A traced forward pass giving each layer's core features (`kind="cores"`), their
+    Gram matrix (`kind="grams"`) or their sums (`kind="moments"`: `losses.feature_moments`)
+    for one tile: how targets are computed tile by tile.
 
     Traced once per tile shape: the box is an argument.
     """
     import tensorflow as tf
 
     from nst_keras.losses import gram_matrix
+
+    from nst_keras.losses import feature_moments
 
     pools = {n: features_lib.layer_pools(n, model) for n in layers}
 
@@ -230,6 +262,8 @@ def layer_function(feature_model, layers: Tuple[str, ...], model: str, kind: str
             found = model_ref()(x, training=False)
             cores = {n: tf.cast(_crop_at(found[n][0], box, pools[n], True), tf.float32)
                      for n in layers}
+            if kind == "moments":
+                return {n: feature_moments(c) for n, c in cores.items()}
             return cores if kind == "cores" else {n: gram_matrix(c) for n, c in cores.items()}
 
         return run
@@ -237,21 +271,64 @@ def layer_function(feature_model, layers: Tuple[str, ...], model: str, kind: str
     return _cached(feature_model, ("layers", layers, model, kind), make)
 
 
+def moment_surrogate(core, weights, dfirst, dsecond):
+    """sum_p <stop_gradient(w_p (a + (D + D^T) F_p)), F_p>: its gradient with respect to
+    F is dL/dF when a = dL/d(sum w F) and D = dL/d(sum w F F^T) (`losses.feature_moments`),
+    F the core's features as (positions, C) and w_p their weights (1 without a mask)."""
+    import tensorflow as tf
+
+    flat = tf.reshape(core, (-1, tf.shape(core)[-1]))
+    w = 1.0 if weights is None else tf.reshape(weights, (-1, 1))
+    direction = tf.stop_gradient(
+        w * (dfirst[None, :] + tf.matmul(flat, dsecond + tf.transpose(dsecond))))
+    return tf.reduce_sum(direction * flat)
+
+
+def core_patches(tile_features, box, pools: int):
+    """The 3 x 3 patches of a tile's layer features centred in the tile's core, and the
+    core's centre rows and columns within the whole layer (top, left, bottom, right), for
+    its mask's weights. Centres on the image's outer row or column have no patch (as the
+    whole image's "valid" patches); the halo (`features.tile_halo`'s `patch_layers`)
+    makes every other centre's 3 x 3 neighbourhood exact."""
+    import tensorflow as tf
+
+    from nst_keras.losses import extract_patches
+
+    scale = 2**pools
+    height, width = tf.shape(tile_features)[0], tf.shape(tile_features)[1]
+    top = tf.maximum(box[2] // scale - box[0] // scale, 1)
+    left = tf.maximum(box[3] // scale - box[1] // scale, 1)
+    bottom = tf.minimum(box[4] // scale - box[0] // scale, height - 1)
+    right = tf.minimum(box[5] // scale - box[1] // scale, width - 1)
+    patches = extract_patches(tile_features)
+    grid = tf.reshape(patches, (height - 2, width - 2, patches.shape[-1]))
+    chosen = tf.slice(grid, tf.stack([top - 1, left - 1, 0]),
+                      tf.stack([bottom - top, right - left, -1]))
+    where = tf.stack([top + box[0] // scale, left + box[1] // scale,
+                      bottom + box[0] // scale, right + box[1] // scale])
+    return tf.reshape(chosen, (-1, patches.shape[-1])), where
+
+
 def pass_functions(feature_model, terms, model: str, normalization: str):
     """The two traced passes of a tiled evaluation for this term structure.
 
-    pass1(x, box, targets, masks) -> (Gram matrix of each style term's core, each content
-    and temporal term's share): forward only. pass2(x, box, targets, masks, dgrams, weights)
-    -> the tile's input gradient of the surrogate and of the weighted shares (see the
-    module's docstring). Each is traced once per tile shape; targets and masks are the whole
+    pass1(x, box, targets, masks) -> (each `style` term's core Gram matrix and each `w2`
+    term's core moments, each content and temporal term's share): forward only.
+    pass2(x, box, targets, masks, dgrams, weights, norms) -> (the tile's input gradient of
+    the surrogate and of the weighted shares (see the module's docstring), each `mrf`
+    term's share of its value): `dgrams` holds dL/dG of a `style` term and (dL/d first,
+    dL/d second) of a `w2` term; `norms` the whole image's divisor of each `mrf` term. An
+    MRF term is a sum over the generated patches, so a core's patches give their share of
+    the value and gradient in pass 2 alone. Each is traced once per tile shape; targets and
+    masks are the whole
     image's (cropped inside), so they never change a trace.
     """
     import tensorflow as tf
 
-    from nst_keras.losses import gram_matrix
+    from nst_keras.losses import feature_moments, gram_matrix, mrf_patch_loss
 
     structure = tuple(dataclasses.replace(t, weight=0.0, mask=None)
-                      for t in terms if t.kind in ("content", "style", "temporal"))
+                      for t in terms if t.kind in TILED_KINDS)
     masked = frozenset(t.name for t in terms if t.mask is not None)
     featured = tuple(t for t in structure if t.kind != "temporal")
     pools = {t.name: features_lib.layer_pools(t.layer, model) for t in featured}
@@ -259,12 +336,19 @@ def pass_functions(feature_model, terms, model: str, normalization: str):
     def cores(found, box, masks):
         out = {}
         for term in featured:
+            if term.kind == "mrf":
+                continue  # Read as patches around the core (`core_patches`).
             core = tf.cast(_crop_at(found[term.layer][0], box, pools[term.name], True),
                            tf.float32)
-            if term.name in masked:
+            if term.name in masked and term.kind == "style":
                 core = core * _crop_at(masks[term.name], box, pools[term.name], False)
             out[term.name] = core
         return out
+
+    def core_weights(term, box, masks):
+        if term.name not in masked:
+            return None
+        return _crop_at(masks[term.name], box, pools[term.name], False)
 
     def content(term, core, targets, box):
         target = _crop_at(targets[term.name], box, pools[term.name], False)
@@ -287,36 +371,61 @@ def pass_functions(feature_model, terms, model: str, normalization: str):
             return temporal(term, x, box, targets, masks)
         return content(term, found[term.name], targets, box)
 
+    def mrf(term, found, box, targets, masks, norms):
+        features = tf.cast(found[term.layer][0], tf.float32)
+        patches, where = core_patches(features, box, pools[term.name])
+        weights = None
+        if term.name in masked:
+            mask = masks[term.name][..., 0]
+            weights = tf.reshape(tf.slice(mask, where[:2], where[2:] - where[:2]), (-1,))
+        return mrf_patch_loss(targets[term.name], patches, weights, norms[term.name])
+
     def make_pass1(model_ref):
         @tf.function(reduce_retracing=False)
         def pass1(x, box, targets, masks):
             found = cores(model_ref()(x, training=False), box, masks)
-            grams = {t.name: gram_matrix(found[t.name]) for t in structure
-                     if t.kind == "style"}
+            grams = {t.name: gram_matrix(found[t.name]) if t.kind == "style" else
+                     feature_moments(found[t.name], core_weights(t, box, masks))
+                     for t in structure if t.kind in ("style", "w2")}
             parts = {t.name: share(t, x, found, targets, box, masks) for t in structure
-                     if t.kind != "style"}
+                     if t.kind in ("content", "temporal")}
             return grams, parts
 
         return pass1
 
     def make_pass2(model_ref):
         @tf.function(reduce_retracing=False)
-        def pass2(x, box, targets, masks, dgrams, weights):
+        def pass2(x, box, targets, masks, dgrams, weights, norms):
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(x)
-                found = cores(model_ref()(x, training=False), box, masks)
-                parts = [gram_surrogate(found[t.name], dgrams[t.name])
-                         if t.kind == "style" else
-                         weights[t.name] * share(t, x, found, targets, box, masks)
-                         for t in structure]
+                whole = model_ref()(x, training=False)
+                found = cores(whole, box, masks)
+                values, parts = {}, []
+                for t in structure:
+                    if t.kind == "style":
+                        parts.append(gram_surrogate(found[t.name], dgrams[t.name]))
+                    elif t.kind == "w2":
+                        parts.append(moment_surrogate(found[t.name],
+                                                      core_weights(t, box, masks),
+                                                      *dgrams[t.name]))
+                    elif t.kind == "mrf":
+                        values[t.name] = mrf(t, whole, box, targets, masks, norms)
+                        parts.append(weights[t.name] * values[t.name])
+                    else:  # content, temporal
+                        parts.append(weights[t.name] * share(t, x, found, targets, box,
+                                                             masks))
                 total = tf.add_n(parts)
-            return tape.gradient(total, x)
+            return tape.gradient(total, x), values
 
         return pass2
 
     key = (structure, masked, model, normalization)
     return (_cached(feature_model, ("pass1",) + key, make_pass1),
             _cached(feature_model, ("pass2",) + key, make_pass2))
+
+
+#: The kinds a tiled evaluation computes by tiles (total variation is computed whole).
+TILED_KINDS = ("content", "style", "temporal", "w2", "mrf")
 
 
 def tv_function(tv_power: float, tv_edges: str):
@@ -371,25 +480,43 @@ def tiled_grams(feature_model, x, layers, model: str, tiles: Tiles) -> Dict[str,
     return total
 
 
+def tiled_moments(feature_model, x, layers, model: str, tiles: Tiles) -> Dict[str, tuple]:
+    """Each layer's `losses.feature_moments` of a whole preprocessed image, summed over its
+    tiles' cores (forward only)."""
+    import tensorflow as tf
+
+    run = layer_function(feature_model, tuple(layers), model, "moments")
+    total = {}
+    for row, col in tiles:
+        found = run(tf.constant(x[:, row[0]:row[3], col[0]:col[3], :]), box_of(row, col))
+        total = {n: tuple(a + b for a, b in zip(total[n], m)) if n in total else m
+                 for n, m in found.items()}
+    return total
+
+
 def tiled_targets(feature_model, terms, content_x, style_xs, image_hw, config: StyleConfig,
                   core: int, blend=None, cache: Optional[objective_lib.StyleTargets] = None):
     """`objective.compute_targets`, tile by tile: the same targets at any size.
 
-    The content target is the content image's features assembled from its cores; a style
-    target is the blend of the style images' Gram matrices, each accumulated over its own
-    tiles (same core and halo) and rescaled as `losses.scaled_gram_matrix` does. With a
-    `cache` (a video's frames), the style targets are reused and kept there as
-    `compute_targets` does, under keys of their own (the tiles' core added), so tiled and
-    untiled targets never mix.
+    The content target is the content image's features assembled from its cores; a `style`
+    (Gram) or `w2` target comes from the style images' feature sums (Gram matrices, means)
+    accumulated over their own tiles (same core and halo); an `mrf` target from the style's
+    features assembled from its tiles, then cut into patches. Each is finished as
+    `objective.StyleStatistics` does. With a `cache` (a video's frames), the style
+    targets are reused and kept there as `compute_targets` does, under keys of their own
+    (the tiles' core added), so tiled and untiled targets never mix.
     """
     import tensorflow as tf
 
     layers = objective_lib.term_layers(terms)
+    patched = patch_layers(terms)
     targets = {}
     content_terms = [t for t in terms if t.kind == "content"]
-    style_terms = [t for t in terms if t.kind == "style"]
+    style_terms = [t for t in terms if t.kind in objective_lib.STYLE_KINDS]
+    check_tileable(style_terms)
     if content_terms:
-        tiles = layout(*content_x.shape[1:3], layers, config.model, core)
+        tiles = layout(*content_x.shape[1:3], layers, config.model, core,
+                       patch_layers=patched)
         found = tiled_cores(feature_model, content_x,
                             list(dict.fromkeys(t.layer for t in content_terms)), config.model,
                             tiles)
@@ -405,33 +532,23 @@ def tiled_targets(feature_model, terms, content_x, style_xs, image_hw, config: S
         if key in cache.targets:
             targets.update(cache.targets[key])
             return targets
-    computed = _tiled_style_targets(feature_model, style_terms, style_xs, image_hw, config,
-                                    core, blend, layers)
+    statistics = objective_lib.StyleStatistics(style_terms, image_hw, config.model)
+    summed = list(dict.fromkeys(t.layer for t in style_terms if t.kind in ("style", "w2")))
+    whole = list(dict.fromkeys(t.layer for t in style_terms if t.kind == "mrf"))
+    for k, (style_x, share) in enumerate(zip(style_xs, blend)):
+        tiles = layout(*style_x.shape[1:3], layers, config.model, core, patch_layers=patched)
+        if summed:
+            for layer, moments in tiled_moments(feature_model, style_x, summed, config.model,
+                                                 tiles).items():
+                statistics.add_moments(k, share, layer, *moments)
+        if whole:
+            for layer, features in tiled_cores(feature_model, style_x, whole, config.model,
+                                               tiles).items():
+                statistics.add(k, share, layer, tf.constant(features))
+    computed = statistics.targets()
     if key is not None:
         cache.targets[key] = computed
     targets.update(computed)
-    return targets
-
-
-def _tiled_style_targets(feature_model, style_terms, style_xs, image_hw, config, core, blend,
-                         layers):
-    """The style terms' Gram targets (see `tiled_targets`), each style image in its tiles."""
-    targets = {}
-    style_layers = list(dict.fromkeys(t.layer for t in style_terms))
-    for k, (style_x, share) in enumerate(zip(style_xs, blend)):
-        tiles = layout(*style_x.shape[1:3], layers, config.model, core)
-        grams = tiled_grams(feature_model, style_x, style_layers, config.model, tiles)
-        for term in style_terms:
-            h, w, _ = features_lib.layer_shape(term.layer, *style_x.shape[1:3], config.model)
-            own = float(h * w)
-            if term.region is not None:  # A masked term: its own style only.
-                if term.region == k:
-                    targets[term.name] = grams[term.layer] * (float(np.sum(term.mask ** 2))
-                                                              / own)
-                continue
-            hh, ww, _ = features_lib.layer_shape(term.layer, *image_hw, config.model)
-            gram = share * grams[term.layer] * (float(hh * ww) / own)
-            targets[term.name] = targets[term.name] + gram if term.name in targets else gram
     return targets
 
 
@@ -451,6 +568,8 @@ class TiledObjective:
         weights: Term name -> weight tensor.
         masks: Term name -> the whole mask at the layer's size, (h, w, 1) (a `temporal`
             term's: the reliability weights at the image's size).
+        norms: MRF term name -> the whole image's divisor, sum_i w_i * 9 C
+            (`losses.mrf_loss`), which each core's share is divided by.
         stop: A `control.StopToken` checked before every tile, or None: an evaluation of a
             large image takes minutes, and a stop must not wait for all of it (the
             evaluation is dropped, `control.StopRequested` says why).
@@ -466,6 +585,7 @@ class TiledObjective:
     model: str = "vgg19"
     weights: Dict[str, object] = dataclasses.field(repr=False, default=None)
     masks: Dict[str, object] = dataclasses.field(repr=False, default=None)
+    norms: Dict[str, object] = dataclasses.field(repr=False, default=None)
     stop: object = dataclasses.field(repr=False, default=None, compare=False)
 
     def __call__(self, x):
@@ -480,24 +600,41 @@ class TiledObjective:
     def _evaluate(self, x):
         import tensorflow as tf
 
-        from nst_keras.losses import gram_loss, style_normalizer
+        from nst_keras.losses import gaussian_fit, gram_loss, style_normalizer
+        from nst_keras.losses import wasserstein2_loss
 
         x = np.asarray(x, dtype=np.float32)
         pass1, pass2 = self.passes
         masks = self.masks or {}
-        style = [t for t in self.terms if t.kind == "style"]
+        style = [t for t in self.terms if t.kind in ("style", "w2")]
         shared = [t for t in self.terms if t.kind in ("content", "temporal")]
-        # Pass 1: the Gram matrices of the whole image, and the content and temporal terms,
+        patched = [t for t in self.terms if t.kind == "mrf"]
+        # Pass 1: the Gram matrices (moments) of the whole image, and the content and
+        # temporal terms,
         # core by core.
         grams, parts = {}, {}
         for row, col, tile, box in self._pieces(x):
             tile_grams, tile_parts = pass1(tile, box, self.targets, masks)
-            grams = {n: grams[n] + g if n in grams else g for n, g in tile_grams.items()}
+            grams = {n: _added(grams[n], g) if n in grams else g for n, g in tile_grams.items()}
             parts = {n: parts[n] + v if n in parts else v for n, v in tile_parts.items()}
-        # Once: each style term's value and dL/dG (weighted).
+        # Once: each style term's value and its gradient with respect to the sums
+        # (weighted).
         values, dgrams = {}, {}
         height, width = self.image_hw
         for term in style:
+            if term.kind == "w2":
+                total, first, second = grams[term.name]
+                target = self.targets[term.name]
+                with tf.GradientTape() as tape:
+                    tape.watch([first, second])
+                    mean, cov = gaussian_fit(total, first, second)
+                    value = wasserstein2_loss(target[0], target[1], mean, cov,
+                                              style_cov_sqrt=target[2])
+                dfirst, dsecond = tape.gradient(value, [first, second])
+                values[term.name] = value
+                dgrams[term.name] = (self.weights[term.name] * dfirst,
+                                     self.weights[term.name] * dsecond)
+                continue
             shape = features_lib.layer_shape(term.layer, height, width, self.model)
             channels, positions = style_normalizer(shape, self.image_hw,
                                                    self.settings.normalization)
@@ -510,12 +647,15 @@ class TiledObjective:
             dgrams[term.name] = self.weights[term.name] * tape.gradient(value, gram)
         for term in shared:
             values[term.name] = parts[term.name]
-        # Pass 2: each tile's share of the gradient, halo included.
+        # Pass 2: each tile's share of the gradient, halo included (and of the MRF terms).
         gradient = np.zeros_like(x)
-        if style or shared:
+        if style or shared or patched:
             for row, col, tile, box in self._pieces(x):
-                share = pass2(tile, box, self.targets, masks, dgrams, self.weights)
+                share, tile_values = pass2(tile, box, self.targets, masks, dgrams,
+                                           self.weights, self.norms or {})
                 gradient[:, row[0]:row[3], col[0]:col[3], :] += share.numpy()
+                for name, value in tile_values.items():
+                    values[name] = values[name] + value if name in values else value
         for term in self.terms:
             if term.kind == "tv":
                 value, tv_grad = self.tv(tf.constant(x))
@@ -546,6 +686,13 @@ class TiledObjective:
                       for t in self.terms)
         return dataclasses.replace(self, terms=terms, weights={
             t.name: tf.constant(t.weight, tf.float32) for t in terms})
+
+
+def _added(a, b):
+    """Two tiles' sums added: tensors, or tuples of them (moments) element by element."""
+    if isinstance(a, tuple):
+        return tuple(x + y for x, y in zip(a, b))
+    return a + b
 
 
 class _quiet_retracing:
@@ -591,7 +738,8 @@ def build_tiled_objective(feature_model, terms, content_rgb, style_rgbs, config:
         A `TiledObjective`.
 
     Raises:
-        ValueError: If `halo` is smaller than the derived one.
+        ValueError: If `halo` is smaller than the derived one, or a term cannot be tiled
+            exactly (`check_tileable`).
     """
     import tensorflow as tf
 
@@ -599,7 +747,8 @@ def build_tiled_objective(feature_model, terms, content_rgb, style_rgbs, config:
 
     image_hw = tuple(int(d) for d in content_rgb.shape[:2])
     layers = objective_lib.term_layers(terms)
-    tiles = layout(*image_hw, layers, config.model, core, halo)
+    check_tileable(terms)
+    tiles = layout(*image_hw, layers, config.model, core, halo, patch_layers(terms))
     with _quiet_retracing():
         targets = tiled_targets(feature_model, terms, preprocess(content_rgb),
                                 [preprocess(s) for s in style_rgbs], image_hw, config,
@@ -615,4 +764,17 @@ def build_tiled_objective(feature_model, terms, content_rgb, style_rgbs, config:
         terms=tuple(terms), targets=targets, image_hw=image_hw, tiles=tiles,
         passes=pass_functions(feature_model, terms, config.model, config.normalization),
         tv=tv_function(config.tv_power, config.tv_edges), settings=settings,
-        model=config.model, weights=weights, masks=masks)
+        model=config.model, weights=weights, masks=masks,
+        norms={t.name: tf.constant(mrf_normalizer(t, image_hw, config.model), tf.float32)
+               for t in terms if t.kind == "mrf"})
+
+
+def mrf_normalizer(term, image_hw, model: str) -> float:
+    """The whole image's divisor of an MRF term: sum_i w_i * 9 C over its patches' centres
+    (w_i = 1 without a mask), as `losses.mrf_loss` computes it untiled."""
+    h, w, c = features_lib.layer_shape(term.layer, *image_hw, model)
+    if term.mask is None:
+        total = float(max(h - 2, 0) * max(w - 2, 0))
+    else:
+        total = float(np.sum(term.mask[1:-1, 1:-1], dtype=np.float64))
+    return total * 9 * c

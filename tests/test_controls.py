@@ -163,6 +163,17 @@ DOCUMENTED = {
                       content_weight=5.0, style_weight=500.0, tv_weight=5e-4, tv_power=1.0,
                       tv_edges="book", init="mean", iterations=1000, max_evals=1250,
                       lbfgs_memory=100, height=512, pooling="max", model="vgg19"),
+    # crowsonkb/style-transfer-pytorch's StyleTransfer.stylize defaults (README's table).
+    "crowsonkb": dict(content_layers=("relu4_2",), style_loss="w2",
+                      style_layer_weights=(256.0, 64.0, 16.0, 4.0, 1.0),
+                      normalization="jcjohnson", content_weight=0.015, style_weight=1.0,
+                      optimizer="adam", learning_rate=5.1, init="content", height=512,
+                      scales=3, pooling="max"),
+    # chuanli11/CNNMRF's run_trans.lua parameters.
+    "cnnmrf": dict(style_loss="mrf", style_layers=("relu3_1", "relu4_1"),
+                   content_layers=("relu4_2",), content_weight=20.0, tv_weight=5e-4,
+                   tv_power=1.0, height=384, scales=3, iterations=100, optimizer="lbfgs",
+                   padding="zeros"),
 }
 
 

@@ -174,7 +174,8 @@ def test_terms_carry_their_kind_and_mask_and_no_name_is_parsed():
     assert len(masked) == 10 and all(t.kind == "style" and t.region in (0, 1) for t in masked)
     first = next(t for t in masked if t.layer == "block2_conv1" and t.region == 0)
     assert first.mask.shape == (24, 32) and np.all(first.mask == 1.0)
-    assert set(objective.TERM_LOSSES) == {"content", "style", "tv", "temporal"}
+    assert set(objective.TERM_LOSSES) == {"content", "style", "w2", "mrf", "histogram", "tv",
+                                          "temporal"}
     # Reports sum by the term's kind, not by its name's prefix.
     evaluation = Evaluation(3.0, {"style/odd": 1.0, "tv": 2.0}, {"style/odd": 1.0, "tv": 2.0},
                             kinds={"style/odd": "tv", "tv": "tv"}, layered=frozenset())

@@ -46,6 +46,11 @@ TINY = {
         "MAX_EVALS": "3",
         "WEIGHTS": "None",
     },
+    "05_style_losses.ipynb": {
+        "HEIGHT": "32",
+        "MAX_EVALS": "3",
+        "WEIGHTS": "None",
+    },
 }
 
 
