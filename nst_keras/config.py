@@ -656,6 +656,7 @@ PRESETS = {
         tv_power=1.0,
         optimizer="adam",  # optimizer: str = 'adam'
         learning_rate=5.1,  # step_size 0.02 in 0-1 pixel levels: 0.02 * 255.
+        ema=0.99,  # avg_decay: float = 0.99 (the average is delivered, per scale).
         init="content",  # init: str = 'content'
         height=512,  # end_scale 512 (the longer side there).
         scales=3,  # 128, 256, 512 (min_scale 128); theirs grows by sqrt(2) (5 scales).
