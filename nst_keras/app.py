@@ -651,7 +651,7 @@ def thumbnail(source, size: int = 256):
             opened.draft("RGB", (size, size))  # A JPEG decodes at a reduced scale.
             opened.thumbnail((size, size))
             return np.asarray(opened.convert("RGB"))
-    except Exception:  # Pillow raises many kinds (and a bomb warning is an error here).
+    except Exception:  # Pillow raises many kinds; each means "no preview".
         return None
 
 

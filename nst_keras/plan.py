@@ -506,8 +506,8 @@ def memory_message(final: Stage, memory: Dict[str, int], config: StyleConfig) ->
     if final.tiles is not None and largest == "optimizer" and config.optimizer == "lbfgs":
         advice = (f" L-BFGS-B's history ((2m+9) float64 per pixel value, m={config.lbfgs_memory})"
                   f" dominates it with {parts['optimizer'] / GIB:.1f} GiB: use optimizer=adam "
-                  f"or fewer correction pairs (e.g. lbfgs_memory={max(1, config.lbfgs_memory // 3)}),"
-                  " or")
+                  "or fewer correction pairs (e.g. "
+                  f"lbfgs_memory={max(1, config.lbfgs_memory // 3)}), or")
     elif final.tiles is not None and largest == "optimizer":
         advice = f" its optimizer's state takes {parts['optimizer'] / GIB:.1f} GiB;"
     return (f"out of memory: {final.width}x{final.height} needs about "
