@@ -23,6 +23,7 @@ Inputs are never modified. No TensorFlow or Keras import.
 
 import numpy as np
 
+from nst_keras.config import COLOR_MODES as MODES  # noqa: F401  One list of the modes, in config.
 
 # NTSC 1953 / FCC YIQ matrix (rows: Y, I, Q; columns: R, G, B). The Y row is the
 # ITU-R BT.601 luma, the same Y as in (full-range, JPEG) YCbCr. The I and Q rows each

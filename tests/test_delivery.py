@@ -424,6 +424,9 @@ def test_sigterm_on_figure_batch_and_video_delivers_the_best_image(tmp_path):
     text = bytes(seen).decode()
     assert "nst-keras video: interrupted; 1 finished frame(s) kept" in text, text
     assert "frame_000002.partial.png" in text
+    # Piped, the progress is plain lines (frames, and the frame in flight): no cursor moves.
+    assert "\x1b[" not in text and "\r" not in text
+    assert "consistent frames: 1/3 frames" in text and "frame 2: iteration 1" in text
     frames = tmp_path / "v.mp4.frames"
     assert (frames / "frame_000002.partial.png").is_file()
     header, done = delivery.FrameLog(str(frames), "frame_{:06d}.png").read()

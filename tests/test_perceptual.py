@@ -175,15 +175,15 @@ def test_coarse_to_fine_ends_at_the_requested_size_and_each_stage_starts_from_th
                          precision="float32")
     solved, problems = [], []
     original = render._solve
-    monkeypatch.setattr(render, "_solve", lambda p, cb, offset, stop=None: solved.append(
-        original(p, cb, offset, stop)) or solved[-1])
+    monkeypatch.setattr(render, "_solve", lambda p, cb, offset, stop=None, **kw: solved.append(
+        original(p, cb, offset, stop, **kw)) or solved[-1])
     seen = []
     result = run.render(run.plan(big, [load_image(style, 96)], config=config),
                         callback=seen.append, on_stage=lambda start: problems.append(start.problem))
     assert [p.x0.shape[1] for p in problems] == [24, 48, 96] == run.stage_heights(config)
     assert result.image.shape == big.shape
     assert [s["evaluations"] for s in result.stages] == [3, 3, 3] and result.evaluations == 9
-    for (_, previous_best), problem in zip(solved, problems[1:]):
+    for (_, previous_best, _), problem in zip(solved, problems[1:]):
         # Each stage starts from the last one's best image as a float, upsampled: no uint8
         # rounding between stages.
         h, w = problem.x0.shape[1:3]
@@ -321,11 +321,11 @@ def test_a_failure_in_a_later_stage_keeps_the_earlier_stages_image(images, monke
     big = load_image(content, 64)
     original, calls = render._solve, []
 
-    def failing(problem, callback, offset, stop=None):
+    def failing(problem, callback, offset, stop=None, **checkpointing):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt()  # Ctrl-C as the second stage starts (the Python API).
-        return original(problem, callback, offset, stop)
+        return original(problem, callback, offset, stop, **checkpointing)
 
     monkeypatch.setattr(render, "_solve", failing)
     config = StyleConfig(weights=None, height=64, seed=0, max_evals=4, scales=2,

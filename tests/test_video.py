@@ -207,7 +207,9 @@ def test_a_video_planned_tiled_renders_every_frame_tiled_with_its_temporal_term(
     runs, seen = {}, {}
     for tile in ("off", "24"):
         cfg = config(max_evals=4, tile=tile, precision="float32", **SMALL_LAYERS)
-        settings = video_lib.VideoSettings(video_lib.paper_temporal_weight(cfg), 4, 4)
+        # The content fill: the coarse one adds a small render of its own per frame.
+        settings = video_lib.VideoSettings(video_lib.paper_temporal_weight(cfg), 4, 4,
+                                           fill="content")
         video = video_lib.plan_video(folder, make_image(40, 40, seed=2), config=cfg,
                                      settings=settings)
         assert (video.job.stages[-1].tiles is None) == (tile == "off")
@@ -265,9 +267,6 @@ def test_round_trip_compare_and_less_flicker_than_independent_frames(inputs, tmp
     done = run_main("video", source, style, "-o", out, "--first-evals", "12",
                     "--frame-evals", "6", "--compare", *SETTINGS)
     assert done.returncode == 0, done.stderr
-    # Off a terminal the frames' progress is plain lines: no nested bars, no cursor moves.
-    assert "\x1b[" not in done.stderr and "\r" not in done.stderr
-    assert [line for line in done.stderr.splitlines() if line.startswith("consistent frames:")]
     info = videoio.probe(out)
     assert (info.frame_count, info.width, info.height) == (FRAMES, WIDTH, HEIGHT)
     assert info.fps == pytest.approx(FPS)
