@@ -263,9 +263,9 @@ def _dry_run(job) -> int:
         lines.append(f"Largest height that fits in {precision}: {fits} "
                      f"({max(1, round(fits * aspect))}x{fits}).")
     if job.memory["need"] > budget:
-        lines.append("This run does not fit: "
-                     + as_usage(plan.memory_message(job.stages[-1], job.memory, config)
-                                .split("; ", 1)[1].split(" Received:")[0]) + ".")
+        reason, suggestion = plan.memory_verdict(job.stages[-1], job.memory, config)
+        lines.append(f"This run does not fit: {as_usage(reason)}.")
+        lines.append(f"What would fit: {as_usage(suggestion)}")
     print("\n".join(lines))
     return EXIT_OK
 

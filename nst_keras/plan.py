@@ -424,27 +424,36 @@ def memory_plan(config: StyleConfig, final: Stage, aspect: float, where) -> Dict
 
 
 def memory_message(final: Stage, memory: Dict[str, int], config: StyleConfig) -> str:
-    """The one line that refuses a size: what it needs, what there is, a height that fits.
+    """The one line that refuses a size: what it needs, what there is, what would fit.
+
+    The reason and the suggestion of `memory_verdict`, and the setting received.
+    """
+    reason, suggestion = memory_verdict(final, memory, config)
+    return f"out of memory: {reason}; {suggestion} Received: height={config.height}"
+
+
+def memory_verdict(final: Stage, memory: Dict[str, int], config: StyleConfig) -> tuple:
+    """(reason, suggestion): why the final stage does not fit, and what would.
 
     When even tiles do not fit, the parts tiling does not shrink are the problem; when the
-    optimizer's is the largest of them, the message says so and names the settings that
-    shrink it (`optimizer`, `lbfgs_memory`).
+    optimizer's is the largest of them, the suggestion says so and names the settings that
+    shrink it (`optimizer`, `lbfgs_memory`). The words are the library's (field names); a
+    front-end turns them into its own (`console.as_usage`).
     """
     parts = final.memory
     tiled = f" even in {final.tiles.describe()}" if final.tiles is not None else ""
+    reason = (f"{final.width}x{final.height} needs about {memory['need'] / GIB:.1f} GiB{tiled} "
+              f"and about {max(0, memory['budget']) / GIB:.1f} GiB is available")
     advice = ""
     largest = max((k for k in parts if k != "total"), key=parts.get)
     if final.tiles is not None and largest == "optimizer" and config.optimizer == "lbfgs":
-        advice = (f" L-BFGS-B's history ((2m+9) float64 per pixel value, m={config.lbfgs_memory})"
+        advice = (f"L-BFGS-B's history ((2m+9) float64 per pixel value, m={config.lbfgs_memory})"
                   f" dominates it with {parts['optimizer'] / GIB:.1f} GiB: use optimizer=adam "
-                  f"or a smaller lbfgs_memory (e.g. lbfgs_memory={max(1, config.lbfgs_memory // 3)}),"
-                  " or")
+                  f"or a smaller `lbfgs_memory` (e.g. lbfgs_memory={max(1, config.lbfgs_memory // 3)}),"
+                  " or ")
     elif final.tiles is not None and largest == "optimizer":
-        advice = f" its optimizer's state takes {parts['optimizer'] / GIB:.1f} GiB;"
-    return (f"out of memory: {final.width}x{final.height} needs about "
-            f"{memory['need'] / GIB:.1f} GiB{tiled} and about "
-            f"{max(0, memory['budget']) / GIB:.1f} GiB is available;{advice} try "
-            f"height={max(1, memory['fits'])} or less. Received: height={config.height}")
+        advice = f"its optimizer's state takes {parts['optimizer'] / GIB:.1f} GiB; "
+    return reason, f"{advice}try height={max(1, memory['fits'])} or less."
 
 
 def load_masks(masks, content_hw) -> Tuple[np.ndarray, ...]:
