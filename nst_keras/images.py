@@ -107,7 +107,7 @@ def cached_path(url: str, *, cache_subdir: str = "nst_keras") -> Optional[str]:
     return path if os.path.isfile(path) else None
 
 
-def open_image(source: ImageSource) -> Image.Image:
+def open_image(source: ImageSource, reduce_to=None) -> Image.Image:
     """Opens a path, URL, array or PIL image as an RGB PIL image, upright.
 
     Any Pillow mode is accepted: alpha is composited onto white, palettes are expanded,
@@ -118,6 +118,11 @@ def open_image(source: ImageSource) -> Image.Image:
         source: A file path, an http(s) URL (downloaded once into the Keras cache), a
             file's bytes, a numpy array (H, W), (H, W, 3) or (H, W, 4) with values in
             0-255, or a PIL image.
+        reduce_to: (width, height) the image will be resized to, or None. A file is then
+            decoded reduced: a JPEG at 1/2, 1/4 or 1/8 of its size by its decoder (Pillow's
+            `draft`), any image reduced by whole factors (`Image.reduce`, a box filter)
+            before it is converted; never below `reduce_to`. What a 48 Mpx mask takes on a
+            small run is then what its reduced decode takes (see `decoded_size`).
 
     Returns:
         A PIL image in mode RGB.
@@ -137,8 +142,48 @@ def open_image(source: ImageSource) -> Image.Image:
                 f"{path} has {image.n_frames} frames; using the first.", stacklevel=2
             )
             image.seek(0)
+        raw = None if reduce_to is None else _raw_size(image, reduce_to)
+        if raw is not None:
+            image.draft(None, raw)  # JPEG only; other formats ignore it.
         image.load()
+        if raw is not None:
+            factor = min(image.size[0] // raw[0], image.size[1] // raw[1])
+            if factor >= 2:
+                with contextlib.suppress(ValueError):  # Modes `reduce` lacks: as decoded.
+                    reduced = image.reduce(factor)
+                    reduced.info, reduced.getexif()[0x0112] = image.info, \
+                        image.getexif().get(0x0112, 1)
+                    image = reduced
         return _to_rgb(ImageOps.exif_transpose(image))
+
+
+def _raw_size(image: Image.Image, size) -> tuple:
+    """`size` (width, height of the upright image) in the file's own orientation."""
+    orientation = image.getexif().get(0x0112, 1)
+    width, height = max(1, int(size[0])), max(1, int(size[1]))
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+#: Bytes per decoded pixel while a file is read: Pillow's 4-byte pixels (RGB is stored as
+#: RGBX), the reduced copy and the decoder's buffers.
+DECODE_BYTES_PER_PIXEL = 8
+
+
+def decoded_size(source: ImageSource, reduce_to) -> tuple:
+    """(width, height) a file is decoded at by `open_image(source, reduce_to)`, from its
+    header: a JPEG's largest of 1/1, 1/2, 1/4, 1/8 not below `reduce_to`, any other
+    format's full size (`Image.reduce` works on the decoded image). An array or a PIL
+    image: its size (already decoded)."""
+    if isinstance(source, (np.ndarray, Image.Image)):
+        return image_size(source)
+    with Image.open(_openable(source)) as image:
+        raw = _raw_size(image, reduce_to)
+        width, height = image.size
+        if image.format == "JPEG" and len(image.tile) == 1:
+            scale = min(width // raw[0], height // raw[1])
+            scale = next(s for s in (8, 4, 2, 1) if scale >= s)
+            width, height = -(-width // scale), -(-height // scale)
+        return width, height
 
 
 def image_size(source: ImageSource) -> tuple:
@@ -237,7 +282,8 @@ def resize_to_height(image: Image.Image, height: int) -> Image.Image:
     return image.resize((width, height), Image.LANCZOS)
 
 
-def load_image(source: ImageSource, height: int = None, *, size=None) -> np.ndarray:
+def load_image(source: ImageSource, height: int = None, *, size=None,
+               reduced: bool = False) -> np.ndarray:
     """Loads `source` as an RGB uint8 array, resized to `height` or to `size` if given.
 
     Args:
@@ -245,11 +291,13 @@ def load_image(source: ImageSource, height: int = None, *, size=None) -> np.ndar
         height: Target height in pixels, the width following the aspect ratio; `None`
             keeps the size.
         size: (width, height) to resize to exactly (Lanczos), ignoring the aspect ratio.
+        reduced: Decode a file reduced towards `size` first (`open_image`'s `reduce_to`):
+            how an init image far larger than the run is read.
 
     Returns:
         A (H, W, 3) uint8 array.
     """
-    image = open_image(source)
+    image = open_image(source, size if reduced and size is not None else None)
     if size is not None:
         image = image.resize(tuple(size), Image.LANCZOS)
     elif height is not None:
@@ -257,7 +305,7 @@ def load_image(source: ImageSource, height: int = None, *, size=None) -> np.ndar
     return np.asarray(image, dtype=np.uint8).copy()
 
 
-def load_mask(source: ImageSource, size) -> np.ndarray:
+def load_mask(source: ImageSource, size, reduced: bool = False) -> np.ndarray:
     """Loads a mask as float32 (H, W) in [0, 1], white (or 1) where it applies.
 
     Args:
@@ -265,6 +313,7 @@ def load_mask(source: ImageSource, size) -> np.ndarray:
             (True = 1), integers (0-255), or floats in [0, 1]; (H, W) or (H, W, 3|4) (the
             luminance of its RGB).
         size: (width, height) to resize to (Lanczos, clipped back to [0, 1]).
+        reduced: Decode a file reduced towards `size` first (`open_image`'s `reduce_to`).
 
     Returns:
         A (height, width) float32 array.
@@ -290,7 +339,8 @@ def load_mask(source: ImageSource, size) -> np.ndarray:
                              f"from {values.min():.3g} to {values.max():.3g}")
         image = Image.fromarray(np.asarray(values, np.float32), mode="F")
     else:
-        grey = np.asarray(open_image(source).convert("L"), np.float32) / 255.0
+        opened = open_image(source, size if reduced else None)
+        grey = np.asarray(opened.convert("L"), np.float32) / 255.0
         image = Image.fromarray(grey, mode="F")
     return np.clip(np.asarray(image.resize(tuple(size), Image.LANCZOS), np.float32), 0.0, 1.0)
 

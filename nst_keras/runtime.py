@@ -145,6 +145,24 @@ BYTES_PER_ACTIVATION = {
 #: that run 30% above its estimate.
 TILED_BYTES_PER_VALUE = 170
 
+#: Bytes per activation of a forward pass alone (a style image's targets), by (precision,
+#: padding is not zeros): Keras keeps every layer's output until the call returns (and with
+#: edge padding every padded conv input); the style layers' outputs are cast to float32.
+FORWARD_BYTES_PER_ACTIVATION = {
+    ("float32", False): 4.5, ("bfloat16", False): 2.5,
+    ("float32", True): 8.5, ("bfloat16", True): 4.5,
+}
+
+#: Bytes per pixel value of a style image at its network size while its targets are
+#: computed: the resized uint8 array, its preprocessed float32 copy and that as a tensor.
+STYLE_BYTES_PER_VALUE = 9
+
+#: Bytes per pixel value a video frame adds (`objective.Temporal`): the previous frame and
+#: its result, the two optical flows and the reliability weights, the warped result and the
+#: start image (float32), the temporal target preprocessed, and the term's difference and
+#: gradient in each evaluation. Counted from the arrays, not fitted.
+TEMPORAL_BYTES_PER_VALUE = 40
+
 
 def tile_extent(length: int, core: int, halo: int) -> int:
     """The largest tile along an axis of `length` pixels: the core and a halo on each side,
@@ -152,55 +170,95 @@ def tile_extent(length: int, core: int, halo: int) -> int:
     return min(length, core + 2 * halo)
 
 
+def _seen(height: int, width: int, layers, model: str, tile: Optional[int]) -> tuple:
+    """(h, w) the network sees at once: the whole image, or its largest tile."""
+    if tile is None:
+        return height, width
+    grid = features.pooling_grid(layers, model)
+    core = -(-int(tile) // grid) * grid
+    halo = features.tile_halo(layers, model)
+    return tile_extent(height, core, halo), tile_extent(width, core, halo)
+
+
+def estimate_style(height: int, width: int, config, precision: str,
+                   tile: Optional[int] = None) -> int:
+    """The estimated bytes of one style image's targets at its network size.
+
+    Args:
+        height, width: The style image's size as the network sees it (`style_height`,
+            `style_scale` or the content's size, at the stage).
+        config: The settings (layers, model, padding).
+        precision: `"float32"` or `"bfloat16"`.
+        tile: Computed tile by tile (`tiling.tiled_targets`) in tiles of this core size;
+            None: the whole image in one forward pass.
+
+    Returns:
+        The resized array and its copies (`STYLE_BYTES_PER_VALUE` per value) plus one
+        forward pass's activations (`FORWARD_BYTES_PER_ACTIVATION`) of the whole image or of
+        its largest tile.
+    """
+    layers = config.content_layers + config.style_layers
+    seen_h, seen_w = _seen(height, width, layers, config.model, tile)
+    forward = FORWARD_BYTES_PER_ACTIVATION[precision, config.padding != "zeros"]
+    return int(STYLE_BYTES_PER_VALUE * height * width * 3
+               + forward * features.activation_floats(seen_h, seen_w, layers, config.model))
+
+
 def estimate_memory(height: int, width: int, config, precision: str,
-                    tile: Optional[int] = None) -> dict:
+                    tile: Optional[int] = None, *, styles=(), temporal: bool = False) -> dict:
     """The estimated peak resident memory of a run at one size, in bytes, by part.
 
     Args:
         height, width: The generated image's size.
         config: The settings (layers, model, optimiser and its memory).
         precision: `"float32"` or `"bfloat16"` (resolved).
+        tile: Evaluate in tiles of this core size (see `nst_keras.tiling`); None: untiled.
+        styles: (height, width) of each style image as the network sees it; their targets
+            are computed whole, or tile by tile with `tile` (`estimate_style`).
+        temporal: A video frame's temporal term and the previous frame
+            (`TEMPORAL_BYTES_PER_VALUE` per value).
 
     Returns:
         A dict: `base` (Python and TensorFlow), `weights` (float32 kernels, plus their
-        bfloat16 copies in bfloat16), `activations` (one evaluation's, `BYTES_PER_ACTIVATION`
-        each, by precision and padding), `optimizer` (L-BFGS: 2 m float64 correction vectors and SciPy's work arrays,
-        about (4 m + 12) float64 per pixel value; Adam/SGD: the variable and 2 moments in
-        float32), `images` (the image, its gradient and bounds as float64 and float32
-        copies) and `total`. With `tile` (a core size, see `nst_keras.tiling`): the
-        activations are those of the largest tile (core + 2 halos, the halo derived from
-        the layers) and a `tiling` part is added (`TILED_BYTES_PER_VALUE` per value); the
-        other parts do not shrink.
+        bfloat16 copies in bfloat16), `activations` (one evaluation's,
+        `BYTES_PER_ACTIVATION` each, by precision and padding), `history` (L-BFGS-B's 2 m
+        correction vectors, float64 per pixel value; 0 for Adam and SGD), `optimizer`
+        (L-BFGS-B's other work arrays, 9 float64 per pixel value; Adam/SGD: the variable
+        and 2 moments in float32), `images` (the image, its gradient and bounds as float64
+        and float32 copies), `tiling` (with `tile`: `TILED_BYTES_PER_VALUE` per value),
+        `temporal` (with `temporal`), `styles` and `total` (their sum). The style targets
+        are computed before the optimiser's arrays exist, so `styles` is what their peak
+        adds beyond an evaluation's (activations, history, optimizer, tiling and temporal),
+        usually 0. With `tile` the activations are those of the largest tile (core + 2
+        halos, the halo derived from the layers); the other parts do not shrink.
     """
     layers = config.content_layers + config.style_layers
     n = height * width * 3
     weights = features.weight_count(layers, config.model) * (6 if precision == "bfloat16" else 4)
-    if config.optimizer == "lbfgs":
-        optimizer = (2 * config.lbfgs_memory + 9) * 8 * n
-    else:
-        optimizer = 3 * 4 * n
-    seen_h, seen_w = height, width
-    if tile is not None:
-        grid = features.pooling_grid(layers, config.model)
-        core = -(-int(tile) // grid) * grid
-        halo = features.tile_halo(layers, config.model)
-        seen_h, seen_w = tile_extent(height, core, halo), tile_extent(width, core, halo)
+    seen_h, seen_w = _seen(height, width, layers, config.model, tile)
     parts = {
         "base": BASE_BYTES,
         "weights": weights,
         "activations": int(BYTES_PER_ACTIVATION[precision, config.padding != "zeros"]
                            * features.activation_floats(seen_h, seen_w, layers, config.model)),
-        "optimizer": optimizer,
+        "history": 2 * config.lbfgs_memory * 8 * n if config.optimizer == "lbfgs" else 0,
+        "optimizer": 9 * 8 * n if config.optimizer == "lbfgs" else 3 * 4 * n,
         "images": 6 * 8 * n,
     }
     if tile is not None:
         parts["tiling"] = TILED_BYTES_PER_VALUE * n
+    if temporal:
+        parts["temporal"] = TEMPORAL_BYTES_PER_VALUE * n
+    evaluation = sum(parts[k] for k in ("activations", "history", "optimizer", "tiling",
+                                        "temporal") if k in parts)
+    setup = max([estimate_style(h, w, config, precision, tile) for h, w in styles], default=0)
+    parts["styles"] = max(0, setup - evaluation)
     parts["total"] = sum(parts.values())
     return parts
 
 
 def largest_height(config, aspect: float, precision: str, budget: int,
-                   tile: Optional[int] = None) -> int:
+                   tile: Optional[int] = None, *, styles=None, temporal: bool = False) -> int:
     """The largest height whose estimated peak (`estimate_memory`) fits in `budget` bytes.
 
     Args:
@@ -209,13 +267,17 @@ def largest_height(config, aspect: float, precision: str, budget: int,
         precision: `"float32"` or `"bfloat16"`.
         budget: Bytes available for the whole process.
         tile: Evaluate in tiles of this core size (None: untiled).
+        styles: A function of the height giving the styles' (height, width) at that size
+            (see `estimate_memory`), or None.
+        temporal: Count a video frame's temporal part.
 
     Returns:
         The height, or 0 if not even 1 pixel fits.
     """
     low, high = 0, 1
-    fits = lambda h: estimate_memory(h, max(1, round(h * aspect)), config, precision,
-                                     tile)["total"] <= budget
+    fits = lambda h: estimate_memory(h, max(1, round(h * aspect)), config, precision, tile,
+                                     styles=styles(h) if styles else (),
+                                     temporal=temporal)["total"] <= budget
     while fits(high) and high < 2**16:
         low, high = high, high * 2
     while high - low > 1:
