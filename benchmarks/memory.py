@@ -7,6 +7,14 @@
         JSON line in FILE. Cases already in FILE are skipped, so an interrupted benchmark
         resumes.
 
+    python benchmarks/memory.py fit [--out FILE]
+        Least squares over the recorded peaks for the estimate's fitted constants (the base,
+        bytes per activation of an evaluation by precision, the tiled whole-image bytes per
+        value, bytes per activation of a style's forward pass), the arithmetic parts (the
+        optimiser's arrays, the images, the weights) held as they are; prints them beside
+        the values in `nst_keras/runtime.py`; L-BFGS-B's work arrays and SciPy's copies per
+        value are fitted too (its history, 2 m float64, is arithmetic).
+
     python benchmarks/memory.py report [--out FILE]
         For every recorded case, the plan's estimate of the same command line now
         (`plan.plan(..., load=False)`, the final stage's total) against the measured peak:
@@ -167,15 +175,80 @@ def report(args) -> int:
     return 0 if worst_over <= OVER and worst_under <= UNDER else 1
 
 
+def features_of(entry) -> tuple:
+    """(known bytes, {constant: its multiplier}) of a recorded case: peak = known + sum."""
+    from nst_keras import features, runtime
+
+    parts = estimate(entry["options"], entry["max_evals"])
+    options = dict(zip(entry["options"][::2], entry["options"][1::2]))
+    precision, height = options["--precision"], int(options["--height"])
+    from nst_keras import cli
+    from nst_keras.plan import plan
+
+    argv = argv_of(entry["options"], entry["max_evals"], "/tmp/unused.png")
+    parsed = cli.build_parser().parse_args(argv)
+    config = cli.config_from_args(parsed)
+    job = plan(*cli.inputs_of(parsed)[:2], config=config, load=False)
+    final = job.stages[-1]
+    layers = config.content_layers + config.style_layers
+    seen = runtime._seen(final.height, final.width, layers, config.model,
+                         final.tiles.core if final.tiles else None)
+    n = final.height * final.width * 3
+    if parts["styles"] > 0:  # The style's forward pass is the peak.
+        (sh, sw), = final.styles
+        known = parts["weights"] + parts["images"] + runtime.STYLE_BYTES_PER_VALUE * sh * sw * 3
+        return known, {"base": 1, f"forward {precision}": features.activation_floats(
+            *runtime._seen(sh, sw, layers, config.model,
+                           final.tiles.core if final.tiles else None), layers, config.model)}
+    known = parts["weights"] + parts["images"] + parts["history"]
+    terms = {"base": 1, f"activation {precision}": features.activation_floats(
+        *seen, layers, config.model)}
+    if config.optimizer == "lbfgs":  # SciPy's copies, fitted; Adam's 3 float32 are counted.
+        terms["lbfgs per value"] = n
+    else:
+        known += parts["optimizer"]
+    if final.tiles is not None:
+        terms["tiled per value"] = n
+    return known, terms
+
+
+def fit(args) -> int:
+    import numpy as np
+
+    from nst_keras import runtime
+
+    with open(args.out) as f:
+        entries = [json.loads(line) for line in f if line.strip()]
+    rows = [features_of(e) for e in entries]
+    names = sorted({k for _, terms in rows for k in terms})
+    matrix = np.array([[terms.get(k, 0) for k in names] for _, terms in rows], float)
+    target = np.array([e["peak"] - known for e, (known, _) in zip(entries, rows)], float)
+    solution, *_ = np.linalg.lstsq(matrix, target, rcond=None)
+    now = {"base": runtime.BASE_BYTES,
+           "activation float32": runtime.BYTES_PER_ACTIVATION["float32", True],
+           "activation bfloat16": runtime.BYTES_PER_ACTIVATION["bfloat16", True],
+           "forward float32": runtime.FORWARD_BYTES_PER_ACTIVATION["float32", True],
+           "forward bfloat16": runtime.FORWARD_BYTES_PER_ACTIVATION["bfloat16", True],
+           "tiled per value": runtime.TILED_BYTES_PER_VALUE,
+           "lbfgs per value": runtime.LBFGS_BYTES_PER_VALUE}
+    print(f"Least squares over {len(entries)} runs (symmetric padding):")
+    for name, value in zip(names, solution):
+        print(f"  {name:<22} fitted {value:>14.4g}   now {now.get(name, float('nan')):.4g}")
+    residual = matrix @ solution - target
+    for entry, r in zip(entries, residual):
+        print(f"  {entry['case']:<38} fitted - peak {r / 2**30:+.3f} GiB")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("run", "report"))
+    parser.add_argument("mode", choices=("run", "report", "fit"))
     parser.add_argument("--out", default="/tmp/nst-memory-benchmark.jsonl")
     parser.add_argument("--only", nargs="+", default=None, help="cases whose name contains one")
     parser.add_argument("--max-evals", type=int, default=3)
     parser.add_argument("--timeout", type=int, default=900)
     args = parser.parse_args(argv)
-    return run(args) if args.mode == "run" else report(args)
+    return {"run": run, "report": report, "fit": fit}[args.mode](args)
 
 
 if __name__ == "__main__":

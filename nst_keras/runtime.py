@@ -145,6 +145,11 @@ BYTES_PER_ACTIVATION = {
 #: that run 30% above its estimate.
 TILED_BYTES_PER_VALUE = 170
 
+#: Bytes per pixel value of L-BFGS-B besides its history: SciPy's work arrays (5 float64),
+#: x and the gradient, the bounds as float64 pairs and again as two arrays, the int32 work
+#: arrays, and the float64 copies of the image and gradient the objective hands SciPy.
+LBFGS_BYTES_PER_VALUE = 72
+
 #: Bytes per activation of a forward pass alone (a style image's targets), by (precision,
 #: padding is not zeros): Keras keeps every layer's output until the call returns (and with
 #: edge padding every padded conv input); the style layers' outputs are cast to float32.
@@ -223,8 +228,8 @@ def estimate_memory(height: int, width: int, config, precision: str,
         bfloat16 copies in bfloat16), `activations` (one evaluation's,
         `BYTES_PER_ACTIVATION` each, by precision and padding), `history` (L-BFGS-B's 2 m
         correction vectors, float64 per pixel value; 0 for Adam and SGD), `optimizer`
-        (L-BFGS-B's other work arrays, 9 float64 per pixel value; Adam/SGD: the variable
-        and 2 moments in float32), `images` (the image, its gradient and bounds as float64
+        (L-BFGS-B's work arrays and SciPy's copies, `LBFGS_BYTES_PER_VALUE`; Adam/SGD: the
+        variable and 2 moments in float32), `images` (the image, its gradient and bounds as float64
         and float32 copies), `tiling` (with `tile`: `TILED_BYTES_PER_VALUE` per value),
         `temporal` (with `temporal`), `styles` and `total` (their sum). The style targets
         are computed before the optimiser's arrays exist, so `styles` is what their peak
@@ -242,7 +247,7 @@ def estimate_memory(height: int, width: int, config, precision: str,
         "activations": int(BYTES_PER_ACTIVATION[precision, config.padding != "zeros"]
                            * features.activation_floats(seen_h, seen_w, layers, config.model)),
         "history": 2 * config.lbfgs_memory * 8 * n if config.optimizer == "lbfgs" else 0,
-        "optimizer": 9 * 8 * n if config.optimizer == "lbfgs" else 3 * 4 * n,
+        "optimizer": LBFGS_BYTES_PER_VALUE * n if config.optimizer == "lbfgs" else 3 * 4 * n,
         "images": 6 * 8 * n,
     }
     if tile is not None:

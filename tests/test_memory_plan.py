@@ -118,9 +118,11 @@ def test_masks_and_init_images_far_larger_than_the_run_are_decoded_reduced_and_u
     from nst_keras import images, plan, runtime
 
     # A full decode of the 48 Mpx files would not fit in this budget; the reduced one does.
-    budget = "1G"
+    from nst_keras.config import parse_size
+
+    budget = "1200M"
     full = runtime.BASE_BYTES + images.DECODE_BYTES_PER_PIXEL * 8000 * 6000
-    assert full > 2**30
+    assert full > parse_size(budget)
     assert images.decoded_size(str(huge_files["mask"]), (64, 48)) == (1000, 750)
     assert images.decoded_size(str(huge_files["mask_png"]), (64, 48)) == (8000, 6000)
     from PIL import ImageFile
@@ -143,12 +145,12 @@ def test_a_run_with_a_huge_mask_and_init_completes_and_a_png_that_cannot_decode_
     Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(style)
     out = tmp_path / "out.png"
     common = [huge_files["content"], style, "--weights", "none", "--height", "48",
-              "--max-evals", "2", "--max-memory", "1G", "-q"]
+              "--max-evals", "2", "--max-memory", "1200M", "-q"]
     done = run_main(*common, "--style-mask", huge_files["mask"], "--init", huge_files["init"],
                     "-o", out)
     assert done.returncode == 0, done.stderr
     assert Image.open(out).size == (64, 48)
-    # A PNG has no reduced decode: its full 48 Mpx does not fit in 1G, refused in one line.
+    # A PNG has no reduced decode: its full 48 Mpx does not fit, refused in one line.
     done = run_main(*common, "--style-mask", huge_files["mask_png"], "-o", out.with_name("b.png"))
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
