@@ -77,11 +77,11 @@ def images():
 CASES = (
     ("untiled", "lbfgs", "bfloat16", 512, None), ("untiled", "lbfgs", "float32", 512, None),
     ("untiled", "adam", "bfloat16", 512, None), ("untiled", "lbfgs", "bfloat16", 512, 2),
-    ("untiled", "lbfgs", "bfloat16", 1024, None), ("tiled", "lbfgs", "bfloat16", 1536, None),
-    ("untiled", "lbfgs", "float32", 1024, None), ("tiled", "adam", "float32", 1024, None),
+    ("untiled", "lbfgs", "bfloat16", 1024, None), ("untiled", "lbfgs", "float32", 1024, None),
+    ("tiled", "lbfgs", "bfloat16", 1024, None), ("tiled", "adam", "float32", 1024, None),
     ("tiled", "lbfgs", "bfloat16", 512, 4), ("untiled", "lbfgs", "bfloat16", 768, None),
-    ("tiled", "lbfgs", "bfloat16", 1024, None), ("untiled", "adam", "float32", 768, None),
-    ("untiled", "adam", "bfloat16", 1024, None), ("tiled", "lbfgs", "float32", 1024, None),
+    ("untiled", "adam", "float32", 768, None), ("untiled", "adam", "bfloat16", 1024, None),
+    ("tiled", "lbfgs", "bfloat16", 1536, None), ("tiled", "lbfgs", "float32", 1024, None),
     ("tiled", "adam", "bfloat16", 1536, None),
 )
 
@@ -156,6 +156,13 @@ def report(args) -> int:
     with open(args.out) as f:
         entries = [json.loads(line) for line in f if line.strip()]
     print(f"{runtime.describe_hardware('cpu')}; load now {os.getloadavg()[0]:.1f}")
+    if args.markdown:
+        print("| case | peak (GiB) | estimate (GiB) | estimate / peak |\n|---|---|---|---|")
+        for entry in entries:
+            total = estimate(entry["options"], entry["max_evals"])["total"]
+            print(f"| {entry['case']} | {entry['peak'] / 2**30:.2f} | {total / 2**30:.2f} | "
+                  f"{total / entry['peak']:.2f} |")
+        return 0
     print(f"{'case':<38} {'peak':>7} {'estimate':>8} {'ratio':>6}  parts (GiB)")
     worst_over = worst_under = 0.0
     for entry in entries:
@@ -246,7 +253,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="/tmp/nst-memory-benchmark.jsonl")
     parser.add_argument("--only", nargs="+", default=None, help="cases whose name contains one")
     parser.add_argument("--max-evals", type=int, default=3)
-    parser.add_argument("--timeout", type=int, default=900)
+    parser.add_argument("--timeout", type=int, default=1800)
+    parser.add_argument("--markdown", action="store_true", help="report: a README table")
     args = parser.parse_args(argv)
     return {"run": run, "report": report, "fit": fit}[args.mode](args)
 

@@ -11,7 +11,10 @@ or resized before its size is known to fit:
    masks), the layers, the weights file, the device;
 2. each image's size, read from its header only;
 3. every stage's size against the smallest the layers need, and the budget per stage;
-4. the final size's memory estimate against the memory there is (`NotEnoughMemory`);
+4. the final size's memory estimate against the memory there is (`NotEnoughMemory`): the
+   generated image and its evaluation, tiled or not, each style image at its own network
+   size with its targets, a video frame's temporal part; then what the masks and the init
+   image take to decode, reduced towards the run's size;
 5. then the images are decoded and resized, the masks opened once.
 
 Bad input raises a `ValueError` whose message names the `StyleConfig` field or the input
@@ -80,7 +83,9 @@ class Job:
         stages: The sizes and budgets, smallest first; the last is the final size.
         placement: Device, precision and hardware, resolved once.
         memory: `need` (the final stage's estimate), `budget` and `fits` (the largest
-            height that fits), in bytes and pixels, and `style` (see `memory_plan`).
+            height that fits), in bytes and pixels; `style` and `instead` (what would fit
+            when it does not, see `memory_plan`); `decode` (why a mask or the init image
+            cannot be decoded, or None; see `decode_problem`).
         notes: Lines for the user: warnings from reading the images, how a height was
             chosen. A front-end shows them; the plan prints nothing.
         temporal: An `objective.Temporal` term added to the run's terms (a video frame's
