@@ -102,13 +102,19 @@ def _half_mask(size, path):
 
 
 @pytest.fixture
-def huge_files(tmp_path, content_rgb):
-    """A 64 x 48 content and, 125 x its size each way, a mask (JPEG and PNG) and an init."""
+def huge_files(tmp_path, content_rgb, style_rgb):
+    """A 64 x 48 content and, 125 x its size each way, a mask (JPEG and PNG) and an init;
+    `budget`: a --max-memory the run fits in, but not a full decode of those files."""
+    from nst_keras import images, plan, runtime
+
     content = tmp_path / "content.png"
     Image.fromarray(content_rgb).save(content)
     init = tmp_path / "init.jpg"
     Image.new("RGB", (8000, 6000), (20, 200, 40)).save(init, quality=95)
-    return {"content": content, "init": init,
+    need = plan.plan(content, style_rgb, weights=None, height=48, load=False).memory["need"]
+    full = runtime.BASE_BYTES + images.DECODE_BYTES_PER_PIXEL * 8000 * 6000
+    assert full > need + 2**25
+    return {"content": content, "init": init, "budget": f"{(need + full) // 2**21}M",
             "mask": _half_mask((8000, 6000), tmp_path / "mask.jpg"),
             "mask_png": _half_mask((8000, 6000), tmp_path / "mask.png")}
 
@@ -120,7 +126,7 @@ def test_masks_and_init_images_far_larger_than_the_run_are_decoded_reduced_and_u
     # A full decode of the 48 Mpx files would not fit in this budget; the reduced one does.
     from nst_keras.config import parse_size
 
-    budget = "1200M"
+    budget = huge_files["budget"]
     full = runtime.BASE_BYTES + images.DECODE_BYTES_PER_PIXEL * 8000 * 6000
     assert full > parse_size(budget)
     assert images.decoded_size(str(huge_files["mask"]), (64, 48)) == (1000, 750)
@@ -145,7 +151,7 @@ def test_a_run_with_a_huge_mask_and_init_completes_and_a_png_that_cannot_decode_
     Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(style)
     out = tmp_path / "out.png"
     common = [huge_files["content"], style, "--weights", "none", "--height", "48",
-              "--max-evals", "2", "--max-memory", "1200M", "-q"]
+              "--max-evals", "2", "--max-memory", huge_files["budget"], "-q"]
     done = run_main(*common, "--style-mask", huge_files["mask"], "--init", huge_files["init"],
                     "-o", out)
     assert done.returncode == 0, done.stderr
