@@ -117,45 +117,58 @@ def device_scope(device: str):
 _TF_ADDRESS_SPACE = 2.5 * 2**30
 
 #: Resident memory of the process before any image: Python, TensorFlow, Keras, the run's
-#: code. With `BYTES_PER_ACTIVATION`, fitted to the peak resident memory (ru_maxrss) of real
-#: runs on TF 2.21 / Keras 3.15, CPU, VGG19 to block5_conv2, L-BFGS (m = 10), 4:3 images,
-#: heights 256, 512, 768 (measured / estimated, GB):
-#:   symmetric padding, float32   1.230 / 1.122, 2.293 / 2.239, 4.116 / 4.104
-#:   symmetric padding, bfloat16  1.098 / 1.014, 1.766 / 1.718, 2.905 / 2.893
-#:   zero padding, float32        1.079 / 1.023, 1.850 / 1.843, 3.226 / 3.210
-#:   zero padding, bfloat16       1.026 / 0.987, 1.584 / 1.604, 2.684 / 2.633
-BASE_BYTES = 690_000_000
+#: code, as a run through the command line has it (measured: 0.92 GiB of VmHWM at 85x64,
+#: less the weights and that size's activations).
+BASE_BYTES = 880_000_000
 
 #: Peak bytes per activation of one loss-and-gradient evaluation, by (precision, padding is
 #: not zeros): the forward values kept for the backward pass, their gradients, oneDNN's
 #: reorders, the float32 copies the losses take, and with edge padding the padded copy of
-#: every conv's input (fitted; see `BASE_BYTES`).
+#: every conv's input. Edge padding: fitted (`benchmarks/memory.py fit`, see the README's
+#: table) to the peak resident memory (VmHWM) of runs through the command line on TF 2.21 /
+#: Keras 3.15, CPU, VGG19 to block5_conv2, 4:3 images, 512 to 1536 pixels high, least
+#: squares with `BASE_BYTES` pinned and no tiled term, plus 3%. Zero padding: the earlier
+#: fit (ru_maxrss, 256-768 px), not re-measured.
 BYTES_PER_ACTIVATION = {
     ("float32", False): 7.1, ("bfloat16", False): 4.7,
-    ("float32", True): 10.6, ("bfloat16", True): 5.7,
+    ("float32", True): 11.2, ("bfloat16", True): 6.9,
 }
 
 
 #: Bytes per pixel value (H x W x 3) that a tiled evaluation keeps at the whole image's size
-#: besides `estimate_memory`'s `images`: the gradient the tiles add into (float32), its
-#: tensor copy, the whole image as a tensor and, mostly, the total variation's differences,
-#: squares, powers and their gradients, computed on the whole image. Fitted to one real run
-#: (benchmarks/tiling.py big: 4000x3000, VGG16, bfloat16, L-BFGS m = 10, 48 tiles of 512 px:
-#: peak RSS 16.6 GiB, the other parts 10.9 GiB); a first guess of 56 (ten float32 arrays) left
-#: that run 30% above its estimate.
-TILED_BYTES_PER_VALUE = 170
+#: besides the other parts: the gradient the tiles add into (float32), its tensor copy, the
+#: whole image as a tensor and total variation's differences and their gradients on the
+#: whole image, about eight float32 arrays (counted). The tiled runs of
+#: `benchmarks/memory.py` do not pin it (a free least-squares fit gives -136: a tiled
+#: evaluation keeps fewer whole-image temporaries than the untiled ones
+#: `BYTES_PER_ACTIVATION` includes, and they peak 12-26% below the estimate with it); the
+#: 4000x3000 run (benchmarks/tiling.py big: VGG16, bfloat16, L-BFGS m = 10, 48 tiles, peak
+#: 16.6 GiB) does: 15.5 GiB without it, 16.6 with it. The earlier 170 had L-BFGS-B's
+#: SciPy copies in it (`LBFGS_BYTES_PER_VALUE`, then 72).
+TILED_BYTES_PER_VALUE = 32
+
+#: A tile's bytes per activation as a share of a whole image's (`BYTES_PER_ACTIVATION`):
+#: fitted to the tiled runs of `benchmarks/memory.py` (0.51 in bfloat16, 0.55 in float32 at
+#: 1024 px with 512 px cores; 0.6 with a margin). A whole-image evaluation's coefficient
+#: includes its whole-image temporaries; a tile's are the tile's.
+TILE_ACTIVATION_SHARE = 0.6
 
 #: Bytes per pixel value of L-BFGS-B besides its history: SciPy's work arrays (5 float64),
 #: x and the gradient, the bounds as float64 pairs and again as two arrays, the int32 work
 #: arrays, and the float64 copies of the image and gradient the objective hands SciPy.
-LBFGS_BYTES_PER_VALUE = 72
+#: Fitted with `BYTES_PER_ACTIVATION` (193, plus 3%); the arrays named above alone are
+#: about 72.
+LBFGS_BYTES_PER_VALUE = 200
 
 #: Bytes per activation of a forward pass alone (a style image's targets), by (precision,
 #: padding is not zeros): Keras keeps every layer's output until the call returns (and with
 #: edge padding every padded conv input); the style layers' outputs are cast to float32.
+#: bfloat16 with edge padding fitted (4.19, plus 5%) to a run with a style of 4x the
+#: content's pixels; float32 scaled from it as `BYTES_PER_ACTIVATION`; zero padding a guess
+#: (the outputs without the padded copies), not measured.
 FORWARD_BYTES_PER_ACTIVATION = {
     ("float32", False): 4.5, ("bfloat16", False): 2.5,
-    ("float32", True): 8.5, ("bfloat16", True): 4.5,
+    ("float32", True): 7.1, ("bfloat16", True): 4.4,
 }
 
 #: Bytes per pixel value of a style image at its network size while its targets are
@@ -235,7 +248,8 @@ def estimate_memory(height: int, width: int, config, precision: str,
         are computed before the optimiser's arrays exist, so `styles` is what their peak
         adds beyond an evaluation's (activations, history, optimizer, tiling and temporal),
         usually 0. With `tile` the activations are those of the largest tile (core + 2
-        halos, the halo derived from the layers); the other parts do not shrink.
+        halos, the halo derived from the layers; `TILE_ACTIVATION_SHARE` of the bytes per
+        activation); the other parts do not shrink.
     """
     layers = config.content_layers + config.style_layers
     n = height * width * 3
@@ -245,6 +259,7 @@ def estimate_memory(height: int, width: int, config, precision: str,
         "base": BASE_BYTES,
         "weights": weights,
         "activations": int(BYTES_PER_ACTIVATION[precision, config.padding != "zeros"]
+                           * (1 if tile is None else TILE_ACTIVATION_SHARE)
                            * features.activation_floats(seen_h, seen_w, layers, config.model)),
         "history": 2 * config.lbfgs_memory * 8 * n if config.optimizer == "lbfgs" else 0,
         "optimizer": LBFGS_BYTES_PER_VALUE * n if config.optimizer == "lbfgs" else 3 * 4 * n,

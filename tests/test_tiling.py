@@ -221,6 +221,7 @@ def test_the_estimate_of_a_tiled_stage_counts_one_tile_and_what_tiling_does_not_
     tiled = runtime.estimate_memory(3000, 4000, config, "float32", tile=512)
     layers = config.content_layers + config.style_layers
     assert tiled["activations"] == int(runtime.BYTES_PER_ACTIVATION["float32", True]
+                                       * runtime.TILE_ACTIVATION_SHARE
                                        * features.activation_floats(704, 704, layers))
     for part in ("base", "weights", "history", "optimizer", "images"):
         assert tiled[part] == whole[part]
