@@ -249,7 +249,7 @@ def estimate_memory(height: int, width: int, config, precision: str,
         adds beyond an evaluation's (activations, history, optimizer, tiling and temporal),
         usually 0. With `tile` the activations are those of the largest tile (core + 2
         halos, the halo derived from the layers; `TILE_ACTIVATION_SHARE` of the bytes per
-        activation); the other parts do not shrink.
+        activation when it is smaller than the image); the other parts do not shrink.
     """
     layers = config.content_layers + config.style_layers
     n = height * width * 3
@@ -259,7 +259,7 @@ def estimate_memory(height: int, width: int, config, precision: str,
         "base": BASE_BYTES,
         "weights": weights,
         "activations": int(BYTES_PER_ACTIVATION[precision, config.padding != "zeros"]
-                           * (1 if tile is None else TILE_ACTIVATION_SHARE)
+                           * (1 if (seen_h, seen_w) == (height, width) else TILE_ACTIVATION_SHARE)
                            * features.activation_floats(seen_h, seen_w, layers, config.model)),
         "history": 2 * config.lbfgs_memory * 8 * n if config.optimizer == "lbfgs" else 0,
         "optimizer": LBFGS_BYTES_PER_VALUE * n if config.optimizer == "lbfgs" else 3 * 4 * n,
