@@ -618,8 +618,6 @@ def load_masks(masks, content_hw) -> Tuple[np.ndarray, ...]:
     loaded = []
     for number, source in enumerate(masks, start=1):
         label = f"style mask {number}"
-        if _missing(source):
-            raise InputError(f"the {label} does not exist: {_described(source)}", label)
         try:
             wh = images.image_size(source)
         except Exception as error:  # Pillow raises many kinds; each means "cannot read".
