@@ -272,44 +272,49 @@ def _run(run: _Parsed, argv, guard) -> int:
 
 
 def _dry_run(job) -> int:
-    """Prints the memory estimate of the run, per stage and precision; computes nothing."""
+    """Prints the memory estimate of the run, per stage and precision; computes nothing.
+
+    Always the table and the largest heights; then, when the run does not fit, why and what
+    would (exit 0: it is an answer, not an error).
+    """
     from nst_keras import plan
 
     config, where = job.config, job.placement
     budget = job.memory["budget"]
+    style_whs, temporal = job.memory.get("style_whs", ()), job.memory.get("temporal", False)
     aspect = job.stages[-1].width / job.stages[-1].height
     gib = 2**30
+    columns = ("base", "weights", "activations", "history", "optimizer", "images", "tiling",
+               "styles") + (("mrf",) if config.style_loss == "mrf" else ())  # Its patches.
     lines = [f"Estimated peak memory of the run on {where.hardware}, {config.model}, "
              f"{config.optimizer}"
-             + (f" (m={config.lbfgs_memory})" if config.optimizer == "lbfgs" else "")
+             + (f" (m={config.lbfgs_memory}; history: 2m float64 per pixel value)"
+                if config.optimizer == "lbfgs" else "")
              + f"; {budget / gib:.1f} GiB available:",
-             f"{'stage':>6} {'size':>11} {'precision':>9} {'total':>9} {'base':>7} "
-             f"{'weights':>8} {'activations':>11} {'optimizer':>9} {'images':>7} "
-             f"{'tiling':>7}" + (f" {'mrf':>7}" if config.style_loss == "mrf" else "")
-             + "  tiles"]
+             f"{'stage':>6} {'size':>11} {'precision':>9} {'total':>9} "
+             + " ".join(f"{c:>{max(7, len(c))}}" for c in columns) + "  tiles"]
     for stage in job.stages:
         for precision in ("float32", "bfloat16"):
             tiles, parts = plan.stage_memory(config, stage.height, stage.width, precision,
-                                             budget)
+                                             budget, styles=stage.styles, temporal=temporal)
             mark = " <- this run" if precision == where.precision else ""
             tiled = tiles.describe() if tiles is not None else "untiled"
             lines.append(
                 f"{stage.number:>3}/{len(job.stages):<2} "
                 f"{f'{stage.width}x{stage.height}':>11} "
-                f"{precision:>9} {parts['total'] / gib:>7.2f}G {parts['base'] / gib:>6.2f}G "
-                f"{parts['weights'] / gib:>7.2f}G {parts['activations'] / gib:>10.2f}G "
-                f"{parts['optimizer'] / gib:>8.2f}G {parts['images'] / gib:>6.2f}G "
-                f"{parts.get('tiling', 0) / gib:>6.2f}G"
-                + (f" {parts['mrf'] / gib:>6.2f}G" if "mrf" in parts else "")  # Its patches.
+                f"{precision:>9} {parts['total'] / gib:>8.2f}G "
+                + " ".join(f"{parts.get(c, 0) / gib:>{max(7, len(c)) - 1}.2f}G" for c in columns)
                 + f"  {tiled}{mark}")
     for precision in ("float32", "bfloat16"):
-        fits = plan.fitting_height(config, aspect, precision, budget)
+        fits = plan.fitting_height(config, aspect, precision, budget, style_whs, temporal)
         lines.append(f"Largest height that fits in {precision}: {fits} "
                      f"({max(1, round(fits * aspect))}x{fits}).")
     if job.memory["need"] > budget:
-        lines.append("This run does not fit: "
-                     + str(as_usage(plan.memory_message(job.stages[-1], job.memory, config)
-                                    .split("; ", 1)[1].split(" Received:")[0])) + ".")
+        reason, suggestion = plan.memory_verdict(job.stages[-1], job.memory, config)
+        lines.append(f"This run does not fit: {as_usage(reason)}.")
+        lines.append(f"What would fit: {as_usage(suggestion)}")
+    if job.memory.get("decode"):
+        lines.append(f"This run does not fit: {as_usage(job.memory['decode'])}")
     print("\n".join(lines))
     return EXIT_OK
 

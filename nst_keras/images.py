@@ -152,7 +152,7 @@ def natural_key(path: Union[str, os.PathLike]) -> tuple:
     return [int(part) if part.isdigit() else part.lower() for part in parts], path
 
 
-def open_image(source: ImageSource) -> Image.Image:
+def open_image(source: ImageSource, reduce_to=None) -> Image.Image:
     """Opens a path, URL, array or PIL image as an RGB PIL image, upright.
 
     Any Pillow mode is accepted: alpha is composited onto white, palettes are expanded,
@@ -165,6 +165,11 @@ def open_image(source: ImageSource) -> Image.Image:
         source: A file path, an http(s) URL (downloaded once into the Keras cache), a
             file's bytes, a numpy array (H, W), (H, W, 3) or (H, W, 4) with values in
             0-255, or a PIL image.
+        reduce_to: (width, height) the image will be resized to, or None. A file is then
+            decoded reduced: a JPEG at 1/2, 1/4 or 1/8 of its size by its decoder (Pillow's
+            `draft`), any image reduced by whole factors (`Image.reduce`, a box filter)
+            before it is converted; never below `reduce_to`. What a 48 Mpx mask takes on a
+            small run is then what its reduced decode takes (see `decoded_size`).
 
     Returns:
         A PIL image in mode RGB.
@@ -184,7 +189,18 @@ def open_image(source: ImageSource) -> Image.Image:
                 f"{path} has {image.n_frames} frames; using the first.", stacklevel=2
             )
             image.seek(0)
+        raw = None if reduce_to is None else _raw_size(image, reduce_to)
+        if raw is not None:
+            image.draft(None, raw)  # JPEG only; other formats ignore it.
         image.load()
+        if raw is not None:
+            factor = min(image.size[0] // raw[0], image.size[1] // raw[1])
+            if factor >= 2:
+                with contextlib.suppress(ValueError):  # Modes `reduce` lacks: as decoded.
+                    reduced = image.reduce(factor)
+                    reduced.info, reduced.getexif()[0x0112] = image.info, \
+                        image.getexif().get(0x0112, 1)
+                    image = reduced
         return _to_rgb(_in_srgb(ImageOps.exif_transpose(image)))
 
 
@@ -319,6 +335,35 @@ def _float_array_to_rgb(array: np.ndarray) -> np.ndarray:
     return np.clip(values, 0, 255).astype(np.float32)
 
 
+def _raw_size(image: Image.Image, size) -> tuple:
+    """`size` (width, height of the upright image) in the file's own orientation."""
+    orientation = image.getexif().get(0x0112, 1)
+    width, height = max(1, int(size[0])), max(1, int(size[1]))
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+#: Bytes per decoded pixel while a file is read: Pillow's 4-byte pixels (RGB is stored as
+#: RGBX), the reduced copy and the decoder's buffers.
+DECODE_BYTES_PER_PIXEL = 8
+
+
+def decoded_size(source: ImageSource, reduce_to) -> tuple:
+    """(width, height) a file is decoded at by `open_image(source, reduce_to)`, from its
+    header: a JPEG's largest of 1/1, 1/2, 1/4, 1/8 not below `reduce_to`, any other
+    format's full size (`Image.reduce` works on the decoded image). An array or a PIL
+    image: its size (already decoded)."""
+    if isinstance(source, (np.ndarray, Image.Image)):
+        return image_size(source)
+    with Image.open(_openable(source)) as image:
+        raw = _raw_size(image, reduce_to)
+        width, height = image.size
+        if image.format == "JPEG" and len(image.tile) == 1:
+            scale = min(width // raw[0], height // raw[1])
+            scale = next(s for s in (8, 4, 2, 1) if scale >= s)
+            width, height = -(-width // scale), -(-height // scale)
+        return width, height
+
+
 def image_size(source: ImageSource) -> tuple:
     """(width, height) of an image as `open_image` would give it, from its header alone.
 
@@ -416,7 +461,7 @@ def resize_to_height(image: Image.Image, height: int) -> Image.Image:
 
 
 def load_image(source: ImageSource, height: int = None, *, size=None,
-               keep_depth: bool = False) -> np.ndarray:
+               keep_depth: bool = False, reduced: bool = False) -> np.ndarray:
     """Loads `source` as an RGB array in sRGB, resized to `height` or to `size` if given.
 
     Args:
@@ -427,6 +472,8 @@ def load_image(source: ImageSource, height: int = None, *, size=None,
         keep_depth: Keep a 16-bit (or float) source's depth: float32 in 0-255, resized
             as a float image (`resize_float`), not rounded (see `read_pixels`); 8-bit
             sources stay uint8. False: always uint8.
+        reduced: Decode a file reduced towards `size` first (`open_image`'s `reduce_to`):
+            how an init image far larger than the run is read.
 
     Returns:
         A (H, W, 3) uint8 array (or float32 with `keep_depth` and a deep source).
@@ -438,7 +485,8 @@ def load_image(source: ImageSource, height: int = None, *, size=None,
         if size is not None:
             pixels = np.clip(resize_float(pixels, tuple(size)), 0, 255)
         return np.ascontiguousarray(pixels, np.float32)
-    image = open_image(source) if pixels is None else Image.fromarray(pixels)
+    reduce_to = size if reduced and size is not None else None
+    image = open_image(source, reduce_to) if pixels is None else Image.fromarray(pixels)
     if size is not None:
         image = image.resize(tuple(size), Image.LANCZOS)
     elif height is not None:
@@ -446,7 +494,7 @@ def load_image(source: ImageSource, height: int = None, *, size=None,
     return np.asarray(image, dtype=np.uint8).copy()
 
 
-def load_mask(source: ImageSource, size) -> np.ndarray:
+def load_mask(source: ImageSource, size, reduced: bool = False) -> np.ndarray:
     """Loads a mask as float32 (H, W) in [0, 1], white (or 1) where it applies.
 
     Args:
@@ -454,6 +502,7 @@ def load_mask(source: ImageSource, size) -> np.ndarray:
             (True = 1), integers (0-255), or floats in [0, 1]; (H, W) or (H, W, 3|4) (the
             luminance of its RGB).
         size: (width, height) to resize to (Lanczos, clipped back to [0, 1]).
+        reduced: Decode a file reduced towards `size` first (`open_image`'s `reduce_to`).
 
     Returns:
         A (height, width) float32 array.
@@ -479,7 +528,8 @@ def load_mask(source: ImageSource, size) -> np.ndarray:
                              f"from {values.min():.3g} to {values.max():.3g}")
         image = Image.fromarray(np.asarray(values, np.float32), mode="F")
     else:
-        grey = np.asarray(open_image(source).convert("L"), np.float32) / 255.0
+        opened = open_image(source, size if reduced else None)
+        grey = np.asarray(opened.convert("L"), np.float32) / 255.0
         image = Image.fromarray(grey, mode="F")
     return np.clip(np.asarray(image.resize(tuple(size), Image.LANCZOS), np.float32), 0.0, 1.0)
 

@@ -11,7 +11,10 @@ or resized before its size is known to fit:
    masks), the layers, the weights file, the device;
 2. each image's size, read from its header only;
 3. every stage's size against the smallest the layers need, and the budget per stage;
-4. the final size's memory estimate against the memory there is (`NotEnoughMemory`);
+4. the final size's memory estimate against the memory there is (`NotEnoughMemory`): the
+   generated image and its evaluation, tiled or not, each style image at its own network
+   size with its targets, a video frame's temporal part; then what the masks and the init
+   image take to decode, reduced towards the run's size;
 5. then the images are decoded and resized, the masks opened once.
 
 Bad input raises a `ValueError` whose message names the `StyleConfig` field or the input
@@ -49,6 +52,8 @@ class Stage:
             a tiled stage's with its tiles.
         tiles: How the stage is evaluated tile by tile (`tiling.Tiles`: count, core,
             halo), or None when untiled (see `stage_tiles`).
+        styles: (height, width) of each style image as the network sees it at this stage
+            (`stage_styles`).
     """
 
     number: int
@@ -57,6 +62,7 @@ class Stage:
     max_evals: int
     memory: Dict[str, int] = dataclasses.field(repr=False)
     tiles: Optional[tiling.Tiles] = None
+    styles: Tuple[Tuple[int, int], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +85,9 @@ class Job:
         stages: The sizes and budgets, smallest first; the last is the final size.
         placement: Device, precision and hardware, resolved once.
         memory: `need` (the final stage's estimate), `budget` and `fits` (the largest
-            height that fits), in bytes and pixels.
+            height that fits), in bytes and pixels; `style` and `instead` (what would fit
+            when it does not, see `memory_plan`); `decode` (why a mask or the init image
+            cannot be decoded, or None; see `decode_problem`).
         notes: Lines for the user: warnings from reading the images, how a height was
             chosen. A front-end shows them; the plan prints nothing.
         temporal: An `objective.Temporal` term added to the run's terms (a video frame's
@@ -101,7 +109,7 @@ class Job:
     sources: Dict[str, object]
     stages: Tuple[Stage, ...]
     placement: runtime.Placement
-    memory: Dict[str, int]
+    memory: Dict[str, object]
     notes: Tuple[str, ...] = ()
     temporal: Optional[object] = dataclasses.field(default=None, repr=False)
     key: str = ""
@@ -114,7 +122,8 @@ class Job:
 
 
 def plan(content, style, *, config: Optional[StyleConfig] = None, masks=None, init_image=None,
-         fit_height: bool = False, load: bool = True, **settings) -> Job:
+         fit_height: bool = False, load: bool = True, temporal: bool = False,
+         **settings) -> Job:
     """Reads and checks everything a run needs; returns the `Job`.
 
     Args:
@@ -131,6 +140,9 @@ def plan(content, style, *, config: Optional[StyleConfig] = None, masks=None, in
             content's own (`--height auto`). `config.height` is then ignored.
         load: Decode and resize the images (False: sizes and memory only, for a dry run;
             then nothing is refused for memory, and `Job.memory` says whether it fits).
+        temporal: Plan a video's frames: the previous frame and the temporal term are in
+            the estimate (a frame that fits only tiled is tiled: the tiled objective carries
+            the temporal term, a per-pixel sum).
         **settings: Fields of `StyleConfig` that override `config`'s.
 
     Returns:
@@ -161,7 +173,7 @@ def plan(content, style, *, config: Optional[StyleConfig] = None, masks=None, in
     style_whs = [_size_of(_style_label(i, len(styles)), s) for i, s in enumerate(styles)]
     budget = runtime.run_budget(config, where.device)
     if fit_height:
-        config, note = _fitting_height(config, content_wh, where)
+        config, note = _fitting_height(config, content_wh, style_whs, where, temporal)
         notes.append(note)
 
     # 3. Every stage's size, and its budget.
@@ -171,15 +183,26 @@ def plan(content, style, *, config: Optional[StyleConfig] = None, masks=None, in
     aspect = content_wh[0] / content_wh[1]
     stages = []
     for number, (h, evals) in enumerate(zip(heights, budgets), start=1):
-        tiles, parts = stage_memory(config, h, _width(h, aspect), where.precision, budget)
-        stages.append(Stage(number, h, _width(h, aspect), evals, parts, tiles))
+        seen = tuple(stage_styles(config, style_whs, h, _width(h, aspect)))
+        tiles, parts = stage_memory(config, h, _width(h, aspect), where.precision, budget,
+                                    styles=seen, temporal=temporal)
+        stages.append(Stage(number, h, _width(h, aspect), evals, parts, tiles, seen))
     stages = tuple(stages)
     check_untiled_settings(config, stages)
 
-    # 4. The final size is the largest: it decides the memory.
-    memory = memory_plan(config, stages[-1], aspect, where)
+    # 4. The final size is the largest: it decides the memory; then what the masks and the
+    # init image take to decode (before the model: nothing else is in memory then).
+    memory = memory_plan(config, stages[-1], aspect, where, style_whs, temporal)
     if load and memory["need"] > memory["budget"]:
         raise NotEnoughMemory(memory_message(stages[-1], memory, config), memory["fits"])
+    init_source = init_image if init_image is not None else (
+        None if config.init in INITS else config.init)
+    # Decoding is in the host's memory, on a GPU too.
+    memory["decode"] = decode_problem(mask_sources, init_source, stages[-1],
+                                      memory["budget"] if where.device == "cpu"
+                                      else runtime.run_budget(config, "cpu"))
+    if load and memory["decode"]:
+        raise NotEnoughMemory(memory["decode"])
     sources = {"content": _described(content), "styles": [_described(s) for s in styles],
                "masks": None if mask_sources is None else [_described(m) for m in mask_sources],
                "init": config.init}
@@ -206,7 +229,7 @@ def plan(content, style, *, config: Optional[StyleConfig] = None, masks=None, in
         start = None
         if config.init not in INITS:
             start = _read("init image", config.init if init_image is None else init_image,
-                          size=(content_rgb.shape[1], content_rgb.shape[0]))
+                          size=(content_rgb.shape[1], content_rgb.shape[0]), reduced=True)
     notes += [f"warning: {first_line(w.message)}" for w in caught]
     return Job(config, content_rgb, style_rgbs, loaded_masks, start, blend, sources, stages,
                where, memory, tuple(dict.fromkeys(notes)), key=key, resume_key=resume_key)
@@ -249,14 +272,16 @@ def check_style_loss(config: StyleConfig, blend) -> None:
             f"Received: style_blend_weights={_listed(config.style_blend_weights)}")
 
 
-def style_heights(config: StyleConfig, count: int) -> list:
-    """The height each of `count` style images is resized to (`"aspect"` resizing).
+def style_heights(config: StyleConfig, count: int, height: Optional[int] = None) -> list:
+    """The height each of `count` style images is resized to (`"aspect"` resizing), for a
+    final height of `height` (`config.height` when None).
 
     Raises:
         ValueError: If `style_scale` has neither one value nor one per style.
     """
+    height = config.height if height is None else height
     if config.style_scale is None:
-        return [config.style_height or config.height] * count
+        return [config.style_height or height] * count
     scales = config.style_scale
     if len(scales) not in (1, count):
         raise ValueError(
@@ -264,7 +289,7 @@ def style_heights(config: StyleConfig, count: int) -> list:
             f"Received: style_scale={_listed(scales)}"
         )
     scales = scales * count if len(scales) == 1 else scales
-    return [max(1, round(s * config.height)) for s in scales]
+    return [max(1, round(s * height)) for s in scales]
 
 
 def style_sizes(config: StyleConfig, count: int, content_hw) -> list:
@@ -410,13 +435,45 @@ def check_stage_sizes(config: StyleConfig, heights, content_wh, style_whs) -> No
 AUTO_CORES = (tiling.DEFAULT_CORE, 256, 128)
 
 
+def stage_styles(config: StyleConfig, style_whs, height: int, width: int,
+                 final_height: Optional[int] = None) -> list:
+    """(height, width) of each style image as the network sees it at a stage of `height` x
+    `width` (`render.stage_images`): stretched to the stage's size, or at its own final
+    size (`style_heights`, aspect kept) scaled by the stage's height over the final one.
+
+    Args:
+        config: The settings.
+        style_whs: (width, height) of each style image as read from its header.
+        height, width: The stage's size.
+        final_height: The run's final height (`config.height` when None).
+    """
+    if config.style_resize == "stretch":
+        return [(height, width)] * len(style_whs)
+    final_height = config.height if final_height is None else final_height
+    factor = height / final_height
+    sizes = []
+    for (w, h), final_h in zip(style_whs, style_heights(config, len(style_whs), final_height)):
+        stage_h = max(1, round(final_h * factor)) if factor != 1 else final_h
+        sizes.append((stage_h, _width(stage_h, w / h)))
+    return sizes
+
+
+def _styles_at(config: StyleConfig, style_whs, aspect: float):
+    """The function of a final height giving the styles' network sizes there (for
+    `runtime.largest_height`), or None without styles."""
+    if not style_whs:
+        return None
+    return lambda h: stage_styles(config, style_whs, h, _width(h, aspect), final_height=h)
+
+
 def stage_tiles(config: StyleConfig, height: int, width: int, precision: str,
-                budget: int) -> Optional[tiling.Tiles]:
+                budget: int, *, styles=(), temporal: bool = False) -> Optional[tiling.Tiles]:
     """How a stage of `height` x `width` is evaluated: None (untiled) or its `Tiles`.
 
     `tile="off"`: untiled; a size: tiles of that core; `"auto"`: untiled when the untiled
-    estimate fits in `budget`, else the first of `AUTO_CORES` whose tiled estimate fits
-    (the default core when none does: the refusal then names the optimizer's part).
+    estimate (`styles`' targets and a video frame's `temporal` part included) fits in
+    `budget`, else the first of `AUTO_CORES` whose tiled estimate fits (the default core
+    when none does: the refusal then names the part that does not shrink).
     """
     if config.tile == "off":
         return None
@@ -430,10 +487,12 @@ def stage_tiles(config: StyleConfig, height: int, width: int, precision: str,
                 f"Received: tile={config.tile}, histogram_weight={config.histogram_weight:g}")
         return None
     if core is None:
-        if runtime.estimate_memory(height, width, config, precision)["total"] <= budget:
+        if runtime.estimate_memory(height, width, config, precision, styles=styles,
+                                   temporal=temporal)["total"] <= budget:
             return None
         fitting = [c for c in AUTO_CORES if runtime.estimate_memory(
-            height, width, config, precision, c)["total"] <= budget]
+            height, width, config, precision, c, styles=styles,
+            temporal=temporal)["total"] <= budget]
         core = fitting[0] if fitting else AUTO_CORES[0]
     return tiling.layout(height, width, layers, config.model, core,
                          patch_layers=tiling.config_patch_layers(config))
@@ -459,68 +518,168 @@ def check_untiled_settings(config: StyleConfig, stages) -> None:
 
 
 def stage_memory(config: StyleConfig, height: int, width: int, precision: str,
-                 budget: int) -> tuple:
+                 budget: int, *, styles=(), temporal: bool = False) -> tuple:
     """(tiles or None, estimated peak by part) of a stage (see `stage_tiles`)."""
-    tiles = stage_tiles(config, height, width, precision, budget)
+    tiles = stage_tiles(config, height, width, precision, budget, styles=styles,
+                        temporal=temporal)
     return tiles, runtime.estimate_memory(height, width, config, precision,
-                                          tiles.core if tiles else None)
+                                          tiles.core if tiles else None, styles=styles,
+                                          temporal=temporal)
 
 
-def fitting_height(config: StyleConfig, aspect: float, precision: str, budget: int) -> int:
-    """The largest height that fits in `budget`, tiled as `config.tile` allows."""
-    untiled = runtime.largest_height(config, aspect, precision, budget)
+def fitting_height(config: StyleConfig, aspect: float, precision: str, budget: int,
+                   style_whs=(), temporal: bool = False) -> int:
+    """The largest height that fits in `budget`, tiled as `config.tile` allows, the style
+    images (`style_whs`: their (width, height) as read) at their sizes there."""
+    styles = _styles_at(config, style_whs, aspect)
+    untiled = runtime.largest_height(config, aspect, precision, budget, styles=styles,
+                                     temporal=temporal)
     if config.tile == "off":
         return untiled
     if tile_size(config) is not None:
-        return runtime.largest_height(config, aspect, precision, budget, tile_size(config))
-    return max([untiled] + [runtime.largest_height(config, aspect, precision, budget, c)
+        return runtime.largest_height(config, aspect, precision, budget, tile_size(config),
+                                      styles=styles, temporal=temporal)
+    return max([untiled] + [runtime.largest_height(config, aspect, precision, budget, c,
+                                                   styles=styles, temporal=temporal)
                             for c in AUTO_CORES])
 
 
-def memory_plan(config: StyleConfig, final: Stage, aspect: float, where) -> Dict[str, int]:
-    """The final size's estimated need, the budget and the largest height that fits.
+def memory_plan(config: StyleConfig, final: Stage, aspect: float, where, style_whs=(),
+                temporal: bool = False) -> Dict[str, object]:
+    """The final size's estimated need, the budget, the largest height that fits and, when
+    the style images' targets are what does not fit, the style setting that would.
 
     On a GPU TensorFlow raises `ResourceExhaustedError` cleanly, so nothing is refused
-    there (`need` is 0); on a CPU an allocation that fails can crash the process, or the
-    kernel can kill it without a word, so the size is checked first. The budget is the
-    machine's, or `config.max_memory` when lower; the largest height is tiled as
-    `config.tile` allows.
+    there (`need` is 0; see the README); on a CPU an allocation that fails can crash the
+    process, or the kernel can kill it without a word, so the size is checked first. The
+    budget is the machine's, or `config.max_memory` when lower; the largest height is tiled
+    as `config.tile` allows.
+
+    Returns:
+        `need`, `budget`, `fits` (bytes, bytes, pixels), `style` (None, or a dict:
+        `label`, `size` (w, h) of the largest style at its network size, `setting` that
+        would fit, e.g. "style_scale=1.5") and `instead` (when an L-BFGS run does not fit:
+        "optimizer=adam" and a third of `lbfgs_memory` -> the largest height each reaches
+        in the same budget), `style_whs` and `temporal` (what it was planned with). `plan`
+        adds `decode` (`decode_problem`).
     """
     budget = runtime.run_budget(config, where.device)
     need = final.memory["total"] if where.device == "cpu" else 0
-    fits = fitting_height(config, aspect, where.precision, budget)
-    return {"need": need, "budget": budget, "fits": fits}
+    fits = fitting_height(config, aspect, where.precision, budget, style_whs, temporal)
+    memory = {"need": need, "budget": budget, "fits": fits, "style": None, "instead": {},
+              "style_whs": tuple(style_whs), "temporal": temporal}
+    if need > budget and final.memory["styles"] > 0 and \
+            need - final.memory["styles"] <= budget:
+        memory["style"] = _style_fix(config, final, style_whs, where.precision, budget,
+                                     temporal)
+    elif need > budget and config.optimizer == "lbfgs":
+        # Measured on the same estimate, not guessed: how large the other choices reach.
+        for setting, value in (("optimizer", "adam"),
+                               ("lbfgs_memory", max(1, config.lbfgs_memory // 3))):
+            if value != getattr(config, setting):
+                memory["instead"][f"{setting}={value}"] = fitting_height(
+                    config.replace(**{setting: value}), aspect, where.precision, budget,
+                    style_whs, temporal)
+    return memory
 
 
-def memory_message(final: Stage, memory: Dict[str, int], config: StyleConfig) -> str:
-    """The one line that refuses a size: what it needs, what there is, a height that fits.
+def _style_fix(config: StyleConfig, final: Stage, style_whs, precision: str, budget: int,
+               temporal: bool) -> dict:
+    """The largest style (at the final stage) and the style setting whose targets fit: the
+    largest value, in steps of 0.01 (`style_scale`) or 1 pixel (`style_height`), whose
+    estimate fits."""
+    sizes = stage_styles(config, style_whs, final.height, final.width)
+    largest = max(range(len(sizes)), key=lambda i: sizes[i][0] * sizes[i][1])
+    tile = final.tiles.core if final.tiles is not None else None
 
-    When even tiles do not fit, the parts tiling does not shrink are the problem; when the
-    optimizer's is the largest of them, the message says so and names the settings that
-    shrink it (`optimizer`, `lbfgs_memory`).
+    def setting_at(k):
+        if config.style_scale is not None:
+            return {"style_scale": tuple(math.floor(s * k * 100) / 100
+                                         for s in config.style_scale)}
+        return {"style_height": max(1, int((config.style_height or config.height) * k))}
+
+    def fits(k):
+        changed = setting_at(k)
+        if min(changed.get("style_scale", (1,))) <= 0:
+            return True  # Nothing smaller to suggest.
+        trial = dataclasses.replace(config, **changed)
+        return runtime.estimate_memory(
+            final.height, final.width, config, precision, tile, temporal=temporal,
+            styles=stage_styles(trial, style_whs, final.height, final.width))["total"] <= budget
+
+    low, high = 0.0, 1.0
+    for _ in range(30):
+        middle = (low + high) / 2
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    changed = setting_at(low)
+    value = changed.get("style_scale") or changed.get("style_height")
+    setting = (f"style_scale={_listed(value)}" if "style_scale" in changed
+               else f"style_height={value}")
+    return {"label": _style_label(largest, len(sizes)),
+            "size": (sizes[largest][1], sizes[largest][0]), "setting": setting}
+
+
+def memory_message(final: Stage, memory: Dict[str, object], config: StyleConfig) -> str:
+    """The one line that refuses a size: what it needs, what there is, what would fit.
+
+    The reason and the suggestion of `memory_verdict`, and the setting received: the
+    style's setting when the style images' targets are what does not fit, else the height.
+    """
+    reason, suggestion = memory_verdict(final, memory, config)
+    received = f"height={config.height}"
+    if memory.get("style"):
+        received = (f"style_scale={_listed(config.style_scale)}" if config.style_scale
+                    is not None else f"style_height={config.style_height or config.height}")
+    return f"out of memory: {reason}; {suggestion} Received: {received}"
+
+
+def memory_verdict(final: Stage, memory: Dict[str, object], config: StyleConfig) -> tuple:
+    """(reason, suggestion): why the final stage does not fit, and what would.
+
+    When the style images' targets are what does not fit (`memory["style"]`), the
+    suggestion is the style setting that would. For an L-BFGS run the suggestion gives the
+    largest height Adam and a third of the history reach in the same budget
+    (`memory["instead"]`), and the reason says when L-BFGS-B's history and work arrays are
+    the largest part (at print sizes, tiled). The words are the library's (field names); a front-end turns them into
+    its own (`console.as_usage`).
     """
     parts = final.memory
     tiled = f" even in {final.tiles.describe()}" if final.tiles is not None else ""
+    available = f"about {max(0, memory['budget']) / GIB:.1f} GiB is available"
+    style = memory.get("style")
+    if style:
+        width, height = style["size"]
+        how = "tile by tile" if final.tiles is not None else "in one pass"
+        return (f"the {style['label']} is {width}x{height} as the network sees it and its "
+                f"targets ({how}) bring the run to about {memory['need'] / GIB:.1f} GiB "
+                f"({(memory['need'] - parts['styles']) / GIB:.1f} GiB without them), and "
+                f"{available}", f"try {style['setting']} or less.")
+    reason = (f"{final.width}x{final.height} needs about {memory['need'] / GIB:.1f} GiB{tiled} "
+              f"and {available}")
     advice = ""
-    largest = max((k for k in parts if k != "total"), key=parts.get)
-    if final.tiles is not None and largest == "optimizer" and config.optimizer == "lbfgs":
-        advice = (f" L-BFGS-B's history ((2m+9) float64 per pixel value, m={config.lbfgs_memory})"
-                  f" dominates it with {parts['optimizer'] / GIB:.1f} GiB: use optimizer=adam "
-                  "or fewer correction pairs (e.g. "
-                  f"lbfgs_memory={max(1, config.lbfgs_memory // 3)}), or")
-    elif final.tiles is not None and largest == "optimizer":
-        advice = f" its optimizer's state takes {parts['optimizer'] / GIB:.1f} GiB;"
-    return (f"out of memory: {final.width}x{final.height} needs about "
-            f"{memory['need'] / GIB:.1f} GiB{tiled} and about "
-            f"{max(0, memory['budget']) / GIB:.1f} GiB is available;{advice} try "
-            f"height={max(1, memory['fits'])} or less. Received: height={config.height}")
+    state = parts.get("history", 0) + parts["optimizer"]
+    others = [v for k, v in parts.items() if k not in ("total", "history", "optimizer")]
+    instead = memory.get("instead") or {}
+    reached = ", ".join(f"{setting} fits up to height={height}"
+                        for setting, height in instead.items())
+    if instead and state > max(others):
+        reason += (f"; L-BFGS-B's history (2m float64 per pixel value, m={config.lbfgs_memory},"
+                   f" {parts['history'] / GIB:.1f} GiB) and work arrays "
+                   f"({parts['optimizer'] / GIB:.1f} GiB) are the largest part")
+        advice = f"{reached}; or "
+    elif instead:
+        advice = f"{reached}; or "
+    elif final.tiles is not None and state > max(others):
+        advice = f"its optimizer's state takes {state / GIB:.1f} GiB; "
+    return reason, f"{advice}try height={max(1, memory['fits'])} or less."
 
 
 def load_masks(masks, content_hw) -> Tuple[np.ndarray, ...]:
     """The style masks as float32 (H, W) arrays in [0, 1] at the content's size.
 
-    Each mask is opened once: its size is checked against the content's aspect ratio, then
-    it is resized.
+    Each mask's size is read from its header and checked against the content's aspect
+    ratio; then it is decoded reduced towards the content's size (`images.open_image`'s
+    `reduce_to`: a full-resolution mask on a downsized run is normal use) and resized.
 
     Raises:
         InputError: If a mask cannot be read, its aspect ratio differs from the content's,
@@ -530,22 +689,56 @@ def load_masks(masks, content_hw) -> Tuple[np.ndarray, ...]:
     for number, source in enumerate(masks, start=1):
         label = f"style mask {number}"
         try:
-            opened = source if isinstance(source, np.ndarray) else images.open_image(source)
+            wh = images.image_size(source)
         except Exception as error:  # Pillow raises many kinds; each means "cannot read".
             raise _unreadable(label, source, error) from None
-        wh = (opened.shape[1], opened.shape[0]) if isinstance(opened, np.ndarray) else opened.size
         problem = mask_size_problem(wh, (content_hw[1], content_hw[0]))
         if problem:
             raise InputError(f"the {label} {problem}. Received: masks[{number - 1}]="
                              f"{_described(source)}", label)
         try:
-            loaded.append(images.load_mask(opened, (content_hw[1], content_hw[0])))
+            loaded.append(images.load_mask(source, (content_hw[1], content_hw[0]),
+                                           reduced=True))
+        except MemoryError:
+            raise NotEnoughMemory(f"out of memory while reading the {label} "
+                                  f"{_described(source)}") from None
         except ValueError as error:
             raise InputError(f"the {label} cannot be used: {_reason(error)}", label) from None
+        except Exception as error:  # Pillow raises many kinds; each means "cannot read".
+            raise InputError(f"cannot read the {label} {_described(source)}: "
+                             f"{_reason(error)}", label) from None
     if not any(m.max() > 0 for m in loaded):
         raise InputError("every style mask is black, so no style would apply anywhere. "
                          f"Received: masks={len(loaded)} black mask(s)", "masks")
     return tuple(loaded)
+
+
+def decode_problem(masks, init_source, final: Stage, budget: int) -> Optional[str]:
+    """Why a mask or the init image cannot be decoded in `budget`, or None.
+
+    They are decoded reduced towards the final size (`images.decoded_size`), before the
+    model is built, so only TensorFlow's own memory (`runtime.BASE_BYTES`) is there besides
+    them. The message names the input, its decoded size, what it takes and what there is.
+    """
+    labelled = [(f"style mask {i}", f"masks[{i - 1}]", m)
+                for i, m in enumerate(masks or [], start=1)]
+    if init_source is not None:
+        labelled.append(("init image", "init", init_source))
+    for label, field, source in labelled:
+        if isinstance(source, np.ndarray) or hasattr(source, "mode") or _missing(source):
+            continue  # Decoded already, or refused by its own check later.
+        try:
+            width, height = images.decoded_size(source, (final.width, final.height))
+        except Exception:  # Unreadable: its reading names the problem.
+            continue
+        need = runtime.BASE_BYTES + images.DECODE_BYTES_PER_PIXEL * width * height
+        if need > budget:
+            return (
+                f"out of memory: the {label} {_described(source)} decodes at {width}x{height} "
+                f"even reduced, about {need / GIB:.1f} GiB with TensorFlow, and about "
+                f"{budget / GIB:.1f} GiB is available; give a smaller file (the run needs "
+                f"{final.width}x{final.height}). Received: {field}={_described(source)}")
+    return None
 
 
 #: How far a mask's aspect ratio may differ from the content's before it is refused.
@@ -565,7 +758,7 @@ def mask_size_problem(mask_wh, content_wh) -> Optional[str]:
     return None
 
 
-def _fitting_height(config: StyleConfig, content_wh, where) -> tuple:
+def _fitting_height(config: StyleConfig, content_wh, style_whs, where, temporal=False) -> tuple:
     """The config with the largest height that fits (at most the content's own), and a note.
 
     Raises:
@@ -573,7 +766,7 @@ def _fitting_height(config: StyleConfig, content_wh, where) -> tuple:
     """
     width, height = content_wh
     budget = runtime.run_budget(config, where.device)
-    fits = fitting_height(config, width / height, where.precision, budget)
+    fits = fitting_height(config, width / height, where.precision, budget, style_whs, temporal)
     smallest = features.minimum_size(config.content_layers + config.style_layers, config.model)
     if fits < smallest:
         need = runtime.estimate_memory(smallest, smallest, config, where.precision)["total"]

@@ -117,83 +117,165 @@ def device_scope(device: str):
 _TF_ADDRESS_SPACE = 2.5 * 2**30
 
 #: Resident memory of the process before any image: Python, TensorFlow, Keras, the run's
-#: code. With `BYTES_PER_ACTIVATION`, fitted to the peak resident memory (ru_maxrss) of real
-#: runs on TF 2.21 / Keras 3.15, CPU, VGG19 to block5_conv2, L-BFGS (m = 10), 4:3 images,
-#: heights 256, 512, 768 (measured / estimated, GB):
-#:   symmetric padding, float32   1.230 / 1.122, 2.293 / 2.239, 4.116 / 4.104
-#:   symmetric padding, bfloat16  1.098 / 1.014, 1.766 / 1.718, 2.905 / 2.893
-#:   zero padding, float32        1.079 / 1.023, 1.850 / 1.843, 3.226 / 3.210
-#:   zero padding, bfloat16       1.026 / 0.987, 1.584 / 1.604, 2.684 / 2.633
-BASE_BYTES = 690_000_000
+#: code, as a run through the command line has it (measured: 0.92 GiB of VmHWM at 85x64,
+#: less the weights and that size's activations).
+BASE_BYTES = 880_000_000
 
 #: Peak bytes per activation of one loss-and-gradient evaluation, by (precision, padding is
 #: not zeros): the forward values kept for the backward pass, their gradients, oneDNN's
 #: reorders, the float32 copies the losses take, and with edge padding the padded copy of
-#: every conv's input (fitted; see `BASE_BYTES`).
+#: every conv's input. Edge padding: fitted (`benchmarks/memory.py fit`, see the README's
+#: table) to the peak resident memory (VmHWM) of runs through the command line on TF 2.21 /
+#: Keras 3.15, CPU, VGG19 to block5_conv2, 4:3 images, 512 to 1536 pixels high, least
+#: squares with `BASE_BYTES` pinned and no tiled term, plus 3%. Zero padding: the earlier
+#: fit (ru_maxrss, 256-768 px), not re-measured.
 BYTES_PER_ACTIVATION = {
     ("float32", False): 7.1, ("bfloat16", False): 4.7,
-    ("float32", True): 10.6, ("bfloat16", True): 5.7,
+    ("float32", True): 11.2, ("bfloat16", True): 6.9,
 }
 
 
 #: Bytes per pixel value (H x W x 3) that a tiled evaluation keeps at the whole image's size
-#: besides `estimate_memory`'s `images`: the gradient the tiles add into (float32), its
-#: tensor copy, the whole image as a tensor and, mostly, the total variation's differences,
-#: squares, powers and their gradients, computed on the whole image. Fitted to one real run
-#: (benchmarks/tiling.py big: 4000x3000, VGG16, bfloat16, L-BFGS m = 10, 48 tiles of 512 px:
-#: peak RSS 16.6 GiB, the other parts 10.9 GiB); a first guess of 56 (ten float32 arrays) left
-#: that run 30% above its estimate.
-TILED_BYTES_PER_VALUE = 170
+#: besides the other parts: the gradient the tiles add into (float32), its tensor copy, the
+#: whole image as a tensor and total variation's differences and their gradients on the
+#: whole image, about eight float32 arrays (counted). The tiled runs of
+#: `benchmarks/memory.py` do not pin it (a free least-squares fit gives -136: a tiled
+#: evaluation keeps fewer whole-image temporaries than the untiled ones
+#: `BYTES_PER_ACTIVATION` includes, and they peak 12-26% below the estimate with it); the
+#: 4000x3000 run (benchmarks/tiling.py big: VGG16, bfloat16, L-BFGS m = 10, 48 tiles, peak
+#: 16.6 GiB) does: 15.5 GiB without it, 16.6 with it. The earlier 170 had L-BFGS-B's
+#: SciPy copies in it (`LBFGS_BYTES_PER_VALUE`, then 72).
+TILED_BYTES_PER_VALUE = 32
+
+#: A tile's bytes per activation as a share of a whole image's (`BYTES_PER_ACTIVATION`):
+#: fitted to the tiled runs of `benchmarks/memory.py` (0.51 in bfloat16, 0.55 in float32 at
+#: 1024 px with 512 px cores; 0.6 with a margin). A whole-image evaluation's coefficient
+#: includes its whole-image temporaries; a tile's are the tile's.
+TILE_ACTIVATION_SHARE = 0.6
+
+#: Bytes per pixel value of L-BFGS-B besides its history: SciPy's work arrays (5 float64),
+#: x and the gradient, the bounds as float64 pairs and again as two arrays, the int32 work
+#: arrays, and the float64 copies of the image and gradient the objective hands SciPy.
+#: Fitted with `BYTES_PER_ACTIVATION` (193, plus 3%); the arrays named above alone are
+#: about 72.
+LBFGS_BYTES_PER_VALUE = 200
+
+#: Bytes per activation of a forward pass alone (a style image's targets), by (precision,
+#: padding is not zeros): Keras keeps every layer's output until the call returns (and with
+#: edge padding every padded conv input); the style layers' outputs are cast to float32.
+#: bfloat16 with edge padding fitted (4.19, plus 5%) to a run with a style of 4x the
+#: content's pixels; float32 scaled from it as `BYTES_PER_ACTIVATION`; zero padding a guess
+#: (the outputs without the padded copies), not measured.
+FORWARD_BYTES_PER_ACTIVATION = {
+    ("float32", False): 4.5, ("bfloat16", False): 2.5,
+    ("float32", True): 7.1, ("bfloat16", True): 4.4,
+}
+
+#: Bytes per pixel value of a style image at its network size while its targets are
+#: computed: the resized uint8 array, its preprocessed float32 copy and that as a tensor.
+STYLE_BYTES_PER_VALUE = 9
+
+#: Bytes per pixel value a video frame adds (`objective.Temporal`): the previous frame and
+#: its result, the two optical flows and the reliability weights, the warped result and the
+#: start image (float32), the temporal target preprocessed, and the term's difference and
+#: gradient in each evaluation. Counted from the arrays, not fitted.
+TEMPORAL_BYTES_PER_VALUE = 40
+
+
+def _seen(height: int, width: int, layers, model: str, tile: Optional[int],
+          patch_layers=()) -> tuple:
+    """(h, w) the network sees at once: the whole image, or the largest tile of
+    `tiling.layout` (the one place the core and halo are worked out)."""
+    if tile is None:
+        return height, width
+    from nst_keras import tiling
+
+    return tiling.layout(height, width, layers, model, tile,
+                         patch_layers=patch_layers).largest
+
+
+def estimate_style(height: int, width: int, config, precision: str,
+                   tile: Optional[int] = None) -> int:
+    """The estimated bytes of one style image's targets at its network size.
+
+    Args:
+        height, width: The style image's size as the network sees it (`style_height`,
+            `style_scale` or the content's size, at the stage).
+        config: The settings (layers, model, padding).
+        precision: `"float32"` or `"bfloat16"`.
+        tile: Computed tile by tile (`tiling.tiled_targets`) in tiles of this core size;
+            None: the whole image in one forward pass.
+
+    Returns:
+        The resized array and its copies (`STYLE_BYTES_PER_VALUE` per value) plus one
+        forward pass's activations (`FORWARD_BYTES_PER_ACTIVATION`) of the whole image or of
+        its largest tile.
+    """
+    layers = config.content_layers + config.style_layers
+    seen_h, seen_w = _seen(height, width, layers, config.model, tile)
+    forward = FORWARD_BYTES_PER_ACTIVATION[precision, config.padding != "zeros"]
+    return int(STYLE_BYTES_PER_VALUE * height * width * 3
+               + forward * features.activation_floats(seen_h, seen_w, layers, config.model))
 
 
 def estimate_memory(height: int, width: int, config, precision: str,
-                    tile: Optional[int] = None) -> dict:
+                    tile: Optional[int] = None, *, styles=(), temporal: bool = False) -> dict:
     """The estimated peak resident memory of a run at one size, in bytes, by part.
 
     Args:
         height, width: The generated image's size.
         config: The settings (layers, model, optimiser and its memory).
         precision: `"float32"` or `"bfloat16"` (resolved).
+        tile: Evaluate in tiles of this core size (see `nst_keras.tiling`); None: untiled.
+        styles: (height, width) of each style image as the network sees it; their targets
+            are computed whole, or tile by tile with `tile` (`estimate_style`).
+        temporal: A video frame's temporal term and the previous frame
+            (`TEMPORAL_BYTES_PER_VALUE` per value).
 
     Returns:
         A dict: `base` (Python and TensorFlow), `weights` (float32 kernels, plus their
-        bfloat16 copies in bfloat16), `activations` (one evaluation's, `BYTES_PER_ACTIVATION`
-        each, by precision and padding), `optimizer` (L-BFGS: 2 m float64 correction vectors and SciPy's work arrays,
-        about (4 m + 12) float64 per pixel value; Adam/SGD: the variable and 2 moments in
-        float32, and with `ema` the float64 average), `images` (the image, its gradient and bounds as float64 and float32
-        copies) and `total`. With `tile` (a core size, see `nst_keras.tiling`): the
-        activations are those of the largest tile of `tiling.layout` (core + 2 halos at
-        most, the halo derived from the layers, widened for MRF layers) and a `tiling` part
-        is added (`TILED_BYTES_PER_VALUE` per value); the other parts do not shrink. With
-        the MRF style loss an `mrf` part is added (`mrf_memory`).
+        bfloat16 copies in bfloat16), `activations` (one evaluation's,
+        `BYTES_PER_ACTIVATION` each, by precision and padding), `history` (L-BFGS-B's 2 m
+        correction vectors, float64 per pixel value; 0 for Adam and SGD), `optimizer`
+        (L-BFGS-B's work arrays and SciPy's copies, `LBFGS_BYTES_PER_VALUE`; Adam/SGD: the
+        variable and 2 moments in float32, and with `ema` the float64 average), `images` (the image, its gradient and bounds as float64
+        and float32 copies), `tiling` (with `tile`: `TILED_BYTES_PER_VALUE` per value),
+        `temporal` (with `temporal`), `styles` and `total` (their sum). The style targets
+        are computed before the optimiser's arrays exist, so `styles` is what their peak
+        adds beyond an evaluation's (activations, history, optimizer, tiling and temporal),
+        usually 0. With `tile` the activations are those of the largest tile (core + 2
+        halos, the halo derived from the layers; `TILE_ACTIVATION_SHARE` of the bytes per
+        activation when it is smaller than the image; the halo widened for MRF layers); the
+        other parts do not shrink. With the MRF style loss an `mrf` part is added
+        (`mrf_memory`).
     """
     layers = config.content_layers + config.style_layers
     patch_layers = (tuple(config.style_layers)
                     if getattr(config, "style_loss", "gram") == "mrf" else ())
     n = height * width * 3
     weights = features.weight_count(layers, config.model) * (6 if precision == "bfloat16" else 4)
-    if config.optimizer == "lbfgs":
-        optimizer = (2 * config.lbfgs_memory + 9) * 8 * n
-    else:
-        optimizer = 3 * 4 * n + (8 * n if config.ema is not None else 0)  # The float64 average.
-    seen_h, seen_w = height, width
-    if tile is not None:
-        from nst_keras import tiling
-
-        seen_h, seen_w = tiling.layout(height, width, layers, config.model, tile,
-                                       patch_layers=patch_layers).largest
+    seen_h, seen_w = _seen(height, width, layers, config.model, tile, patch_layers)
     parts = {
         "base": BASE_BYTES,
         "weights": weights,
         "activations": int(BYTES_PER_ACTIVATION[precision, config.padding != "zeros"]
+                           * (1 if (seen_h, seen_w) == (height, width) else TILE_ACTIVATION_SHARE)
                            * features.activation_floats(seen_h, seen_w, layers, config.model)),
-        "optimizer": optimizer,
+        "history": 2 * config.lbfgs_memory * 8 * n if config.optimizer == "lbfgs" else 0,
+        "optimizer": (LBFGS_BYTES_PER_VALUE * n if config.optimizer == "lbfgs"
+                      else 3 * 4 * n + (8 * n if config.ema is not None else 0)),  # EMA: float64.
         "images": 6 * 8 * n,
     }
     if tile is not None:
         parts["tiling"] = TILED_BYTES_PER_VALUE * n
     if patch_layers:
         parts["mrf"] = mrf_memory(height, width, (seen_h, seen_w), config)
+    if temporal:
+        parts["temporal"] = TEMPORAL_BYTES_PER_VALUE * n
+    evaluation = sum(parts[k] for k in ("activations", "history", "optimizer", "tiling",
+                                        "temporal") if k in parts)
+    setup = max([estimate_style(h, w, config, precision, tile) for h, w in styles], default=0)
+    parts["styles"] = max(0, setup - evaluation)
     parts["total"] = sum(parts.values())
     return parts
 
@@ -221,7 +303,7 @@ def mrf_memory(height: int, width: int, seen, config) -> int:
 
 
 def largest_height(config, aspect: float, precision: str, budget: int,
-                   tile: Optional[int] = None) -> int:
+                   tile: Optional[int] = None, *, styles=None, temporal: bool = False) -> int:
     """The largest height whose estimated peak (`estimate_memory`) fits in `budget` bytes.
 
     Args:
@@ -230,13 +312,17 @@ def largest_height(config, aspect: float, precision: str, budget: int,
         precision: `"float32"` or `"bfloat16"`.
         budget: Bytes available for the whole process.
         tile: Evaluate in tiles of this core size (None: untiled).
+        styles: A function of the height giving the styles' (height, width) at that size
+            (see `estimate_memory`), or None.
+        temporal: Count a video frame's temporal part.
 
     Returns:
         The height, or 0 if not even 1 pixel fits.
     """
     low, high = 0, 1
-    fits = lambda h: estimate_memory(h, max(1, round(h * aspect)), config, precision,
-                                     tile)["total"] <= budget
+    fits = lambda h: estimate_memory(h, max(1, round(h * aspect)), config, precision, tile,
+                                     styles=styles(h) if styles else (),
+                                     temporal=temporal)["total"] <= budget
     while fits(high) and high < 2**16:
         low, high = high, high * 2
     while high - low > 1:

@@ -310,7 +310,7 @@ def plan_video(source, style, *, config: Optional[StyleConfig] = None,
                          f"Received: start={settings.start}")
     first = next(videoio.read_frames(source, start=0, end=1, info=info))
     job = plan(first, style, config=config.replace(max_evals=settings.first_evals),
-               fit_height=fit_height)
+               fit_height=fit_height, temporal=settings.consistent)
     height, width = job.size
     key = keys.job_key(job.config.replace(max_evals=settings.first_evals), info.source,
                        styles=keys_of_styles(style),

@@ -85,7 +85,7 @@ def test_a_mask_is_opened_once(files, tmp_path, monkeypatch):
     opened = []
     original = images.open_image
     monkeypatch.setattr(images, "open_image",
-                        lambda source: opened.append(source) or original(source))
+                        lambda source, *rest: opened.append(source) or original(source, *rest))
     plan.plan(content, style, config=StyleConfig(**TINY), masks=[str(mask)])
     assert opened.count(str(mask)) == 1
 

@@ -303,19 +303,23 @@ def test_the_estimate_of_a_tiled_stage_counts_one_tile_and_what_tiling_does_not_
     tiled = runtime.estimate_memory(3000, 4000, config, "float32", tile=512)
     layers = config.content_layers + config.style_layers
     assert tiled["activations"] == int(runtime.BYTES_PER_ACTIVATION["float32", True]
+                                       * runtime.TILE_ACTIVATION_SHARE
                                        * features.activation_floats(704, 704, layers))
     # The largest tile is the layout's: at 800 x 1000 the tiles are (0, 608) and (416, 800)
     # high, (0, 608) and (416, 1000) wide, so 608 x 608, not core + 2 halos (704).
     smaller = runtime.estimate_memory(800, 1000, config, "float32", tile=512)
     assert smaller["activations"] == int(runtime.BYTES_PER_ACTIVATION["float32", True]
+                                         * runtime.TILE_ACTIVATION_SHARE
                                          * features.activation_floats(608, 608, layers))
-    for part in ("base", "weights", "optimizer", "images"):
+    for part in ("base", "weights", "history", "optimizer", "images"):
         assert tiled[part] == whole[part]
     assert tiled["tiling"] == runtime.TILED_BYTES_PER_VALUE * 3000 * 4000 * 3
     assert tiled["total"] == sum(v for k, v in tiled.items() if k != "total")
     assert tiled["total"] < 0.4 * whole["total"]
     # At print sizes L-BFGS-B's (2m+9) float64 per value is the largest part left.
-    assert max((k for k in tiled if k != "total"), key=tiled.get) == "optimizer"
+    assert tiled["history"] == 2 * 10 * 8 * 3000 * 4000 * 3
+    assert tiled["history"] + tiled["optimizer"] > max(
+        v for k, v in tiled.items() if k not in ("total", "history", "optimizer"))
 
 
 @pytest.fixture
@@ -369,10 +373,9 @@ def test_dry_run_shows_the_tiles_and_a_refusal_names_the_optimizer(big_content):
     # Even tiled it does not fit in 2G: L-BFGS-B's history is the part that dominates.
     done = run_main(*common, "--max-memory", "2G", "-o", content.parent / "out.png")
     assert done.returncode == 2
-    assert "even in 24 tiles" in done.stderr and "dominates" in done.stderr
-    assert "use --optimizer adam or fewer correction pairs (e.g. --lbfgs-memory 3)" in \
-        done.stderr
-    assert "lbfgs_memory" not in done.stderr  # Options only, no field name.
+    assert "even in 24 tiles" in done.stderr and "are the largest part" in done.stderr
+    assert "--optimizer adam fits up to --height" in done.stderr
+    assert "--lbfgs-memory 3 fits up to --height" in done.stderr
     assert "Received: --height 2000" in done.stderr
 
 
