@@ -14,26 +14,33 @@ _EXPORTS = {
     "transfer_style": "nst_keras.run",
     "Result": "nst_keras.render",
     "Job": "nst_keras.plan",
-    "run_batch": "nst_keras.batch",
-    "Progress": "nst_keras.solvers",
+    "run_batch": "nst_keras.commands.batch",
+    "Progress": "nst_keras.engine.solvers",
     "StyleTransferError": "nst_keras.errors",
     "NonFiniteLossError": "nst_keras.errors",
     "Interrupted": "nst_keras.errors",
     "OutOfMemoryError": "nst_keras.errors",
     "DivergedError": "nst_keras.errors",
     "StyleConfig": "nst_keras.config",
-    "content_loss": "nst_keras.losses",
-    "gram_matrix": "nst_keras.losses",
-    "style_loss": "nst_keras.losses",
-    "total_variation_loss": "nst_keras.losses",
-    "build_feature_model": "nst_keras.features",
-    "load_image": "nst_keras.images",
-    "save_image": "nst_keras.images",
-    "preprocess": "nst_keras.images",
-    "deprocess": "nst_keras.images",
+    "content_loss": "nst_keras.engine.losses",
+    "gram_matrix": "nst_keras.engine.losses",
+    "style_loss": "nst_keras.engine.losses",
+    "total_variation_loss": "nst_keras.engine.losses",
+    "build_feature_model": "nst_keras.engine.features",
+    "load_image": "nst_keras.media.images",
+    "save_image": "nst_keras.media.images",
+    "preprocess": "nst_keras.media.images",
+    "deprocess": "nst_keras.media.images",
 }
 
 __all__ = sorted(_EXPORTS)
+
+# The modules grouped into engine/, media/ and commands/ keep their old import paths
+# (`nst_keras.losses`, `nst_keras.cli`, ...): a finder on sys.meta_path maps them, and
+# imports nothing until asked.
+from nst_keras import _moved  # noqa: E402
+
+_moved.install()
 
 
 def __getattr__(name):

@@ -1,2 +1,2 @@
-from nst_keras.cli import main
+from nst_keras.commands.cli import main
 raise SystemExit(main())

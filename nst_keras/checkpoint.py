@@ -31,8 +31,8 @@ from typing import Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from nst_keras import keras_state, lbfgsb
-from nst_keras import solvers
+from nst_keras.engine import keras_state, lbfgsb
+from nst_keras.engine import solvers
 
 #: The checkpoint format's version: a file of another version is not resumed.
 FORMAT_VERSION = 1
@@ -302,7 +302,7 @@ def save_checkpoint(path: Union[str, os.PathLike], checkpoint: Checkpoint) -> in
         OSError: If the folder is missing or the disk is full (the temporary file is
             removed; the old checkpoint is left as it was).
     """
-    from nst_keras.images import atomic_write  # The one temporary-file-and-rename.
+    from nst_keras.media.images import atomic_write  # The one temporary-file-and-rename.
 
     with atomic_write(path) as out:
         np.savez(out, **checkpoint.to_arrays())

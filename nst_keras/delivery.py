@@ -33,7 +33,8 @@ import tempfile
 import time
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
-from nst_keras import images, record as record_lib
+from nst_keras import record as record_lib
+from nst_keras.media import images
 
 
 class DeliveryError(OSError):

@@ -48,7 +48,7 @@ def input_digest(source) -> str:
     """
     import numpy as np
 
-    from nst_keras import images
+    from nst_keras.media import images
 
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes_digest(bytes(source))

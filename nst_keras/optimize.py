@@ -23,7 +23,7 @@ from nst_keras.errors import (  # noqa: E402,F401
     OutOfMemoryError,
     StyleTransferError,
 )
-from nst_keras.features import features_of  # noqa: E402,F401
+from nst_keras.engine.features import features_of  # noqa: E402,F401
 from nst_keras.run import (  # noqa: E402,F401
     Problem,
     Result,
@@ -33,4 +33,4 @@ from nst_keras.run import (  # noqa: E402,F401
     stylize,
     transfer_style,
 )
-from nst_keras.solvers import Progress  # noqa: E402,F401
+from nst_keras.engine.solvers import Progress  # noqa: E402,F401

@@ -33,7 +33,9 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from nst_keras import features, images, keys, normalize, runtime, tiling
+from nst_keras import keys
+from nst_keras.engine import features, normalize, runtime, tiling
+from nst_keras.media import images
 from nst_keras.config import INITS, StyleConfig, tile_size
 from nst_keras.errors import InputError, NotEnoughMemory, first_line
 

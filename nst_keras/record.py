@@ -62,7 +62,7 @@ def run_record(result, *, argv: Optional[Sequence[str]] = None, inputs: Optional
         job key, every iteration's record and every evaluation's loss and
         time, the inputs, the output and the command line.
     """
-    from nst_keras import runtime
+    from nst_keras.engine import runtime
 
     height, width = (int(d) for d in result.image.shape[:2])
     return {

@@ -21,15 +21,15 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 
 from nst_keras import checkpoint as checkpoint_lib
-from nst_keras import images as images_lib
-from nst_keras import objective as objective_lib
-from nst_keras import runtime, solvers, tiling
+from nst_keras.media import images as images_lib
+from nst_keras.engine import objective as objective_lib
+from nst_keras.engine import runtime, solvers, tiling
 from nst_keras.config import StyleConfig, tile_size
-from nst_keras.control import StopToken
+from nst_keras.engine.control import StopToken
 from nst_keras.errors import Interrupted, StyleTransferError
-from nst_keras.objective import Objective
+from nst_keras.engine.objective import Objective
 from nst_keras.plan import Job, as_list, blend_weights
-from nst_keras.solvers import Offset, Progress
+from nst_keras.engine.solvers import Offset, Progress
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,7 +305,7 @@ def coarse_stylisation(job: Job, content: np.ndarray, evals: int, *,
     Returns:
         The coarse result upsampled to the frame's size, RGB uint8 (H, W, 3).
     """
-    from nst_keras import features as features_lib
+    from nst_keras.engine import features as features_lib
     from nst_keras.plan import Stage
 
     height, width = content.shape[:2]
@@ -569,7 +569,7 @@ def finish_color(image, content_rgb, mode, *, as_float: bool = False):
     `color.combine_luminance`)."""
     if mode not in ("luminance", "swap"):
         return image
-    from nst_keras import color
+    from nst_keras.engine import color
 
     return color.combine_luminance(image, content_rgb, as_float=as_float)
 
@@ -581,7 +581,7 @@ def color_inputs(content_rgb, style_rgbs, mode):
     content's mean and standard deviation; `"histogram"`: the styles recoloured to the
     content's colour mean and covariance; otherwise (None, `"swap"`) unchanged.
     """
-    from nst_keras import color
+    from nst_keras.engine import color
 
     if mode == "luminance":
         return (color.grey_rgb(color.luminance(content_rgb)),

@@ -35,7 +35,7 @@ from nst_keras.render import (  # noqa: F401  (re-exported)
     solve,
     stage_images,
 )
-from nst_keras.solvers import Progress
+from nst_keras.engine.solvers import Progress
 
 
 def transfer_style(

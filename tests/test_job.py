@@ -225,6 +225,24 @@ def _package_imports():
     return edges
 
 
+def test_the_folders_are_layers_each_importing_only_its_own_and_those_below():
+    """engine/ (the algorithm) and media/ (pixels in and out) import nothing above them;
+    nothing outside commands/ (the front-ends and their kit) imports commands/."""
+    edges = _package_imports()
+    below = {"engine": ("engine.", "media.", "config", "errors"),
+             "media": ("media.", "config", "errors")}
+    wrong = []
+    for module, targets in edges.items():
+        layer = module.split(".")[0] if "." in module else None
+        for target in targets:
+            if layer in below and not target.startswith(below[layer]):
+                wrong.append(f"{module} -> {target}")
+            if layer != "commands" and target.startswith("commands."):
+                wrong.append(f"{module} -> {target}")
+    assert {m.split(".")[0] for m in edges if "." in m} == {"engine", "media", "commands"}
+    assert not wrong, wrong
+
+
 def test_no_import_circle_inside_the_package():
     edges = _package_imports()
 

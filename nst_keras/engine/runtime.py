@@ -15,7 +15,7 @@ import os
 import sys
 from typing import FrozenSet, Optional
 
-from nst_keras import features, normalize
+from nst_keras.engine import features, normalize
 
 #: The CPU flags that decide (or explain) the speed of bfloat16 and float32 convolutions.
 RELEVANT_CPU_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2")
@@ -188,7 +188,7 @@ def _seen(height: int, width: int, layers, model: str, tile: Optional[int],
     `tiling.layout` (the one place the core and halo are worked out)."""
     if tile is None:
         return height, width
-    from nst_keras import tiling
+    from nst_keras.engine import tiling
 
     return tiling.layout(height, width, layers, model, tile,
                          patch_layers=patch_layers).largest

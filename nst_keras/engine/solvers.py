@@ -17,9 +17,9 @@ from typing import Callable, Dict, FrozenSet, Mapping, Optional, Tuple
 
 import numpy as np
 
-from nst_keras import images as images_lib
-from nst_keras import keras_state, lbfgsb
-from nst_keras.control import StopRequested, StopToken, pace
+from nst_keras.media import images as images_lib
+from nst_keras.engine import keras_state, lbfgsb
+from nst_keras.engine.control import StopRequested, StopToken, pace
 from nst_keras.errors import DivergedError, Interrupted, NonFiniteLossError, OutOfMemoryError
 
 

@@ -17,7 +17,7 @@ import os
 import re
 from typing import List, Optional, Sequence, Tuple
 
-from nst_keras import images as _images
+from nst_keras.media import images as _images
 from nst_keras.config import StyleConfig
 from nst_keras.keys import file_digest  # noqa: F401  (re-exported)
 

@@ -51,9 +51,9 @@ from typing import Callable, Iterator, List, Optional, Sequence
 
 import numpy as np
 
-from nst_keras import console
+from nst_keras.commands import console
 from nst_keras.config import PRESETS, StyleConfig
-from nst_keras.console import (
+from nst_keras.commands.console import (
     EXIT_OK,
     HelpFormatter,
     Parser,
@@ -110,8 +110,8 @@ def paper_temporal_weight(config: StyleConfig) -> float:
     Returns:
         The weight of the `temporal` term.
     """
-    from nst_keras import features
-    from nst_keras.losses import style_normalizer
+    from nst_keras.engine import features
+    from nst_keras.engine.losses import style_normalizer
 
     height = width = 256  # Any size: r_l does not depend on it (every M_l scales alike).
     ratios = []
@@ -283,7 +283,7 @@ def plan_video(source, style, *, config: Optional[StyleConfig] = None,
             style the plan refuses, an unreadable frames log, too little disk space.
         ImportError: Without OpenCV or PyAV (`INSTALL_LINE`).
     """
-    from nst_keras import videoio
+    from nst_keras.media import videoio
     from nst_keras.plan import plan
 
     from nst_keras import keys
@@ -438,9 +438,10 @@ def run_frames(video: VideoPlan, *, callback: Optional[Callable] = None,
         `Frame`s.
     """
     from nst_keras import delivery
-    from nst_keras import flow as flow_lib
-    from nst_keras import images, render, videoio
-    from nst_keras.objective import StyleTargets, Temporal
+    from nst_keras.engine import flow as flow_lib
+    from nst_keras import render
+    from nst_keras.media import images, videoio
+    from nst_keras.engine.objective import StyleTargets, Temporal
     from nst_keras.plan import stage_budgets
 
     job, settings = video.job, video.settings
@@ -627,7 +628,7 @@ def build_parser(defaults: StyleConfig, preset_name: str = "book"):
 
 
 def _config_fields():
-    from nst_keras.console import config_fields
+    from nst_keras.commands.console import config_fields
 
     return config_fields()
 
@@ -649,7 +650,7 @@ def _check_paths(args) -> None:
         UsageError: No output at all, an extension H.264 cannot go in, a folder that is
             missing or not writable.
     """
-    from nst_keras import videoio
+    from nst_keras.media import videoio
 
     if args.output is None and args.frames_dir is None:
         raise UsageError("give -o OUT.mp4, --frames-dir DIR, or both")
@@ -698,7 +699,8 @@ def _kept(args, image=None) -> str:
 def _plans(args, config: StyleConfig):
     """The consistent run's plan and, with --compare, the independent run's: the input
     probed once and hashed once for both."""
-    from nst_keras import keys, videoio
+    from nst_keras import keys
+    from nst_keras.media import videoio
 
     runs = [(True, args.frames_dir)]
     if args.compare:
@@ -724,7 +726,7 @@ def _plans(args, config: StyleConfig):
 
 
 def _run(args, guard) -> int:
-    from nst_keras.objective import StyleTargets
+    from nst_keras.engine.objective import StyleTargets
 
     if args.encode_only:
         return _encode(args, None, quiet=args.quiet)
@@ -757,8 +759,8 @@ def _run_one(args, video: VideoPlan, model, cache, guard, label, stop) -> None:
     """One pass over the frames: the frames' display, and each frame's inside it on a
     terminal; the frames' rate and ETA computed here (`control.pace`), shown by the bars."""
     from nst_keras import keys
-    from nst_keras.bars import Bar, ProgressBar
-    from nst_keras.control import pace
+    from nst_keras.commands.bars import Bar, ProgressBar
+    from nst_keras.engine.control import pace
 
     outer = Bar(args.quiet, video.frame_count, "frame", f"{label} frames", interval=0.0)
     inner = ProgressBar(args.quiet, video.settings.first_evals, nested=True)
@@ -795,7 +797,8 @@ def _run_one(args, video: VideoPlan, model, cache, guard, label, stop) -> None:
 def _encode(args, plans, quiet: bool) -> int:
     """Encodes the frames folder into the output video (and the side-by-side one), and
     writes the clip's record and its one loss plot next to it."""
-    from nst_keras import delivery, images, record as record_lib, videoio
+    from nst_keras import delivery, record as record_lib
+    from nst_keras.media import images, videoio
 
     log = FrameLog(args.frames_dir, FRAME_NAME)
     header, frames = log.read() if os.path.isdir(args.frames_dir) else (None, [])

@@ -10,8 +10,8 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from nst_keras import normalize
-from nst_keras.console import EXIT_OK, EXIT_USAGE, PROG, as_usage, import_tensorflow_quietly
+from nst_keras.engine import normalize
+from nst_keras.commands.console import EXIT_OK, EXIT_USAGE, PROG, as_usage, import_tensorflow_quietly
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -33,10 +33,10 @@ import threading
 import time
 from typing import Dict, List, Optional, Sequence
 
-from nst_keras import console
+from nst_keras.commands import console
 from nst_keras.config import COLOR_MODES, OPTIMIZERS, POOLINGS, PRESETS, StyleConfig, preset
-from nst_keras.console import EXIT_OK, UsageError
-from nst_keras.control import StopToken
+from nst_keras.commands.console import EXIT_OK, UsageError
+from nst_keras.engine.control import StopToken
 
 PROG = f"{console.PROG} app"
 INSTALL = "pip install 'nst-keras[app]'"
@@ -163,8 +163,8 @@ def _serve_in(args, base: StyleConfig, workdir: str) -> int:
 def gallery(images_dir: Optional[str]) -> Dict[str, str]:
     """The example images: name -> path; the figure paintings already in the Keras cache
     (nothing is downloaded), then the images in `images_dir`, sorted by name."""
-    from nst_keras.figures import IMAGES
-    from nst_keras.images import cached_path, is_image_file
+    from nst_keras.commands.figures import IMAGES
+    from nst_keras.media.images import cached_path, is_image_file
 
     found = {}
     for name, source in IMAGES.items():
@@ -428,7 +428,7 @@ class App:
         """The page's outputs while `run` goes: the start, the progress, the end."""
         import gradio as gr
 
-        from nst_keras.images import deprocess
+        from nst_keras.media.images import deprocess
 
         job, skip = run.job, gr.skip()
         yield (None, f"{notes}setting up {job.size[1]}x{job.size[0]} ...", None,
@@ -464,7 +464,7 @@ class App:
         png, record_path = run.files
         before_after = None
         if run.image is not None:
-            from nst_keras.images import to_uint8  # A 16-bit upload is float.
+            from nst_keras.media.images import to_uint8  # A 16-bit upload is float.
 
             content = run.job.content
             if content.dtype != np.uint8:

@@ -22,9 +22,9 @@ import os
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from nst_keras import console
+from nst_keras.commands import console
 from nst_keras.config import PRESETS, StyleConfig, preset
-from nst_keras.console import EXIT_FAILED, EXIT_OK, UsageError
+from nst_keras.commands.console import EXIT_FAILED, EXIT_OK, UsageError
 
 PROG = f"{console.PROG} figure"
 
@@ -379,7 +379,7 @@ def _download_images(spec: FigureSpec) -> Dict[str, str]:
     Raises:
         UsageError: If a file cannot be downloaded, naming it once.
     """
-    from nst_keras import images
+    from nst_keras.media import images
 
     paths = {}
     for name in images_needed(spec.number):
@@ -439,7 +439,7 @@ class FigureRun:
         (its record says `stopped`), then the grid of the panels so far."""
         from nst_keras import delivery
         from nst_keras.errors import StyleTransferError
-        from nst_keras.images import load_image
+        from nst_keras.media.images import load_image
         from nst_keras.plan import plan
 
         args, spec, base, out = self.args, self.spec, self.base, self.out

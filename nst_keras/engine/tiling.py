@@ -43,8 +43,8 @@ from typing import Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from nst_keras import features as features_lib
-from nst_keras import objective as objective_lib
+from nst_keras.engine import features as features_lib
+from nst_keras.engine import objective as objective_lib
 from nst_keras.config import StyleConfig
 
 #: The core size `tile="auto"` uses (pixels). Chosen from benchmarks/tiling.py: larger cores
@@ -250,9 +250,9 @@ def layer_function(feature_model, layers: Tuple[str, ...], model: str, kind: str
     """
     import tensorflow as tf
 
-    from nst_keras.losses import gram_matrix
+    from nst_keras.engine.losses import gram_matrix
 
-    from nst_keras.losses import feature_moments
+    from nst_keras.engine.losses import feature_moments
 
     pools = {n: features_lib.layer_pools(n, model) for n in layers}
 
@@ -292,7 +292,7 @@ def core_patches(tile_features, box, pools: int):
     makes every other centre's 3 x 3 neighbourhood exact."""
     import tensorflow as tf
 
-    from nst_keras.losses import extract_patches
+    from nst_keras.engine.losses import extract_patches
 
     scale = 2**pools
     height, width = tf.shape(tile_features)[0], tf.shape(tile_features)[1]
@@ -325,7 +325,7 @@ def pass_functions(feature_model, terms, model: str, normalization: str):
     """
     import tensorflow as tf
 
-    from nst_keras.losses import feature_moments, gram_matrix, mrf_patch_loss
+    from nst_keras.engine.losses import feature_moments, gram_matrix, mrf_patch_loss
 
     structure = tuple(dataclasses.replace(t, weight=0.0, mask=None)
                       for t in terms if t.kind in TILED_KINDS)
@@ -432,7 +432,7 @@ def tv_function(tv_power: float, tv_edges: str):
     """The traced total variation of the whole image and its gradient."""
     import tensorflow as tf
 
-    from nst_keras.losses import total_variation_loss
+    from nst_keras.engine.losses import total_variation_loss
 
     key = (tv_power, tv_edges)
     if key not in _TV:
@@ -600,8 +600,8 @@ class TiledObjective:
     def _evaluate(self, x):
         import tensorflow as tf
 
-        from nst_keras.losses import gaussian_fit, gram_loss, style_normalizer
-        from nst_keras.losses import wasserstein2_loss
+        from nst_keras.engine.losses import gaussian_fit, gram_loss, style_normalizer
+        from nst_keras.engine.losses import wasserstein2_loss
 
         x = np.asarray(x, dtype=np.float32)
         pass1, pass2 = self.passes
@@ -743,7 +743,7 @@ def build_tiled_objective(feature_model, terms, content_rgb, style_rgbs, config:
     """
     import tensorflow as tf
 
-    from nst_keras.images import preprocess
+    from nst_keras.media.images import preprocess
 
     image_hw = tuple(int(d) for d in content_rgb.shape[:2])
     layers = objective_lib.term_layers(terms)

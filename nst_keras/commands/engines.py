@@ -26,7 +26,7 @@ import time
 from typing import Callable, Dict, Iterable, Iterator, Optional, Tuple
 
 from nst_keras.config import StyleConfig
-from nst_keras.control import StopToken
+from nst_keras.engine.control import StopToken
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +122,8 @@ def execute(payload: Payload, callback: Optional[Callable] = None,
         one-line refusal, a weights file that cannot be loaded, a non-finite loss,
         divergence, out of memory, or any error); interrupted with the best image so far.
     """
-    from nst_keras import delivery, runtime
+    from nst_keras import delivery
+    from nst_keras.engine import runtime
     from nst_keras.errors import (DivergedError, Interrupted, NonFiniteLossError,
                                   StyleTransferError, first_line)
     from nst_keras.plan import plan
@@ -321,7 +322,7 @@ class _RayWorker:
     """A Ray actor: `execute` in a process that keeps its feature model between jobs."""
 
     def __init__(self):
-        from nst_keras.runtime import import_tensorflow_quietly
+        from nst_keras.engine.runtime import import_tensorflow_quietly
 
         import_tensorflow_quietly()
 

@@ -18,7 +18,7 @@ import contextlib
 import signal
 import sys
 
-from nst_keras.control import StopToken
+from nst_keras.engine.control import StopToken
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
 

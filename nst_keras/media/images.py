@@ -206,7 +206,7 @@ def open_image(source: ImageSource, reduce_to=None) -> Image.Image:
 
 def _in_srgb(image: Image.Image) -> Image.Image:
     """`image` converted to sRGB when it carries another ICC profile (see `nst_keras.icc`)."""
-    from nst_keras import icc
+    from nst_keras.media import icc
 
     profile = image.info.get("icc_profile")
     if icc.is_srgb(profile) or image.mode.startswith(("I", "F")):
@@ -256,7 +256,7 @@ def _is_deep(image: Image.Image) -> bool:
 def _deep_pixels(image: Image.Image, path) -> Optional[np.ndarray]:
     """A deep image's RGB float32 pixels in 0-255 (see `read_pixels`), or None to read it
     at 8 bits instead."""
-    from nst_keras import icc
+    from nst_keras.media import icc
 
     profile = image.info.get("icc_profile")
     orientation = image.getexif().get(0x0112, 1)
@@ -773,7 +773,7 @@ def encode_image(rgb: np.ndarray, image_format: str = "PNG", bit_depth: int = 8)
     Raises:
         ValueError: If `bit_depth` is 16 and the format is not PNG or TIFF.
     """
-    from nst_keras import icc
+    from nst_keras.media import icc
 
     rgb = np.asarray(rgb)
     if bit_depth == 16:

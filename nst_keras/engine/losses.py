@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from nst_keras.config import NORMALIZATIONS, TV_EDGES
-from nst_keras.features import MRF_CHUNK_BYTES
+from nst_keras.engine.features import MRF_CHUNK_BYTES
 
 
 def _check_normalization(normalization):

@@ -80,7 +80,7 @@ def _av():
 def _image_files(source: str):
     """The image files of a folder or glob, in natural order, or None for anything else
     (`images.find_images`, whose extensions are `images.IMAGE_EXTENSIONS`)."""
-    from nst_keras import images  # Here: it imports Pillow, which a video does not need.
+    from nst_keras.media import images  # Here: it imports Pillow, which a video does not need.
 
     files = images.find_images(source)
     if files is not None and not files:
@@ -392,7 +392,7 @@ def write_video(path: PathLike, frames: Iterable[np.ndarray], fps,
     if "libx264" not in av.codecs_available:
         raise RuntimeError("This PyAV build has no libx264 encoder; install the PyPI wheel: "
                            "pip install --force-reinstall av")
-    from nst_keras.images import atomic_path
+    from nst_keras.media.images import atomic_path
 
     path = os.fspath(path)
     count = 0

@@ -37,10 +37,10 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-from nst_keras import console, jobs as jobs_lib
+from nst_keras.commands import console, jobs as jobs_lib
 from nst_keras.config import PRESETS, StyleConfig
-from nst_keras.console import EXIT_FAILED, EXIT_OK, UsageError
-from nst_keras.control import StopToken, pace
+from nst_keras.commands.console import EXIT_FAILED, EXIT_OK, UsageError
+from nst_keras.engine.control import StopToken, pace
 from nst_keras.errors import first_line
 
 PROG = f"{console.PROG} batch"
@@ -129,7 +129,7 @@ def run_batch(batch_jobs: Sequence[jobs_lib.BatchJob], out: str, *, engine=None,
     Raises:
         ValueError: If a job's settings cannot work (before any job runs), naming the job.
     """
-    from nst_keras.engines import LocalEngine
+    from nst_keras.commands.engines import LocalEngine
     from nst_keras.keys import Digests
 
     critical = guard.critical if guard is not None else contextlib.nullcontext
@@ -202,7 +202,7 @@ def _prepare(job: jobs_lib.BatchJob, out: str, overwrite: bool, digests):
     """
     from nst_keras import delivery
     from nst_keras.config import INITS
-    from nst_keras.engines import Payload
+    from nst_keras.commands.engines import Payload
     from nst_keras.errors import InputError, NotEnoughMemory
     from nst_keras.plan import plan
     from nst_keras.record import settings_dict
@@ -311,8 +311,8 @@ def write_contact_sheet(out: str, batch_jobs, entries: Dict[str, dict]) -> Optio
     Returns:
         Its path, or None when no input could be read to draw it.
     """
-    from nst_keras.contact_sheet import draw_sheet
-    from nst_keras.images import load_image
+    from nst_keras.commands.contact_sheet import draw_sheet
+    from nst_keras.media.images import load_image
 
     rows = list(dict.fromkeys(job.content for job in batch_jobs))
     cols = list(dict.fromkeys(job.styles for job in batch_jobs))
@@ -441,7 +441,7 @@ def make_engine(args):
     Raises:
         UsageError: If Ray is asked for and not installed, or its cluster cannot be reached.
     """
-    from nst_keras import engines
+    from nst_keras.commands import engines
 
     if args.engine == "local":
         if args.workers or args.ray_address:
@@ -463,7 +463,7 @@ class JobsBar:
     it, the job in flight's `Progress` (`job`, this process's engine)."""
 
     def __init__(self, quiet: bool, out: str, **display):
-        from nst_keras.bars import ProgressBar
+        from nst_keras.commands.bars import ProgressBar
 
         self.bar = None
         self.quiet = quiet
@@ -475,7 +475,7 @@ class JobsBar:
         if self.quiet:
             return
         if self.bar is None:
-            from nst_keras.bars import Bar
+            from nst_keras.commands.bars import Bar
 
             ready = progress.skipped + progress.failed
             console.say(self.quiet, f"{progress.total} jobs into {self.out}/ on "
@@ -518,7 +518,7 @@ def _work(args, guard) -> int:
     if args.engine == "local" and args.batch_jobs:
         # Once, before any job: a weights file that cannot be loaded is one line, exit 2.
         console.load_model(args.batch_jobs[0].config)
-    from nst_keras.engines import Resuming
+    from nst_keras.commands.engines import Resuming
 
     bar = JobsBar(args.quiet, args.out)
     every = args.checkpoint_every

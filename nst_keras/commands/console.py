@@ -27,8 +27,8 @@ import sys
 import tempfile
 from typing import Callable, Optional, Sequence
 
-from nst_keras.bars import Bar, ProgressBar  # noqa: F401  (re-exported)
-from nst_keras.guard import (  # noqa: F401  (re-exported: the commands' kit)
+from nst_keras.commands.bars import Bar, ProgressBar  # noqa: F401  (re-exported)
+from nst_keras.commands.guard import (  # noqa: F401  (re-exported: the commands' kit)
     EXIT_FAILED,
     EXIT_OK,
     EXIT_SIGINT,
@@ -37,7 +37,7 @@ from nst_keras.guard import (  # noqa: F401  (re-exported: the commands' kit)
     SignalGuard,
     UsageError,
 )
-from nst_keras.runtime import import_tensorflow_quietly  # noqa: E402,F401  (re-exported)
+from nst_keras.engine.runtime import import_tensorflow_quietly  # noqa: E402,F401  (re-exported)
 
 PROG = "nst-keras"
 
@@ -292,7 +292,7 @@ def check_output(output: str, inputs: Sequence[str]) -> None:
         UsageError: If the folder is missing or not writable, the extension unknown, the
             path a folder, or the same file as an input.
     """
-    from nst_keras.images import image_format_for, is_url
+    from nst_keras.media.images import image_format_for, is_url
 
     if os.path.isdir(output):
         raise UsageError(f"the output path is a directory; give a file name such as "
@@ -461,7 +461,7 @@ def weights_errors_as_usage(config):
     corrupt file or one of another architecture: the file and the reason.
     """
     from nst_keras.errors import first_line
-    from nst_keras.features import IMAGENET_NOTOP_FILES
+    from nst_keras.engine.features import IMAGENET_NOTOP_FILES
 
     try:
         yield
@@ -547,7 +547,8 @@ def render_job(job, guard: SignalGuard, *, quiet: bool, model=None, bar: Optiona
     """
     import warnings
 
-    from nst_keras import lbfgsb, render
+    from nst_keras import render
+    from nst_keras.engine import lbfgsb
     from nst_keras.errors import DivergedError, NonFiniteLossError
 
     config = job.config

@@ -25,7 +25,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from nst_keras import features as features_lib
+from nst_keras.engine import features as features_lib
 from nst_keras.config import HISTOGRAM_LAYERS, StyleConfig
 
 
@@ -68,7 +68,7 @@ class TermSettings:
 
 def _content_term(term, x, features, target, mask, settings):
     """`losses.content_loss` of the layer's features against the content's."""
-    from nst_keras.losses import content_loss
+    from nst_keras.engine.losses import content_loss
 
     return content_loss(target, features[term.layer][0], normalization=settings.normalization)
 
@@ -78,7 +78,7 @@ def _style_term(term, x, features, target, mask, settings):
     mask, the guided Gram matrix of the features within the region (Gatys et al. 2017)."""
     import tensorflow as tf
 
-    from nst_keras.losses import style_loss
+    from nst_keras.engine.losses import style_loss
 
     layer_features = features[term.layer][0]
     if mask is not None:
@@ -89,7 +89,7 @@ def _style_term(term, x, features, target, mask, settings):
 
 def _tv_term(term, x, features, target, mask, settings):
     """`losses.total_variation_loss` of the image itself."""
-    from nst_keras.losses import total_variation_loss
+    from nst_keras.engine.losses import total_variation_loss
 
     return total_variation_loss(x, power=settings.tv_power, edges=settings.tv_edges)
 
@@ -119,7 +119,7 @@ def _temporal_term(term, x, features, target, mask, settings):
 def _w2_term(term, x, features, target, mask, settings):
     """`losses.w2_style_loss`: the layer's Gaussian fit (within the mask, each position
     weighted by it) against the style's, target (mean, cov, cov_sqrt)."""
-    from nst_keras.losses import w2_style_loss
+    from nst_keras.engine.losses import w2_style_loss
 
     return w2_style_loss(target, features[term.layer][0], weights=mask)
 
@@ -127,7 +127,7 @@ def _w2_term(term, x, features, target, mask, settings):
 def _mrf_term(term, x, features, target, mask, settings):
     """`losses.mrf_loss`: each 3 x 3 patch of the layer against its nearest style patch
     (target: the style patches); with a mask, each patch weighted by it at its centre."""
-    from nst_keras.losses import mrf_loss
+    from nst_keras.engine.losses import mrf_loss
 
     return mrf_loss(target, features[term.layer][0], weights=mask)
 
@@ -135,7 +135,7 @@ def _mrf_term(term, x, features, target, mask, settings):
 def _histogram_term(term, x, features, target, mask, settings):
     """`losses.histogram_loss`: each channel's sorted values against the style's quantiles
     (target (Q, C)); with a mask, the weighted distribution within it."""
-    from nst_keras.losses import histogram_loss
+    from nst_keras.engine.losses import histogram_loss
 
     return histogram_loss(target, features[term.layer][0], weights=mask)
 
@@ -340,7 +340,7 @@ class StyleStatistics:
 
     def add(self, k: int, share: float, layer: str, features) -> None:
         """Style k's features at a layer, (h, w, C)."""
-        from nst_keras import losses
+        from nst_keras.engine import losses
 
         needs_moments = any(t.layer == layer and t.kind in ("style", "w2") for t in self.terms)
         if needs_moments:
@@ -380,7 +380,7 @@ class StyleStatistics:
         """Term name -> target, each kind finished."""
         import tensorflow as tf
 
-        from nst_keras import losses
+        from nst_keras.engine import losses
 
         done = {}
         for term in self.terms:
@@ -445,7 +445,7 @@ class Temporal:
         A coarse-to-fine stage gets both resized (the target as a float image, the weights
         box-filtered like a mask).
         """
-        from nst_keras import images
+        from nst_keras.media import images
 
         target = np.asarray(self.target, np.float32)
         weights = np.asarray(self.weights, np.float32)
@@ -617,7 +617,7 @@ def build_objective(feature_model, terms, content_rgb, style_rgbs, config: Style
     """
     import tensorflow as tf
 
-    from nst_keras.images import preprocess
+    from nst_keras.media.images import preprocess
 
     image_hw = tuple(int(d) for d in content_rgb.shape[:2])
     targets = compute_targets(feature_model, terms, preprocess(content_rgb),
@@ -637,7 +637,7 @@ def build_objective(feature_model, terms, content_rgb, style_rgbs, config: Style
 
 def evaluate_image(objective: Objective, rgb: np.ndarray) -> float:
     """The total loss of an RGB uint8 image under `objective`: how a saved image is judged."""
-    from nst_keras.images import preprocess
+    from nst_keras.media.images import preprocess
 
     loss, _, _ = objective(preprocess(rgb))
     return float(loss)

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 
 from nst_keras import __version__
 from nst_keras.config import PRESETS, StyleConfig
-from nst_keras.console import (
+from nst_keras.commands.console import (
     EXIT_FAILED,
     EXIT_OK,
     PROG,
@@ -35,11 +35,11 @@ from nst_keras.console import (
 
 #: The commands besides a plain run: name -> (module, what it does).
 COMMANDS = {
-    "figure": ("nst_keras.figures", "reproduce Figure 1, 2 or 3 of Gatys et al."),
-    "batch": ("nst_keras.batch", "stylise many photos with many styles, resumably"),
-    "video": ("nst_keras.video", "stylise a video without flicker (Ruder et al. 2016)"),
-    "app": ("nst_keras.app", "serve a web page: upload, watch it paint, stop, download"),
-    "normalize-vgg": ("nst_keras.normalize_command",
+    "figure": ("nst_keras.commands.figures", "reproduce Figure 1, 2 or 3 of Gatys et al."),
+    "batch": ("nst_keras.commands.batch", "stylise many photos with many styles, resumably"),
+    "video": ("nst_keras.commands.video", "stylise a video without flicker (Ruder et al. 2016)"),
+    "app": ("nst_keras.commands.app", "serve a web page: upload, watch it paint, stop, download"),
+    "normalize-vgg": ("nst_keras.commands.normalize_command",
                       "rescale VGG so each filter's mean activation over photos is 1 "
                       "(Gatys et al.), once, for --model vgg19-normalized"),
 }
@@ -103,7 +103,7 @@ def build_parser(defaults: StyleConfig = DEFAULTS, preset_name: str = "book"):
                           "and OUT-loss.png (the losses against evaluations) into DIR")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     out.add_argument("--debug", action="store_true", help="show tracebacks")
-    from nst_keras.console import add_checkpoint_options
+    from nst_keras.commands.console import add_checkpoint_options
 
     add_checkpoint_options(parser)
     return parser
@@ -111,7 +111,7 @@ def build_parser(defaults: StyleConfig = DEFAULTS, preset_name: str = "book"):
 
 def config_from_args(args) -> StyleConfig:
     """The `StyleConfig` that parsed arguments describe (see `console.config_from_args`)."""
-    from nst_keras.console import config_from_args as from_args
+    from nst_keras.commands.console import config_from_args as from_args
 
     return from_args(args)
 
@@ -123,7 +123,7 @@ def inputs_of(args) -> tuple:
         UsageError: If the style is given twice, `--style` took the content's path, or only
             one of CONTENT and STYLE is given.
     """
-    from nst_keras import images
+    from nst_keras.media import images
 
     if args.styles and args.style:
         raise UsageError("give the style as STYLE or as --style, not both. "
@@ -154,7 +154,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """
     import importlib
 
-    from nst_keras.console import command
+    from nst_keras.commands.console import command
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in COMMANDS:
@@ -173,7 +173,7 @@ class _Parsed:
 
 
 def _parse(argv) -> _Parsed:
-    from nst_keras.console import parse_with_preset
+    from nst_keras.commands.console import parse_with_preset
 
     args = parse_with_preset(build_parser, argv)
     config = config_from_args(args)
@@ -192,7 +192,7 @@ def bit_depth_of(args) -> int:
     Raises:
         UsageError: If 16 bits are asked of a format without them.
     """
-    from nst_keras.images import output_bit_depth
+    from nst_keras.media.images import output_bit_depth
 
     try:
         return output_bit_depth(args.output, args.bit_depth)
@@ -207,7 +207,7 @@ def plan_of(args, config: StyleConfig, content, styles, demo: bool):
     Raises:
         UsageError: For any input or setting the plan refuses.
     """
-    from nst_keras import features
+    from nst_keras.engine import features
     from nst_keras.plan import plan
 
     if demo:
@@ -233,7 +233,8 @@ def plan_of(args, config: StyleConfig, content, styles, demo: bool):
 
 
 def _run(run: _Parsed, argv, guard) -> int:
-    from nst_keras import console, delivery
+    from nst_keras import delivery
+    from nst_keras.commands import console
 
     args, config = run.args, run.config
     job = plan_of(args, config, run.content, run.styles, run.demo)

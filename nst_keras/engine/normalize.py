@@ -36,7 +36,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from nst_keras import features
+from nst_keras.engine import features
 
 #: The normalised models and the architecture each rescales.
 NORMALIZED = features.NORMALIZED
@@ -120,7 +120,7 @@ def read_photos(paths: Sequence[str], size: int = PHOTO_SIZE) -> Photos:
     """
     from PIL import Image
 
-    from nst_keras import images
+    from nst_keras.media import images
 
     paths = sorted(paths, key=os.path.basename)
     if not paths:
@@ -176,7 +176,7 @@ def filter_means(network, photos: Photos) -> Dict[str, np.ndarray]:
     """
     import tensorflow as tf
 
-    from nst_keras import images
+    from nst_keras.media import images
 
     sums: Dict[str, np.ndarray] = {}
     for rgb in photos.pixels:
@@ -261,7 +261,7 @@ def normalize(model: str, weights: Optional[str], photo_paths: Sequence[str], *,
         include_top=False, weights=None, input_shape=(None, None, 3))
     for name in layers:
         base.get_layer(name).set_weights(list(rescaled[name]))
-    from nst_keras.images import atomic_write
+    from nst_keras.media.images import atomic_write
 
     os.makedirs(cache_folder(), exist_ok=True)
     # Written beside, then renamed: a crash never leaves half a file under the key's name
