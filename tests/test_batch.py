@@ -82,8 +82,8 @@ def test_a_csv_row_overrides_settings_and_can_blend_and_mask(folders, tmp_path):
     csv_file = tmp_path / "jobs.csv"
     csv_file.write_text(
         "content,style,mask,style_weight,height,preserve_color\n"
-        f"photos/photo0.png,paintings/style0.jpg,,5,64,luminance\n"
-        f"photos/photo1.png,paintings/style0.jpg;paintings/style1.jpg,mask.png;mask.png,,,\n")
+        "photos/photo0.png,paintings/style0.jpg,,5,64,luminance\n"
+        "photos/photo1.png,paintings/style0.jpg;paintings/style1.jpg,mask.png;mask.png,,,\n")
     rows = jobs.read_jobs_csv(str(csv_file), StyleConfig(**TINY))
     assert rows[0].config.style_weight == 5.0 and rows[0].config.height == 64
     assert rows[0].config.preserve_color == "luminance" and rows[0].masks is None

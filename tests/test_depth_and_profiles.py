@@ -1,7 +1,6 @@
 """16-bit output, the sRGB profile in every image written, and ICC-tagged inputs converted
 to sRGB; each against numpy (or OpenCV, which reads PNG and TIFF independently of us)."""
 
-import io
 import struct
 
 import numpy as np

@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nst_keras import cli, errors, objective, render, run, solvers
+from nst_keras import cli, objective, render, run, solvers
 from nst_keras.config import StyleConfig
 from nst_keras.images import preprocess
 from nst_keras.objective import Term
 
-from conftest import run_main
 
 F32 = dict(weights=None, height=48, seed=0, precision="float32", tile="off")
 

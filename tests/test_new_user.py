@@ -1,7 +1,6 @@
 """What a new user hit (issue 26): messages that name the problem and what to do."""
 
 import h5py
-import numpy as np
 import pytest
 from PIL import Image
 

@@ -5,7 +5,6 @@ images written here, a handful of evaluations, `WEIGHTS = None`) and executes th
 a fresh kernel with nbclient. Any cell error fails the test. Nothing touches the network.
 """
 
-import pathlib
 import re
 
 import pytest

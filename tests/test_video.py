@@ -200,10 +200,10 @@ def test_a_video_planned_tiled_renders_every_frame_tiled_with_its_temporal_term(
         return real(job, *args, on_stage=hook, **kwargs)
 
     monkeypatch.setattr(render, "render", observed)
-    grams = []  # The style image's Gram matrices, tile by tile: once for the whole video.
-    real_grams = tiling.tiled_grams
-    monkeypatch.setattr(tiling, "tiled_grams",
-                        lambda *a, **k: grams.append(1) or real_grams(*a, **k))
+    grams = []  # The style image's Gram sums, tile by tile: once for the whole video.
+    real_moments = tiling.tiled_moments
+    monkeypatch.setattr(tiling, "tiled_moments",
+                        lambda *a, **k: grams.append(1) or real_moments(*a, **k))
     runs, seen = {}, {}
     for tile in ("off", "24"):
         cfg = config(max_evals=4, tile=tile, precision="float32", **SMALL_LAYERS)

@@ -214,7 +214,7 @@ def _in_srgb(image: Image.Image) -> Image.Image:
     return icc.pil_to_srgb(image, profile)
 
 
-def read_pixels(source: ImageSource) -> np.ndarray:
+def read_pixels(source: ImageSource, reduce_to=None) -> np.ndarray:
     """The RGB pixels of `source` at their own depth, in sRGB, upright.
 
     As `open_image`, but a 16-bit (or float) image is not cut to 8 bits: 8-bit images
@@ -226,6 +226,8 @@ def read_pixels(source: ImageSource) -> np.ndarray:
 
     Args:
         source: See `open_image`; a float array is kept as float (clipped to 0-255).
+        reduce_to: See `open_image`: an 8-bit file is decoded reduced towards this size (a
+            deep one is read whole: OpenCV has no reduced decode).
 
     Returns:
         A (H, W, 3) uint8 or float32 array.
@@ -241,7 +243,7 @@ def read_pixels(source: ImageSource) -> np.ndarray:
                 deep = _deep_pixels(image, path)
                 if deep is not None:
                     return deep
-    return np.asarray(open_image(source))
+    return np.asarray(open_image(source, reduce_to))
 
 
 def _is_deep(image: Image.Image) -> bool:
@@ -478,14 +480,14 @@ def load_image(source: ImageSource, height: int = None, *, size=None,
     Returns:
         A (H, W, 3) uint8 array (or float32 with `keep_depth` and a deep source).
     """
-    pixels = read_pixels(source) if keep_depth else None
+    reduce_to = size if reduced and size is not None else None
+    pixels = read_pixels(source, reduce_to) if keep_depth else None
     if pixels is not None and pixels.dtype != np.uint8:
         if size is None and height is not None:
             size = (max(1, round(pixels.shape[1] * height / pixels.shape[0])), height)
         if size is not None:
             pixels = np.clip(resize_float(pixels, tuple(size)), 0, 255)
         return np.ascontiguousarray(pixels, np.float32)
-    reduce_to = size if reduced and size is not None else None
     image = open_image(source, reduce_to) if pixels is None else Image.fromarray(pixels)
     if size is not None:
         image = image.resize(tuple(size), Image.LANCZOS)
