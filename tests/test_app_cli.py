@@ -209,7 +209,7 @@ def test_stop_then_continue_goes_on_exactly_where_it_stopped(tmp_path):
     from nst_keras import render
     from nst_keras.plan import plan
 
-    config = StyleConfig(weights=None, height=48, max_evals=200, seed=0, precision="float32")
+    config = StyleConfig(weights=None, height=48, max_evals=120, seed=0, precision="float32")
     job = plan(make_image(48, 64, seed=1), [make_image(40, 40, seed=2)], config=config)
     page = app.App(config, {}, str(tmp_path))
     model = render.load_model(page.model_config(config), job.placement)
@@ -223,7 +223,7 @@ def test_stop_then_continue_goes_on_exactly_where_it_stopped(tmp_path):
     while (run.latest is None or run.latest.evaluations < 8) and time_.monotonic() < deadline:
         time_.sleep(0.02)
     page.stop(Request())
-    assert run.result.stopped == "stopped" and run.result.evaluations < 200
+    assert run.result.stopped == "stopped" and run.result.evaluations < 120
     assert run.checkpoints is not None and (tmp_path / run.folder).exists()
     outputs = list(page.continue_run(Request()))
     continued = page.runs["s"]

@@ -233,7 +233,7 @@ def _wait_for_checkpoint(folder, process, after=0.0, timeout=240):
 @pytest.mark.slow
 def test_sigint_sigterm_and_kill_9_resume_bit_for_bit(tmp_path, inputs):
     content, style = inputs
-    args = [content, style, *SEEDED, "--max-evals", "60", "--checkpoint-every", "0.5s", "-q"]
+    args = [content, style, *SEEDED, "--max-evals", "40", "--checkpoint-every", "0.3s", "-q"]
     ref = subprocess.run([sys.executable, "-m", "nst_keras", *map(str, args), "-o",
                           tmp_path / "ref.png", "--report", tmp_path], cwd=tmp_path,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True)
