@@ -351,6 +351,27 @@ def checkpoint_path(folder: str, stem: str, key: str) -> str:
     return os.path.join(folder, f"{stem}.{key[:16]}.checkpoint.npz")
 
 
+def checkpoint_needs(job) -> int:
+    """The bytes one checkpoint of `job` takes at its final size (`checkpoint_bytes`)."""
+    from nst_keras import checkpoint as checkpoint_lib
+
+    config = job.config
+    height, width = job.size
+    return checkpoint_lib.checkpoint_bytes(
+        (1, height, width, 3), "lbfgsb" if config.optimizer == "lbfgs" else "keras",
+        memory=config.lbfgs_memory, optimizer=config.optimizer)
+
+
+def unresumable(config) -> Optional[str]:
+    """Why no checkpoint of a run with these settings could be resumed, or None."""
+    if config.weights is None and config.seed is None:
+        # Random weights drawn anew in every process: no other process could go on exactly.
+        return "random weights without --seed differ in every process"
+    if getattr(config, "ema", None):
+        return "an --ema run's average is not kept in a checkpoint"
+    return None
+
+
 class CheckpointFile:
     """One job's checkpoint on disk: what a rerun resumes from, when to write, when to go.
 

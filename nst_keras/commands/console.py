@@ -620,26 +620,18 @@ def checkpoint_file(args, job, folder: str, stem: str, *, prog: str = PROG,
     """The `delivery.CheckpointFile` of a job whose output is `FOLDER/STEM...`, from the
     options (`add_checkpoint_options`); its messages go to stderr in one line each. `key`
     replaces the job's `resume_key` (a video's frame: the video's key and the frame)."""
-    from nst_keras import checkpoint as checkpoint_lib
     from nst_keras import delivery
 
-    config = job.config
-    height, width = job.size
-    needed = checkpoint_lib.checkpoint_bytes(
-        (1, height, width, 3), "lbfgsb" if config.optimizer == "lbfgs" else "keras",
-        memory=config.lbfgs_memory, optimizer=config.optimizer)
     every = args.checkpoint_every
     note = lambda message: say(args.quiet, f"{prog}: {message}")  # noqa: E731
     enabled = every != "off"
-    if enabled and config.weights is None and config.seed is None:
-        # Random weights drawn anew in every process: no other process could go on exactly.
-        note("checkpoints are off: random weights without --seed differ in every process")
-        enabled = False
-    if enabled and getattr(config, "ema", None):
-        note("checkpoints are off: an --ema run's average is not kept in a checkpoint")
+    reason = delivery.unresumable(job.config)
+    if enabled and reason:
+        note(f"checkpoints are off: {reason}")
         enabled = False
     return delivery.CheckpointFile(
-        delivery.checkpoint_path(folder, stem, key or job.resume_key), needed=needed,
+        delivery.checkpoint_path(folder, stem, key or job.resume_key),
+        needed=delivery.checkpoint_needs(job),
         every=None if every in ("auto", "off") else every, enabled=enabled,
         restart=args.restart, note=note)
 

@@ -165,21 +165,15 @@ def execute(payload: Payload, callback: Optional[Callable] = None,
 
 def _checkpoints(payload: Payload, job):
     """The job's `delivery.CheckpointFile` in the payload's folder, or None."""
-    from nst_keras import checkpoint as checkpoint_lib
     from nst_keras import delivery
 
     resuming = payload.resuming
     if resuming is None:
         return None
-    config = job.config
-    height, width = job.size
-    needed = checkpoint_lib.checkpoint_bytes(
-        (1, height, width, 3), "lbfgsb" if config.optimizer == "lbfgs" else "keras",
-        memory=config.lbfgs_memory, optimizer=config.optimizer)
-    enabled = not (config.weights is None and config.seed is None) and not config.ema
     return delivery.CheckpointFile(
         delivery.checkpoint_path(resuming.folder, payload.name, job.resume_key),
-        needed=needed, every=resuming.every, enabled=enabled, restart=resuming.restart)
+        needed=delivery.checkpoint_needs(job), every=resuming.every,
+        enabled=delivery.unresumable(job.config) is None, restart=resuming.restart)
 
 
 class LocalEngine:
