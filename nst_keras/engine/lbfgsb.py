@@ -300,6 +300,21 @@ def start(x0, bounds=None, *, memory: int = 10, factr: float = 0.0, pgtol: float
                        maxls=int(maxls))
 
 
+def one_blas_thread():
+    """A context in which SciPy's and NumPy's BLAS use one thread: L-BFGS-B's step.
+
+    `setulb`'s BLAS calls are level 1 (dot products, axpys over the n values), too small to
+    gain from threads. OpenBLAS spreads them over its threads anyway, whose spinning then
+    competes with TensorFlow's threads and with other processes: on a loaded 2-core machine
+    one step took 2-5x longer with OpenBLAS's default threads than with one
+    (`benchmarks/evaluation_speed.py` times the step). TensorFlow's own kernels (oneDNN,
+    Eigen) do not use these libraries and keep their threads.
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 class Lbfgsb:
     """Drives L-BFGS-B from an `LbfgsbState`; holds the live (mutable) copy of its arrays.
 
@@ -393,6 +408,10 @@ class Lbfgsb:
             Why it ended: `"stopped"` (by `should_stop`), or SciPy's message (e.g. `STOP:
             TOTAL NO. OF ITERATIONS REACHED LIMIT`, `CONVERGENCE: ...`).
         """
+        with one_blas_thread():
+            return self._run(evaluate, iterations, end_iteration, should_stop, at_boundary)
+
+    def _run(self, evaluate, iterations, end_iteration, should_stop, at_boundary) -> str:
         while True:
             code = int(self.task[0])
             if code == FG:

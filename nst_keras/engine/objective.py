@@ -66,11 +66,24 @@ class TermSettings:
     tv_edges: str
 
 
+def image_features(features, layer):
+    """The layer's features of the one image in the batch, (h, w, C).
+
+    A squeeze, not `features[layer][0]`: the gradient of a reshape is a reshape, while the
+    gradient of `[0]` (StridedSliceGrad) writes the whole activation into a new zero tensor,
+    once per term: about 126 ms of an evaluation at block1_conv1 at 400 x 533 in float32
+    (`benchmarks/evaluation_speed.py --mode profile`).
+    """
+    import tensorflow as tf
+
+    return tf.squeeze(features[layer], axis=0)
+
+
 def _content_term(term, x, features, target, mask, settings):
     """`losses.content_loss` of the layer's features against the content's."""
     from nst_keras.engine.losses import content_loss
 
-    return content_loss(target, features[term.layer][0], normalization=settings.normalization)
+    return content_loss(target, image_features(features, term.layer), normalization=settings.normalization)
 
 
 def _style_term(term, x, features, target, mask, settings):
@@ -80,7 +93,7 @@ def _style_term(term, x, features, target, mask, settings):
 
     from nst_keras.engine.losses import style_loss
 
-    layer_features = features[term.layer][0]
+    layer_features = image_features(features, term.layer)
     if mask is not None:
         layer_features = tf.cast(layer_features, tf.float32) * mask
     return style_loss(target, layer_features, normalization=settings.normalization,
@@ -121,7 +134,7 @@ def _w2_term(term, x, features, target, mask, settings):
     weighted by it) against the style's, target (mean, cov, cov_sqrt)."""
     from nst_keras.engine.losses import w2_style_loss
 
-    return w2_style_loss(target, features[term.layer][0], weights=mask)
+    return w2_style_loss(target, image_features(features, term.layer), weights=mask)
 
 
 def _mrf_term(term, x, features, target, mask, settings):
@@ -129,7 +142,7 @@ def _mrf_term(term, x, features, target, mask, settings):
     (target: the style patches); with a mask, each patch weighted by it at its centre."""
     from nst_keras.engine.losses import mrf_loss
 
-    return mrf_loss(target, features[term.layer][0], weights=mask)
+    return mrf_loss(target, image_features(features, term.layer), weights=mask)
 
 
 def _histogram_term(term, x, features, target, mask, settings):
@@ -137,7 +150,7 @@ def _histogram_term(term, x, features, target, mask, settings):
     (target (Q, C)); with a mask, the weighted distribution within it."""
     from nst_keras.engine.losses import histogram_loss
 
-    return histogram_loss(target, features[term.layer][0], weights=mask)
+    return histogram_loss(target, image_features(features, term.layer), weights=mask)
 
 
 #: Term kind -> the function computing its unweighted value, called as

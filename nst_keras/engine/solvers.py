@@ -410,7 +410,7 @@ def _lbfgs_public(monitor: Monitor, x0: np.ndarray, *, iterations: int, box, mem
     from scipy.optimize import fmin_l_bfgs_b
 
     stop_reason = f"max_evals reached ({monitor.max_evals})"
-    with monitor.rules():
+    with monitor.rules(), lbfgsb.one_blas_thread():
         _, _, info = fmin_l_bfgs_b(
             # Flat gradients: SciPy < 1.15's Fortran wrapper refuses the image's shape.
             lambda x: (lambda f, g: (f, g.ravel()))(*monitor.evaluate(x)),
