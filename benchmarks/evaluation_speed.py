@@ -80,6 +80,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import resource
 import statistics
 import subprocess
@@ -92,9 +93,9 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 #: Method kinds; a method is "<kind>[-bf16][+xla]".
-KINDS = ("lower", "obj", "nst", "book")
+KINDS = ("lower", "obj", "nst", "c2f", "book")
 LABELS = {"lower": "lower bound", "obj": "nst_keras objective", "nst": "nst_keras",
-          "book": "book (DLwP 8.3)"}
+          "c2f": "coarse to fine", "book": "book (DLwP 8.3)"}
 SCALING_HEIGHTS = (128, 256, 400, 512, 768, 1024)
 #: VGG's output channels per block.
 CHANNELS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
@@ -112,6 +113,8 @@ TARGET_OBJECTIVE = {"float32": 1.08, "bfloat16": 1.20}  # objective / lower boun
 TARGET_STEP_SHARE = 0.10  # L-BFGS-B's step per evaluation / a bfloat16 objective evaluation
 TARGET_SOONER = 40.0  # the book's final judged loss reached >= 40 x sooner
 TARGET_LOSS_RATIO = 0.15  # judged loss after the budget <= 0.15 x the book's
+TARGET_NEAR_REFERENCE = 1.1  # time to 1.1 x the float32 loss after --reference-evals
+CACHE = ROOT / "benchmarks" / ".cache"
 
 
 class _Done(Exception):
@@ -128,6 +131,8 @@ def parse_method(method):
     base = method[: -len("+xla")] if xla else method
     bf16 = base.endswith("-bf16")
     kind = base[: -len("-bf16")] if bf16 else base
+    if re.fullmatch(r"c2f\d{1,2}", kind):
+        kind = "c2f"  # Coarse to fine, its coarse share in percent: c2f25.
     if kind not in KINDS or "+" in base:
         raise SystemExit(
             f"unknown method {method!r}; use lower, obj, nst or book, then -bf16 (not for book) "
@@ -149,7 +154,15 @@ def parse_methods(text, default):
 
 def label(method):
     kind, precision, xla = parse_method(method)
-    return LABELS[kind] + (" bf16" if precision == "bfloat16" else "") + (", XLA" if xla else "")
+    text = LABELS[kind]
+    if kind == "c2f":
+        text += f" {coarse_share(method):.0%}"
+    return text + (" bf16" if precision == "bfloat16" else "") + (", XLA" if xla else "")
+
+
+def coarse_share(method):
+    """The coarse stage's share of a c2f method's budget: c2f25 -> 0.25."""
+    return int(re.match(r"c2f(\d+)", method).group(1)) / 100
 
 
 def precision_of(method):
@@ -434,6 +447,47 @@ def build_nst(config, content_rgb, style_rgb, feature_model, xla):
     return run
 
 
+def build_c2f(config, content_rgb, style_rgb, feature_model, xla, share=0.25):
+    """Two stages, as `--scales 2` runs them: half the height for `share` of the budget,
+    then the full size from the coarse result upsampled, for the rest.
+
+    Both stages' problems are built here (their targets and traces are setup, as the one
+    size's are); `run(clock, callback)` reports the coarse stage's images at half size (the
+    judge upsamples them) and returns the final stage's `Result`.
+    """
+    from nst_keras import images as images_lib
+    from nst_keras.render import build_problem, solve, stage_images
+
+    budget = config.max_evals
+    coarse_evals = max(1, round(share * budget))
+    height = content_rgb.shape[0]
+    coarse_content, (coarse_style,) = stage_images(content_rgb, [style_rgb], config,
+                                                   max(1, height // 2))
+    coarse = build_problem(coarse_content, coarse_style,
+                           config.replace(jit_compile=xla, max_evals=coarse_evals),
+                           feature_model=feature_model)
+    fine = build_problem(content_rgb, style_rgb,
+                         config.replace(jit_compile=xla, max_evals=budget - coarse_evals),
+                         feature_model=feature_model)
+
+    def run(clock, callback=None):
+        timed = dataclasses.replace(coarse, objective=_TimedObjective(coarse.objective, clock))
+        first = solve(timed, callback)
+        start = images_lib.resize_float(first.image.astype(np.float32),
+                                        (content_rgb.shape[1], content_rgb.shape[0]))
+
+        def shifted(progress):  # The fine stage's evaluations after the coarse ones.
+            callback(dataclasses.replace(progress,
+                                         evaluations=progress.evaluations + first.evaluations))
+
+        timed = dataclasses.replace(fine, objective=_TimedObjective(fine.objective, clock),
+                                    x0=images_lib.preprocess(start))
+        result = solve(timed, shifted if callback else None)
+        return dataclasses.replace(result, evaluations=result.evaluations + first.evaluations)
+
+    return run
+
+
 def build_obj(config, content_rgb, style_rgb, feature_model, xla):
     """nst_keras's objective alone (`build_problem`'s): loss and gradient on one image, the
     results on the host, timed as the lower bound is (no optimiser, no monitor)."""
@@ -586,7 +640,8 @@ def build_book(config, content_rgb, style_rgb, feature_model, xla, round_size=BO
     return run
 
 
-BUILDERS = {"lower": build_lower, "obj": build_obj, "nst": build_nst, "book": build_book}
+BUILDERS = {"lower": build_lower, "obj": build_obj, "nst": build_nst, "c2f": build_c2f,
+            "book": build_book}
 
 
 # ---------------------------------------------------------------------------------------
@@ -961,6 +1016,119 @@ def table(args, argv):
     return rows
 
 
+def _kernel_times(trace_dir, evaluations):
+    """Milliseconds per evaluation by TensorFlow op type and by node, from a profiler trace.
+
+    Reads the trace's XSpace (`tensorflow.tsl.profiler.protobuf.xplane_pb2`): every event on
+    the host's op-executing threads named `node:OpType` is one kernel's run. Kernels on
+    different threads may overlap, so the sums are thread time, not wall time.
+    """
+    import collections
+    import glob
+
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    paths = sorted(glob.glob(os.path.join(trace_dir, "**", "*.xplane.pb"), recursive=True))
+    space = xplane_pb2.XSpace()
+    with open(paths[-1], "rb") as f:
+        space.ParseFromString(f.read())
+    by_op, by_node = collections.Counter(), collections.Counter()
+    for plane in space.planes:
+        names = plane.event_metadata
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                name = names[event.metadata_id].name
+                if ":" not in name or "::" in name:
+                    continue  # The executor's own bookkeeping (ExecutorState::Process).
+                node, op = name.rsplit(":", 1)
+                # Keras numbers a model's second instance (vgg19_features_1): without the
+                # numbers, the same layer has the same name in every method.
+                node = re.sub(r"_\d+(?=/|$)", "", node)
+                by_op[op] += event.duration_ps / 1e9 / evaluations
+                by_node[f"{node} ({op})"] += event.duration_ps / 1e9 / evaluations
+    return by_op, by_node
+
+
+def profile(args, argv):
+    """Where an evaluation's time beyond the lower bound goes, op type by op type."""
+    import shutil
+    import tempfile
+
+    import tensorflow as tf
+
+    from nst_keras.runtime import device_scope, resolve_device
+
+    height = args.height
+    print(cpu_line(resolve_device(args.device)), flush=True)
+    config = make_config(args, height).replace(max_evals=10**6, iterations=10**6)
+    device = resolve_device(config.device)
+    content, style = make_inputs(height, args.aspect, args.seed)
+    precisions = ("float32", "bfloat16")
+    methods = [m for p in precisions for m in (lower_twin("obj", p), "obj" + (
+        "-bf16" if p == "bfloat16" else ""))]
+    models = feature_models(config, methods, args.seed)
+    print(describe(args, height, max(1, round(height * args.aspect))).replace(
+        "methods interleaved", "each traced alone").replace(
+        f"median of {args.evals}", f"{args.evals}"), flush=True)
+    evaluations = args.evals
+    results = {}
+    with device_scope(device):
+        for method in methods:
+            kind, precision, xla = parse_method(method)
+            run = BUILDERS[kind](config.replace(precision=precision), content, style,
+                                 models[precision], xla)
+            count = {"n": 0}
+
+            def clock(limit):
+                count["n"] += 1
+                if count["n"] > limit:
+                    count["n"] = 0
+                    raise _Done
+
+            try:
+                run(lambda: clock(2))  # Warm up (tracing) off the trace.
+            except _Done:
+                pass
+            trace = tempfile.mkdtemp(prefix="nst_profile_")
+            tf.profiler.experimental.start(trace)
+            start = time.perf_counter()
+            try:
+                run(lambda: clock(evaluations))
+            except _Done:
+                pass
+            wall = (time.perf_counter() - start) / evaluations
+            tf.profiler.experimental.stop()
+            by_op, by_node = _kernel_times(trace, evaluations)
+            shutil.rmtree(trace, ignore_errors=True)
+            results[method] = {"wall_ms": wall * 1e3, "by_op": dict(by_op),
+                               "by_node": dict(by_node)}
+    for precision in precisions:
+        lower = results[lower_twin("obj", precision)]
+        obj = results["obj" + ("-bf16" if precision == "bfloat16" else "")]
+        print()
+        print(f"{precision}: wall {lower['wall_ms']:.0f} ms (lower bound) and "
+              f"{obj['wall_ms']:.0f} ms (objective) per evaluation, traced (the profiler "
+              f"adds its own overhead); kernel thread-time "
+              f"{sum(lower['by_op'].values()):.0f} and {sum(obj['by_op'].values()):.0f} ms")
+        print(f"  {'op type':<34}{'lower ms':>10}{'objective ms':>14}{'difference':>12}")
+        ops = sorted(set(lower["by_op"]) | set(obj["by_op"]),
+                     key=lambda o: -(obj["by_op"].get(o, 0) - lower["by_op"].get(o, 0)))
+        for op in ops:
+            a, b = lower["by_op"].get(op, 0.0), obj["by_op"].get(op, 0.0)
+            if max(a, b) >= 0.5:
+                print(f"  {op:<34}{a:>10.1f}{b:>14.1f}{b - a:>+12.1f}")
+        extra = sorted(((n, v - lower["by_node"].get(n, 0.0)) for n, v in obj["by_node"].items()),
+                       key=lambda t: -t[1])[:15]
+        print("  nodes by time beyond the lower bound's same node, largest first:")
+        for node, value in extra:
+            print(f"    {value:+8.1f} ms  {node}")
+    write_json(args, {"mode": "profile", "height": height, "results": {
+        m: {"wall_ms": r["wall_ms"], "by_op": r["by_op"]} for m, r in results.items()}})
+    return results
+
+
 def verdict(value, bound, op):
     ok = value <= bound if op == "<=" else value >= bound
     return "met" if ok else "NOT met"
@@ -1095,6 +1263,50 @@ def quality_inputs(args):
     return content, style, weights, model, source
 
 
+def reference_loss(args, config, content, style, judge, device):
+    """The judged loss of nst_keras float32's image after `--reference-evals` evaluations.
+
+    Computed once per size and setting (a long run: 1000 evaluations by default), then read
+    from `benchmarks/.cache/` (its key: the images' bytes, the size, the weights file, the
+    model and the loss settings). None with `--reference-evals 0`.
+    """
+    import hashlib
+
+    from nst_keras import runtime
+    from nst_keras.run import build_problem, solve
+
+    if args.reference_evals <= 0:
+        return None
+    key = hashlib.blake2b(digest_size=8)
+    for part in (content.tobytes(), style.tobytes(), repr((
+            content.shape, str(config.weights), config.model, config.style_weight,
+            config.tv_edges, config.seed, args.reference_evals)).encode()):
+        key.update(part)
+    path = CACHE / f"reference-{content.shape[0]}-{key.hexdigest()}.json"
+    if path.is_file():
+        cached = json.loads(path.read_text())
+        return {**cached, "path": str(path)}
+    print(f"Computing the reference: nst_keras float32, {args.reference_evals} evaluations "
+          f"at {content.shape[1]}x{content.shape[0]} (once; cached in {path})", flush=True)
+    start = time.perf_counter()
+    with runtime.device_scope(device):
+        problem = build_problem(content, style, config.replace(max_evals=args.reference_evals))
+
+        def progress(p):
+            if p.evaluations % 100 == 0:
+                print(f"  reference: {p.evaluations} evaluations, loss {p.loss:.5g}", flush=True)
+
+        result = solve(problem, progress)
+    entry = {"judged_loss": judge(result.image), "evaluations": result.evaluations,
+             "seconds": time.perf_counter() - start, "height": content.shape[0],
+             "width": content.shape[1]}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(entry))
+    temporary.replace(path)
+    return {**entry, "path": str(path)}
+
+
 def quality(args, argv):
     import tensorflow as tf  # noqa: F401
 
@@ -1104,7 +1316,7 @@ def quality(args, argv):
 
     methods = parse_methods(args.methods, ["book", "nst", "nst-bf16"])
     if any(m.startswith("lower") for m in methods):
-        raise SystemExit("quality mode compares whole methods: book, nst, nst-bf16 (+xla)")
+        raise SystemExit("quality mode compares whole methods: book, nst, nst-bf16, c2f25 (+xla)")
     if not any(m.startswith("book") for m in methods):
         raise SystemExit("quality mode needs the book's method (its final loss is the target)")
     device = runtime.resolve_device(args.device)
@@ -1145,8 +1357,16 @@ def quality(args, argv):
     setup = time.perf_counter() - start
 
     def judge(rgb):
+        if rgb.shape[:2] != content.shape[:2]:  # A coarse stage's image, upsampled.
+            from nst_keras import images as images_lib
+
+            rgb = np.clip(np.rint(images_lib.resize_float(
+                rgb.astype(np.float32), (content.shape[1], content.shape[0]))), 0, 255
+            ).astype(np.uint8)
         with runtime.device_scope(device):
             return evaluate_image(judge_objective, rgb)
+
+    reference = reference_loss(args, config, content, style, judge, device)
 
     # Sanity: the book's own loss and the judge agree on the starting image.
     initial = judge(content)
@@ -1218,7 +1438,7 @@ def quality(args, argv):
     final = {m: judged[m][len(points[m]) - 1] for m in methods}
     target = final[book]
 
-    def first_reaching(method):
+    def first_reaching(method, target=target):
         """Index of the first point whose judged loss is <= target (bisection between the
         coarse marks, assuming the loss falls in between), or None."""
         previous = -1
@@ -1236,6 +1456,8 @@ def quality(args, argv):
         return None
 
     reach = {m: first_reaching(m) for m in methods}
+    near = ({m: first_reaching(m, TARGET_NEAR_REFERENCE * reference["judged_loss"])
+             for m in methods} if reference else {})
     judge_seconds = time.perf_counter() - judge_start
     book_time = points[book][reach[book]][1]
 
@@ -1243,6 +1465,7 @@ def quality(args, argv):
     print(
         f"{'method':<22}{'precision':>10}{'evals':>7}{'s/eval':>8}{'own s':>8}"
         f"{'final judged':>14}{'x book':>8}{'time to book final':>20}{'x sooner':>10}"
+        + (f"{'to 1.1 x ref':>16}" if reference else "")
     )
     rows = {}
     for method in methods:
@@ -1257,6 +1480,13 @@ def quality(args, argv):
             "time_to_book_final": hit_time, "evals_to_book_final": hit_evals,
             "sooner": book_time / hit_time if hit_time else None,
         }
+        if reference:
+            index = near[method]
+            rows[method]["time_to_near_reference"] = (
+                points[method][index][1] if index is not None else None)
+            rows[method]["evals_to_near_reference"] = (
+                points[method][index][0] if index is not None else None)
+            rows[method]["judged_vs_reference"] = final[method] / reference["judged_loss"]
         r = rows[method]
         reached = (f"{_seconds(hit_time)} s @{hit_evals:>4}" if hit is not None
                    else "not reached")
@@ -1264,6 +1494,9 @@ def quality(args, argv):
             f"{label(method):<22}{r['precision']:>10}{evals:>7}{r['seconds_per_eval']:>8.3f}"
             f"{_seconds(seconds):>8}{final[method]:>14.5g}{r['judged_vs_book']:>8.3f}"
             f"{reached:>20}{_fmt(r['sooner'], '10.1f')}"
+            + ((f"{_seconds(r['time_to_near_reference'])} s @{r['evals_to_near_reference']:>4}"
+                if r["time_to_near_reference"] is not None else "not reached").rjust(16)
+               if reference else "")
         )
     # The curves at a few budgets: the last judged point at or before each.
     checkpoints = [c for c in (20, 40, 60, 100, 200, 300) if c < args.evals]
@@ -1291,15 +1524,22 @@ def quality(args, argv):
         f"judging {judge_seconds:.0f} s ({sum(len(j) for j in judged.values())} images), "
         f"setup {setup:.0f} s."
     )
+    if reference:
+        print(f"to 1.1 x ref: own seconds (@ evaluations) until the saved image's judged loss "
+              f"first reaches {TARGET_NEAR_REFERENCE} x the reference, "
+              f"{reference['judged_loss']:.5g}: the judged loss of nst_keras float32's image "
+              f"after {reference['evaluations']} evaluations at this size "
+              f"({reference['seconds']:.0f} s when it was computed; cached in "
+              f"{reference['path']}).")
     whole = results[book]["seconds"]
     print(
         f"Against the book's whole run instead ({whole:.0f} s to its final image, which is not "
         f"its best judged): " + ", ".join(
             f"{label(m)} {whole / rows[m]['time_to_book_final']:.1f}x sooner"
-            for m in methods if kinds[m] == "nst" and rows[m]["time_to_book_final"])
+            for m in methods if kinds[m] != "book" and rows[m]["time_to_book_final"])
     )
     for method in methods:
-        if kinds[method] != "nst":
+        if kinds[method] not in ("nst", "c2f"):
             continue
         r = rows[method]
         sooner = r["sooner"]
@@ -1312,13 +1552,14 @@ def quality(args, argv):
             f"the book's: {r['judged_vs_book']:.3f} "
             f"{verdict(r['judged_vs_book'], TARGET_LOSS_RATIO, '<=')}"
         )
-    print(f"(Per-evaluation speed, <= {TARGET_BF16_VS_LOWER} x the float32 lower bound, and "
-          "peak memory, bfloat16 <= float32: see --mode table.)")
+    print("(Per-evaluation speed against the lower bound, and the optimiser's step: see "
+          "--mode table.)")
     write_json(args, {
         "mode": "quality", "source": source, "weights": weights_text(weights), "model": model,
         "height": height, "width": width, "style_weight": args.style_weight,
         "tv_edges": args.tv_edges, "evals": args.evals, "book_round": args.book_round,
         "initial_judged_loss": initial, "book_final_judged_loss": target, "rows": rows,
+        "reference": {k: v for k, v in (reference or {}).items() if k != "path"},
         "curves": {
             m: [{"evaluations": e, "seconds": s, "own_loss": own,
                  "judged_loss": judged[m].get(i)} for i, (e, s, own, _) in enumerate(points[m])]
@@ -1336,10 +1577,13 @@ def build_parser():
         description="Seconds per loss+gradient evaluation (the lower bound, nst_keras and the "
         "book's method, interleaved in one process), and time to quality.",
     )
-    parser.add_argument("--mode", choices=("table", "scaling", "quality"), default="table",
+    parser.add_argument("--mode", choices=("table", "scaling", "quality", "profile"),
+                        default="table",
                         help="table: the methods at --height; scaling: time per evaluation "
                         "against the image height; quality: judged loss against time, the "
-                        "book vs nst_keras float32 and bfloat16")
+                        "book vs nst_keras float32 and bfloat16; profile: TensorFlow's "
+                        "profiler on the lower bound and the objective in both precisions, "
+                        "the time beyond the bound op type by op type")
     parser.add_argument("--height", type=int, default=400, help="image height (table, quality)")
     parser.add_argument("--heights", default=",".join(map(str, SCALING_HEIGHTS)),
                         help="comma-separated heights (scaling mode)")
@@ -1372,6 +1616,10 @@ def build_parser():
                        overrides={"seed": 0, "style_weight": 10.0, "tv_edges": "book"})
     parser.add_argument("--judge-every", type=int, default=10,
                         help="quality mode: judge about one image per this many evaluations")
+    parser.add_argument("--reference-evals", type=int, default=1000,
+                        help="quality mode: evaluations of the float32 reference run whose "
+                        "judged loss x 1.1 is the second target (computed once per size, "
+                        "cached in benchmarks/.cache/; 0: none)")
     parser.add_argument("--book-round", type=int, default=BOOK_ROUND,
                         help="quality mode: the book's maxfun per restart (the book: 20)")
     parser.add_argument("--json", default=None, help="write the results (quality: the "
@@ -1392,7 +1640,7 @@ def main(argv=None):
             str(args.weights)).startswith("vgg16") else "vgg19"
     args.xla = args.jit_compile  # The table's methods compile with XLA when asked.
     if args.evals is None:
-        args.evals = {"scaling": 2, "quality": 400}.get(args.mode, 10)
+        args.evals = {"scaling": 2, "quality": 400, "profile": 3}.get(args.mode, 10)
     if args.evals < 1 or args.warmup < 0 or args.judge_every < 1 or args.book_round < 1:
         raise SystemExit("--evals, --judge-every and --book-round must be >= 1, --warmup >= 0")
     if args.child:
@@ -1401,6 +1649,8 @@ def main(argv=None):
         return scaling(args, argv)
     if args.mode == "quality":
         return quality(args, argv)
+    if args.mode == "profile":
+        return profile(args, argv)
     return table(args, argv)
 
 
