@@ -331,21 +331,60 @@ def largest_height(config, aspect: float, precision: str, budget: int,
     return low
 
 
-def memory_budget(device: str) -> int:
-    """The bytes a run may use: the GPU's memory, or on a CPU what is available now plus
-    this process's own resident memory (TensorFlow is already counted in the estimate),
-    under any address-space limit."""
-    if device == "gpu":
-        import tensorflow as tf
+#: The GPU budget when neither TensorFlow nor `nvidia-smi` reports the device's memory.
+GPU_FALLBACK_BYTES = 16 * 2**30
 
-        details = tf.config.experimental.get_memory_info("GPU:0")
-        return int(details.get("limit", details.get("peak", 0))) or 16 * 2**30
+
+def memory_budget(device: str) -> int:
+    """The bytes a run may use: on a GPU the memory TensorFlow may allocate on the first one
+    (`gpu_memory_bytes`), or on a CPU what is available now plus this process's own resident
+    memory (TensorFlow is already counted in the estimate), under any address-space limit."""
+    if device == "gpu":
+        return gpu_memory_bytes() or GPU_FALLBACK_BYTES
     available, headroom = available_memory_bytes()
     resident = _resident_bytes()
     limits = [a + resident for a in (available,) if a]
     if headroom is not None:
         limits.append(int(headroom / 1.5) + BASE_BYTES)
     return min(limits) if limits else 8 * 2**30
+
+
+def gpu_memory_bytes() -> Optional[int]:
+    """The bytes TensorFlow may allocate on the first GPU, None where nothing reports them.
+
+    TensorFlow 2.21's public calls do not say: `tf.config.experimental.get_memory_info`
+    has only `current` and `peak`, `get_device_details` only the name and compute
+    capability. The device's `memory_limit` (`device_lib.list_local_devices`) does: the
+    limit of its allocator, which is the free memory when TensorFlow first takes the GPU,
+    less what it reserves, or the `memory_limit` of a logical device configured by the
+    user. Listing the devices initialises the GPU, which the run does next anyway (by
+    default TensorFlow then takes the whole device). Where that fails, the free memory
+    `nvidia-smi` reports.
+    """
+    try:
+        from tensorflow.python.client import device_lib
+
+        limits = [int(d.memory_limit) for d in device_lib.list_local_devices()
+                  if d.device_type == "GPU"]
+        if limits and limits[0] > 0:
+            return limits[0]
+    except Exception:  # noqa: BLE001 - any failure: the next source.
+        pass
+    return nvidia_smi_free_bytes()
+
+
+def nvidia_smi_free_bytes() -> Optional[int]:
+    """The first GPU's free memory as `nvidia-smi` reports it (bytes), None where it cannot
+    be run or read."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits",
+             "--id=0"], capture_output=True, text=True, timeout=20, check=True).stdout
+        return int(float(out.split()[0]) * 2**20)
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
 
 
 def run_budget(config, device: str) -> int:
