@@ -9,7 +9,7 @@
         one stays small) is compared with MemAvailable now: the machine is shared, so a
         case that does not fit now is skipped with a one-line note (rerun it later).
 
-    python benchmarks/memory.py fit [--out FILE]
+    python benchmarks/memory.py fit [--out FILE] [--pin "NAME=VALUE" ...]
         Least squares over the recorded peaks for the estimate's fitted constants (the base,
         bytes per activation of an evaluation by precision, the tiled whole-image bytes per
         value, bytes per activation of a style's forward pass), the arithmetic parts (the
@@ -190,7 +190,11 @@ def run(args) -> int:
         if not fits_now(name, needs[name]):
             continue
         argv = argv_of(options, args.max_evals, "/tmp/nst-memory-benchmark-out.png")
-        measured, seconds, stderr = measure(argv, args.timeout)
+        try:
+            measured, seconds, stderr = measure(argv, args.timeout)
+        except subprocess.TimeoutExpired:
+            print(f"{name}: no result: over --timeout {args.timeout} s", flush=True)
+            continue
         if measured is None:
             print(f"{name}: no result: {stderr[-400:]}", flush=True)
             continue
@@ -275,7 +279,10 @@ def features_of(entry) -> tuple:
             *runtime._seen(sh, sw, layers, config.model,
                            final.tiles.core if final.tiles else None), layers, config.model)}
     known = parts["weights"] + parts["images"] + parts["history"]
-    terms = {"base": 1, f"activation {precision}": features.activation_floats(
+    # A tile's bytes per activation are fitted apart (`runtime.TILE_ACTIVATION_SHARE` is
+    # their ratio): a whole image's include whole-image temporaries a tile does not have.
+    kind = "tile activation" if final.tiles is not None else "activation"
+    terms = {"base": 1, f"{kind} {precision}": features.activation_floats(
         *seen, layers, config.model)}
     if config.optimizer == "lbfgs":  # SciPy's copies, fitted; Adam's 3 float32 are counted.
         terms["lbfgs per value"] = n
@@ -294,6 +301,12 @@ def fit(args) -> int:
     with open(args.out) as f:
         entries = [json.loads(line) for line in f if line.strip()]
     rows = [features_of(e) for e in entries]
+    pinned = {}
+    for item in args.pin or ():  # "name=value": held, not fitted.
+        name, _, value = item.rpartition("=")
+        pinned[name] = float(value)
+    rows = [(known + sum(pinned[k] * v for k, v in terms.items() if k in pinned),
+             {k: v for k, v in terms.items() if k not in pinned}) for known, terms in rows]
     names = sorted({k for _, terms in rows for k in terms})
     matrix = np.array([[terms.get(k, 0) for k in names] for _, terms in rows], float)
     target = np.array([e["peak"] - known for e, (known, _) in zip(entries, rows)], float)
@@ -303,14 +316,27 @@ def fit(args) -> int:
            "activation bfloat16": runtime.BYTES_PER_ACTIVATION["bfloat16", True],
            "forward float32": runtime.FORWARD_BYTES_PER_ACTIVATION["float32", True],
            "forward bfloat16": runtime.FORWARD_BYTES_PER_ACTIVATION["bfloat16", True],
+           "tile activation float32": runtime.BYTES_PER_ACTIVATION["float32", True]
+           * runtime.TILE_ACTIVATION_SHARE["float32"],
+           "tile activation bfloat16": runtime.BYTES_PER_ACTIVATION["bfloat16", True]
+           * runtime.TILE_ACTIVATION_SHARE["bfloat16"],
            "tiled per value": runtime.TILED_BYTES_PER_VALUE,
            "lbfgs per value": runtime.LBFGS_BYTES_PER_VALUE}
-    print(f"Least squares over {len(entries)} runs (symmetric padding):")
+    print(f"Least squares over {len(entries)} runs (symmetric padding)"
+          + (f", held: {', '.join(f'{k} {v:g}' for k, v in pinned.items())}:" if pinned
+             else ":"))
     for name, value in zip(names, solution):
         print(f"  {name:<22} fitted {value:>14.4g}   now {now.get(name, float('nan')):.4g}")
+    fitted = dict(zip(names, solution))
+    for precision in ("float32", "bfloat16"):
+        if f"tile activation {precision}" in fitted and f"activation {precision}" in fitted:
+            share = fitted[f"tile activation {precision}"] / fitted[f"activation {precision}"]
+            print(f"  tile share {precision:<10} fitted {share:>14.4g}   now "
+                  f"{runtime.TILE_ACTIVATION_SHARE[precision]:.4g}")
     residual = matrix @ solution - target
     for entry, r in zip(entries, residual):
-        print(f"  {entry['case']:<38} fitted - peak {r / 2**30:+.3f} GiB")
+        print(f"  {entry['case']:<38} fitted - peak {r / 2**30:+.3f} GiB "
+              f"({100 * r / entry['peak']:+.1f} %)")
     return 0
 
 
@@ -422,6 +448,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-evals", type=int, default=3)
     parser.add_argument("--timeout", type=int, default=3600)
     parser.add_argument("--markdown", action="store_true", help="report: a README table")
+    parser.add_argument("--pin", nargs="+", default=None, metavar="NAME=VALUE",
+                        help='fit: hold constants, e.g. "lbfgs per value=200"')
     parser.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs",
                         help="largest: the optimiser")
     parser.add_argument("--precision", choices=("bfloat16", "float32"), default="bfloat16",
