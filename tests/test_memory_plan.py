@@ -177,3 +177,78 @@ def test_a_video_frame_counts_the_previous_frame_and_is_tiled_like_a_still(image
     parts = frame.stages[-1].memory
     assert parts["temporal"] == runtime.TEMPORAL_BYTES_PER_VALUE * 48 * 64 * 3
     assert parts["total"] == sum(v for k, v in parts.items() if k != "total")
+
+
+class _Device:
+    """A stand-in for one of `device_lib.list_local_devices()`'s `DeviceAttributes`."""
+
+    def __init__(self, device_type, memory_limit):
+        self.device_type, self.memory_limit = device_type, memory_limit
+
+
+def test_the_gpu_budget_is_the_memory_limit_tensorflow_reports_for_the_device(
+        monkeypatch, photo_pair):
+    """No GPU here: TensorFlow's device list is substituted. The budget is the GPU's
+    allocator limit, not the host's RAM, and `--max-memory` still lowers it; the plan's
+    largest height on that GPU is the one that fits in it."""
+    from tensorflow.python.client import device_lib
+
+    from nst_keras import plan, runtime
+    from nst_keras.config import StyleConfig, parse_size
+
+    gpu_limit = 40 * 2**30 + 12345
+    monkeypatch.setattr(device_lib, "list_local_devices",
+                        lambda *a: [_Device("CPU", 268435456), _Device("GPU", gpu_limit)])
+    monkeypatch.setattr(runtime, "nvidia_smi_free_bytes", lambda: pytest.fail("not needed"))
+    assert runtime.gpu_memory_bytes() == gpu_limit
+    assert runtime.memory_budget("gpu") == gpu_limit
+    config = StyleConfig(weights=None, height=768, precision="float32", device="gpu")
+    assert runtime.run_budget(config, "gpu") == gpu_limit
+    assert runtime.run_budget(config.replace(max_memory="8G"), "gpu") == parse_size("8G")
+    assert runtime.run_budget(config.replace(max_memory="64G"), "gpu") == gpu_limit
+
+    # The plan on a (substituted) GPU: `--height auto` takes the largest that fits in the
+    # GPU's limit, and the host's RAM (24 GB here) plays no part in it.
+    monkeypatch.setattr(runtime, "placement",
+                        lambda c: runtime.Placement("gpu", "float32", "GPU stand-in"))
+    monkeypatch.setattr(runtime, "available_memory_bytes", lambda: (2**30, None))
+    content, style = photo_pair
+    big = plan.plan(str(content), str(style), config=config.replace(tile="off"), load=False,
+                    fit_height=True)
+    fits = plan.fitting_height(config.replace(tile="off"), 1024 / 768, "float32", gpu_limit,
+                               [(64, 64)])
+    assert big.memory["budget"] == gpu_limit
+    assert big.stages[-1].height == min(fits, 768) and fits > 768
+    assert big.memory["fits"] == fits
+
+
+def test_the_gpu_budget_falls_back_to_nvidia_smi_then_to_16_gib(monkeypatch):
+    import subprocess
+
+    from tensorflow.python.client import device_lib
+
+    from nst_keras import runtime
+
+    def broken(*args):
+        raise RuntimeError("no GPU")
+
+    monkeypatch.setattr(device_lib, "list_local_devices", broken)
+    calls = []
+
+    def smi(argv, **kwargs):
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, 0, stdout="81559\n", stderr="")
+
+    monkeypatch.setattr(subprocess, "run", smi)
+    assert runtime.gpu_memory_bytes() == 81559 * 2**20
+    assert calls[0][0] == "nvidia-smi" and "--query-gpu=memory.free" in calls[0]
+    # A device list without a GPU, or with a zero limit, is not a budget either.
+    monkeypatch.setattr(device_lib, "list_local_devices", lambda *a: [_Device("GPU", 0)])
+    assert runtime.memory_budget("gpu") == 81559 * 2**20
+
+    def missing(argv, **kwargs):
+        raise FileNotFoundError("nvidia-smi")
+
+    monkeypatch.setattr(subprocess, "run", missing)
+    assert runtime.gpu_memory_bytes() is None
+    assert runtime.memory_budget("gpu") == runtime.GPU_FALLBACK_BYTES == 16 * 2**30
