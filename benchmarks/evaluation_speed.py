@@ -297,7 +297,7 @@ class StepTimer:
     """
 
     def __init__(self):
-        self._seconds = {}
+        self._seconds, self._cpu = {}, {}
         self._taken = {}
         self._lock = threading.Lock()
 
@@ -307,7 +307,7 @@ class StepTimer:
         real = getattr(_lbfgsb.setulb, "__wrapped__", _lbfgsb.setulb)
 
         def setulb(*args):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.thread_time()
             try:
                 return real(*args)
             finally:
@@ -315,6 +315,7 @@ class StepTimer:
                 with self._lock:
                     self._seconds[ident] = (self._seconds.get(ident, 0.0)
                                             + time.perf_counter() - start)
+                    self._cpu[ident] = self._cpu.get(ident, 0.0) + time.thread_time() - cpu
 
         setulb.__wrapped__ = real
         setulb.__doc__ = real.__doc__
@@ -322,12 +323,17 @@ class StepTimer:
         return self
 
     def take(self):
+        """(wall seconds, the thread's CPU seconds) in the step since the last `take()`.
+
+        With one BLAS thread (`lbfgsb.one_blas_thread`) the step runs on the calling thread
+        alone, so its CPU seconds are its cost on an idle core, whatever else the machine
+        runs; the wall seconds include the waits of a busy machine."""
         ident = threading.get_ident()
         with self._lock:
-            total = self._seconds.get(ident, 0.0)
-            since = total - self._taken.get(ident, 0.0)
+            total = (self._seconds.get(ident, 0.0), self._cpu.get(ident, 0.0))
+            taken = self._taken.get(ident, (0.0, 0.0))
             self._taken[ident] = total
-        return since
+        return total[0] - taken[0], total[1] - taken[1]
 
 
 def interleave(runs, clocks):
@@ -852,9 +858,25 @@ def _seconds(value):
 
 
 def table(args, argv):
+    """The table, `--runs` times; with more than one, the median of each target's value."""
+    runs = [table_once(args, argv, run) for run in range(1, args.runs + 1)]
+    if args.runs > 1:
+        print()
+        print(f"Median over {args.runs} runs of the benchmark:")
+        for index, (text, _, bound, op) in enumerate(runs[0][1]):
+            values = [checks[index][1] for _, checks in runs]
+            value = statistics.median(values)
+            print(f"  {text}: {value:.3f} {verdict(value, bound, op)} (runs: "
+                  + ", ".join(f"{v:.3f}" for v in values) + ")")
+    return runs[-1][0]
+
+
+def table_once(args, argv, run=1):
     from nst_keras.features import layer_names
     from nst_keras.runtime import resolve_device
 
+    if run > 1:
+        print(f"\n--- run {run} of {args.runs} ---", flush=True)
     methods = parse_methods(
         args.methods,
         ["lower", "lower+xla", "lower-bf16", "nst+xla", "nst-bf16+xla", "book"] if args.xla
@@ -866,7 +888,7 @@ def table(args, argv):
     print(cpu_line(resolve_device(args.device)), flush=True)
     start = time.perf_counter()
     times, cpu_times, step_times = time_methods(args, methods, height)
-    memory = measure_memory(args, argv, methods) if args.memory else {}
+    memory = measure_memory(args, argv, methods) if args.memory and run == 1 else {}
     seconds = {m: statistics.median(t) for m, t in times.items()}
 
     def ratio(a, b):
@@ -967,10 +989,13 @@ def table(args, argv):
         print("bfloat16 vs float32 (medians of paired ratios): " + "; ".join(pairs))
     # The optimiser's step, timed inside the nst rows' own runs (`StepTimer`).
     steps = {}
+    step_cpu = {m: [c for _, c in v] for m, v in step_times.items()}
+    step_times = {m: [w for w, _ in v] for m, v in step_times.items()}
     for nst, values in step_times.items():
         obj = nst.replace("nst", "obj", 1)
         steps[nst] = {
             "seconds": statistics.median(values),
+            "cpu_seconds": statistics.median(step_cpu[nst]),
             "share_of_run": statistics.median(a / b for a, b in zip(values, times[nst])),
             "vs_objective": (statistics.median(a / b for a, b in zip(values, times[obj]))
                              if obj in times else None),
@@ -983,7 +1008,8 @@ def table(args, argv):
         print(f"optimizer step in {label(nst)}'s run (SciPy's L-BFGS-B `setulb`, bounds "
               f"{'on' if make_config(args, height).bounds else 'off'}, m = "
               f"{make_config(args, height).lbfgs_memory}): {steps[nst]['seconds'] * 1e3:.1f} ms "
-              f"per evaluation, {steps[nst]['share_of_run']:.3f} of the row's s/eval"
+              f"per evaluation ({steps[nst]['cpu_seconds'] * 1e3:.1f} ms of CPU), "
+              f"{steps[nst]['share_of_run']:.3f} of the row's s/eval"
               + (f", {steps[nst]['vs_objective']:.3f} x {label(obj)}'s" if obj in times else "")
               + (f"; everything else around the objective (copies, monitor): "
                  f"{rest * 1e3:.1f} ms" if rest is not None else ""))
@@ -999,10 +1025,16 @@ def table(args, argv):
         if precision_of(nst) == "bfloat16" and bf16_obj:
             share = statistics.median(a / b for a, b in zip(step_times[nst], times[bf16_obj]))
             step["vs_bf16_objective"] = share
+            step["cpu_vs_bf16_objective"] = statistics.median(
+                a / b for a, b in zip(step_cpu[nst], times[bf16_obj]))
             checks.append((f"optimizer step ({label(nst)}'s run) <= {TARGET_STEP_SHARE:.0%} of "
                            f"a {label(bf16_obj)} evaluation", share, TARGET_STEP_SHARE, "<="))
     for text, value, bound, op in checks:
         print(f"Target: {text}: {value:.3f} {verdict(value, bound, op)}")
+    for nst, step in steps.items():
+        if "cpu_vs_bf16_objective" in step:
+            print(f"  (the step's CPU time, what it costs on an idle core: "
+                  f"{step['cpu_vs_bf16_objective']:.3f} of a {label(bf16_obj)} evaluation)")
     for method in methods:
         if method.startswith("lower-bf16"):
             twin = float32_twin(method)
@@ -1012,8 +1044,8 @@ def table(args, argv):
                       f"{value:.2f} {verdict(value, 1.0, '<=')}")
     print(f"(benchmark wall time {time.perf_counter() - start:.0f} s)")
     write_json(args, {"mode": "table", "height": height, "width": width, "rows": rows,
-                      "steps": steps, "targets": [list(c) for c in checks]})
-    return rows
+                      "steps": steps, "targets": [list(c) for c in checks], "run": run})
+    return rows, checks
 
 
 def _kernel_times(trace_dir, evaluations):
@@ -1593,6 +1625,9 @@ def build_parser():
                         help="timed evaluations per method (default 10; 2 in scaling mode; "
                         "the budget in quality mode, default 400)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed evaluations first")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="table mode: run the whole table this many times and give the "
+                        "median of each target's value (a quiet machine: 3)")
     parser.add_argument("--methods", default=None,
                         help="comma-separated, of lower, nst, book, with -bf16 (not book) "
                         "and/or +xla, e.g. lower,lower-bf16,nst,nst-bf16,book (the table's "
@@ -1641,8 +1676,10 @@ def main(argv=None):
     args.xla = args.jit_compile  # The table's methods compile with XLA when asked.
     if args.evals is None:
         args.evals = {"scaling": 2, "quality": 400, "profile": 3}.get(args.mode, 10)
-    if args.evals < 1 or args.warmup < 0 or args.judge_every < 1 or args.book_round < 1:
-        raise SystemExit("--evals, --judge-every and --book-round must be >= 1, --warmup >= 0")
+    if (args.evals < 1 or args.warmup < 0 or args.judge_every < 1 or args.book_round < 1
+            or args.runs < 1):
+        raise SystemExit("--evals, --runs, --judge-every and --book-round must be >= 1, "
+                         "--warmup >= 0")
     if args.child:
         return child(args)
     if args.mode == "scaling":

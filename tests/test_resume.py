@@ -152,6 +152,34 @@ def test_more_iterations_continue_exactly():
     assert more.evaluations == straight.evaluations
 
 
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+@exact
+def test_the_step_runs_with_one_blas_thread_and_the_caller_keeps_its_own():
+    from threadpoolctl import threadpool_limits
+
+    fun, box, x0 = quadratic()
+    seen = []
+
+    def counted(x):
+        seen.append(_blas_threads())
+        return fun(x)
+
+    # Whatever the caller set outside (2 here, even on a 1-core runner), the driver's loop
+    # runs with one BLAS thread, and the caller's setting is back afterwards.
+    with threadpool_limits(limits=2, user_api="blas"):
+        outside = _blas_threads()
+        lbfgsb.minimize(counted, x0, box, iterations=3)
+        after = _blas_threads()
+    assert outside and all(n == 2 for n in outside)
+    assert seen and all(n == [1] * len(outside) for n in seen)
+    assert after == outside
+
+
 @exact
 def test_state_is_refused_between_two_boundaries():
     # An interrupt right after `setulb` returns (before the driver has read its task) leaves

@@ -422,7 +422,8 @@ class Lbfgsb:
                 if not self.repeat:
                     f, g = evaluate(np.array(self.x))
                     self.evaluations += 1
-                    self.f, self.g = float(f), np.array(g, np.float64).ravel()
+                    # No copy when `evaluate` returns a new float64 array (the monitor does).
+                    self.f, self.g = float(f), np.asarray(g, np.float64).reshape(-1)
                     self._evaluated = np.array(self.x)
             elif code in (START, NEW_X):
                 if code == NEW_X and self.iterations >= iterations:
