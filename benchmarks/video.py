@@ -10,7 +10,12 @@ warped start and the temporal term at `video.paper_temporal_weight`). Printed pe
 * the mean per-frame style loss (weighted, as the records report it) of both, and the ratio
   (target: within 15% of independent);
 * seconds per frame and flow seconds per frame of the consistent run, and the flow's share
-  (target: <= 5%).
+  (target: <= 5%);
+* the strip of scenery that entered in the last frames (issue 26): its distance from the
+  photo and its masked style loss (block1-3), and the last frame's content loss, each
+  against the independent run's; and each fill's seconds per later frame against the first
+  fill's (`--fills`, today's `content` first), as wall seconds and as this process's CPU
+  seconds (steadier on a shared machine; the load average is printed with them).
 
 Clips: a synthetic pan (smooth noise moving 2 px right, 1 px down per frame) and a
 40-frame clip panning and zooming over ../shared/images/tubingen.jpg. With ../shared: the
