@@ -10,7 +10,12 @@ warped start and the temporal term at `video.paper_temporal_weight`). Printed pe
 * the mean per-frame style loss (weighted, as the records report it) of both, and the ratio
   (target: within 15% of independent);
 * seconds per frame and flow seconds per frame of the consistent run, and the flow's share
-  (target: <= 5%).
+  (target: <= 5%);
+* the strip of scenery that entered in the last frames (issue 26): its distance from the
+  photo and its masked style loss (block1-3), and the last frame's content loss, each
+  against the independent run's; and each fill's seconds per later frame against the first
+  fill's (`--fills`, today's `content` first), as wall seconds and as this process's CPU
+  seconds (steadier on a shared machine; the load average is printed with them).
 
 Clips: a synthetic pan (smooth noise moving 2 px right, 1 px down per frame) and a
 40-frame clip panning and zooming over ../shared/images/tubingen.jpg. With ../shared: the
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import sys
 import tempfile
@@ -127,7 +133,12 @@ def strip_measures(frames, outputs, columns, model, style_rgb, layers):
 
 
 def run(frames, style, config, settings, model):
-    """Stylises a list of frames (written as PNGs); returns (outputs, records, seconds)."""
+    """Stylises a list of frames (written as PNGs); returns (outputs, records, seconds, CPU
+    seconds per later frame).
+
+    The CPU seconds are this process's (`time.process_time`, all its threads) from the end
+    of the first frame to the end of the last, per frame: on a machine shared with other
+    work they vary far less than the wall time, which also counts the waits for a core."""
     from PIL import Image
 
     from nst_keras import video
@@ -137,9 +148,13 @@ def run(frames, style, config, settings, model):
             Image.fromarray(frame).save(f"{folder}/f{i:03d}.png")
         plan = video.plan_video(folder, style, config=config, settings=settings)
         began = time.perf_counter()
-        results = list(video.run_frames(plan, feature_model=model))
+        results, cpu = [], []
+        for result in video.run_frames(plan, feature_model=model):
+            results.append(result)
+            cpu.append(time.process_time())
         seconds = time.perf_counter() - began
-    return [r.image for r in results], [r.record for r in results], seconds
+    cpu_per_frame = (cpu[-1] - cpu[0]) / max(1, len(cpu) - 1)
+    return [r.image for r in results], [r.record for r in results], seconds, cpu_per_frame
 
 
 def main(argv=None):
@@ -153,6 +168,9 @@ def main(argv=None):
                         help="what later frames start from where the warp is not trusted "
                              "(VideoSettings.fill), comma-separated: the first is the "
                              "baseline the seconds per frame are compared with")
+    parser.add_argument("--fill-evals", type=int, default=None,
+                        help="evaluations of the coarse fill (VideoSettings.fill_evals; "
+                             "default: half of the frame's)")
     parser.add_argument("--temporal-weight", type=float, default=None,
                         help="the temporal weight (default: video.default_temporal_weight)")
     parser.add_argument("--factors", default=None,
@@ -196,6 +214,10 @@ def main(argv=None):
           f"frames {args.frame_evals} (independent frames {args.first_evals} each); temporal "
           f"weight(s) {', '.join(f'{w:.4g}' for w in weights)} (paper-scaled {paper:.4g}); "
           f"warp {', '.join(warps)}; DIS flow.", flush=True)
+    from nst_keras.engine import runtime
+
+    print(f"CPU: {runtime.describe_hardware('cpu')}; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the start", flush=True)
     model = render.load_model(config)
     width = round(args.height * 4 / 3)
     clips = {"pan": lambda: pan(args.frames, args.height, width, dx=2, dy=1),
@@ -213,7 +235,7 @@ def main(argv=None):
                 out_i, rec_i = list(data["frames"]), json.loads(str(data["records"]))
                 sec_i = float(data["seconds"])
         else:
-            out_i, rec_i, sec_i = run(frames, style, config, independent, model)
+            out_i, rec_i, sec_i, _ = run(frames, style, config, independent, model)
             if cached is not None:
                 cached.parent.mkdir(parents=True, exist_ok=True)
                 np.savez(cached, frames=np.stack(out_i), records=json.dumps(rec_i),
@@ -236,8 +258,8 @@ def main(argv=None):
                          for weight in weights for fill in fills]
         for warp, weight, fill, evals in settings_list:
             consistent = video.VideoSettings(weight, args.first_evals, evals,
-                                             warp=warp, fill=fill)
-            out_c, rec_c, sec_c = run(frames, style, config, consistent, model)
+                                             warp=warp, fill=fill, fill_evals=args.fill_evals)
+            out_c, rec_c, sec_c, cpu_c = run(frames, style, config, consistent, model)
             strip_c = strip_measures(frames, out_c, columns, model, style_rgb,
                                      strip_layers)
             error_c = flow.warp_error(out_c, frames)
@@ -248,7 +270,7 @@ def main(argv=None):
             content_c = rec_c[-1]["kind_losses"]["content"]
             content_i = rec_i[-1]["kind_losses"]["content"]
             key = (warp, weight, evals)
-            baseline.setdefault(key, frame_seconds)
+            baseline.setdefault(key, (frame_seconds, cpu_c))
             rows.append({"clip": name, "frames": len(frames), "size": [args.height, width],
                          "fill": fill, "frame_evals": evals,
                          "strip_width": width_strip, "strip_frames": span,
@@ -261,7 +283,9 @@ def main(argv=None):
                          "content_last_consistent": content_c,
                          "content_last_independent": content_i,
                          "content_last_ratio": content_c / content_i,
-                         "seconds_vs_baseline": frame_seconds / baseline[key],
+                         "seconds_vs_baseline": frame_seconds / baseline[key][0],
+                         "cpu_seconds_per_frame": cpu_c,
+                         "cpu_seconds_vs_baseline": cpu_c / baseline[key][1],
                          "warp": warp, "temporal_weight": weight,
                          "factor": weight / paper,
                          "warp_error_independent": error_i,
@@ -282,7 +306,9 @@ def main(argv=None):
                   f"(target <= 1.25); last frame's content loss "
                   f"x{r['content_last_ratio']:.2f} (target <= 1.25); "
                   f"x{r['seconds_vs_baseline']:.2f} the seconds per frame of fill "
-                  f"{fills[0]} (target <= 1.5)", flush=True)
+                  f"{fills[0]} (target <= 1.5; CPU seconds x{r['cpu_seconds_vs_baseline']:.2f}; "
+                  f"load average {os.getloadavg()[0]:.1f})",
+                  flush=True)
             print(f"{name} {warp} weight {weight:.3g} (x{r['factor']:.0e} paper): warp "
                   f"error {error_c:.3g} consistent vs {error_i:.3g} independent "
                   f"(x{r['warp_ratio']:.3f}, target <= 0.5); style {style_c:.4g} vs "
@@ -295,13 +321,15 @@ def main(argv=None):
             if args.json:
                 pathlib.Path(args.json).write_text(json.dumps(rows, indent=2))
     print("\n| clip | frame evals | fill | strip px | strip distance ratio | strip style ratio "
-          "| last content ratio | warp error ratio | s/frame | x baseline s/frame |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| last content ratio | warp error ratio | s/frame | x baseline s/frame "
+          "| CPU s/frame | x baseline CPU s/frame |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['clip']} | {r['frame_evals']} | {r['fill']} | {r['strip_width']} | "
               f"{r['strip_distance_ratio']:.2f} | {r['strip_style_ratio']:.2f} | "
               f"{r['content_last_ratio']:.2f} | {r['warp_ratio']:.3f} | "
-              f"{r['seconds_per_frame']:.2f} | {r['seconds_vs_baseline']:.2f} |")
+              f"{r['seconds_per_frame']:.2f} | {r['seconds_vs_baseline']:.2f} | "
+              f"{r['cpu_seconds_per_frame']:.2f} | {r['cpu_seconds_vs_baseline']:.2f} |")
     print("\n| clip | frames | size | warp | weight (x paper) | warp error consistent | independent | ratio | style "
           "consistent | independent | ratio | s/frame | flow s/frame | flow share |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -110,9 +110,10 @@ def test_a_video_traces_once_and_computes_the_style_targets_once(monkeypatch, tm
     frames = list(video_lib.run_frames(
         video_lib.plan_video(folder, make_image(40, 40, seed=2), config=cfg,
                              settings=settings), feature_model=model))
-    # Once per size: the frames', and the coarse fill's (half the height).
+    # Once for the frames' size; the coarse fill's style terms are masked to its region
+    # (another every frame), so their targets are computed for each of the 3 later frames.
     sizes = 2 if fill == "coarse" else 1
-    assert len(frames) == 4 and len(calls) == sizes
+    assert len(frames) == 4 and len(calls) == (1 + 3 if fill == "coarse" else 1)
     assert all(f.record["temporal_loss"] is not None for f in frames[1:])
     assert frames[0].record["temporal_loss"] is None
     # Two structures (the first frame has no temporal term), each traced once for 4 frames.
@@ -129,7 +130,8 @@ def test_entering_scenery_starts_from_a_coarse_stylisation_of_the_frame(monkeypa
                                                                          clip, fill):
     # Issue 26: where the warp is not trusted (the edge the pan reveals) a later frame
     # started from the photo, and 20 evaluations left it a photo. Now it starts from a short
-    # stylisation of the frame at half its height; the rest from the warped result.
+    # stylisation of the frame at 3/4 of its height, its style within those pixels and a
+    # margin; the rest from the warped result.
     from PIL import Image
 
     from nst_keras import render
@@ -143,33 +145,77 @@ def test_entering_scenery_starts_from_a_coarse_stylisation_of_the_frame(monkeypa
 
     def recording_render(job, *args, **kwargs):
         if job.temporal is not None:  # A later frame (the coarse run has no temporal term).
-            starts.append((job.init, job.temporal, job.content))
+            starts.append((job.init, job.temporal, job.content, job.config.max_evals))
         return real_render(job, *args, **kwargs)
 
     def recording_coarse(job, content, evals, **kwargs):
-        coarse.append((real_coarse(job, content, evals, **kwargs), evals))
+        coarse.append((real_coarse(job, content, evals, **kwargs), evals, kwargs["region"]))
         return coarse[-1][0]
 
     monkeypatch.setattr(render, "render", recording_render)
     monkeypatch.setattr(render, "coarse_stylisation", recording_coarse)
     cfg = config(max_evals=4)
-    settings = video_lib.VideoSettings(video_lib.paper_temporal_weight(cfg), 4, 3, fill=fill)
+    settings = video_lib.VideoSettings(video_lib.paper_temporal_weight(cfg), 4, 4, fill=fill)
     list(video_lib.run_frames(video_lib.plan_video(folder, make_image(40, 40, seed=2),
                                                    config=cfg, settings=settings)))
     assert len(starts) == 2
     assert len(coarse) == (2 if fill == "coarse" else 0)
-    for number, (start, temporal, content) in enumerate(starts):
+    for number, (start, temporal, content, own) in enumerate(starts):
         unreliable = temporal.weights == 0
         assert 0.02 < unreliable.mean() < 0.5  # The entering edges (2 px right, 1 px down).
         # Trusted pixels start from the warped previous result (the temporal target).
         np.testing.assert_array_equal(start[~unreliable], temporal.target[~unreliable])
         if fill == "content":
             np.testing.assert_array_equal(start[unreliable], content[unreliable])
+            assert own == 4
         else:
-            image, evals = coarse[number]
-            assert image.shape == content.shape and evals == 3
+            image, evals, region = coarse[number]
+            # All of the frame's 4 evaluations (`fill_evals` not given: 20 at most the
+            # frame's), taken out of its own at 9/16 each: 4 - round(2.25) = 2 left.
+            assert image.shape == content.shape and evals == 4 and own == 2
             np.testing.assert_array_equal(start[unreliable], image[unreliable])
-            assert np.abs(image.astype(float) - content).mean() > 1.0  # Not the photo.
+            # Not the photo where it is used.
+            assert np.abs(image[unreliable].astype(float) - content[unreliable]).mean() > 1.0
+            # The style's region: the unreliable pixels and FILL_MARGIN around them.
+            np.testing.assert_array_equal(region, video_lib.fill_region(temporal.weights))
+            assert region[unreliable].min() == 1 and 0 < region.mean() < 1
+
+
+def test_fill_region_is_the_unreliable_pixels_and_a_square_margin_around_them():
+    weights = np.ones((10, 12), np.float32)
+    weights[5, 5] = 0.0
+    weights[0, 11] = 0.0
+    expected = np.zeros((10, 12), np.float32)
+    expected[3:8, 3:8] = 1.0  # Chebyshev distance <= 2 from (5, 5).
+    expected[0:3, 9:12] = 1.0  # From (0, 11), cut at the frame's edges.
+    np.testing.assert_array_equal(video_lib.fill_region(weights, margin=2), expected)
+    np.testing.assert_array_equal(video_lib.fill_region(weights, margin=0), weights == 0)
+    assert not video_lib.fill_region(np.ones((4, 4), np.float32)).any()
+    with pytest.raises(ValueError, match="Received: margin=-1"):
+        video_lib.fill_region(weights, margin=-1)
+
+
+def test_the_coarse_fill_is_stylised_within_its_region_and_near_the_photo_outside(clip):
+    # The fill's style terms are masked to the region: its pixels move away from the photo,
+    # the rest only feels the content and total-variation terms (and so stays near it).
+    from nst_keras import render
+    from nst_keras.plan import plan
+
+    cfg = config(max_evals=6)
+    content = clip[0]
+    job = plan(content, make_image(40, 40, seed=2), config=cfg)
+    region = np.zeros(content.shape[:2], np.float32)
+    region[:, -16:] = 1.0
+    masked = render.coarse_stylisation(job, content, 6, region=region).astype(float)
+    whole = render.coarse_stylisation(job, content, 6).astype(float)
+    assert masked.shape == content.shape
+    inside = np.abs(masked[:, -16:] - content[:, -16:]).mean()
+    outside = np.abs(masked[:, :-24] - content[:, :-24]).mean()
+    assert inside > 2 * outside, (inside, outside)
+    # Without a region the whole frame is stylised.
+    assert np.abs(whole[:, :-24] - content[:, :-24]).mean() > 2 * outside
+    with pytest.raises(ValueError, match=r"Received: region.shape=\(10, 10\)"):
+        render.coarse_stylisation(job, content, 1, region=np.ones((10, 10), np.float32))
 
 
 #: Layers up to block3 (halo 12 px, grid 4): 48 x 64 frames in cores of 24 px make 2 x 3
@@ -256,9 +302,23 @@ def test_the_default_is_the_paper_weight_scaled_to_our_budget_and_warps_with_lan
         video_lib.plan_video(source, style, config=config(), settings=video_lib.VideoSettings(
             1.0, 2, 1, warp="nearest"))
     assert plan.settings.fill == "coarse"
+    assert plan.settings.fill_evals is None and plan.settings.coarse_evals == 4
+    # The fill's evaluations: 20, half the frame's when more, never more than the frame's.
+    assert [video_lib.VideoSettings(1.0, 2, n).coarse_evals
+            for n in (1, 4, 20, 30, 50, 100)] == [1, 4, 20, 20, 25, 50]
+    assert video_lib.VideoSettings(1.0, 2, 8, fill_evals=3).coarse_evals == 3
+    # ... taken out of the frame's own at their size (3/4 of the height: 9/16 each).
+    assert video_lib.VideoSettings(1.0, 2, 20).own_evals(True) == 20 - 11
+    assert video_lib.VideoSettings(1.0, 2, 50).own_evals(True) == 50 - 14
+    assert video_lib.VideoSettings(1.0, 2, 20).own_evals(False) == 20
+    assert video_lib.VideoSettings(1.0, 2, 1).own_evals(True) == 1  # At least one.
     with pytest.raises(ValueError, match="Received: fill=photo"):
         video_lib.plan_video(source, style, config=config(), settings=video_lib.VideoSettings(
             1.0, 2, 1, fill="photo"))
+    for bad in (0, -2, 2.5, True):
+        with pytest.raises(ValueError, match=f"Received: fill_evals={bad!r}"):
+            video_lib.plan_video(source, style, config=config(),
+                                 settings=video_lib.VideoSettings(1.0, 2, 1, fill_evals=bad))
 
 
 def test_round_trip_compare_and_less_flicker_than_independent_frames(inputs, tmp_path, clip):
@@ -368,6 +428,8 @@ def test_bad_inputs_exit_2_before_any_frame(inputs, tmp_path, no_frame_computed,
     assert "Cannot write an H.264 video as a '.webm' file" in _refused(
         source, style, "-o", tmp_path / "out.webm")
     assert "give -o OUT.mp4, --frames-dir DIR" in _refused(source, style)
+    assert "--fill-evals: expected an integer >= 1, got '0'" in _refused(
+        source, style, "-o", out, "--fill-evals", "0")
     monkeypatch.setattr(videoio.shutil, "disk_usage",
                         lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
     message = _refused(source, style, "-o", out)

@@ -22,11 +22,13 @@ budgets of tens of evaluations per frame instead of their 1000 (`default_tempora
 the previous result is warped with Lanczos interpolation, not bilinear (`flow.warp`: the
 blur of bilinear warps compounds frame after frame); OpenCV's DIS flow instead of
 DeepFlow/EpicFlow (`flow.optical_flow`); binary
-reliability weights (`flow.reliability`); the start in unreliable pixels is the content
-frame, where artistic-videos' `prevWarped` keeps whatever the bilinear warp gives there
-(and the VGG mean pixel outside the frame): the warp of an occluded pixel shows the wrong
-surface, and the content frame gives the optimisation that pixel's real structure to
-stylise; the short-term term only (their long-term and multi-pass variants are left out).
+reliability weights (`flow.reliability`); the start in unreliable pixels is a short
+stylisation of the frame at three quarters of its height, its style terms within those
+pixels and a margin (`fill_region`, `render.coarse_stylisation`), or the content frame
+(`--fill content`), where artistic-videos' `prevWarped` keeps whatever the bilinear warp
+gives there (and the VGG mean pixel outside the frame): the warp of an occluded pixel
+shows the wrong surface, and 1000 iterations per frame are not ours to spend; the
+short-term term only (their long-term and multi-pass variants are left out).
 
 `stylize_video(...)` is the API (a generator of `Frame`s); `main(argv)` the command.
 The frames folder makes a run resumable (`delivery.FrameLog`): every finished frame is
@@ -85,6 +87,13 @@ FLOWS = ("dis", "farneback")
 WARPS = ("lanczos", "cubic", "linear")
 #: What a later frame starts from where the flow is not trusted (`VideoSettings.fill`).
 FILLS = ("coarse", "content")
+#: The coarse fill's evaluations by default (`VideoSettings.fill_evals`): measured (issue 26)
+#: as what a stylisation from the photo needs for the style's strokes to appear.
+MIN_FILL_EVALS = 20
+#: How far (pixels, at the run's size) the coarse fill's style region reaches beyond the
+#: unreliable pixels (`fill_region`): a strip of a few pixels is under one position of
+#: block3 at the coarse size, too little for its Gram matrix to say anything.
+FILL_MARGIN = 8
 #: Ruder et al.'s weights (artistic-videos' defaults): temporal 1e3 against style 1e2, in
 #: jcjohnson/neural-style's normalisation (mean squared errors; Gram / (N_l M_l)).
 PAPER_TEMPORAL_WEIGHT, PAPER_STYLE_WEIGHT = 1e3, 1e2
@@ -173,9 +182,15 @@ class VideoSettings:
             (Ruder et al.'s bilinear, which blurs the result a little more every frame; see
             `flow.warp`).
         fill: What a later frame starts from where the warp is not trusted: `"coarse"`
-            (default), a short stylisation of the frame at half its height
-            (`render.coarse_stylisation`, `frame_evals` evaluations); `"content"`, the
-            frame itself (before issue 26).
+            (default), a short stylisation of the frame at three quarters of its height,
+            its style terms within the unreliable pixels and `FILL_MARGIN` around them
+            (`render.coarse_stylisation`, `fill_region`); `"content"`, the frame itself
+            (before issue 26).
+        fill_evals: Evaluations of the coarse fill; None: `MIN_FILL_EVALS`, or half of
+            `frame_evals` when that is more, and never more than `frame_evals`. Spent only
+            on a frame with unreliable pixels, and out of its budget: the frame's own
+            optimisation then gets `frame_evals` less the fill's evaluations counted at
+            their size (`own_evals`), so a frame costs about what it did without the fill.
     """
 
     temporal_weight: float
@@ -188,6 +203,30 @@ class VideoSettings:
     consistent: bool = True
     warp: str = "lanczos"
     fill: str = "coarse"
+    fill_evals: Optional[int] = None
+
+    @property
+    def coarse_evals(self) -> int:
+        """The coarse fill's evaluations (see `fill_evals`)."""
+        if self.fill_evals is not None:
+            return self.fill_evals
+        return min(self.frame_evals, max(MIN_FILL_EVALS, self.frame_evals // 2))
+
+    def own_evals(self, filled: bool) -> int:
+        """A later frame's own evaluations: `frame_evals`, less the coarse fill's counted
+        as full-size ones (an evaluation at 3/4 of the height as 9/16 of one) when the
+        frame was `filled`; at least 1.
+
+        Why: the fill needs about 20 evaluations to put the style's strokes into its
+        region (measured, issue 26: 10 left the entering strip at 1.6x the independent
+        frames' masked style loss, 20 at 0.85x), more than the time a frame of 20 could
+        add on top; taken out of the frame's budget, a frame costs about what it did.
+        """
+        from nst_keras.render import COARSE_SCALE
+
+        if not filled:
+            return self.frame_evals
+        return max(1, self.frame_evals - round(self.coarse_evals * COARSE_SCALE ** 2))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,7 +238,8 @@ class Frame:
         image: The stylised frame, RGB uint8 at the run's size.
         content: The input frame at the run's size, RGB uint8.
         record: Its entry in the run's record: number, loss, kind_losses (weighted, with
-            `temporal`), temporal_loss (unweighted), evaluations, seconds, flow_seconds,
+            `temporal`), temporal_loss (unweighted), evaluations (the frame's own),
+            fill_evaluations (the coarse fill's, 0 without one), seconds, flow_seconds,
             reliable (the share of pixels with weight 1), resumed.
         resumed: Read from the frames folder (finished by an earlier run), not computed.
     """
@@ -303,6 +343,11 @@ def plan_video(source, style, *, config: Optional[StyleConfig] = None,
     if settings.fill not in FILLS:
         raise ValueError(f"`fill` must be one of {', '.join(FILLS)}. "
                          f"Received: fill={settings.fill}")
+    if settings.fill_evals is not None and (
+            isinstance(settings.fill_evals, bool) or not isinstance(settings.fill_evals, int)
+            or settings.fill_evals < 1):
+        raise ValueError("`fill_evals` must be a positive whole number of evaluations, or "
+                         f"None (the default). Received: fill_evals={settings.fill_evals!r}")
     count = selected_count(info.frame_count, settings.start, settings.end, settings.every)
     if count < 1:
         raise ValueError(f"the input has {info.frame_count} frames, none of them in "
@@ -470,7 +515,7 @@ def run_frames(video: VideoPlan, *, callback: Optional[Callable] = None,
             previous_content, previous_result = content, image
             continue
         began = time.perf_counter()
-        temporal, flow_seconds, reliable = None, 0.0, None
+        temporal, flow_seconds, reliable, fill_evals = None, 0.0, None, 0
         start_image = job.init
         evals = settings.first_evals
         if settings.consistent and previous_result is not None:
@@ -487,11 +532,17 @@ def run_frames(video: VideoPlan, *, callback: Optional[Callable] = None,
                                            settings.warp), 0.0, 255.0)
             flow_seconds = time.perf_counter() - flow_began
             # Where the flow is not trusted the warped pixel shows another surface: start
-            # from a short stylisation of the frame there, or the frame itself (a departure
-            # from artistic-videos' prevWarped; see `VideoSettings.fill`).
+            # from a short stylisation of the frame there, its style matched within those
+            # pixels (over the whole frame a thin strip's strokes lag: issue 26), or the
+            # frame itself (a departure from artistic-videos' prevWarped; see
+            # `VideoSettings.fill`).
             fill = content.astype(np.float32)
-            if settings.fill == "coarse" and weights.min() == 0:
-                fill = render.coarse_stylisation(job, content, evals,
+            filled = settings.fill == "coarse" and weights.min() == 0
+            evals = settings.own_evals(filled)
+            if filled:
+                fill_evals = settings.coarse_evals
+                fill = render.coarse_stylisation(job, content, fill_evals,
+                                                 region=fill_region(weights),
                                                  feature_model=feature_model,
                                                  target_cache=cache).astype(np.float32)
             start_image = np.where(weights[..., None] > 0, warped, fill)
@@ -523,6 +574,7 @@ def run_frames(video: VideoPlan, *, callback: Optional[Callable] = None,
             "temporal_loss": (result.kind_losses.get("temporal", 0.0) / temporal.weight
                               if temporal is not None else None),
             "evaluations": result.evaluations,
+            "fill_evaluations": fill_evals,
             "seconds": round(time.perf_counter() - began, 3),
             "optimisation_seconds": round(result.seconds, 3),
             "flow_seconds": round(flow_seconds, 4),
@@ -539,6 +591,32 @@ def run_frames(video: VideoPlan, *, callback: Optional[Callable] = None,
             keeper.remove()
         previous_content, previous_result = content, result.image
         yield Frame(number, result.image, content, dict(entry, resumed=False))
+
+
+def fill_region(weights: np.ndarray, margin: int = FILL_MARGIN) -> np.ndarray:
+    """Where the coarse fill's style applies: the unreliable pixels (weight 0) and every
+    pixel within `margin` of one (a square neighbourhood, Chebyshev distance <= margin).
+
+    Args:
+        weights: The reliability weights c, (H, W) in [0, 1] (`flow.reliability`).
+        margin: Pixels, >= 0.
+
+    Returns:
+        (H, W) float32: 1 in the region, 0 elsewhere.
+
+    Raises:
+        ValueError: If `margin` is negative. Received: margin.
+    """
+    if margin < 0:
+        raise ValueError(f"`margin` must be 0 or more pixels. Received: margin={margin}")
+    unreliable = (np.asarray(weights) == 0).astype(np.uint8)
+    if margin == 0 or not unreliable.any():
+        return unreliable.astype(np.float32)
+    import cv2
+
+    kernel = np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)
+    return cv2.dilate(unreliable, kernel, borderType=cv2.BORDER_CONSTANT,
+                      borderValue=0).astype(np.float32)
 
 
 def finished_frames(frames_dir: str) -> List[str]:
@@ -599,8 +677,14 @@ def build_parser(defaults: StyleConfig, preset_name: str = "book"):
     io.add_argument("--fill", choices=FILLS, default="coarse",
                     help="what a frame starts from where the flow is not trusted (scenery "
                          "entering the frame): coarse, a short stylisation of the frame at "
-                         "half its height (--frame-evals evaluations); content, the frame "
-                         "itself (it then stays nearly a photograph)")
+                         "3/4 of its height, its style matched within those pixels "
+                         "(--fill-evals evaluations); content, the frame itself (it then "
+                         "stays nearly a photograph)")
+    io.add_argument("--fill-evals", type=positive_int, default=None, metavar="N",
+                    help="evaluations of the coarse fill, taken out of the frame's "
+                         "--frame-evals at their size (an evaluation at 3/4 of the height "
+                         "counts 9/16) (default: 20, or half of --frame-evals when more, "
+                         "at most --frame-evals)")
     io.add_argument("--start", type=non_negative_int, default=0, metavar="I",
                     help="first input frame used (from 0)")
     io.add_argument("--end", type=positive_int, default=None, metavar="I",
@@ -640,7 +724,7 @@ def _video_settings(args, config: StyleConfig, consistent: bool = True) -> Video
     return VideoSettings(weight if consistent else 0.0, first,
                          args.frame_evals or max(1, first // 2), args.flow, args.start,
                          args.end, args.every, consistent, args.warp,
-                         getattr(args, "fill", "coarse"))
+                         getattr(args, "fill", "coarse"), getattr(args, "fill_evals", None))
 
 
 def _check_paths(args) -> None:
