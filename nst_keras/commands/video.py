@@ -188,9 +188,10 @@ class VideoSettings:
             (before issue 26).
         fill_evals: Evaluations of the coarse fill; None: `MIN_FILL_EVALS`, or half of
             `frame_evals` when that is more, and never more than `frame_evals`. Spent only
-            on a frame with unreliable pixels, and out of its budget: the frame's own
-            optimisation then gets `frame_evals` less the fill's evaluations counted at
-            their size (`own_evals`), so a frame costs about what it did without the fill.
+            on a frame with unreliable pixels, and half out of its budget: the frame's own
+            optimisation then gets `frame_evals` less half the fill's evaluations counted at
+            their size (`own_evals`), so a frame costs about 1.3x what it did without the
+            fill.
     """
 
     temporal_weight: float
@@ -213,20 +214,23 @@ class VideoSettings:
         return min(self.frame_evals, max(MIN_FILL_EVALS, self.frame_evals // 2))
 
     def own_evals(self, filled: bool) -> int:
-        """A later frame's own evaluations: `frame_evals`, less the coarse fill's counted
-        as full-size ones (an evaluation at 3/4 of the height as 9/16 of one) when the
-        frame was `filled`; at least 1.
+        """A later frame's own evaluations: `frame_evals`, less half the coarse fill's
+        counted as full-size ones (an evaluation at 3/4 of the height as 9/16 of one) when
+        the frame was `filled`; at least 1.
 
         Why: the fill needs about 20 evaluations to put the style's strokes into its
         region (measured, issue 26: 10 left the entering strip at 1.6x the independent
         frames' masked style loss, 20 at 0.85x), more than the time a frame of 20 could
-        add on top; taken out of the frame's budget, a frame costs about what it did.
+        add on top. Taken wholly out of the frame's budget (a frame of 20 kept 9), the
+        frame's own optimisation was too short: the last frame's content loss 1.27x the
+        independent frames' and its style loss 1.93x (Tübingen, 20 a frame); half of it
+        leaves 14, and a frame costs about 1.3x what it did without the fill.
         """
         from nst_keras.render import COARSE_SCALE
 
         if not filled:
             return self.frame_evals
-        return max(1, self.frame_evals - round(self.coarse_evals * COARSE_SCALE ** 2))
+        return max(1, self.frame_evals - round(self.coarse_evals * COARSE_SCALE ** 2 / 2))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -681,8 +685,8 @@ def build_parser(defaults: StyleConfig, preset_name: str = "book"):
                          "(--fill-evals evaluations); content, the frame itself (it then "
                          "stays nearly a photograph)")
     io.add_argument("--fill-evals", type=positive_int, default=None, metavar="N",
-                    help="evaluations of the coarse fill, taken out of the frame's "
-                         "--frame-evals at their size (an evaluation at 3/4 of the height "
+                    help="evaluations of the coarse fill, half their cost taken out of the "
+                         "frame's --frame-evals (an evaluation at 3/4 of the height "
                          "counts 9/16) (default: 20, or half of --frame-evals when more, "
                          "at most --frame-evals)")
     io.add_argument("--start", type=non_negative_int, default=0, metavar="I",
