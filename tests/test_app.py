@@ -29,6 +29,10 @@ from PIL import Image
 from conftest import ROOT, make_image
 
 pytest.importorskip("gradio")  # Every test here serves the app.
+# Under pytest-xdist (the README's `-n 2 --dist loadgroup`) the module's tests stay on one
+# worker: they share one app server and one browser (module fixtures), which a second worker
+# would start again.
+pytestmark = pytest.mark.xdist_group("app")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 

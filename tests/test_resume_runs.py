@@ -3,8 +3,9 @@ where it was, bit for bit, when the same command runs again.
 
 The engine's own tests (`test_resume.py`) show the optimisers' state going across a fresh
 process exactly; these show the commands keeping it: a real SIGINT, SIGTERM or `kill -9`
-to a subprocess and a rerun give the image and the loss history of an uninterrupted run
-(`np.array_equal`), for L-BFGS-B; in this process (a SIGINT to itself at a chosen
+to a subprocess and a rerun (in this process, from the checkpoint the subprocess left) give
+the image and the loss history of an uninterrupted run (`np.array_equal`), for L-BFGS-B; in
+this process (a SIGINT to itself at a chosen
 evaluation) for Adam, a two-stage run stopped in its second stage and a tiled run; more
 evaluations continue exactly; nothing stale is ever resumed; a batch resumes its job in
 flight; a SciPy whose private interface differs falls back to a restart, said in one line.
@@ -234,9 +235,9 @@ def _wait_for_checkpoint(folder, process, after=0.0, timeout=240):
 def test_sigint_sigterm_and_kill_9_resume_bit_for_bit(tmp_path, inputs):
     content, style = inputs
     args = [content, style, *SEEDED, "--max-evals", "40", "--checkpoint-every", "0.3s", "-q"]
-    ref = subprocess.run([sys.executable, "-m", "nst_keras", *map(str, args), "-o",
-                          tmp_path / "ref.png", "--report", tmp_path], cwd=tmp_path,
-                         env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True)
+    # The reference and the reruns run in this process (no TensorFlow start per run): what
+    # goes across is the checkpoint the killed process left on disk, as for a user's rerun.
+    ref = run_main(*args, "-o", tmp_path / "ref.png", "--report", tmp_path)
     assert ref.returncode == 0, ref.stderr
     reference = _record(tmp_path, "ref")
     for how, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)):
@@ -248,10 +249,7 @@ def test_sigint_sigterm_and_kill_9_resume_bit_for_bit(tmp_path, inputs):
         _wait_for_checkpoint(folder, process, after=os.path.getmtime(first))
         process.send_signal(how)
         assert process.wait(timeout=120) == code
-        again = subprocess.run([sys.executable, "-m", "nst_keras", *map(str, args), "-o",
-                                folder / "out.png", "--report", folder], cwd=tmp_path,
-                               env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
-                               text=True)
+        again = run_main(*args, "-o", folder / "out.png", "--report", folder)
         assert again.returncode == 0, again.stderr
         resumed = _record(folder, "out")
         assert resumed["resumed_from"] > 0, how
@@ -271,9 +269,7 @@ def test_a_batch_killed_mid_job_resumes_that_job(tmp_path, inputs):
     _wait_for_checkpoint(out, process, after=os.path.getmtime(first))
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
-    again = subprocess.run([sys.executable, "-m", "nst_keras", *map(str, args)], cwd=tmp_path,
-                           env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
-                           text=True)
+    again = run_main(*args)  # In this process: the checkpoint on disk is what goes across.
     assert again.returncode == 0, again.stderr
     record = json.loads((out / "c__s.json").read_text())
     # The rerun did fewer evaluations than a fresh job: it went on from the checkpoint.
