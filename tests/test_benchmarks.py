@@ -1,6 +1,7 @@
 """The evaluation-speed benchmark still runs: a tiny configuration, nothing about speed."""
 
 import importlib.util
+import json
 import math
 import re
 
@@ -42,22 +43,35 @@ def test_table_runs_and_prints_float32_and_bfloat16_rows(capsys):
     benchmark = _load()
     rows = benchmark.main(
         ["--height", "64", "--evals", "2", "--weights", "none", "--methods",
-         "lower,lower-bf16,nst,nst-bf16,book", "--no-memory"]
+         "lower,lower-bf16,obj,obj-bf16,nst,nst-bf16,book", "--no-memory", "--runs", "2"]
     )
     output = capsys.readouterr().out
-    assert set(rows) == {"lower", "lower-bf16", "nst", "nst-bf16", "book"}
+    assert set(rows) == {"lower", "lower-bf16", "obj", "obj-bf16", "nst", "nst-bf16", "book"}
     expected = {"lower bound": "float32", "lower bound bf16": "bfloat16",
+                "nst_keras objective": "float32", "nst_keras objective bf16": "bfloat16",
                 "nst_keras": "float32", "nst_keras bf16": "bfloat16",
                 "book (DLwP 8.3)": "float32"}
+    # Two runs of the whole table, then the median of each target over them.
+    assert output.count("--- run 2 of 2 ---") == 1 and "Median over 2 runs" in output
+    # The optimiser's step, timed inside the nst rows' own runs, as a share of the bfloat16
+    # objective's evaluation; the objective against its own precision's bound.
+    step = re.search(r"optimizer step in nst_keras bf16's run .*?: ([0-9.]+) ms per "
+                     r"evaluation \(([0-9.]+) ms of CPU\)", output)
+    assert step and 0 < float(step.group(1)) < 1e4 and float(step.group(2)) >= 0
+    assert re.search(r"Target: nst_keras objective <= 1\.08 x the float32 lower bound: "
+                     r"[0-9.]+ (met|NOT met)", output)
+    assert re.search(r"Target: optimizer step .* <= 10% of a nst_keras objective bf16 "
+                     r"evaluation: [0-9.]+ (met|NOT met)", output)
+    last = output.split("--- run 2 of 2 ---")[1]  # The second run's table.
     for label, precision in expected.items():
-        assert _precision(output, label) == precision
-        numbers = _row(output, label)
+        assert _precision(last, label) == precision
+        numbers = _row(last, label)
         assert len(numbers) >= 7 and all(math.isfinite(v) and v > 0 for v in numbers)
     assert rows["nst-bf16"]["precision"] == "bfloat16"
     # The CPU's name and the flags that decide bfloat16's speed, first.
     assert re.match(r"CPU: .+; relevant flags present: .*; absent: ", output)
     assert re.search(r"Truncated forward pass .*: \d+\.\d GFLOP", output)
-    assert "bfloat16 vs float32" in output and "Targets for nst_keras bf16" in output
+    assert "bfloat16 vs float32" in output and "TARGET_BF16_VS_LOWER" not in output
     for row in rows.values():
         assert math.isfinite(row["seconds"]) and row["seconds"] > 0
 
@@ -66,12 +80,33 @@ def test_table_runs_and_prints_float32_and_bfloat16_rows(capsys):
 def test_quality_mode_runs_end_to_end(capsys, tmp_path):
     benchmark = _load()
     path = tmp_path / "curves.json"
-    rows = benchmark.main(
-        ["--mode", "quality", "--height", "64", "--evals", "4", "--weights", "none",
-         "--judge-every", "2", "--book-round", "2", "--json", str(path)]
-    )
+    argv = ["--mode", "quality", "--height", "64", "--evals", "4", "--weights", "none",
+            "--judge-every", "2", "--book-round", "2", "--json", str(path),
+            "--methods", "book,nst,nst-bf16,c2f50-bf16", "--reference-evals", "6",
+            "--cache", str(tmp_path / "cache")]
+    rows = benchmark.main(argv)
     output = capsys.readouterr().out
-    assert set(rows) == {"book", "nst", "nst-bf16"}
+    assert set(rows) == {"book", "nst", "nst-bf16", "c2f50-bf16"}
+    # The reference: computed once, then read from the cache (the same value).
+    assert "Computing the reference" in output
+    cached = list((tmp_path / "cache").glob("reference-64-*.json"))
+    assert len(cached) == 1
+    reference = json.loads(cached[0].read_text())
+    assert reference["evaluations"] == 6 and reference["judged_loss"] > 0
+    for row in rows.values():
+        assert row["judged_vs_reference"] == pytest.approx(
+            row["final_judged_loss"] / reference["judged_loss"])
+    # Coarse to fine: half the budget at half the height, then the rest at full size.
+    assert rows["c2f50-bf16"]["evaluations"] == 4
+    assert _precision(output, "coarse to fine 50% bf16") == "bfloat16"
+    # A second run finds it in the cache: a changed value there is what it reports.
+    cached[0].write_text(json.dumps({**reference, "judged_loss": 1.0}))
+    short = argv[:argv.index("--json")] + argv[argv.index("--reference-evals"):]
+    short[short.index("4")] = "2"  # --evals 2: the reference's key does not include it.
+    again = benchmark.main(short + ["--methods", "book,nst"])
+    assert "Computing the reference" not in capsys.readouterr().out
+    assert again["nst"]["judged_vs_reference"] == pytest.approx(
+        again["nst"]["final_judged_loss"])
     assert "generated images" in output and "random (weights=None)" in output
     for label, precision in (("book (DLwP 8.3)", "float32"), ("nst_keras", "float32"),
                              ("nst_keras bf16", "bfloat16")):
@@ -82,11 +117,28 @@ def test_quality_mode_runs_end_to_end(capsys, tmp_path):
         assert row["seconds_per_eval"] > 0
     assert rows["nst"]["evaluations"] == rows["nst-bf16"]["evaluations"] == 4
     assert "Targets for nst_keras bf16" in output and "x sooner" in output
-    import json
-
+    assert "to 1.1 x ref" in output
     curves = json.loads(path.read_text())["curves"]
-    assert set(curves) == {"book", "nst", "nst-bf16"}
+    assert set(curves) == {"book", "nst", "nst-bf16", "c2f50-bf16"}
     assert all(any(p["judged_loss"] is not None for p in c) for c in curves.values())
+
+
+@pytest.mark.slow
+def test_profile_mode_breaks_the_gap_down_by_op_type(capsys, tmp_path):
+    benchmark = _load()
+    results = benchmark.main(["--mode", "profile", "--height", "48", "--evals", "1",
+                              "--weights", "none", "--json", str(tmp_path / "p.json")])
+    output = capsys.readouterr().out
+    assert set(results) == {"lower", "obj", "lower-bf16", "obj-bf16"}
+    for precision in ("float32", "bfloat16"):
+        assert re.search(rf"^{precision}: wall \d+ ms \(lower bound\)", output, re.M)
+    # The Gram matrices' products are the objective's own: in its breakdown, not the bound's.
+    for method in ("obj", "obj-bf16"):
+        ops = results[method]["by_op"]
+        assert any("MatMul" in op and ms > 0 for op, ms in ops.items())
+    for method in ("lower", "lower-bf16"):
+        assert not any("MatMul" in op for op in results[method]["by_op"])
+    assert "op type" in output and "nodes by time, of the op types" in output
 
 
 def test_method_names_parse():
