@@ -125,14 +125,9 @@ def argv_of(options, max_evals: int, output: str):
 
 def mem_available() -> int:
     """MemAvailable from /proc/meminfo, in bytes (0 where unknown)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    from nst_keras.engine.runtime import meminfo_bytes  # No TensorFlow: the runner stays small.
+
+    return meminfo_bytes("MemAvailable") or 0
 
 
 def child_env() -> dict:
@@ -379,14 +374,9 @@ def choose(options, budget, core=None) -> dict:
 
 def mem_total() -> int:
     """MemTotal from /proc/meminfo, in bytes (0 where unknown)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    from nst_keras.engine.runtime import meminfo_bytes
+
+    return meminfo_bytes("MemTotal") or 0
 
 
 def largest(args) -> int:

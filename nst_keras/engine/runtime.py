@@ -419,18 +419,23 @@ def _resident_bytes() -> int:
     return 0
 
 
+def meminfo_bytes(field: str) -> Optional[int]:
+    """A field of /proc/meminfo (`"MemAvailable"`, `"MemTotal"`) in bytes; None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def available_memory_bytes() -> tuple:
     """(MemAvailable, address-space headroom under RLIMIT_AS), each None where unknown."""
     import resource
 
-    available = None
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    available = meminfo_bytes("MemAvailable")
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     headroom = None if soft == resource.RLIM_INFINITY else soft - _TF_ADDRESS_SPACE
     return available, headroom
