@@ -165,6 +165,17 @@ def coarse_share(method):
     return int(re.match(r"c2f(\d+)", method).group(1)) / 100
 
 
+def builder_options(method, args):
+    """The keyword arguments of a method's builder beyond the common ones: a coarse-to-fine
+    method's coarse share (c2f50: 0.5), the book's restart length."""
+    kind = parse_method(method)[0]
+    if kind == "c2f":
+        return {"share": coarse_share(method)}
+    if kind == "book":
+        return {"round_size": getattr(args, "book_round", BOOK_ROUND)}
+    return {}
+
+
 def precision_of(method):
     return parse_method(method)[1]
 
@@ -758,7 +769,8 @@ def time_methods(args, methods, height):
         for method in methods:
             kind, precision, xla = parse_method(method)
             runs[method] = BUILDERS[kind](
-                config.replace(precision=precision), content, style, models.get(precision), xla
+                config.replace(precision=precision), content, style, models.get(precision), xla,
+                **builder_options(method, args),
             )
     schedule = RoundRobin(methods)
     steps = StepTimer().install()
@@ -1388,7 +1400,7 @@ def quality(args, argv):
             # nst_keras takes its cached model of that precision (runtime.MODELS).
             runs[method] = BUILDERS[kind](
                 config.replace(precision=precision, bounds=kind != "book"), content, style,
-                None, xla, **({"round_size": args.book_round} if kind == "book" else {}),
+                None, xla, **builder_options(method, args),
             )
     setup = time.perf_counter() - start
 
@@ -1597,8 +1609,9 @@ def quality(args, argv):
         "initial_judged_loss": initial, "book_final_judged_loss": target, "rows": rows,
         "reference": {k: v for k, v in (reference or {}).items() if k != "path"},
         "curves": {
-            m: [{"evaluations": e, "seconds": s, "own_loss": own,
-                 "judged_loss": judged[m].get(i)} for i, (e, s, own, _) in enumerate(points[m])]
+            m: [{"evaluations": e, "seconds": s, "own_loss": own, "height": int(rgb.shape[0]),
+                 "judged_loss": judged[m].get(i)}
+                for i, (e, s, own, rgb) in enumerate(points[m])]
             for m in methods
         },
     })

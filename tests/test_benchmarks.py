@@ -121,6 +121,11 @@ def test_quality_mode_runs_end_to_end(capsys, tmp_path):
     curves = json.loads(path.read_text())["curves"]
     assert set(curves) == {"book", "nst", "nst-bf16", "c2f50-bf16"}
     assert all(any(p["judged_loss"] is not None for p in c) for c in curves.values())
+    # c2f50: its first half of the budget at half the height (the share its name gives).
+    heights = [(p["evaluations"], p["height"]) for p in curves["c2f50-bf16"]]
+    assert {h for e, h in heights if e <= 2} == {32}
+    assert {h for e, h in heights if e > 2} == {64}
+    assert benchmark.builder_options("c2f10-bf16", None) == {"share": 0.1}
 
 
 @pytest.mark.slow
