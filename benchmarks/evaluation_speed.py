@@ -165,6 +165,21 @@ def coarse_share(method):
     return int(re.match(r"c2f(\d+)", method).group(1)) / 100
 
 
+def table_warmup(warmup, methods):
+    """The untimed evaluations before the table's: `warmup` when given, else 1 (tracing),
+    or, with an nst row, L-BFGS-B's m + 2. The step's cost grows with the correction pairs
+    it holds, and it holds m only from the (m + 1)-th iteration on: timed from the start,
+    the step would be the cheap one of a run's first evaluations, not the one of the rest
+    of the run (at 400 x 533, m = 10: 26 ms over the first 10 evaluations, 66 after)."""
+    from nst_keras.config import StyleConfig
+
+    if warmup is not None:
+        return warmup
+    if any(parse_method(m)[0] == "nst" for m in methods):
+        return StyleConfig().lbfgs_memory + 2
+    return 1
+
+
 def builder_options(method, args):
     """The keyword arguments of a method's builder beyond the common ones: a coarse-to-fine
     method's coarse share (c2f50: 0.5), the book's restart length."""
@@ -894,6 +909,7 @@ def table_once(args, argv, run=1):
         ["lower", "lower+xla", "lower-bf16", "nst+xla", "nst-bf16+xla", "book"] if args.xla
         else ["lower", "lower-bf16", "obj", "obj-bf16", "nst", "nst-bf16", "book"],
     )
+    args.warmup = table_warmup(args.warmup, methods)
     height = args.height
     width = max(1, round(height * args.aspect))
     config = make_config(args, height)
@@ -1641,7 +1657,9 @@ def build_parser():
     parser.add_argument("--evals", type=int, default=None,
                         help="timed evaluations per method (default 10; 2 in scaling mode; "
                         "the budget in quality mode, default 400)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed evaluations first")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="untimed evaluations first (default 1; in the table, with an "
+                        "nst row, L-BFGS-B's m + 2: its step timed with a full history)")
     parser.add_argument("--runs", type=int, default=1,
                         help="table mode: run the whole table this many times and give the "
                         "median of each target's value (a quiet machine: 3)")
@@ -1696,10 +1714,12 @@ def main(argv=None):
     args.xla = args.jit_compile  # The table's methods compile with XLA when asked.
     if args.evals is None:
         args.evals = {"scaling": 2, "quality": 400, "profile": 3}.get(args.mode, 10)
-    if (args.evals < 1 or args.warmup < 0 or args.judge_every < 1 or args.book_round < 1
+    if (args.evals < 1 or (args.warmup or 0) < 0 or args.judge_every < 1 or args.book_round < 1
             or args.runs < 1):
         raise SystemExit("--evals, --runs, --judge-every and --book-round must be >= 1, "
                          "--warmup >= 0")
+    if args.warmup is None and (args.mode != "table" or args.child):
+        args.warmup = 1  # The table's default depends on its methods (`table_warmup`).
     if args.child:
         return child(args)
     if args.mode == "scaling":

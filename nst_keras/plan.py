@@ -561,9 +561,9 @@ def memory_plan(config: StyleConfig, final: Stage, aspect: float, where, style_w
         `need`, `budget`, `fits` (bytes, bytes, pixels), `style` (None, or a dict:
         `label`, `size` (w, h) of the largest style at its network size, `setting` that
         would fit, e.g. "style_scale=1.5") and `instead` (when an L-BFGS run does not fit:
-        "optimizer=adam" and a third of `lbfgs_memory` -> the largest height each reaches
-        in the same budget), `style_whs` and `temporal` (what it was planned with). `plan`
-        adds `decode` (`decode_problem`).
+        "optimizer=adam" and a third of `lbfgs_memory`, at least 3 -> the largest height
+        each reaches in the same budget), `style_whs` and `temporal` (what it was planned
+        with). `plan` adds `decode` (`decode_problem`).
     """
     budget = runtime.run_budget(config, where.device)
     need = final.memory["total"] if where.device == "cpu" else 0
@@ -576,9 +576,12 @@ def memory_plan(config: StyleConfig, final: Stage, aspect: float, where, style_w
                                      temporal)
     elif need > budget and config.optimizer == "lbfgs":
         # Measured on the same estimate, not guessed: how large the other choices reach.
+        # A third of the pairs, but not below 3 (m = 3 ended about 1 % above m = 5 or
+        # 10 at 200 evaluations; fewer were not measured).
         for setting, value in (("optimizer", "adam"),
-                               ("lbfgs_memory", max(1, config.lbfgs_memory // 3))):
-            if value != getattr(config, setting):
+                               ("lbfgs_memory", max(3, config.lbfgs_memory // 3))):
+            if value != getattr(config, setting) and not (
+                    setting == "lbfgs_memory" and value > config.lbfgs_memory):
                 memory["instead"][f"{setting}={value}"] = fitting_height(
                     config.replace(**{setting: value}), aspect, where.precision, budget,
                     style_whs, temporal)

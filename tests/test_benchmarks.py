@@ -203,3 +203,13 @@ def test_round_robin_interleaves_and_survives_leavers():
     for t in threads:
         t.join(timeout=10)
     assert order == ["a", "b", "c", "a", "b", "b"]
+
+
+def test_the_tables_warmup_fills_lbfgs_history_before_the_step_is_timed():
+    """With an nst row the step is timed once L-BFGS-B holds its m pairs (m + 2 warm-up)."""
+    from nst_keras.config import StyleConfig
+
+    benchmark = _load()
+    assert benchmark.table_warmup(None, ["lower", "nst-bf16"]) == StyleConfig().lbfgs_memory + 2
+    assert benchmark.table_warmup(None, ["lower", "obj-bf16"]) == 1
+    assert benchmark.table_warmup(3, ["nst"]) == 3
