@@ -38,9 +38,10 @@ Rows of the table (each timed on the same random images, the same layers):
 
 The methods are interleaved in one process (A B C A B C ...: each runs in its own thread,
 and a token lets exactly one evaluate at a time), so a noisy machine slows all alike. The
-first `--warmup` evaluations of each (tracing, XLA compilation) are not counted; the table
-gives the median of the next `--evals`, and every ratio is the median over rounds of the
-ratio of two methods' times within one round, so that a slow spell cancels out.
+first `--warmup` evaluations of each (tracing, XLA compilation; with an nst row, L-BFGS-B's
+m + 2, so that its step is timed with a full history, as in most of a run) are not counted;
+the table gives the median of the next `--evals`, and every ratio is the median over rounds
+of the ratio of two methods' times within one round, so that a slow spell cancels out.
 
 Peak memory is measured in a separate subprocess per method (the peak RSS of a process
 only grows, so methods sharing a process cannot be told apart): each child builds one

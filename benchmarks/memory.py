@@ -158,6 +158,8 @@ def measure(argv, timeout: int) -> tuple:
                            capture_output=True, text=True, timeout=timeout)
     seconds = time.perf_counter() - began
     lines = [line for line in child.stdout.splitlines() if line.startswith("{")]
+    if not lines and child.returncode < 0:  # Killed (SIGKILL: the kernel's OOM killer).
+        return {"peak": None, "code": child.returncode}, seconds, child.stderr
     return (json.loads(lines[-1]) if lines else None), seconds, child.stderr
 
 
@@ -193,6 +195,11 @@ def run(args) -> int:
         if measured is None:
             print(f"{name}: no result: {stderr[-400:]}", flush=True)
             continue
+        if measured["peak"] is None:  # Killed: not recorded, so that a rerun retries it.
+            print(f"{name}: killed by signal {-measured['code']} after {seconds:.0f} s: its "
+                  f"peak was above what was free (estimate {needs[name] / 2**30:.2f} GiB)",
+                  flush=True)
+            continue
         entry = {"case": name, "options": options, "max_evals": args.max_evals,
                  "peak": measured["peak"], "code": measured["code"],
                  "seconds": round(seconds, 1), "load": os.getloadavg()[0]}
@@ -216,12 +223,23 @@ def estimate(options, max_evals: int) -> dict:
     return dict(job.stages[-1].memory)
 
 
+def recorded(path) -> tuple:
+    """(the entries with a measured peak, the killed ones) of a results file."""
+    with open(path) as f:
+        entries = [json.loads(line) for line in f if line.strip()]
+    return ([e for e in entries if e.get("peak") is not None],
+            [e for e in entries if e.get("peak") is None])
+
+
 def report(args) -> int:
     from nst_keras import runtime
 
-    with open(args.out) as f:
-        entries = [json.loads(line) for line in f if line.strip()]
+    entries, killed = recorded(args.out)
     print(f"{runtime.describe_hardware('cpu')}; load now {os.getloadavg()[0]:.1f}")
+    for entry in killed:  # The plan let it run and the kernel killed it: a miss.
+        print(f"{entry['case']}: killed by signal {-entry['killed']} after {entry['seconds']:.0f}"
+              f" s at an estimate of {entry['estimate'] / 2**30:.2f} GiB (its peak was above "
+              "it; this estimate is from the run's own time, not now's)")
     if args.markdown:
         print("| case | peak (GiB) | estimate (GiB) | estimate / peak |\n|---|---|---|---|")
         for entry in entries:
@@ -244,8 +262,8 @@ def report(args) -> int:
               f"{ratio:>6.2f}  {shown}{flag}")
     print(f"Worst peak above its estimate: {100 * worst_over:.1f} % (target <= {100 * OVER:.0f}); "
           f"worst estimate above its peak: {100 * worst_under:.1f} % (target <= "
-          f"{100 * UNDER:.0f}).")
-    return 0 if worst_over <= OVER and worst_under <= UNDER else 1
+          f"{100 * UNDER:.0f})" + (f"; {len(killed)} killed" if killed else "") + ".")
+    return 0 if worst_over <= OVER and worst_under <= UNDER and not killed else 1
 
 
 def features_of(entry) -> tuple:
@@ -293,8 +311,7 @@ def fit(args) -> int:
 
     from nst_keras import runtime
 
-    with open(args.out) as f:
-        entries = [json.loads(line) for line in f if line.strip()]
+    entries, _ = recorded(args.out)  # A killed run has no peak to fit.
     rows = [features_of(e) for e in entries]
     pinned = {}
     for item in args.pin or ():  # "name=value": held, not fitted.
@@ -415,6 +432,15 @@ def largest(args) -> int:
         return 1
     name = (f"largest tiled {args.optimizer} {chosen['precision']} {chosen['height']} "
             f"(core {chosen['core']}, m = {args.lbfgs_memory})")
+    if measured["peak"] is None:  # Recorded: a run the plan let through was killed.
+        with open(args.out, "a") as f:
+            f.write(json.dumps({"case": name, "options": run_options, "killed": measured["code"],
+                                "estimate": need, "budget": budget,
+                                "seconds": round(seconds, 1)}) + "\n")
+        print(f"{name}: killed by signal {-measured['code']} after {seconds:.0f} s (the "
+              f"kernel's OOM killer when it is 9): its peak was above the estimate "
+              f"{need / 2**30:.2f} GiB; recorded in {args.out}", flush=True)
+        return 1
     entry = {"case": name, "options": run_options, "max_evals": args.max_evals,
              "peak": measured["peak"], "code": measured["code"], "estimate": need,
              "budget": budget, "mem_total": chosen["mem_total"],

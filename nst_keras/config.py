@@ -138,8 +138,8 @@ class StyleConfig:
             (smoothly, as Keras' `ExponentialDecay`); 1 keeps it constant.
         lr_decay_steps: See `lr_decay`.
         lbfgs_memory: Correction pairs L-BFGS keeps: 5, where SciPy and the book keep 10
-            (a departure: the same loss from 50 evaluations on, with a step a third
-            cheaper; see the README's speed section).
+            (a departure: within 1 % of 10's loss from 50 evaluations on, with a step a
+            third cheaper; see the README's speed section).
         ema: Deliver the exponential moving average of Adam's or SGD's iterates with this
             decay, in (0, 1), bias-corrected as crowsonkb/style-transfer-pytorch's `EMA`
             (its default 0.99), instead of the best iterate; the average is evaluated once
@@ -264,9 +264,10 @@ class StyleConfig:
     lr_decay_steps: int = _setting(100, "optimisation", "see --lr-decay", kind="int>=1")
     # 5, not SciPy's and the book's 10: L-BFGS-B's step costs about 17 ms + 5.5 ms per pair
     # at 400 x 533 (SciPy's scalar loops over the n x m history), 66-72 ms a step at m = 10
-    # against 45 at 5, 11-14 % of a bfloat16 evaluation against 9-10 %, and m = 5 reached
-    # the same or a lower loss than 10 from 50 evaluations on (three runs, README), up to
-    # 3.5 % higher at 25. It also halves the history: 2m float64 per pixel value.
+    # against 45 at 5, 11-14 % of a bfloat16 evaluation against 9-10 %, and m = 5 came
+    # within 1 % of 10's loss at 50 evaluations and within 0.2 % or below it from 100 on
+    # (three runs, README), up to 3.5 % higher at 25. It also halves the history: 2m float64
+    # per pixel value.
     lbfgs_memory: int = _setting(5, "optimisation", "correction pairs L-BFGS keeps (SciPy's "
                                  "and the book's: 10)",
                                  kind="int>=1")
@@ -618,8 +619,10 @@ PRESETS = {
         # the unnormalised network. The paper's photos are unknown (see README).
         model="vgg19-normalized",
         padding="zeros",  # The Caffe VGG19 the paper used pads with zeros.
-        # Optimiser: L-BFGS (CVPR 2016 version). Unknown, and chosen: image size,
-        # iterations, the noise's distribution (see README).
+        # Optimiser: L-BFGS (CVPR 2016 version), as SciPy's fmin_l_bfgs_b runs it (its m =
+        # 10, not our default 5). Unknown, and chosen: image size, iterations, the noise's
+        # distribution (see README).
+        lbfgs_memory=10,
     ),
     # jcjohnson/neural-style, neural_style.lua's defaults.
     "jcjohnson": StyleConfig(

@@ -562,14 +562,15 @@ def memory_plan(config: StyleConfig, final: Stage, aspect: float, where, style_w
         `label`, `size` (w, h) of the largest style at its network size, `setting` that
         would fit, e.g. "style_scale=1.5") and `instead` (when an L-BFGS run does not fit:
         "optimizer=adam" and a third of `lbfgs_memory`, at least 3 -> the largest height
-        each reaches in the same budget), `style_whs` and `temporal` (what it was planned
-        with). `plan` adds `decode` (`decode_problem`).
+        each reaches in the same budget), `style_whs`, `temporal` and `aspect` (what it was
+        planned with: the content's width / height, not a rounded stage's). `plan` adds
+        `decode` (`decode_problem`).
     """
     budget = runtime.run_budget(config, where.device)
     need = final.memory["total"] if where.device == "cpu" else 0
     fits = fitting_height(config, aspect, where.precision, budget, style_whs, temporal)
     memory = {"need": need, "budget": budget, "fits": fits, "style": None, "instead": {},
-              "style_whs": tuple(style_whs), "temporal": temporal}
+              "style_whs": tuple(style_whs), "temporal": temporal, "aspect": aspect}
     if need > budget and final.memory["styles"] > 0 and \
             need - final.memory["styles"] <= budget:
         memory["style"] = _style_fix(config, final, style_whs, where.precision, budget,

@@ -69,3 +69,27 @@ def test_run_skips_a_case_whose_estimate_is_above_the_memory_available_now(
     monkeypatch.setattr(memory, "mem_available", lambda: 40 * 2**30)
     assert memory.run(args) == 0
     assert len(ran) == 2 and ran[1][-len(table[large]):] == table[large]
+
+
+def test_a_killed_run_is_reported_as_a_miss_and_not_fitted(monkeypatch, tmp_path, capsys):
+    """The kernel killed a run the plan let through: `report` names it and fails; `fit`
+    leaves it out (it has no peak); `measure` tells a killed child from a failed one."""
+    out = tmp_path / "runs.jsonl"
+    killed = {"case": "largest tiled adam bfloat16 8002 (core 512, m = 2)", "options": [],
+              "killed": -9, "estimate": 23 * 2**30, "budget": 23 * 2**30, "seconds": 1990.0}
+    out.write_text(json.dumps(killed) + "\n")
+    measured, missed = memory.recorded(out)
+    assert measured == [] and missed == [killed]
+    args = memory.argparse.Namespace(out=str(out), markdown=False)
+    assert memory.report(args) == 1
+    printed = capsys.readouterr().out
+    assert "killed by signal 9 after 1990 s at an estimate of 23.00 GiB" in printed
+    assert "1 killed" in printed
+
+    class Child:
+        stdout, stderr, returncode = "", "", -9
+
+    monkeypatch.setattr(memory.subprocess, "run", lambda *a, **k: Child())
+    assert memory.measure(["x"], 5)[0] == {"peak": None, "code": -9}
+    Child.returncode = 1
+    assert memory.measure(["x"], 5)[0] is None

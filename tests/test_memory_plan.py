@@ -24,21 +24,22 @@ def test_a_dry_run_that_does_not_fit_prints_the_table_the_largest_height_and_why
 
     content, style = photo_pair
     done = run_main(content, style, "--weights", "none", "--height", "1400", "--max-memory",
-                    "3.5G", "--precision", "float32", "--dry-run")
+                    "2.5G", "--precision", "float32", "--dry-run")
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     lines = done.stdout.splitlines()
     rows = [line for line in lines if line.split()[:2] == ["1/1", "1867x1400"]]
     assert len(rows) == 2 and sum("<- this run" in row for row in rows) == 1
-    config = StyleConfig(weights=None, height=1400, precision="float32", max_memory="3.5G")
-    fits = plan.fitting_height(config, 1024 / 768, "float32", parse_size("3.5G"))
+    config = StyleConfig(weights=None, height=1400, precision="float32", max_memory="2.5G")
+    fits = plan.fitting_height(config, 1024 / 768, "float32", parse_size("2.5G"), ((64, 64),))
     assert 0 < fits < 1400
     assert f"Largest height that fits in float32: {fits} " in done.stdout
     need = runtime.estimate_memory(1400, 1867, config, "float32", 512)["total"]
     reason = [line for line in lines if line.startswith("This run does not fit:")]
     assert len(reason) == 1 and f"needs about {need / 2**30:.1f} GiB" in reason[0]
-    assert "about 3.5 GiB is available" in reason[0]
+    assert "about 2.5 GiB is available" in reason[0]
     advice = [line for line in lines if line.startswith("What would fit:")]
+    # The largest height printed is the one the advice gives (the plan's aspect).
     assert len(advice) == 1 and f"--height {fits} or less" in advice[0]
     # L-BFGS-B's history has its own column, and the suggestion says how large Adam (and a
     # third of the history) reach in the same budget, from the same estimate.
@@ -47,12 +48,12 @@ def test_a_dry_run_that_does_not_fit_prints_the_table_the_largest_height_and_why
     assert history == pytest.approx(2 * config.lbfgs_memory * 8 * 1400 * 1867 * 3 / 2**30, abs=0.006)
     for setting, value in (("optimizer", "adam"), ("lbfgs_memory", 3)):
         reach = plan.fitting_height(config.replace(**{setting: value}), 1024 / 768, "float32",
-                                    parse_size("3.5G"))
+                                    parse_size("2.5G"))
         assert reach > fits
         assert f"--{setting.replace('_', '-')} {value} fits up to --height {reach}" in advice[0]
     # The same run without --dry-run is refused in one line, exit 2.
     done = run_main(content, style, "--weights", "none", "--height", "1400", "--max-memory",
-                    "3.5G", "--precision", "float32", "-o", content.parent / "out.png")
+                    "2.5G", "--precision", "float32", "-o", content.parent / "out.png")
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert not (content.parent / "out.png").exists()
 

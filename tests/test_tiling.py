@@ -320,8 +320,9 @@ def test_the_estimate_of_a_tiled_stage_counts_one_tile_and_what_tiling_does_not_
     assert tiled["total"] < 0.5 * whole["total"]
     assert whole["total"] - tiled["total"] > 0.9 * (whole["activations"] - tiled["activations"]
                                                     - tiled["tiling"])
-    # At print sizes L-BFGS-B's (2m+9) float64 per value is the largest part left.
-    assert tiled["history"] == 2 * 10 * 8 * 3000 * 4000 * 3
+    # At print sizes L-BFGS-B's history (2m float64 per value) and arrays are the largest
+    # part left.
+    assert tiled["history"] == 2 * config.lbfgs_memory * 8 * 3000 * 4000 * 3
     assert tiled["history"] + tiled["optimizer"] > max(
         v for k, v in tiled.items() if k not in ("total", "history", "optimizer"))
 

@@ -22,8 +22,11 @@ RELEVANT_CPU_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2")
 
 #: Flags with which oneDNN runs bfloat16 convolutions natively. Measured here on a CPU with
 #: AVX512-BF16 and no AMX: VGG19's forward + input gradient at 400x533 takes 0.51x the float32
-#: time, and the saved image's loss is within 3% of float32's at the same budget (see the
-#: README's benchmark section). Without either flag bfloat16 is emulated and slower.
+#: time (the objective 0.54x), and in time to quality at 400x300 bfloat16 reached 1.1x the
+#: 1000-evaluation float32 reference in 73 s against float32's 110, its judged loss 0.75 %
+#: above float32's at the same 300 evaluations: it gains more per second than it loses, so
+#: `auto` picks it (see the README's benchmark section). Without either flag bfloat16 is
+#: emulated and slower.
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
@@ -117,55 +120,47 @@ def device_scope(device: str):
 _TF_ADDRESS_SPACE = 2.5 * 2**30
 
 #: Resident memory of the process before any image: Python, TensorFlow, Keras, the run's
-#: code, as a run through the command line has it (fitted with `BYTES_PER_ACTIVATION`; the
-#: earlier 0.88 GB came from 85x64 probes: 0.92 GiB of VmHWM less the weights and that
-#: size's activations).
-BASE_BYTES = 943_000_000
+#: code, as a run through the command line has it (fitted with `BYTES_PER_ACTIVATION`).
+BASE_BYTES = 940_000_000
 
 #: Peak bytes per activation of one loss-and-gradient evaluation, by (precision, padding is
 #: not zeros): the forward values kept for the backward pass, their gradients, oneDNN's
 #: reorders, the float32 copies the losses take, and with edge padding the padded copy of
-#: every conv's input. Edge padding: fitted (`benchmarks/memory.py fit --pin "lbfgs per
-#: value=200" "tiled per value=32"`, see the README's table) to the peak resident memory
-#: (VmHWM) of runs through the command line on TF 2.21 / Keras 3.15, CPU, VGG19 to
-#: block5_conv2, 4:3 images, 512 to 1856 pixels high untiled, least squares, plus 3% (5.84
-#: / 4.50 fitted; the earlier 11.2 / 6.9 were fitted before the bfloat16 change, and the
-#: runs now peak up to 37% below them). Zero padding: the earlier fit (ru_maxrss, 256-768
-#: px), not re-measured.
+#: every conv's input. Edge padding: fitted (`benchmarks/memory.py fit`, every constant of
+#: this block free, see the README's table) to the peak resident memory (VmHWM) of 12 runs
+#: through the command line on TF 2.21 / Keras 3.15, CPU, VGG19 to block5_conv2, 4:3
+#: images: untiled 512 to 1856 px, tiled 512 and 1024 px, and the largest tiled runs of
+#: this machine (L-BFGS at 4358 px, Adam at 5093 px), least squares, plus 3 % (6.9 / 5.57
+#: fitted). The earlier fit (6.0 / 4.6) held L-BFGS-B's arrays at 200 bytes a value, which
+#: put the largest L-BFGS run's estimate 39 % above its peak, and the tiled whole-image
+#: arrays at 32, which let a tiled Adam run at 8002 px be killed by the kernel (its
+#: estimate 23.05 GiB; it was killed at 23.2 GiB resident, still growing). Zero padding: the
+#: earlier fit (ru_maxrss, 256-768 px), not re-measured.
 BYTES_PER_ACTIVATION = {
     ("float32", False): 7.1, ("bfloat16", False): 4.7,
-    ("float32", True): 6.0, ("bfloat16", True): 4.6,
+    ("float32", True): 7.1, ("bfloat16", True): 5.7,
 }
 
 
 #: Bytes per pixel value (H x W x 3) that a tiled evaluation keeps at the whole image's size
 #: besides the other parts: the gradient the tiles add into (float32), its tensor copy, the
 #: whole image as a tensor and total variation's differences and their gradients on the
-#: whole image, about eight float32 arrays (counted). The tiled runs of
-#: `benchmarks/memory.py` do not pin it (a free least-squares fit gives -136: a tiled
-#: evaluation keeps fewer whole-image temporaries than the untiled ones
-#: `BYTES_PER_ACTIVATION` includes, and they peak 12-26% below the estimate with it); the
-#: 4000x3000 run (benchmarks/tiling.py big: VGG16, bfloat16, L-BFGS m = 10, 48 tiles, peak
-#: 16.6 GiB) does: 15.5 GiB without it, 16.6 with it. The earlier 170 had L-BFGS-B's
-#: SciPy copies in it (`LBFGS_BYTES_PER_VALUE`, then 72).
-TILED_BYTES_PER_VALUE = 32
+#: whole image. Fitted with `BYTES_PER_ACTIVATION` (44.6, plus 3 %); the two largest tiled
+#: runs (75.97 and 103.8 million values) are what fix it.
+TILED_BYTES_PER_VALUE = 46
 
 #: A tile's bytes per activation as a share of a whole image's (`BYTES_PER_ACTIVATION`), by
-#: precision: fitted with it to the tiled runs of `benchmarks/memory.py` (a tile's bytes
-#: per activation fitted apart: 7.19 in float32 (Adam), 0.94 in bfloat16 (L-BFGS), 1024 px
-#: with 512 px cores, plus 3%). A whole-image evaluation's coefficient includes its
-#: whole-image temporaries, which in a tiled run `TILED_BYTES_PER_VALUE` and the images
-#: count; each share rests on one tiled run of its precision (the tiled 2048 px case was
-#: not run in the time), so it is the least certain constant here.
-TILE_ACTIVATION_SHARE = {"float32": 1.23, "bfloat16": 0.21}
+#: precision: fitted with it (a tile's bytes per activation fitted apart: 7.04 in float32,
+#: 4.12 in bfloat16). A whole-image evaluation's coefficient includes its whole-image
+#: temporaries, which in a tiled run `TILED_BYTES_PER_VALUE` and the images count. The
+#: float32 share rests on one tiled run (Adam, 1024 px).
+TILE_ACTIVATION_SHARE = {"float32": 1.02, "bfloat16": 0.74}
 
 #: Bytes per pixel value of L-BFGS-B besides its history: SciPy's work arrays (5 float64),
-#: x and the gradient, the bounds as float64 pairs and again as two arrays, the int32 work
-#: arrays, and the float64 copies of the image and gradient the objective hands SciPy.
-#: Fitted with `BYTES_PER_ACTIVATION` (193, plus 3%) and kept in the refit (held at 200:
-#: the small runs alone give 140, but the 4000x3000 run needed the 200); the arrays named
-#: above alone are about 72.
-LBFGS_BYTES_PER_VALUE = 200
+#: x and the gradient, the bounds, the int32 work arrays, and the float64 copies of the
+#: image and gradient the objective hands SciPy. Fitted with `BYTES_PER_ACTIVATION` (89,
+#: plus 3 %); the largest L-BFGS run (4358 px, 76 million values) is what fixes it.
+LBFGS_BYTES_PER_VALUE = 92
 
 #: Bytes per activation of a forward pass alone (a style image's targets), by (precision,
 #: padding is not zeros): Keras keeps every layer's output until the call returns (and with
