@@ -578,14 +578,13 @@ def memory_plan(config: StyleConfig, final: Stage, aspect: float, where, style_w
     elif need > budget and config.optimizer == "lbfgs":
         # Measured on the same estimate, not guessed: how large the other choices reach.
         # A third of the pairs, but not below 3 (m = 3 ended about 1 % above m = 5 or
-        # 10 at 200 evaluations; fewer were not measured).
-        for setting, value in (("optimizer", "adam"),
-                               ("lbfgs_memory", max(3, config.lbfgs_memory // 3))):
-            if value != getattr(config, setting) and not (
-                    setting == "lbfgs_memory" and value > config.lbfgs_memory):
-                memory["instead"][f"{setting}={value}"] = fitting_height(
-                    config.replace(**{setting: value}), aspect, where.precision, budget,
-                    style_whs, temporal)
+        # 10 at 200 evaluations; fewer were not measured), and only when that is fewer.
+        fewer = max(3, config.lbfgs_memory // 3)
+        for setting, value in (("optimizer", "adam"),) + (
+                (("lbfgs_memory", fewer),) if fewer < config.lbfgs_memory else ()):
+            memory["instead"][f"{setting}={value}"] = fitting_height(
+                config.replace(**{setting: value}), aspect, where.precision, budget,
+                style_whs, temporal)
     return memory
 
 

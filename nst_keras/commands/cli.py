@@ -285,7 +285,7 @@ def _dry_run(job) -> int:
     style_whs, temporal = job.memory.get("style_whs", ()), job.memory.get("temporal", False)
     # The plan's own aspect (the content's), so that the largest height printed is the one
     # the refusal's "try --height N" gives; a stage's rounded width can differ by a pixel.
-    aspect = job.memory.get("aspect", job.stages[-1].width / job.stages[-1].height)
+    aspect = job.memory["aspect"]
     gib = 2**30
     columns = ("base", "weights", "activations", "history", "optimizer", "images", "tiling",
                "styles") + (("mrf",) if config.style_loss == "mrf" else ())  # Its patches.
