@@ -171,6 +171,9 @@ def main(argv=None):
     parser.add_argument("--fill-evals", type=int, default=None,
                         help="evaluations of the coarse fill (VideoSettings.fill_evals; "
                              "default: half of the frame's)")
+    parser.add_argument("--fill-margin", type=int, default=None,
+                        help="video.FILL_MARGIN for this run: how far the coarse fill's "
+                             "style region reaches beyond the unreliable pixels")
     parser.add_argument("--temporal-weight", type=float, default=None,
                         help="the temporal weight (default: video.default_temporal_weight)")
     parser.add_argument("--factors", default=None,
@@ -209,6 +212,8 @@ def main(argv=None):
                    else video.default_temporal_weight(config)]
     warps = args.warps.split(",")
     fills = args.fills.split(",")
+    if args.fill_margin is not None:
+        video.FILL_MARGIN = args.fill_margin
     frame_evals = [int(n) for n in args.frame_evals.split(",")]
     print(f"{what}; {args.height} px high; first frame {args.first_evals} evaluations, later "
           f"frames {args.frame_evals} (independent frames {args.first_evals} each); temporal "
@@ -273,6 +278,7 @@ def main(argv=None):
             baseline.setdefault(key, (frame_seconds, cpu_c))
             rows.append({"clip": name, "frames": len(frames), "size": [args.height, width],
                          "fill": fill, "frame_evals": evals,
+                         "fill_margin": video.FILL_MARGIN,
                          "strip_width": width_strip, "strip_frames": span,
                          "strip_distance_consistent": strip_c[0],
                          "strip_distance_independent": strip_i[0],
@@ -320,12 +326,13 @@ def main(argv=None):
                   "target <= 5%)", flush=True)
             if args.json:
                 pathlib.Path(args.json).write_text(json.dumps(rows, indent=2))
-    print("\n| clip | frame evals | fill | strip px | strip distance ratio | strip style ratio "
-          "| last content ratio | warp error ratio | s/frame | x baseline s/frame "
-          "| CPU s/frame | x baseline CPU s/frame |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| clip | frame evals | fill | fill margin | strip px | strip distance ratio "
+          "| strip style ratio | last content ratio | warp error ratio | s/frame "
+          "| x baseline s/frame | CPU s/frame | x baseline CPU s/frame |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['clip']} | {r['frame_evals']} | {r['fill']} | {r['strip_width']} | "
+        print(f"| {r['clip']} | {r['frame_evals']} | {r['fill']} | {r['fill_margin']} | "
+              f"{r['strip_width']} | "
               f"{r['strip_distance_ratio']:.2f} | {r['strip_style_ratio']:.2f} | "
               f"{r['content_last_ratio']:.2f} | {r['warp_ratio']:.3f} | "
               f"{r['seconds_per_frame']:.2f} | {r['seconds_vs_baseline']:.2f} | "

@@ -24,7 +24,7 @@ blur of bilinear warps compounds frame after frame); OpenCV's DIS flow instead o
 DeepFlow/EpicFlow (`flow.optical_flow`); binary
 reliability weights (`flow.reliability`); the start in unreliable pixels is a short
 stylisation of the frame at three quarters of its height, its style terms within those
-pixels and a margin (`fill_region`, `render.coarse_stylisation`), or the content frame
+pixels (`fill_region`, `render.coarse_stylisation`), or the content frame
 (`--fill content`), where artistic-videos' `prevWarped` keeps whatever the bilinear warp
 gives there (and the VGG mean pixel outside the frame): the warp of an occluded pixel
 shows the wrong surface, and 1000 iterations per frame are not ours to spend; the
@@ -91,9 +91,14 @@ FILLS = ("coarse", "content")
 #: as what a stylisation from the photo needs for the style's strokes to appear.
 MIN_FILL_EVALS = 20
 #: How far (pixels, at the run's size) the coarse fill's style region reaches beyond the
-#: unreliable pixels (`fill_region`): a strip of a few pixels is under one position of
-#: block3 at the coarse size, too little for its Gram matrix to say anything.
-FILL_MARGIN = 8
+#: unreliable pixels (`fill_region`). 0: only the pixels the fill is used for are
+#: matched to the style. Measured (issue 26, benchmarks/video.py, 20 and 50 evaluations a
+#: frame): with 8 the pan's entering strip stayed at 1.27-1.74x the independent frames'
+#: masked style loss, with 0 at 1.05-1.09x (Tübingen 0.71-0.76x, was 0.80-0.92x). The
+#: margin's pixels start from the photo and are thrown away, yet share the guided Gram
+#: matrix: they diluted the new pixels' statistics. (A strip of 2 px is less than one
+#: position of block3 at the coarse size; `mask_at` weighs it by its share.)
+FILL_MARGIN = 0
 #: Ruder et al.'s weights (artistic-videos' defaults): temporal 1e3 against style 1e2, in
 #: jcjohnson/neural-style's normalisation (mean squared errors; Gram / (N_l M_l)).
 PAPER_TEMPORAL_WEIGHT, PAPER_STYLE_WEIGHT = 1e3, 1e2
@@ -183,7 +188,7 @@ class VideoSettings:
             `flow.warp`).
         fill: What a later frame starts from where the warp is not trusted: `"coarse"`
             (default), a short stylisation of the frame at three quarters of its height,
-            its style terms within the unreliable pixels and `FILL_MARGIN` around them
+            its style terms within the unreliable pixels (and `FILL_MARGIN` around them)
             (`render.coarse_stylisation`, `fill_region`); `"content"`, the frame itself
             (before issue 26).
         fill_evals: Evaluations of the coarse fill; None: `MIN_FILL_EVALS`, or half of
@@ -597,13 +602,13 @@ def run_frames(video: VideoPlan, *, callback: Optional[Callable] = None,
         yield Frame(number, result.image, content, dict(entry, resumed=False))
 
 
-def fill_region(weights: np.ndarray, margin: int = FILL_MARGIN) -> np.ndarray:
+def fill_region(weights: np.ndarray, margin: Optional[int] = None) -> np.ndarray:
     """Where the coarse fill's style applies: the unreliable pixels (weight 0) and every
     pixel within `margin` of one (a square neighbourhood, Chebyshev distance <= margin).
 
     Args:
         weights: The reliability weights c, (H, W) in [0, 1] (`flow.reliability`).
-        margin: Pixels, >= 0.
+        margin: Pixels, >= 0; None: `FILL_MARGIN`.
 
     Returns:
         (H, W) float32: 1 in the region, 0 elsewhere.
@@ -611,6 +616,7 @@ def fill_region(weights: np.ndarray, margin: int = FILL_MARGIN) -> np.ndarray:
     Raises:
         ValueError: If `margin` is negative. Received: margin.
     """
+    margin = FILL_MARGIN if margin is None else margin
     if margin < 0:
         raise ValueError(f"`margin` must be 0 or more pixels. Received: margin={margin}")
     unreliable = (np.asarray(weights) == 0).astype(np.uint8)
