@@ -213,6 +213,8 @@ def main(argv=None):
     warps = args.warps.split(",")
     fills = args.fills.split(",")
     if args.fill_margin is not None:
+        if args.fill_margin < 0:
+            parser.error(f"--fill-margin must be 0 or more pixels. Received: {args.fill_margin}")
         video.FILL_MARGIN = args.fill_margin
     frame_evals = [int(n) for n in args.frame_evals.split(",")]
     print(f"{what}; {args.height} px high; first frame {args.first_evals} evaluations, later "
@@ -278,7 +280,7 @@ def main(argv=None):
             baseline.setdefault(key, (frame_seconds, cpu_c))
             rows.append({"clip": name, "frames": len(frames), "size": [args.height, width],
                          "fill": fill, "frame_evals": evals,
-                         "fill_margin": video.FILL_MARGIN,
+                         "fill_margin": video.FILL_MARGIN if fill == "coarse" else None,
                          "strip_width": width_strip, "strip_frames": span,
                          "strip_distance_consistent": strip_c[0],
                          "strip_distance_independent": strip_i[0],
@@ -331,7 +333,8 @@ def main(argv=None):
           "| x baseline s/frame | CPU s/frame | x baseline CPU s/frame |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['clip']} | {r['frame_evals']} | {r['fill']} | {r['fill_margin']} | "
+        margin = "–" if r["fill_margin"] is None else r["fill_margin"]
+        print(f"| {r['clip']} | {r['frame_evals']} | {r['fill']} | {margin} | "
               f"{r['strip_width']} | "
               f"{r['strip_distance_ratio']:.2f} | {r['strip_style_ratio']:.2f} | "
               f"{r['content_last_ratio']:.2f} | {r['warp_ratio']:.3f} | "

@@ -93,10 +93,11 @@ MIN_FILL_EVALS = 20
 #: How far (pixels, at the run's size) the coarse fill's style region reaches beyond the
 #: unreliable pixels (`fill_region`). 0: only the pixels the fill is used for are
 #: matched to the style. Measured (issue 26, benchmarks/video.py, 20 and 50 evaluations a
-#: frame): with 8 the pan's entering strip stayed at 1.27-1.74x the independent frames'
-#: masked style loss, with 0 at 1.05-1.09x (Tübingen 0.71-0.76x, was 0.80-0.92x). The
-#: margin's pixels start from the photo and are thrown away, yet share the guided Gram
-#: matrix: they diluted the new pixels' statistics. (A strip of 2 px is less than one
+#: frame): with 8 the pan's entering strip stayed at 1.27-1.47x the independent frames'
+#: masked style loss (1.74x at 20 against re-run independent frames), with 0 at
+#: 1.05-1.09x (Tübingen 0.71-0.76x, was 0.80-0.92x). The margin's pixels share the guided
+#: Gram matrix with the new ones but are thrown away after the fill, so the kept pixels'
+#: own statistics lagged. (A strip of 2 px is less than one
 #: position of block3 at the coarse size; `mask_at` weighs it by its share.)
 FILL_MARGIN = 0
 #: Ruder et al.'s weights (artistic-videos' defaults): temporal 1e3 against style 1e2, in
@@ -188,9 +189,9 @@ class VideoSettings:
             `flow.warp`).
         fill: What a later frame starts from where the warp is not trusted: `"coarse"`
             (default), a short stylisation of the frame at three quarters of its height,
-            its style terms within the unreliable pixels (and `FILL_MARGIN` around them)
-            (`render.coarse_stylisation`, `fill_region`); `"content"`, the frame itself
-            (before issue 26).
+            its style terms within the unreliable pixels (plus `FILL_MARGIN` px around
+            them, 0 by default; `render.coarse_stylisation`, `fill_region`); `"content"`,
+            the frame itself (before issue 26).
         fill_evals: Evaluations of the coarse fill; None: `MIN_FILL_EVALS`, or half of
             `frame_evals` when that is more, and never more than `frame_evals`. Spent only
             on a frame with unreliable pixels, and half out of its budget: the frame's own
