@@ -97,8 +97,8 @@ MIN_FILL_EVALS = 20
 #: masked style loss (1.74x at 20 against re-run independent frames), with 0 at
 #: 1.05-1.09x (Tübingen 0.71-0.76x, was 0.80-0.92x). The margin's pixels share the guided
 #: Gram matrix with the new ones but are thrown away after the fill, so the kept pixels'
-#: own statistics lagged. (A strip of 2 px is less than one
-#: position of block3 at the coarse size; `mask_at` weighs it by its share.)
+#: own statistics lagged. (A strip of 2 px is less than one position of block3 at the
+#: coarse size; `mask_at` weighs it by its share.)
 FILL_MARGIN = 0
 #: Ruder et al.'s weights (artistic-videos' defaults): temporal 1e3 against style 1e2, in
 #: jcjohnson/neural-style's normalisation (mean squared errors; Gram / (N_l M_l)).
