@@ -226,3 +226,14 @@ def test_the_api_offline_raises_a_clear_oserror(monkeypatch):
     with pytest.raises(OSError, match=r"cannot download https://example.org/a.jpg \(no "
                                       r"network\?\); pass a local file instead"):
         images.load_image("https://example.org/a.jpg")
+
+
+@pytest.mark.parametrize("command", ["", "figure", "batch", "video", "app", "normalize-vgg"])
+def test_every_commands_help_names_itself_once_and_shows_percent_signs_once(command):
+    done = run_main(*([command] if command else []), "--help")
+    assert done.returncode == 0, done.stderr
+    name = f"nst-keras {command}".strip()
+    assert done.stdout.startswith(f"usage: {name} [-h]"), done.stdout.splitlines()[0]
+    assert "%%" not in done.stdout
+    if command in ("", "figure", "batch", "video"):
+        assert "(<= 2% of the run)" in " ".join(done.stdout.split())

@@ -66,7 +66,9 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
             default = action.default
             if isinstance(default, (tuple, list)):
                 default = ",".join(map(str, default))
-            return f"{help_text} (default: {default})".replace("%", "%%")
+            # The help text is already a %-format (a literal % written %%, as argparse
+            # wants); only the appended default is escaped, so that "%%" shows as "%".
+            return f"{help_text} (default: {str(default).replace('%', '%%')})"
         return help_text
 
 

@@ -648,7 +648,7 @@ def side_by_side(left, right, gap: int = 4) -> np.ndarray:
 def build_parser(defaults: StyleConfig, preset_name: str = "book"):
     """The parser of `nst-keras video`: its own options and every plain-run setting."""
     parser = Parser(
-        prog=f"{PROG} video",
+        prog=PROG,
         description=(
             "Stylise a video without flicker (Ruder, Dosovitskiy and Brox 2016): each frame "
             "starts from the previous result warped along the optical flow, and a temporal "
