@@ -351,6 +351,59 @@ def test_round_trip_compare_and_less_flicker_than_independent_frames(inputs, tmp
     assert consistent_error < 0.5 * independent_error
 
 
+def test_the_output_rate_and_its_reason_are_in_the_closing_line_and_the_record(inputs, tmp_path,
+                                                                             clip):
+    from PIL import Image
+
+    source, style = inputs
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for number, frame in enumerate(clip[:3], start=1):
+        Image.fromarray(frame).save(folder / f"f{number}.png")
+    fast = ["--first-evals", "2", "--frame-evals", "1", "--fill", "content",
+            *SETTINGS[:-1]]  # Not quiet: the closing line is the point.
+
+    def made(*args, out):
+        done = run_main("video", *args, "-o", out, *fast)
+        assert done.returncode == 0, done.stderr
+        wrote = [line for line in done.stderr.splitlines() if line.startswith(f"Wrote {out}:")]
+        record = json.loads((tmp_path / (out.stem + ".json")).read_text())
+        return wrote, videoio.probe(out).fps, record
+
+    out = tmp_path / "folder.mp4"
+    wrote, fps, record = made(folder, style, out=out)
+    assert wrote == [f"Wrote {out}: 3 frames at 25 fps (the default for a folder of frames; "
+                     f"--fps sets it)."]
+    assert fps == pytest.approx(25)
+    assert (record["output_fps"], record["output_fps_source"]) == (25, "default")
+    assert record["output_fps_reason"] == "the default for a folder of frames; --fps sets it"
+    # The same frames encoded again at a given rate.
+    wrote, fps, record = made(folder, style, "--encode-only", "--fps", "12.5", out=out)
+    assert wrote == [f"Wrote {out}: 3 frames at 12.5 fps (--fps)."] and fps == pytest.approx(12.5)
+    assert (record["output_fps"], record["output_fps_source"]) == (12.5, "--fps")
+    glob = str(folder / "*.png")
+    wrote, fps, _ = made(glob, style, "--every", "2", out=tmp_path / "glob.mp4")
+    assert wrote == [f"Wrote {tmp_path / 'glob.mp4'}: 2 frames at 12.5 fps (the default 25 / "
+                     f"--every 2 for a glob of frames; --fps sets it)."]
+    out = tmp_path / "video.mp4"
+    wrote, fps, record = made(source, style, "--end", "2", out=out)
+    assert wrote == [f"Wrote {out}: 2 frames at 12 fps (the input video's)."]
+    assert (record["output_fps"], record["output_fps_source"]) == (12, "input")
+    wrote, fps, record = made(source, style, "--end", "2", "--fps", "30", out=out)
+    assert wrote == [f"Wrote {out}: 2 frames at 30 fps (--fps)."] and fps == pytest.approx(30)
+
+
+def test_output_rate_with_a_video_file_keeps_its_audio_only_at_its_own_rate():
+    info = videoio.VideoInfo(source="in.mp4", kind="video", frame_count=9, fps=30000 / 1001,
+                             width=4, height=4, has_audio=True)
+    rate = video_lib.output_rate(info)
+    assert (rate.describe(), rate.keeps_time) == ("29.97 fps (the input video's)", True)
+    rate = video_lib.output_rate(info, every=3)
+    assert rate.describe() == "9.99001 fps (the input video's 29.97 / --every 3)"
+    assert not video_lib.output_rate(info, fps=12).keeps_time
+    assert video_lib.output_rate(info, fps=29.97).keeps_time
+
+
 def _png(path):
     from nst_keras.images import load_image
 
@@ -432,6 +485,9 @@ def test_bad_inputs_exit_2_before_any_frame(inputs, tmp_path, no_frame_computed,
     assert "give -o OUT.mp4, --frames-dir DIR" in _refused(source, style)
     assert "--fill-evals: expected an integer >= 1, got '0'" in _refused(
         source, style, "-o", out, "--fill-evals", "0")
+    for bad in ("0", "-12", "fast", "inf"):
+        message = _refused(source, style, "-o", out, "--fps", bad)
+        assert "--fps: expected a" in message and f"number > 0, got '{bad}'" in message
     monkeypatch.setattr(videoio.shutil, "disk_usage",
                         lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
     message = _refused(source, style, "-o", out)

@@ -66,6 +66,7 @@ from nst_keras.commands.console import (
     folder_is_writable,
     non_negative_float,
     non_negative_int,
+    positive_float,
     positive_int,
     say,
 )
@@ -666,7 +667,13 @@ def build_parser(defaults: StyleConfig, preset_name: str = "book"):
     io.add_argument("styles", nargs="+", metavar="STYLE", help="style image(s), blended")
     io.add_argument("-o", "--output", default=None,
                     help="the video to write: .mp4, .m4v, .mov or .mkv (H.264, the input's "
-                         "frame rate and audio)")
+                         "frame rate and audio; see --fps)")
+    io.add_argument("--fps", type=positive_float, default=None, metavar="FPS",
+                    help="frame rate of the output video. From a video file, its frames "
+                         "then play at FPS, faster or slower than the input, and its audio "
+                         "is left out unless FPS is the input's own rate (default: the input "
+                         "video's rate divided by --every; 25 for a folder or glob of "
+                         "frames, which carry none)")
     io.add_argument("--frames-dir", default=None, metavar="DIR",
                     help="where finished frames (PNG) and the record go; a rerun resumes "
                          "from them (default: OUTPUT.frames)")
@@ -889,6 +896,60 @@ def _run_one(args, video: VideoPlan, model, cache, guard, label, stop) -> None:
         outer.close()
 
 
+@dataclasses.dataclass(frozen=True)
+class OutputRate:
+    """The output video's frame rate and where it came from.
+
+    Attributes:
+        fps: Frames per second.
+        source: "--fps" (given), "input" (the input video's, divided by --every) or
+            "default" (`videoio.DEFAULT_FPS`: a folder of frames, or a video naming no rate).
+        reason: Why, in words: "the input video's", "--fps", ...
+        keeps_time: Whether the frames play at the input video's own rate (so that its
+            audio, from the first frame and with every frame, lines up).
+    """
+
+    fps: float
+    source: str
+    reason: str
+    keeps_time: bool
+
+    def describe(self) -> str:
+        """The rate and its reason: "29.97 fps (the input video's)", "12 fps (--fps)"."""
+        return f"{self.fps:g} fps ({self.reason})"
+
+
+def output_rate(info, every: int = 1, fps: Optional[float] = None) -> OutputRate:
+    """The output video's frame rate: `fps` when given, else the input video's divided by
+    `every`, else `videoio.DEFAULT_FPS` divided by `every`.
+
+    Args:
+        info: The input's `videoio.VideoInfo`.
+        every: The --every step (every N-th input frame is used).
+        fps: The --fps option, or None.
+
+    Returns:
+        An `OutputRate`.
+    """
+    from nst_keras.media import videoio
+
+    source_fps = info.fps if info.kind == "video" else None
+    if fps is not None:
+        same = source_fps is not None and abs(fps - source_fps) <= 1e-3 * fps
+        return OutputRate(fps, "--fps", "--fps", same)
+    step = f" / --every {every}" if every != 1 else ""
+    if source_fps:
+        reason = f"the input video's {source_fps:g}{step}" if step else "the input video's"
+        return OutputRate(source_fps / every, "input", reason, True)
+    if info.kind == "images":
+        what = "a folder of frames" if os.path.isdir(info.source) else "a glob of frames"
+    else:
+        what = "a video that names no frame rate"
+    default = f" {videoio.DEFAULT_FPS:g}{step}" if step else ""
+    return OutputRate(videoio.DEFAULT_FPS / every, "default",
+                      f"the default{default} for {what}; --fps sets it", info.kind == "video")
+
+
 def _encode(args, plans, quiet: bool) -> int:
     """Encodes the frames folder into the output video (and the side-by-side one), and
     writes the clip's record and its one loss plot next to it."""
@@ -902,18 +963,22 @@ def _encode(args, plans, quiet: bool) -> int:
         raise UsageError(f"the frames folder holds no finished frames. "
                          f"Received: --frames-dir {args.frames_dir}")
     info = plans[-1].info if plans else videoio.probe(args.input)
-    fps = (info.fps or videoio.DEFAULT_FPS) / args.every
-    # The audio lines up only when the video starts at the input's first frame, every frame.
-    audio = args.input if info.kind == "video" and args.start == 0 and args.every == 1 else None
+    rate = output_rate(info, args.every, args.fps)
+    fps = rate.fps
+    # The audio lines up only when the video starts at the input's first frame, every frame,
+    # at the input's own rate.
+    audio = (args.input if info.kind == "video" and args.start == 0 and args.every == 1
+             and rate.keeps_time else None)
     if args.output is None:
         say(quiet, f"{len(paths)} frames in {args.frames_dir}.")
         return EXIT_OK
     count = videoio.write_video(args.output, (images.load_image(p) for p in paths), fps,
                                 audio_from=audio)
-    say(quiet, f"Wrote {args.output}: {count} frames at {fps:g} fps"
+    say(quiet, f"Wrote {args.output}: {count} frames at {rate.describe()}"
                + (" with the input's audio" if audio and info.has_audio else "") + ".")
     stem = os.path.splitext(args.output)[0]
-    record = dict(header, frames=frames, output=args.output, argv=list(sys.argv[1:]))
+    record = dict(header, frames=frames, output=args.output, argv=list(sys.argv[1:]),
+                  output_fps=fps, output_fps_source=rate.source, output_fps_reason=rate.reason)
     plot = stem + "-loss.png"
     delivery.write_bytes(plot, record_lib.figure_png(record_lib.clip_figure(frames)))
     delivery.write_record(stem + ".json", record)
