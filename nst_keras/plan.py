@@ -340,10 +340,14 @@ def check_network(config: StyleConfig) -> None:
                          f"of a weights file. Received: weights={config.weights}")
     if config.weights not in ("imagenet", None):
         # A file of the other VGG loads only partly; its kernels say which network it is for.
+        # A normalised model has its base VGG's kernels (its file, or the base weights whose
+        # normalisation is cached): what counts is the architecture.
         other = features.weights_file_model(config.weights)
-        if other is not None and other != config.model:
+        arch = features.architecture(config.model)
+        if other is not None and other != arch:
+            fits = other + config.model[len(arch):]  # vgg16 -> vgg16-normalized alike.
             raise ValueError(f"the weights file is for {other}, not {config.model}; use "
-                             f"model={other}. Received: weights={config.weights}")
+                             f"model={fits}. Received: weights={config.weights}")
     if config.model in normalize.NORMALIZED:  # Computed beforehand, or refused here.
         normalize.resolve(config.model, config.weights, config.seed)
 

@@ -142,3 +142,70 @@ def test_out_of_memory_in_a_later_panel_keeps_the_finished_panels(stand_in_dir, 
     summary = json.loads((out / "figure2.json").read_text())
     assert summary["status"] == "stopped" and len(summary["panels"]) == 1
     assert (out / "figure2.png").is_file() and (out / f"{summary['panels'][0]}.png").is_file()
+
+
+PLAIN_NOTE = ("Using the plain vgg19: the paper's normalised network needs `--model "
+              "vgg19-normalized` (see normalize-vgg)")
+
+
+@pytest.fixture
+def empty_keras_home(tmp_path, monkeypatch):
+    """A fresh machine's Keras cache: no ImageNet weights, no normalised VGG."""
+    home = tmp_path / "keras_home"
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    return home
+
+
+@pytest.mark.parametrize("number", [pytest.param(1, marks=pytest.mark.slow), 2,
+                                    pytest.param(3, marks=pytest.mark.slow)])
+def test_without_model_a_figure_runs_on_the_plain_vgg_and_says_so(number, stand_in_dir,
+                                                                   tmp_path, empty_keras_home,
+                                                                   capsys):
+    # The preset names vgg19-normalized, and nothing is normalised: the figure still runs.
+    assert figures.PRESETS["gatys2015"].model == "vgg19-normalized"
+    out = tmp_path / f"fig{number}"
+    code = cli_main(["figure", str(number), "--images", str(stand_in_dir), "--out", str(out),
+                     "--height", str(HEIGHT), "--max-evals", "1", "--weights", "none",
+                     "--seed", "0"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert err.count(PLAIN_NOTE) == 1
+    summary = json.loads((out / f"figure{number}.json").read_text())
+    assert summary["model"] == "vgg19" and summary["normalized_network"] is False
+    assert summary["network_note"] == PLAIN_NOTE
+    for name in summary["records"]:
+        assert json.loads((out / name).read_text())["settings"]["model"] == "vgg19"
+
+
+def test_the_figures_network_is_the_presets_plain_vgg_unless_model_names_one(tmp_path):
+    def network(*extra):
+        args = figures.build_parser().parse_args(["2", *extra])
+        run = figures.FigureRun(args, figures.figure_spec(2), figures.base_config(args),
+                                str(tmp_path))
+        return run.base.model, run.note
+
+    assert network() == ("vgg19", PLAIN_NOTE)
+    assert network("--preset", "book") == ("vgg19", PLAIN_NOTE)
+    assert network("--model", "vgg19-normalized") == ("vgg19-normalized", None)
+    assert network("--model", "vgg16") == ("vgg16", None)  # Named: nothing to say.
+
+
+@pytest.mark.parametrize("number", [1, 2, 3])
+@pytest.mark.parametrize("weights", ["none", "imagenet"])
+def test_the_normalised_vgg_not_computed_yet_is_one_line_naming_what_to_run(
+        number, weights, stand_in_dir, tmp_path, empty_keras_home, monkeypatch, capsys):
+    def no_download(spec):
+        raise AssertionError("the images were downloaded before the network was checked")
+
+    monkeypatch.setattr(figures, "_download_images", no_download)
+    out = tmp_path / "out"
+    images = [] if weights == "imagenet" else ["--images", str(stand_in_dir)]
+    code = cli_main(["figure", str(number), *images, "--out", str(out), "--model",
+                     "vgg19-normalized", "--weights", weights, "--seed", "0", "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("nst-keras figure: error: no normalised vgg19 of these weights yet")
+    seeded = " --seed 0" if weights == "none" else ""
+    assert (f"nst-keras normalize-vgg PHOTOS --model vgg19-normalized --weights {weights}"
+            f"{seeded}. Received:") in err
+    assert not out.exists()

@@ -146,3 +146,78 @@ def test_a_folder_without_photos_is_one_line(tmp_path, keras_home):
     result = run_main("normalize-vgg", tmp_path, "--weights", "none", "--seed", "1")
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "has no photos" in result.stderr
+
+
+def test_a_normalised_model_runs_from_a_weights_file_normalised_or_base(keras_home, photos,
+                                                                         image_files, tmp_path):
+    # A weights *file* (not random weights): the file's kernels say "vgg16", which the check
+    # of the network must take as the architecture of vgg16-normalized, not as a mismatch.
+    import keras
+
+    keras.utils.set_random_seed(5)
+    base = str(tmp_path / "vgg16_random.weights.h5")
+    keras.applications.VGG16(include_top=False, weights=None,
+                             input_shape=(None, None, 3)).save_weights(base)
+    assert features.weights_file_model(base) == "vgg16"
+    folder, _ = photos
+    made = run_main("normalize-vgg", folder, "--model", "vgg16-normalized", "--weights", base,
+                    "--size", SIZE)
+    assert made.returncode == 0, made.stderr
+    path = made.stdout.split(": ", 1)[1].split(" (")[0]
+    assert made.stdout.rstrip().endswith(f"--model vgg16-normalized --weights {path}.")
+    assert normalize.record_of(path)["base"].startswith("sha256-")
+    content, style = image_files
+    common = ["--height", "32", "--max-evals", "2", "--tile", "off", "--seed", "0", "-q"]
+    # (1) normalize-vgg's own advice: the normalised file; (2) the README's: the base file.
+    for name, weights in (("normalised", path), ("base", base)):
+        output = tmp_path / f"{name}.png"
+        result = run_main(content, style, "-o", output, "--model", "vgg16-normalized",
+                          "--weights", weights, *common)
+        assert result.returncode == 0, (name, result.stderr)
+        assert output.is_file()
+    # Both name the same network: the normalised one, whose features are the base's divided
+    # by each filter's mean (not the base's).
+    x = tf.constant(preprocess(make_image(32, 32, seed=4)))
+    by_file = runtime.MODELS.get(["block1_conv1"], model="vgg16-normalized", weights=path)
+    by_base = runtime.MODELS.get(["block1_conv1"], model="vgg16-normalized", weights=base)
+    plain = runtime.MODELS.get(["block1_conv1"], model="vgg16", weights=base)
+    new = features.features_of(by_base, x)["block1_conv1"].numpy()
+    np.testing.assert_array_equal(features.features_of(by_file, x)["block1_conv1"].numpy(), new)
+    scale = normalize.scales_of(normalize.record_means(path))["block1_conv1"]
+    np.testing.assert_allclose(new, features.features_of(plain, x)["block1_conv1"].numpy()
+                               / scale, rtol=1e-4, atol=1e-4)
+    assert np.abs(scale - 1).max() > 1e-2
+    # A file of the other VGG is still refused, in one line, naming the model that fits it.
+    result = run_main(content, style, "-o", tmp_path / "x.png", "--model", "vgg19-normalized",
+                      "--weights", base, *common)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "for vgg16, not vgg19-normalized; use --model vgg16-normalized" in result.stderr
+    assert f"Received: --weights {base}" in result.stderr
+
+
+def test_normalising_the_imagenet_vgg_downloads_it_first(keras_home, photos, monkeypatch):
+    # A fresh machine: the ImageNet weights are not in the Keras cache yet. normalize-vgg
+    # asks Keras for them (here: no network) instead of refusing weights "not on this
+    # machine", and a failed download is one line saying where to put the file.
+    import keras
+
+    asked = []
+
+    def offline(include_top=True, weights="imagenet", **kwargs):
+        asked.append((include_top, weights))
+        raise Exception("URL fetch failure on https://storage.googleapis.com/tensorflow/"
+                        "keras-applications/vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_"
+                        "notop.h5: None -- [Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(keras.applications, "VGG19", offline)
+    folder, _ = photos
+    result = run_main("normalize-vgg", folder, "--size", SIZE)
+    assert asked == [(False, "imagenet")]
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "cannot download the ImageNet weights of vgg19-normalized (no network?)" in \
+        result.stderr
+    assert "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in result.stderr
+    # And a run on it, before normalize-vgg: one line naming what to run.
+    with pytest.raises(ValueError, match="normalize-vgg PHOTOS --model vgg19-normalized "
+                                         "--weights imagenet. Received"):
+        normalize.resolve("vgg19-normalized", "imagenet")

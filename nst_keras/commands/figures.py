@@ -6,6 +6,11 @@ Fig. 1; the arXiv version reconstructs the content from conv1_1 ... conv5_1).
 Figure 2: the Neckarfront in Tuebingen and the same scene in the style of five paintings.
 Figure 3: Composition VII; rows = growing sets of style layers, columns = alpha/beta.
 
+Without `--model` a figure runs on the plain VGG (the preset's network without
+`-normalized`: vgg19 for `gatys2015`), whatever the normalisation cache holds, and says so;
+`--model vgg19-normalized` runs on the paper's normalised VGG, computed beforehand by
+`nst-keras normalize-vgg PHOTOS` (refused, exit 2, when it is not).
+
 Every generated panel is written as a PNG with a JSON record next to it (the settings, the
 final content and style loss of each layer, evaluations, seconds), then the labelled grid
 (matplotlib, Agg) and a JSON summary of the figure. Exit codes as for a plain run: 0 done,
@@ -23,7 +28,8 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from nst_keras.commands import console
-from nst_keras.config import PRESETS, StyleConfig, preset
+from nst_keras.config import MODELS, PRESETS, StyleConfig, preset
+from nst_keras.engine.features import NORMALIZED, architecture
 from nst_keras.commands.console import EXIT_FAILED, EXIT_OK, UsageError
 
 PROG = f"{console.PROG} figure"
@@ -330,8 +336,14 @@ def build_parser() -> argparse.ArgumentParser:
                              + ", ".join(IMAGES))
     parser.add_argument("--preset", choices=sorted(PRESETS), default="gatys2015",
                         help="the settings every panel starts from")
-    console.add_config_options(parser, None, fields=FIGURE_FIELDS, preset_defaults=True,
+    console.add_config_options(parser, None, preset_defaults=True,
+                               fields=[f for f in FIGURE_FIELDS if f != "model"],
                                overrides={"height": 256, "seed": 0})
+    # Not the preset's network: its plain VGG unless named (see `base_config`).
+    parser.add_argument("--model", choices=MODELS, default=argparse.SUPPRESS,
+                        help="feature network (default: the preset's plain VGG, vgg19); "
+                             "vgg19-normalized: the paper's rescaled VGG, computed once by "
+                             "normalize-vgg PHOTOS")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     console.add_checkpoint_options(parser)
@@ -341,13 +353,30 @@ def build_parser() -> argparse.ArgumentParser:
 def base_config(args) -> StyleConfig:
     """The preset with the options given applied.
 
+    Without `--model`, the network is the preset's plain VGG (`vgg19` for
+    `vgg19-normalized`): a figure runs in one command, with no normalisation computed
+    beforehand (`network_note` says so).
+
     Raises:
         UsageError: If a value is invalid.
     """
+    changes = console.config_changes(args, FIGURE_FIELDS)
     try:
-        return preset(args.preset).replace(**console.config_changes(args, FIGURE_FIELDS))
+        base = preset(args.preset).replace(**changes)
     except ValueError as error:
         raise console.as_usage(error) from None
+    if "model" not in changes:
+        base = base.replace(model=architecture(base.model))
+    return base
+
+
+def network_note(base: StyleConfig, model_given: bool) -> Optional[str]:
+    """The line saying that a figure runs on the plain VGG, not the paper's normalised one;
+    None when it runs on the normalised one, or on a plain one that `--model` named."""
+    if base.model in NORMALIZED or model_given:
+        return None
+    return (f"Using the plain {base.model}: the paper's normalised network needs `--model "
+            f"{base.model}-normalized` (see normalize-vgg)")
 
 
 def _local_images(args, spec: FigureSpec) -> Dict[str, str]:
@@ -402,6 +431,11 @@ def _parse(argv) -> "FigureRun":
     args.argv = argv
     spec = figure_spec(args.figure)
     base = base_config(args)
+    from nst_keras.plan import check_network
+
+    # The network and its weights (a normalised VGG computed beforehand) before any image
+    # is downloaded; each panel's plan checks its own layers again.
+    console.planned(check_network, base)
     paths = _local_images(args, spec) if args.images is not None else None
     out = args.out
     if out == DEFAULT_OUT:
@@ -421,6 +455,7 @@ class FigureRun:
     def __init__(self, args, spec: FigureSpec, base: StyleConfig, out: str,
                  paths: Optional[Dict[str, str]] = None):
         self.args, self.spec, self.base, self.out = args, spec, base, out
+        self.note = network_note(base, model_given=hasattr(args, "model"))
         self.debug = args.debug
         self.given = paths  # --images DIR's files; downloaded when None.
         self.paths: Dict[str, str] = {}
@@ -443,6 +478,8 @@ class FigureRun:
         from nst_keras.plan import plan
 
         args, spec, base, out = self.args, self.spec, self.base, self.out
+        if self.note:
+            console.say(args.quiet, self.note)
         self.paths = self.given or _download_images(spec)
         try:
             self.loaded = {name: load_image(path, base.height)
@@ -519,6 +556,10 @@ class FigureRun:
             "records": [f"{name}.json" for name in self.done],
             "height": self.base.height,
             "preset": self.args.preset,
+            # The paper's normalised VGG, or the plain one (and why: `network_note`).
+            "model": self.base.model,
+            "normalized_network": self.base.model in NORMALIZED,
+            "network_note": self.note,
             "beta_scale": beta_scale(self.base),
             "seconds": round(time.perf_counter() - self.start, 3),
             # The URL, or the local file (a link's target: a stand-in shows under its name).

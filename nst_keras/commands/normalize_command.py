@@ -7,11 +7,14 @@ usage.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import types
 from typing import Optional, Sequence
 
 from nst_keras.engine import normalize
-from nst_keras.commands.console import EXIT_OK, EXIT_USAGE, PROG, as_usage, import_tensorflow_quietly
+from nst_keras.commands.console import (EXIT_OK, EXIT_USAGE, PROG, UsageError, as_usage,
+                                        import_tensorflow_quietly, weights_errors_as_usage)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -37,8 +40,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         paths = normalize.photos_in(args.folder)
         import_tensorflow_quietly()
-        path = normalize.normalize(args.model, weights, paths, seed=args.seed, size=args.size)
-    except ValueError as error:
+        # No network for the ImageNet weights: one line, saying where to put the file.
+        downloads = weights_errors_as_usage(types.SimpleNamespace(model=args.model,
+                                                                  weights=weights))
+        with downloads if weights == "imagenet" else contextlib.nullcontext():
+            path = normalize.normalize(args.model, weights, paths, seed=args.seed,
+                                       size=args.size)
+    except (ValueError, UsageError) as error:
         print(f"{PROG} normalize-vgg: error: {as_usage(error)}", file=sys.stderr)
         return EXIT_USAGE
     record = normalize.record_of(path)

@@ -76,6 +76,22 @@ def base_identity(architecture_name: str, weights: Optional[str], seed: Optional
     return "sha256-" + _file_digest(path)
 
 
+def imagenet_weights(architecture_name: str) -> str:
+    """The ImageNet weights file of a VGG, downloaded once into the Keras cache if it is not
+    there yet (as `keras.applications` does): `normalize-vgg PHOTOS` works on a fresh machine.
+
+    Raises:
+        Exception: Keras' own when they cannot be downloaded ("URL fetch failure ...").
+    """
+    path = features.imagenet_weights_path(architecture_name)
+    if not os.path.isfile(path):
+        import keras
+
+        applications = {"vgg19": keras.applications.VGG19, "vgg16": keras.applications.VGG16}
+        applications[architecture_name](include_top=False, weights="imagenet")
+    return path
+
+
 def _file_digest(path: str) -> str:
     """The file's SHA-256, hashed once per process while its size and time are unchanged
     (the plan and the model cache both ask for an 80 MB weights file's)."""
@@ -229,14 +245,15 @@ def normalize(model: str, weights: Optional[str], photo_paths: Sequence[str], *,
 
     Args:
         model: `"vgg19-normalized"` or `"vgg16-normalized"`.
-        weights: The base weights: `"imagenet"`, a weights file, or None (random, with
-            `seed`: for tests).
+        weights: The base weights: `"imagenet"` (downloaded once if missing), a weights
+            file, or None (random, with `seed`: for tests).
         photo_paths: The photos' files.
         seed: The seed of random base weights.
         size: Each photo's side after resizing and cropping.
 
     Raises:
         ValueError: For an unknown model, no photos, or base weights that cannot be found.
+        Exception: Keras' own when the ImageNet weights cannot be downloaded.
     """
     import keras
 
@@ -246,6 +263,8 @@ def normalize(model: str, weights: Optional[str], photo_paths: Sequence[str], *,
     if size < 32:  # Block 5 needs 16 pixels; 32 keeps its pooled layers non-empty.
         raise ValueError(f"`size` must be at least 32 pixels. Received: size={size}")
     arch = NORMALIZED[model]
+    if weights == "imagenet":
+        imagenet_weights(arch)  # Downloaded first: the cache key holds its digest.
     identity = base_identity(arch, weights, seed)
     photos = read_photos(photo_paths, size)
     key_text = json.dumps([RECIPE, arch, identity, size, sorted(photos.digests)])
@@ -333,12 +352,15 @@ def resolve(model: str, weights: Optional[str], seed: Optional[int] = None) -> s
                 raise ValueError(f"the weights file is a normalised {record.get('architecture')}"
                                  f", not {arch}. Received: model={model}, weights={weights}")
             return weights
-    identity = base_identity(arch, weights, seed)
+    if weights == "imagenet" and not os.path.isfile(features.imagenet_weights_path(arch)):
+        identity = None  # Not downloaded yet, so not normalised yet either: say what to run.
+    else:
+        identity = base_identity(arch, weights, seed)
     folder = cache_folder()
     found = sorted(os.path.join(folder, n) for n in (os.listdir(folder) if os.path.isdir(folder)
                                                     else ()) if n.startswith(model + "-")
                    and n.endswith(".weights.h5"))
-    found = [p for p in found if (record_of(p) or {}).get("base") == identity]
+    found = [p for p in found if identity and (record_of(p) or {}).get("base") == identity]
     shown = "none" if weights is None else weights
     if not found:
         seeded = f" --seed {seed}" if weights is None else ""
