@@ -217,9 +217,10 @@ def test_tiled_temporal_term_equals_the_untiled_one(padding, styles, masked, nor
 
 
 def test_tiled_bfloat16_is_exact_to_bfloat16_rounding():
-    # The tiles' convolutions round in bfloat16 differently from the whole image's (oneDNN
-    # blocks them otherwise), so the tolerance is bfloat16's: loss 1e-4, gradient 1e-3
-    # (measured: loss 2e-7, gradient 6e-5, terms up to 2.4e-4).
+    # On AMX-BF16 oneDNN picks the tiles' kernels by shape, so they round in bfloat16
+    # differently from the whole image's (see the next test), so the tolerance is bfloat16's:
+    # loss 1e-4, gradient and terms 1e-3 (measured on AVX512-BF16, one kernel for every
+    # shape: loss 0, gradient 5e-5, terms 3e-7).
     from nst_keras.images import preprocess
 
     whole, tiled = _objectives("symmetric", [make_image(60, 50, seed=2)],
@@ -229,20 +230,59 @@ def test_tiled_bfloat16_is_exact_to_bfloat16_rounding():
     assert loss_error <= 1e-4 and grad_error <= 1e-3 and max(values.values()) <= 1e-3
 
 
+def _bfloat16_steps(found, expected):
+    """How far `found` is from `expected`: (largest difference in bfloat16 steps at
+    `expected`'s largest magnitude, 2**(floor(log2 max|expected|) - 7); the difference's
+    norm relative to `expected`'s)."""
+    scale = float(np.abs(expected).max())
+    step = 2.0 ** (np.floor(np.log2(scale)) - 7)
+    difference = np.asarray(found, np.float64) - np.asarray(expected, np.float64)
+    return (float(np.abs(difference).max() / step),
+            float(np.linalg.norm(difference) / np.linalg.norm(expected)))
+
+
 def test_bfloat16_targets_round_as_the_objective_and_the_tiles_do():
     # Random weights have zero biases, which round the same fused or not; real weights do
     # not. Eager execution rounds a bfloat16 convolution and its bias separately, a traced
     # graph once (fused), so targets computed eagerly missed the objective's own features
     # (issue 26: loss 3e-3 apart tiled/untiled at 427x320, the content loss of the content
-    # image 295 instead of 0). Now both are traced: the losses agree to float rounding.
-    # The gradients still differ by the tiles' partial sums, each rounded to bfloat16 in
-    # the halos before they are added (measured with the stand-in at 427x320: 1.1e-3 to
-    # 2e-3 relative, against 3e-2 between bfloat16 and float32).
+    # image 295 instead of 0). Now both are traced.
+    #
+    # What tiled bfloat16 promises on every CPU: the targets agree with the whole image's to
+    # bfloat16 rounding, not bit for bit. oneDNN picks its kernels by shape on AMX-BF16, so
+    # a tile's features and the whole image's round differently (an AMX Xeon, issue: 11.6 %
+    # of the content target's elements differ, by 0.031 at most, e.g. 0.4941 against
+    # 0.4922: one bfloat16 step). On AVX512-BF16 (AMD EPYC, brg_conv_fwd:avx512_core_bf16
+    # for every shape) the features are identical and the Gram matrices differ by float32
+    # summation order only (1e-6 relative at most). A rounding step does not scale with each
+    # element's own magnitude: a near-zero activation comes from large products that cancel,
+    # so its difference is a step of the layer's larger values (emulated, see below: up to
+    # 254 of its own steps). Hence two bounds, per target (features and Gram matrices):
+    # * no element more than 4 bfloat16 steps at the target's largest magnitude (a seam or a
+    #   short halo is a local error: it fails this). The issue's 0.031 is 2 steps at this
+    #   model's largest content feature (3.97, a step of 2**-6); emulated 1;
+    # * the difference's norm at most 2**-8 of the target's: one step in every element would
+    #   be 2**-8 to 2**-7 (5.8e-3 measured), so this allows a step in up to about half the
+    #   elements. A flipped rounding in a fraction p gives ~ sqrt(p) * 5.8e-3: emulated
+    #   (every tile on another kernel, ONEDNN_MAX_CPU_ISA=AVX512_CORE against
+    #   avx512_core_bf16) 22.9 % of elements, 2.9e-3; AMX's 11.6 % ~2.0e-3. It fails float32
+    #   features for bfloat16 ones (6.3e-3), eagerly rounded biases (7.1e-3) and two steps
+    #   off everywhere (1.2e-2).
+    # Exact on every CPU: the content loss of the content image, untiled and tiled (the
+    # target and the image go through the same tiles, so the same kernels).
+    # The terms then agree to bfloat16's tolerance, as in the test above (emulated: 4.6e-4
+    # at most, loss 1e-7, Gram targets 0.22 steps and 6e-4; AVX512-BF16: 3e-7 and 0). The gradients differ by the tiles'
+    # partial sums too, each rounded to bfloat16 in the halos before they are added
+    # (measured with the stand-in at 427x320: 1.1e-3 to 2e-3 relative, against 3e-2 between
+    # bfloat16 and float32).
+    import keras
+
     from nst_keras import features, objective, tiling
     from nst_keras.images import preprocess
 
     config = whole_config("symmetric", "bfloat16")
     terms = objective.make_terms(config)
+    keras.utils.set_random_seed(0)  # The figures above are this model's.
     model = features.build_feature_model(objective.term_layers(terms), weights=None,
                                          precision="bfloat16", padding="symmetric")
     rng = np.random.default_rng(0)
@@ -252,14 +292,15 @@ def test_bfloat16_targets_round_as_the_objective_and_the_tiles_do():
     content, styles = make_image(96, 130, seed=1), [make_image(60, 50, seed=2)]
     whole = objective.build_objective(model, terms, content, styles, config)
     tiled = tiling.build_tiled_objective(model, terms, content, styles, config, core=48)
-    _, _, values = whole(preprocess(content.astype(np.float32)))
-    assert float(values["content/block4_conv1"]) == 0.0  # The target is its own features.
     for name, target in whole.targets.items():
-        np.testing.assert_allclose(np.asarray(tiled.targets[name]), np.asarray(target),
-                                   rtol=1e-5, atol=1e-6 * float(np.abs(target).max()))
+        worst, norm = _bfloat16_steps(tiled.targets[name], target)
+        assert worst <= 4 and norm <= 2**-8, (name, worst, norm)
+    content_x = preprocess(content.astype(np.float32))
+    for evaluated in (whole, tiled):  # The target is its own features.
+        assert float(evaluated(content_x)[2]["content/block4_conv1"]) == 0.0
     x = preprocess(make_image(96, 130, seed=5).astype(np.float32))
     loss_error, grad_error, values, _ = _compare(whole, tiled, x)
-    assert loss_error <= 1e-5 and max(values.values()) <= 1e-5, values
+    assert loss_error <= 1e-4 and max(values.values()) <= 1e-3, values
     assert grad_error <= 5e-3
 
 
