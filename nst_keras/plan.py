@@ -832,6 +832,10 @@ def _unreadable(label: str, source, error: BaseException) -> InputError:
         reason = f"it is not an image file; use {IMAGE_FORMATS}"
     else:
         reason = _reason(error)
+    download = f"cannot download {what}: "
+    if reason.startswith(download):  # `images.fetch`'s error names the URL: once is enough.
+        return InputError(f"cannot download the {label} {what}: {reason[len(download):]}",
+                          label)
     return InputError(f"cannot read the {label} {what}: {reason}", label)
 
 

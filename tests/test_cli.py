@@ -223,9 +223,10 @@ def test_the_api_offline_raises_a_clear_oserror(monkeypatch):
         raise Exception("URL fetch failure on https://x: None -- [Errno -2] no network")
 
     monkeypatch.setattr(keras.utils, "get_file", no_network)
-    with pytest.raises(OSError, match=r"cannot download https://example.org/a.jpg \(no "
-                                      r"network\?\); pass a local file instead"):
+    with pytest.raises(OSError) as caught:
         images.load_image("https://example.org/a.jpg")
+    assert str(caught.value) == "cannot download https://example.org/a.jpg: host example.org: " \
+                                "no network"
 
 
 @pytest.mark.parametrize("command", ["", "figure", "batch", "video", "app", "normalize-vgg"])
@@ -237,3 +238,103 @@ def test_every_commands_help_names_itself_once_and_shows_percent_signs_once(comm
     assert "%%" not in done.stdout
     if command in ("", "figure", "batch", "video"):
         assert "(<= 2% of the run)" in " ".join(done.stdout.split())
+
+
+@pytest.fixture
+def no_model_built(monkeypatch):
+    from nst_keras import features
+
+    def never(*args, **kwargs):
+        raise AssertionError("a model was built")
+
+    monkeypatch.setattr(features, "build_feature_model", never)
+
+
+def test_a_dry_run_refuses_imagenet_weights_it_cannot_download_and_builds_nothing(
+        image_files, tmp_path, monkeypatch, no_model_built):
+    import socket
+    import urllib.error
+    import urllib.request
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-cache"))
+    asked = []
+
+    def offline(request, *args, **kwargs):
+        asked.append((request.get_method(), request.full_url))
+        raise urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    content, style = image_files
+    argv = [content, style, "-o", tmp_path / "o.png", "--height", "48", "--weights", "imagenet"]
+    done = run_main(*argv, "--dry-run")
+    assert done.returncode == 2 and done.stdout == "", done.stdout
+    assert done.stderr == ("nst-keras: error: cannot download the ImageNet weights of vgg19 (no "
+                           "network?); put vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 in "
+                           "~/.keras/models/ or pass --weights PATH\n")
+    # Asked, not downloaded: a HEAD request for the file keras.applications would fetch.
+    from keras.src.applications import vgg19
+
+    assert asked == [("HEAD", vgg19.WEIGHTS_PATH_NO_TOP)]
+    # Reachable: the dry run answers (and still builds and downloads nothing).
+
+    class Answer:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: Answer())
+    done = run_main(*argv, "--dry-run")
+    assert done.returncode == 0 and "Largest height that fits" in done.stdout, done.stderr
+    assert not (tmp_path / "empty-cache" / "models").exists()
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_a_dry_run_refuses_a_weights_file_the_run_cannot_load_with_the_runs_words(
+        image_files, tmp_path):
+    content, style = image_files
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not HDF5")
+    argv = [content, style, "-o", tmp_path / "o.png", "--height", "48", "--max-evals", "2",
+            "--weights", junk]
+    real = run_main(*argv)
+    assert real.returncode == 2
+    dry = run_main(*argv, "--dry-run")
+    assert dry.returncode == 2 and dry.stdout == ""
+    assert dry.stderr.splitlines() == real.stderr.splitlines()[-1:]
+    assert "cannot load the weights file into vgg19" in dry.stderr
+    assert dry.stderr.strip().endswith(f"Received: --weights {junk}")
+
+
+@pytest.mark.parametrize("output, message", [
+    ("{tmp}/no/such/dir/o.png", "the output folder does not exist. Received: -o {tmp}/no/such"
+                                "/dir/o.png"),
+    ("{tmp}", "the output path is a directory"),
+    ("{tmp}/o.xyz", "Received: -o {tmp}/o.xyz"),
+    ("{content}", "overwrite an input"),
+    ("{tmp}/o.jpg --bit-depth 16", "16 bits per channel need a .png or .tif output"),
+])
+def test_a_dry_run_checks_the_output_path_as_the_run_does(image_files, tmp_path, output,
+                                                          message, no_model_built):
+    content, style = image_files
+    output, message = (text.format(tmp=tmp_path, content=content) for text in (output, message))
+    done = run_main(content, style, "--weights", "none", "--height", "48", "-o",
+                    *output.split(), "--dry-run")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+
+
+def test_a_dry_run_refuses_an_output_folder_it_cannot_write(image_files, tmp_path, monkeypatch,
+                                                             no_model_built):
+    from nst_keras.commands import console
+
+    content, style = image_files
+    real = str(tmp_path / "out")
+    monkeypatch.setattr(console, "folder_is_writable", lambda folder: folder != real)
+    os.mkdir(real)
+    done = run_main(content, style, "--weights", "none", "--height", "48", "-o",
+                    f"{real}/o.png", "--dry-run")
+    assert done.returncode == 2
+    assert done.stderr == (f"nst-keras: error: the output folder is not writable. Received: "
+                           f"-o {real}/o.png\n")

@@ -291,3 +291,73 @@ def test_pixel_bounds_are_0_to_255_in_preprocessed_space():
 
 def preprocess_of(value):
     return images.preprocess(np.full((1, 1, 3), value, np.uint8))[0, 0, 0]
+
+
+def test_an_unreachable_url_names_the_host_and_the_reason_only(tmp_path, monkeypatch):
+    import re
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    url = "http://nonexistent.invalid/x.jpg"  # .invalid never resolves (RFC 2606): offline.
+    with pytest.raises(OSError) as caught:
+        images.fetch(url)
+    message = str(caught.value)
+    # "name or service not known" here; "temporary failure in name resolution" without DNS.
+    assert re.fullmatch(r"cannot download http://nonexistent\.invalid/x\.jpg: host "
+                        r"nonexistent\.invalid: [a-z][a-z ]+", message), message
+    assert "None" not in message and "Errno" not in message
+
+
+def test_a_failed_download_says_why_from_urllibs_error_or_keras_text(monkeypatch):
+    import socket
+    import urllib.error
+
+    import keras
+
+    url = "https://example.org/a.jpg"
+
+    def failing(cause):
+        def get_file(*args, **kwargs):  # As Keras does: its own text, urllib's as context.
+            try:
+                raise cause
+            except urllib.error.HTTPError as error:
+                raise Exception(f"URL fetch failure on {url}: {error.code} -- {error.msg}")
+            except urllib.error.URLError as error:
+                raise Exception(f"URL fetch failure on {url}: {error.errno} -- {error.reason}")
+        return get_file
+
+    for cause, reason in [
+        (urllib.error.URLError(socket.gaierror(-2, "Name or service not known")),
+         "host example.org: name or service not known"),
+        (urllib.error.URLError(ConnectionRefusedError(111, "Connection refused")),
+         "host example.org: connection refused"),
+        (urllib.error.HTTPError(url, 404, "Not Found", {}, None), "HTTP 404 Not Found"),
+    ]:
+        monkeypatch.setattr(keras.utils, "get_file", failing(cause))
+        with pytest.raises(OSError) as caught:
+            images.fetch(url)
+        assert str(caught.value) == f"cannot download {url}: {reason}"
+    # Keras' text alone (no urllib error behind it) reads the same.
+    for text, reason in [(f"URL fetch failure on {url}: None -- [Errno -2] Name or service "
+                          "not known", "host example.org: name or service not known"),
+                         (f"URL fetch failure on {url}: 403 -- Forbidden", "HTTP 403 Forbidden")]:
+        monkeypatch.setattr(keras.utils, "get_file",
+                            lambda *a, text=text, **k: (_ for _ in ()).throw(Exception(text)))
+        with pytest.raises(OSError) as caught:
+            images.fetch(url)
+        assert str(caught.value) == f"cannot download {url}: {reason}"
+
+
+def test_the_command_line_names_the_input_that_cannot_be_downloaded_once(image_files, tmp_path,
+                                                                         monkeypatch):
+    from conftest import run_main
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    _, style = image_files
+    done = run_main("http://nonexistent.invalid/x.jpg", style, "-o", tmp_path / "o.png",
+                    "--weights", "none", "-q")
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "nst-keras: error: cannot download the content image http://nonexistent.invalid/x.jpg: "
+        "host nonexistent.invalid: "), lines
+    assert lines[0].count("nonexistent.invalid/x.jpg") == 1 and "Errno" not in lines[0]

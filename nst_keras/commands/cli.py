@@ -96,8 +96,10 @@ def build_parser(defaults: StyleConfig = DEFAULTS, preset_name: str = "book"):
     out.add_argument("--save-every", type=positive_int, default=None, metavar="N",
                      help="also write the image every N iterations (OUT-iter0010.png, ...)")
     out.add_argument("--dry-run", action="store_true",
-                     help="print the estimated peak memory of the run (per stage and "
-                          "precision) and the largest height that fits, then stop")
+                     help="check every input as the run would (images, weights, output "
+                          "path), print the estimated peak memory of the run (per stage and "
+                          "precision) and the largest height that fits, then stop: no model "
+                          "is built, no weights downloaded")
     out.add_argument("--report", default=None, metavar="DIR",
                      help="also write OUT.json (settings, versions, hardware, every iteration) "
                           "and OUT-loss.png (the losses against evaluations) into DIR")
@@ -178,9 +180,9 @@ def _parse(argv) -> _Parsed:
     args = parse_with_preset(build_parser, argv)
     config = config_from_args(args)
     content, styles, demo = inputs_of(args)
-    if not args.dry_run:
-        check_output(args.output, [content, *styles, config.init, *(args.style_masks or [])])
-        bit_depth_of(args)
+    # A dry run checks what the run would: its answer is whether this command would run.
+    check_output(args.output, [content, *styles, config.init, *(args.style_masks or [])])
+    bit_depth_of(args)
     if args.report is not None:
         check_folder(args.report, "--report")
     return _Parsed(args, config, content, styles, demo)
@@ -239,6 +241,7 @@ def _run(run: _Parsed, argv, guard) -> int:
     args, config = run.args, run.config
     job = plan_of(args, config, run.content, run.styles, run.demo)
     if args.dry_run:
+        console.check_weights(job.config)  # What loading the model would refuse.
         return _dry_run(job)
     height, width = job.size
     say(args.quiet, f"Building {config.model} ({config.weights or 'random weights'}) and the "

@@ -487,6 +487,23 @@ def weights_errors_as_usage(config):
         raise
 
 
+def check_weights(config) -> None:
+    """What `load_model` would refuse about the weights, found without building a model
+    or downloading anything (a dry run): the same one-line usage errors.
+
+    Raises:
+        UsageError: If the weights can be neither found nor downloaded, or not read.
+    """
+    from nst_keras.engine import features, normalize
+
+    with weights_errors_as_usage(config):
+        model, weights = config.model, config.weights
+        if model in normalize.NORMALIZED:  # The file the model cache would load.
+            model, weights = (normalize.NORMALIZED[model],
+                              normalize.resolve(model, weights, config.seed))
+        features.check_weights(weights, model)
+
+
 def load_model(config, placement=None):
     """The process's feature model for a config (built once, cached), weights errors as
     one-line usage errors: the one place every command loads the network.

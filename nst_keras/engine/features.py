@@ -147,6 +147,75 @@ def imagenet_weights_path(model: str = "vgg19") -> str:
     return os.path.join(home, "models", IMAGENET_NOTOP_FILES[model])
 
 
+#: Where `keras.applications` downloads `IMAGENET_NOTOP_FILES` from (its `WEIGHTS_PATH_NO_TOP`).
+IMAGENET_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/{arch}/{file}"
+
+
+def imagenet_weights_url(model: str = "vgg19") -> str:
+    """The URL `keras.applications` downloads the ImageNet weights of `model` from."""
+    arch = architecture(model)
+    return IMAGENET_WEIGHTS_URL.format(arch=arch, file=IMAGENET_NOTOP_FILES[arch])
+
+
+def imagenet_unavailable(model: str, reason: Optional[str] = None) -> OSError:
+    """The error for ImageNet weights that are neither cached nor downloadable (the one
+    `build_feature_model` raises; the command line turns it into its advice)."""
+    because = f" ({reason})" if reason else ""
+    return OSError(
+        f"cannot download the ImageNet weights of {model} (no network?){because}; put "
+        f"{IMAGENET_NOTOP_FILES[model]} in ~/.keras/models/ or pass the path of a weights "
+        "file. Received: weights='imagenet'")
+
+
+def check_weights(weights: Optional[str], model: str = "vgg19", *, timeout: float = 10.0) -> None:
+    """Checks that `build_feature_model` can have `weights`, without building a model or
+    downloading anything (a dry run's check).
+
+    `None` needs nothing. A weights file must be readable, and one named `.h5` / `.hdf5`
+    must open as HDF5 (what Keras reads it with). `"imagenet"` must be in the Keras cache
+    (then it is checked as a file), or its download server must answer a HEAD request for
+    it within `timeout` seconds.
+
+    Args:
+        weights: `"imagenet"`, None or the path of a weights file (as `build_feature_model`).
+        model: `"vgg19"` or `"vgg16"` (a normalised model's weights are its own file).
+        timeout: Seconds to wait for the download server.
+
+    Raises:
+        OSError: If the ImageNet weights can be neither found nor downloaded (the error
+            `build_feature_model` raises then), or a file cannot be read.
+        ValueError: If a path names no file.
+    """
+    if weights is None:
+        return
+    if weights == "imagenet":
+        path = imagenet_weights_path(model)
+        if not os.path.isfile(path):
+            import urllib.error
+            import urllib.request
+
+            from nst_keras.media.images import download_failure
+
+            url = imagenet_weights_url(model)
+            try:
+                with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"),
+                                            timeout=timeout):
+                    return
+            except (urllib.error.URLError, OSError) as error:
+                raise imagenet_unavailable(model, download_failure(url, error)) from None
+        weights = path
+    if not os.path.isfile(os.fspath(weights)):
+        raise ValueError("`weights` must be 'imagenet', None or the path of a weights file. "
+                         f"Received: weights={weights}")
+    with open(weights, "rb") as handle:  # An OSError (permissions, I/O) says why.
+        handle.read(1)
+    if os.fspath(weights).lower().endswith((".h5", ".hdf5")):
+        import h5py
+
+        with h5py.File(weights, "r"):
+            pass
+
+
 def weights_file_model(path) -> Optional[str]:
     """Which VGG a weights file is for, from its 3x3 convolution kernels, or None.
 
@@ -270,11 +339,7 @@ def build_feature_model(
             )
         except Exception as error:  # Keras raises a bare Exception when a download fails.
             if weights == "imagenet" and "URL fetch failure" in str(error):
-                raise OSError(
-                    f"cannot download the ImageNet weights of {model} (no network?); put "
-                    f"{IMAGENET_NOTOP_FILES[model]} in ~/.keras/models/ or pass the path of "
-                    "a weights file. Received: weights='imagenet'"
-                ) from None
+                raise imagenet_unavailable(model) from None
             raise
         deepest = max(layer_names(model).index(n) for n in names)
         inputs = keras.Input(shape=(None, None, 3), name="image")

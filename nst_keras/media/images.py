@@ -81,7 +81,9 @@ def fetch(url: str, *, cache_subdir: str = "nst_keras") -> str:
         The local path of the cached file.
 
     Raises:
-        OSError: If the download fails, naming the URL and what to do instead.
+        OSError: If the download fails, in one line naming the URL and the reason:
+            "cannot download URL: host HOST: name or service not known", "... HTTP 404
+            Not Found".
     """
     import keras  # Deferred: importing Keras loads TensorFlow.
 
@@ -90,12 +92,55 @@ def fetch(url: str, *, cache_subdir: str = "nst_keras") -> str:
         with _descriptive_user_agent():
             return keras.utils.get_file(fname, origin=url, cache_subdir=cache_subdir)
     except Exception as error:  # Keras raises a bare Exception for a failed download.
-        reason = first_line(error) or type(error).__name__
-        # Keras' message names the URL again; once is enough.
-        reason = reason.replace(f"URL fetch failure on {url}", "").strip(" :-") or reason
-        raise OSError(
-            f"cannot download {url} (no network?); pass a local file instead ({reason})"
-        ) from None
+        raise OSError(f"cannot download {url}: {download_failure(url, error)}") from None
+
+
+def download_failure(url: str, error: BaseException) -> str:
+    """Why a download failed, in words: "host HOST: name or service not known",
+    "host HOST: connection refused", "HTTP 404 Not Found".
+
+    Keras' `get_file` raises a bare `Exception("URL fetch failure on URL: ERRNO -- REASON")`
+    (ERRNO None for a host that cannot be reached), raised while handling urllib's error:
+    that error is taken when it is there, else Keras' text is read.
+
+    Args:
+        url: The URL.
+        error: The exception the download raised.
+
+    Returns:
+        The reason, without the URL, Keras' "None --" or an "[Errno -2]" prefix.
+    """
+    import socket
+    import urllib.error
+
+    host = urllib.parse.urlparse(url).hostname or url
+    cause, seen = error, set()
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, urllib.error.HTTPError):
+            return f"HTTP {cause.code} {cause.reason}".strip()
+        if isinstance(cause, urllib.error.URLError):
+            reason = cause.reason
+            if isinstance(reason, (OSError, socket.timeout)):
+                text = reason.strerror or first_line(reason) or type(reason).__name__
+                return f"host {host}: {_sentence_case(text)}"
+            return f"host {host}: {_sentence_case(str(reason))}"
+        cause = cause.__cause__ or cause.__context__
+    text = first_line(error) or type(error).__name__
+    keras_text = re.match(r"URL fetch failure on .*?: (\S+) -- (.*)$", text)
+    if keras_text is None:
+        return text.replace(url, "").strip(" :-") or text
+    code, reason = keras_text.groups()
+    if code.isdigit():
+        return f"HTTP {code} {reason}".strip()
+    reason = re.sub(r"^(<urlopen error )?\[Errno -?\d+\] ", "", reason).rstrip(">")
+    return f"host {host}: {_sentence_case(reason)}"
+
+
+def _sentence_case(text: str) -> str:
+    """A reason that follows a colon, its first letter lowered: "Name or service not known"
+    becomes "name or service not known"; "SSL: ..." stays."""
+    return text[:1].lower() + text[1:] if text[1:2].islower() or len(text) == 1 else text
 
 
 def _cache_name(url: str) -> str:
