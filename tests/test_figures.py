@@ -99,17 +99,98 @@ def test_figure_renders_grid_and_records(number, stand_in_dir, tmp_path):
     assert Image.open(out / f"figure{number}.png").size == geometry["size"]
 
 
-def test_missing_image_is_one_line_usage_error(stand_in_dir, tmp_path, capsys):
-    partial = tmp_path / "partial"
-    partial.mkdir()
-    for name in figures.images_needed(2):
-        if name != "composition_vii.jpg":
-            (partial / name).write_bytes((stand_in_dir / name).read_bytes())
+def _without(stand_in_dir, folder, *missing):
+    """`folder` holding every catalogue file but `missing`."""
+    folder.mkdir()
+    for name in figures.IMAGES:
+        if name not in missing:
+            (folder / name).write_bytes((stand_in_dir / name).read_bytes())
+    return folder
+
+
+KANDINSKY_LEFT_OUT = ("Figure 2: composition_vii.jpg (Kandinsky, Composition VII) is not in "
+                      "--images {}: panel F_composition_vii is left out")
+
+
+def test_a_missing_painting_leaves_out_its_panels_only(stand_in_dir, tmp_path, monkeypatch,
+                                                        capsys):
+    from nst_keras.commands import console
+
+    partial = _without(stand_in_dir, tmp_path / "partial", "composition_vii.jpg")
+    out = tmp_path / "fig2"
+    argv = ["figure", "2", "--images", str(partial), "--out", str(out), "--height",
+            str(HEIGHT), "--max-evals", "1", "--weights", "none", "--model", "vgg16",
+            "--seed", "0"]
+    assert cli_main(argv) == 0
+    err = capsys.readouterr().err
+    assert err.count(KANDINSKY_LEFT_OUT.format(partial)) == 1, err
+    assert err.count("left out") == 1, err  # Only for the painting missing.
+    assert "Figure 2: 4 panels" in err
+
+    summary = json.loads((out / "figure2.json").read_text())
+    assert summary["status"] == "done"
+    assert summary["left_out"] == {"F_composition_vii": "composition_vii.jpg not in --images"}
+    generated = [p.name for p in figures.figure_spec(2).panels if p.generated]
+    assert summary["panels"] == generated[:4]
+    assert "composition_vii.jpg" not in summary["images"]
+    assert not (out / "F_composition_vii.png").exists()
+    assert not (out / "F_composition_vii.json").exists()
+    assert all((out / f"{name}.png").is_file() for name in generated[:4])
+    # The grid keeps F's cell (empty): the same size as with every panel.
+    shapes = [Image.open(out / f"{name}.png").size for name in generated[:4]]
+    shapes.append(load_image(partial / figures.CONTENT, HEIGHT).shape[1::-1])
+    cell_hw = (max(h for _, h in shapes), max(w for w, _ in shapes))
+    geometry = figures.grid_geometry(figures.figure_spec(2), cell_hw)
+    assert Image.open(out / "figure2.png").size == geometry["size"]
+
+    # Again: every panel that can be done is done already; nothing is computed.
+    def no_render(*args, **kwargs):
+        raise AssertionError("a panel done already was computed again")
+
+    monkeypatch.setattr(console, "render_job", no_render)
+    assert cli_main(argv) == 0
+    err = capsys.readouterr().err
+    assert err.count("done already") == 4, err
+    assert err.count(KANDINSKY_LEFT_OUT.format(partial)) == 1
+    assert json.loads((out / "figure2.json").read_text())["left_out"] == summary["left_out"]
+
+
+def test_a_figure_with_every_panel_left_out_is_refused_in_one_line(stand_in_dir, tmp_path,
+                                                                   capsys):
+    partial = _without(stand_in_dir, tmp_path / "partial", "composition_vii.jpg")
+    assert _run(3, partial, tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("nst-keras figure: error: Figure 3 needs composition_vii.jpg "
+                          "(Kandinsky, Composition VII) for its panels; it is not in the "
+                          "--images folder, so no panel can be computed.")
+    assert f"Received: --images {partial}" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_content_photo_is_refused_in_one_line(stand_in_dir, tmp_path, capsys):
+    partial = _without(stand_in_dir, tmp_path / "partial", figures.CONTENT)
     assert _run(2, partial, tmp_path / "out") == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1
-    assert err.startswith("nst-keras figure: error:") and "composition_vii.jpg" in err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("nst-keras figure: error: Figure 2 needs tubingen.jpg")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_painting_leaves_out_its_input_panel_too(stand_in_dir, tmp_path):
+    # Figure 1 without The Starry Night: its style row, the painting's own cell included.
+    partial = _without(stand_in_dir, tmp_path / "partial", "starry_night.jpg")
+    args = figures.build_parser().parse_args(["1", "--images", str(partial)])
+    spec = figures.figure_spec(1)
+    paths, left_out = figures._local_images(args, spec)
+    assert set(paths) == {figures.CONTENT}
+    assert list(left_out) == [p.name for p in spec.panels if p.row == 1]
+    assert set(left_out.values()) == {"starry_night.jpg not in --images"}
+    grid = tmp_path / "grid.png"
+    loaded = {figures.CONTENT: load_image(partial / figures.CONTENT, HEIGHT)}
+    figures.render_grid(spec, str(tmp_path), {}, loaded, str(grid), left_out=left_out)
+    assert Image.open(grid).size == figures.grid_geometry(spec, loaded[figures.CONTENT].shape)[
+        "size"]
 
 
 def test_bad_figure_number_is_usage_error(capsys):

@@ -11,6 +11,10 @@ Without `--model` a figure runs on the plain VGG (the preset's network without
 `--model vgg19-normalized` runs on the paper's normalised VGG, computed beforehand by
 `nst-keras normalize-vgg PHOTOS` (refused, exit 2, when it is not).
 
+With `--images DIR` the content photograph must be in DIR; a painting that is not leaves out
+the panels that need it (one line each, an empty cell on the grid, `left_out` in the
+figure's JSON), and the figure is refused when that leaves no panel to compute.
+
 Every generated panel is written as a PNG with a JSON record next to it (the settings, the
 final content and style loss of each layer, evaluations, seconds), then the labelled grid
 (matplotlib, Agg) and a JSON summary of the figure. Exit codes as for a plain run: 0 done,
@@ -379,27 +383,76 @@ def network_note(base: StyleConfig, model_given: bool) -> Optional[str]:
             f"{base.model}-normalized` (see normalize-vgg)")
 
 
-def _local_images(args, spec: FigureSpec) -> Dict[str, str]:
-    """The paths of the images the figure needs in --images DIR.
+def _described(name: str) -> str:
+    """`composition_vii.jpg (Kandinsky, Composition VII)`: the file and what it is."""
+    title = IMAGES[name].title
+    if title.endswith(")") and " (" in title:  # "Work (Artist)" -> "Artist, Work".
+        work, artist = title[:-1].split(" (", 1)
+        title = f"{artist}, {work}"
+    return f"{name} ({title})"
+
+
+def _not_at_hand(name: str) -> str:
+    """Why a panel is left out: `composition_vii.jpg not in --images`."""
+    return f"{name} not in --images"
+
+
+def _panels_needing(spec: FigureSpec, name: str) -> List[Panel]:
+    """The panels of `spec` that read image `name` (shown, content, style or inset)."""
+    return [p for p in spec.panels if name in (p.show, p.content, p.style, p.inset)]
+
+
+def _local_images(args, spec: FigureSpec) -> Tuple[Dict[str, str], Dict[str, str]]:
+    """The paths of the images the figure needs in --images DIR, and the panels left out.
+
+    The content photograph must be there; a missing painting leaves out the panels that
+    need it (its own input panel included).
+
+    Returns:
+        (paths, left_out): the image files found, by name; the panels left out, by name,
+        each with the reason (`"composition_vii.jpg not in --images"`).
 
     Raises:
-        UsageError: If DIR or a file is missing, naming the file expected.
+        UsageError: If DIR or the content photograph is missing, or every generated panel
+            would be left out, naming the file expected.
     """
-    names = images_needed(spec.number)
-    paths = {}
     if not os.path.isdir(args.images):
         raise UsageError(
             f"the --images folder does not exist. Received: --images {args.images}"
         )
-    for name in names:
+    paths, left_out, missing = {}, {}, []
+    for name in images_needed(spec.number):
         path = os.path.join(args.images, name)
-        if not os.path.isfile(path):
+        if os.path.isfile(path):
+            paths[name] = path
+            continue
+        if name == CONTENT:
             raise UsageError(
-                f"Figure {spec.number} needs {name} ({IMAGES[name].title}) in the --images "
-                f"folder; it is missing. Received: --images {args.images}"
+                f"Figure {spec.number} needs {_described(name)} in the --images folder; it is "
+                f"missing. Received: --images {args.images}"
             )
-        paths[name] = path
-    return paths
+        missing.append(name)
+        for panel in _panels_needing(spec, name):
+            left_out.setdefault(panel.name, _not_at_hand(name))
+    if all(p.name in left_out for p in spec.panels if p.generated):
+        raise UsageError(
+            f"Figure {spec.number} needs {', '.join(_described(n) for n in missing)} for "
+            f"its panels; {'it is not' if len(missing) == 1 else 'none is'} in the --images "
+            f"folder, so no panel can be computed. Received: --images {args.images}"
+        )
+    return paths, left_out
+
+
+def _left_out_lines(spec: FigureSpec, left_out: Dict[str, str], folder: str) -> List[str]:
+    """One line per missing painting, naming the panels left out for it."""
+    lines = []
+    for name in images_needed(spec.number):
+        panels = [panel for panel, why in left_out.items() if why == _not_at_hand(name)]
+        if panels:
+            lines.append(f"Figure {spec.number}: {_described(name)} is not in --images "
+                         f"{folder}: {'panel' if len(panels) == 1 else 'panels'} "
+                         f"{', '.join(panels)} {'is' if len(panels) == 1 else 'are'} left out")
+    return lines
 
 
 def _download_images(spec: FigureSpec) -> Dict[str, str]:
@@ -436,12 +489,12 @@ def _parse(argv) -> "FigureRun":
     # The network and its weights (a normalised VGG computed beforehand) before any image
     # is downloaded; each panel's plan checks its own layers again.
     console.planned(check_network, base)
-    paths = _local_images(args, spec) if args.images is not None else None
+    paths, left_out = _local_images(args, spec) if args.images is not None else (None, {})
     out = args.out
     if out == DEFAULT_OUT:
         out = os.path.join("figures", f"figure{spec.number}")
     console.check_folder(out, "--out")
-    return FigureRun(args, spec, base, out, paths)
+    return FigureRun(args, spec, base, out, paths, left_out)
 
 
 class FigureRun:
@@ -449,15 +502,18 @@ class FigureRun:
 
     `run` computes the panels in order, writing each panel's image and record as it
     finishes; `finish` writes the grid and the figure's JSON from the panels done, whether
-    the run completed or stopped early (Ctrl-C, out of memory, a non-finite loss).
+    the run completed or stopped early (Ctrl-C, out of memory, a non-finite loss). The
+    panels `left_out` (a painting not in --images DIR) are neither computed nor counted.
     """
 
     def __init__(self, args, spec: FigureSpec, base: StyleConfig, out: str,
-                 paths: Optional[Dict[str, str]] = None):
+                 paths: Optional[Dict[str, str]] = None,
+                 left_out: Optional[Dict[str, str]] = None):
         self.args, self.spec, self.base, self.out = args, spec, base, out
         self.note = network_note(base, model_given=hasattr(args, "model"))
         self.debug = args.debug
         self.given = paths  # --images DIR's files; downloaded when None.
+        self.left_out: Dict[str, str] = dict(left_out or {})  # panel name -> why
         self.paths: Dict[str, str] = {}
         self.loaded: Dict[str, object] = {}
         self.done: Dict[str, str] = {}  # panel name -> image file
@@ -465,7 +521,7 @@ class FigureRun:
 
     @property
     def generated(self):
-        return [p for p in self.spec.panels if p.generated]
+        return [p for p in self.spec.panels if p.generated and p.name not in self.left_out]
 
     def run(self, guard) -> int:
         """Plans every panel (every check before the first is computed), computes them in
@@ -480,6 +536,8 @@ class FigureRun:
         args, spec, base, out = self.args, self.spec, self.base, self.out
         if self.note:
             console.say(args.quiet, self.note)
+        for line in _left_out_lines(spec, self.left_out, args.images):
+            console.say(args.quiet, line)
         self.paths = self.given or _download_images(spec)
         try:
             self.loaded = {name: load_image(path, base.height)
@@ -545,7 +603,8 @@ class FigureRun:
             return f"no panel was finished, nothing saved in {out}/"
         from nst_keras.delivery import write_record
 
-        render_grid(spec, out, self.done, self.loaded, grid, note=grid_note(self.base, spec))
+        render_grid(spec, out, self.done, self.loaded, grid, note=grid_note(self.base, spec),
+                    left_out=self.left_out)
         write_record(os.path.join(out, f"figure{spec.number}.json"), {
             "figure": spec.number,
             "title": spec.title,
@@ -553,6 +612,8 @@ class FigureRun:
             "grid": os.path.basename(grid),
             "status": "stopped" if stopped else "done",
             "panels": list(self.done),
+            # Panels not computed for want of a painting in --images DIR, and why.
+            "left_out": dict(self.left_out),
             "records": [f"{name}.json" for name in self.done],
             "height": self.base.height,
             "preset": self.args.preset,
@@ -636,11 +697,12 @@ def grid_note(base: StyleConfig, spec: Optional[FigureSpec] = None) -> str:
 
 
 def render_grid(spec: FigureSpec, out: str, done: Dict[str, str], loaded, path: str,
-                note: str = "") -> None:
+                note: str = "", left_out: Optional[Dict[str, str]] = None) -> None:
     """Draws the labelled grid (matplotlib, Agg) and writes it atomically as a PNG.
 
-    Panels not computed (an interrupted run) stay blank. `note` goes under the title (the
-    network, weights and budget, so that two grids are not compared blind).
+    Panels not computed (an interrupted run) say "not computed"; panels `left_out` (their
+    painting not at hand) say "not at hand". `note` goes under the title (the network,
+    weights and budget, so that two grids are not compared blind).
     """
     import matplotlib
 
@@ -653,7 +715,7 @@ def render_grid(spec: FigureSpec, out: str, done: Dict[str, str], loaded, path: 
 
     images = {}
     for panel in spec.panels:
-        if panel.show:
+        if panel.show and panel.show in loaded:
             images[panel.name] = loaded[panel.show]
         elif panel.name in done:
             with Image.open(os.path.join(out, done[panel.name])) as image:
@@ -692,7 +754,8 @@ def render_grid(spec: FigureSpec, out: str, done: Dict[str, str], loaded, path: 
         ax.set_axis_off()
         image = images.get(panel.name)
         if image is None:
-            ax.text(0.5, 0.5, "not computed", ha="center", va="center", fontsize=8,
+            missing = "not at hand" if panel.name in (left_out or {}) else "not computed"
+            ax.text(0.5, 0.5, missing, ha="center", va="center", fontsize=8,
                     color="gray", transform=ax.transAxes)
             continue
         ax.imshow(image, interpolation="nearest" if geo["scale"] > 1 else "antialiased")
