@@ -185,6 +185,23 @@ def test_the_command_line_shows_a_bad_cell_in_the_files_words_and_the_option(fol
     assert not out.exists()
 
 
+def test_the_output_folder_is_shown_with_one_slash_however_it_was_given(folders, tmp_path):
+    from nst_keras.commands import console
+
+    contents, styles = folders
+    out = tmp_path / "styled"
+    done = run_main("batch", contents / "photo0.png", "--style", styles / "style0.jpg",
+                    "--out", f"{out}//", *TINY_ARGS[:-4], "--max-evals", "2")
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0] == f"1 jobs into {out}/ on local (this process)."
+    assert lines[-1].endswith(f"; {out}/batch.json, {out}/contact_sheet.png.")
+    assert "//" not in done.stderr
+    for given in ("styled", "styled/", "styled//", "./styled/"):
+        assert console.shown_folder(given) == "styled/"
+    assert console.shown_folder("/") == "/" and console.shown_folder(".") == "./"
+
+
 def test_output_names_are_sanitised_and_stay_inside_the_output_folder(tmp_path):
     assert jobs.job_name("../../x.jpg", ["a b/c?.png"]) == "x__c"
     assert jobs.job_name("..", [".hidden.png"]) == "image__hidden"

@@ -478,7 +478,8 @@ class JobsBar:
             from nst_keras.commands.bars import Bar
 
             ready = progress.skipped + progress.failed
-            console.say(self.quiet, f"{progress.total} jobs into {self.out}/ on "
+            console.say(self.quiet, f"{progress.total} jobs into "
+                                    f"{console.shown_folder(self.out)} on "
                                     f"{progress.engine}"
                         + (f" ({progress.skipped} done already, {progress.failed} cannot run)"
                            if ready else "") + ".")
@@ -509,7 +510,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _parse(argv):
     args = console.parse_with_preset(build_parser, argv)
     args.batch_jobs = jobs_of(args)
-    console.check_folder(args.out, "--out")
+    console.check_folder(args.out, "--out")  # Its errors name the value as given.
+    args.out = os.path.normpath(args.out)  # The paths in messages: `styled/x.png`, not `//`.
     return args
 
 
@@ -538,7 +540,8 @@ def _work(args, guard) -> int:
         partial = [e["output"] for e in report.entries if e["status"] == "interrupted"
                    and e.get("output")]
         return guard.stopped(PROG, f"{report.count('done')} jobs done this run, "
-                                   f"{report.count('skipped')} skipped, kept in {args.out}/"
+                                   f"{report.count('skipped')} skipped, kept in "
+                                   f"{console.shown_folder(args.out)}"
                              + (f" (the job in flight as {', '.join(partial)})" if partial
                                 else "") + "; a rerun does the rest")
     failed = report.count("failed")

@@ -313,6 +313,12 @@ def check_output(output: str, inputs: Sequence[str]) -> None:
             raise UsageError(f"the output would overwrite an input image. Received: -o {output}")
 
 
+def shown_folder(folder: str) -> str:
+    """A folder as a message shows it: normalised, with one trailing separator
+    (`styled`, `styled/` and `styled//` all show as `styled/`)."""
+    return os.path.join(os.path.normpath(folder), "")
+
+
 def say(quiet: bool, message: str) -> None:
     """Prints `message` on stderr unless `quiet`."""
     if not quiet:
