@@ -279,4 +279,19 @@ def test_the_server_listens_on_loopback_only(app):
                 listening.append(local.split(":")[0])
     # 127.0.0.1 as /proc/net/tcp writes it (little-endian hex).
     assert listening == ["0100007F"], listening
-    assert f"serving on http://127.0.0.1:{app['port']}/" in (app["tmp"] / "app.log").read_text()
+    # The port listens before the app prints its line (`demo.launch` returns first): wait
+    # for the line itself, a bounded while.
+    line = f"serving on http://127.0.0.1:{app['port']}/"
+    assert wait_for_line(app["tmp"] / "app.log", line, timeout=60), \
+        (app["tmp"] / "app.log").read_text()
+
+
+def wait_for_line(path, text, timeout: float) -> bool:
+    """Whether `text` appears in the file at `path` within `timeout` seconds (polled)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if text in path.read_text():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
