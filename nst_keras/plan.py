@@ -158,6 +158,9 @@ def plan(content, style, *, config: Optional[StyleConfig] = None, masks=None, in
     config = config or StyleConfig()
     if settings:
         config = config.replace(**settings)
+    # The style loss's own weight and layers where none were given: the job, its key and
+    # its record hold the values the run uses.
+    config = config.resolved()
     styles = as_list(style)
     if not styles:
         raise ValueError("at least one style image is needed. Received: style=[]")
@@ -328,6 +331,7 @@ def check_network(config: StyleConfig) -> None:
     Raises:
         ValueError: Naming the field (`content_layers`, `style_layers`, `weights`).
     """
+    config = config.resolved()
     for field in ("content_layers", "style_layers"):
         for name in getattr(config, field):
             try:

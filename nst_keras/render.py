@@ -429,6 +429,7 @@ def build_problem(content_rgb, style_rgb, config: StyleConfig, feature_model=Non
         A `Problem`.
     """
     began = time.perf_counter()
+    config = config.resolved()
     style_rgbs = as_list(style_rgb)
     blend = list(blend) if blend is not None else blend_weights(config, len(style_rgbs))
     where = placement or runtime.placement(config)

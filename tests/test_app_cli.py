@@ -42,7 +42,7 @@ def test_bad_options_exit_2_in_one_line(args, message):
 def page_values(**changes):
     values = dict(preset_name="book", height=400, strength=0.0, preserve="off",
                   max_evals=400, seed=None, content_layers="block5_conv2",
-                  style_layers=",".join(StyleConfig().style_layers), pooling="max",
+                  style_layers=",".join(StyleConfig().resolved().style_layers), pooling="max",
                   optimizer="lbfgs", tv_weight=1e-4)
     values.update(changes)
     return values
@@ -50,7 +50,8 @@ def page_values(**changes):
 
 def test_the_page_defaults_are_the_command_lines(tmp_path):
     page = app.App(StyleConfig(weights=None, device="cpu"), {}, str(tmp_path))
-    assert page.config_of(**page_values()) == StyleConfig(weights=None, device="cpu")
+    # The page shows the layers and weights a run uses: the style loss's own, resolved.
+    assert page.config_of(**page_values()) == StyleConfig(weights=None, device="cpu").resolved()
     # A preset's values come into the controls; the page's values then make its config.
     for name in PRESETS:
         height, strength, preserve, evals, content, style, pooling, optimizer, tv = \
@@ -60,9 +61,9 @@ def test_the_page_defaults_are_the_command_lines(tmp_path):
             max_evals=evals, content_layers=content, style_layers=style, pooling=pooling,
             optimizer=optimizer, tv_weight=tv))
         # The model is the app's, whatever the preset names (gatys2015: the normalised one).
-        assert config == PRESETS[name].replace(weights=None, device="cpu",
-                                               precision=StyleConfig().precision,
-                                               model=page.base.model), name
+        assert config == PRESETS[name].resolved().replace(
+            weights=None, device="cpu", precision=StyleConfig().precision,
+            model=page.base.model), name
 
 
 def test_style_strength_is_a_power_of_ten_of_the_presets_weight(tmp_path):

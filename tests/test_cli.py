@@ -134,7 +134,11 @@ def test_version_help_and_readable_defaults():
     text = run_main("--help").stdout
     assert "nst-keras figure" in text  # The second command is discoverable.
     assert "(default: None)" not in text and "('block" not in text
-    assert "(default: block1_conv1,block2_conv1," in text
+    assert "(default: block5_conv2)" in text  # A tuple default, comma-joined.
+    # Unset style layers and weights are the style loss's own, said in words.
+    assert "when not given, the style loss's own" in " ".join(text.split())
+    text = run_main("--preset", "crowsonkb", "--help").stdout
+    assert "(default: relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)" in " ".join(text.split())
     assert "--precision" in text and "--bounds" in text and "--tv-edges" in text
     # An option whose help says its default is not given a second one.
     assert "(default: the same as --height)" in " ".join(text.split())

@@ -339,7 +339,7 @@ def test_the_estimate_of_a_tiled_stage_counts_one_tile_and_what_tiling_does_not_
     from nst_keras import features, runtime
     from nst_keras.config import StyleConfig
 
-    config = StyleConfig()
+    config = StyleConfig().resolved()
     whole = runtime.estimate_memory(3000, 4000, config, "float32")
     tiled = runtime.estimate_memory(3000, 4000, config, "float32", tile=512)
     layers = config.content_layers + config.style_layers

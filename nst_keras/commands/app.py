@@ -237,7 +237,7 @@ class App:
         Raises:
             ValueError: For a value `StyleConfig` refuses (naming the field).
         """
-        start = preset(preset_name or "book")
+        start = preset(preset_name or "book").resolved()  # The page shows its layers.
         model = {name: getattr(self.base, name) for name in MODEL_FIELDS}
         return start.replace(
             height=_integer(height, "height"),
@@ -490,7 +490,7 @@ class App:
 
     def on_preset(self, name):
         """The preset's values in the controls (the page's values override the preset)."""
-        config = preset(name or "book")
+        config = preset(name or "book").resolved()
         return (config.height, 0.0, config.preserve_color or NO_COLOR, config.max_evals,
                 ",".join(config.content_layers), ",".join(config.style_layers),
                 config.pooling, config.optimizer, config.tv_weight)
@@ -501,7 +501,7 @@ class App:
         """The Gradio `Blocks` of the page (queued: one run at a time)."""
         import gradio as gr
 
-        d = StyleConfig()
+        d = StyleConfig().resolved()
         names = sorted(self.examples)
         with gr.Blocks(title="nst-keras", analytics_enabled=False,
                        delete_cache=(3600, 6 * 3600)) as demo:

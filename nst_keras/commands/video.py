@@ -129,6 +129,7 @@ def paper_temporal_weight(config: StyleConfig) -> float:
     from nst_keras.engine import features
     from nst_keras.engine.losses import style_normalizer
 
+    config = config.resolved()
     height = width = 256  # Any size: r_l does not depend on it (every M_l scales alike).
     ratios = []
     layers = list(dict.fromkeys(features.resolve_layer_name(n, config.model)

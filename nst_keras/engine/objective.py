@@ -216,6 +216,7 @@ def make_terms(config: StyleConfig, masks: Optional[Sequence[np.ndarray]] = None
         masks: None, or one (H, W) float mask in [0, 1] per style at the generated image's
             size; each term gets it box-filtered to its layer's size.
     """
+    config = config.resolved()
     content = list(dict.fromkeys(features_lib.resolve_layer_name(n, config.model)
                                  for n in config.content_layers))
     style = list(dict.fromkeys(features_lib.resolve_layer_name(n, config.model)

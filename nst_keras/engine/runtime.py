@@ -214,6 +214,7 @@ def estimate_style(height: int, width: int, config, precision: str,
         forward pass's activations (`FORWARD_BYTES_PER_ACTIVATION`) of the whole image or of
         its largest tile.
     """
+    config = config.resolved()
     layers = config.content_layers + config.style_layers
     seen_h, seen_w = _seen(height, width, layers, config.model, tile)
     forward = FORWARD_BYTES_PER_ACTIVATION[precision, config.padding != "zeros"]
@@ -252,6 +253,7 @@ def estimate_memory(height: int, width: int, config, precision: str,
         other parts do not shrink. With the MRF style loss an `mrf` part is added
         (`mrf_memory`).
     """
+    config = config.resolved()
     layers = config.content_layers + config.style_layers
     patch_layers = (tuple(config.style_layers)
                     if getattr(config, "style_loss", "gram") == "mrf" else ())
@@ -291,6 +293,7 @@ def mrf_memory(height: int, width: int, seen, config) -> int:
     similarity matrix (`features.MRF_CHUNK_BYTES`; unchunked it would be patches x style
     patches floats: 0.66 GB at 400 x 533 on relu3_1). The style is taken at the generated
     image's size times the largest `style_scale` (or `style_height` / `height`)."""
+    config = config.resolved()
     scale = 1.0
     if config.style_scale is not None:
         scale = max(config.style_scale)

@@ -155,7 +155,7 @@ def config_patch_layers(config: StyleConfig) -> Tuple[str, ...]:
     if config.style_loss != "mrf":
         return ()
     return tuple(dict.fromkeys(features_lib.resolve_layer_name(n, config.model)
-                               for n in config.style_layers))
+                               for n in config.resolved_style_layers()))
 
 
 def check_tileable(terms) -> None:
