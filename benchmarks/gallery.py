@@ -90,12 +90,19 @@ def _examples() -> List[Example]:
     # Presets whose values were set for VGG19 and do not paint on the stand-in: the one
     # style-weight factor that makes them paint there (an added flag).
     ex += [
-        Example("preset_jcjohnson_x100", "--preset jcjohnson, style x100 for the stand-in",
+        # benchmarks/paint_sweep.py --sweep preset-jcjohnson (128 px, 200 evaluations):
+        # x1 / x10 / x100 judged 0.75 / 0.19 / 0.036, content kept 0.36 / 0.49 / 0.65.
+        Example("preset_jcjohnson_x30", "--preset jcjohnson, style x30 for the stand-in",
                 "nst-keras tubingen.jpg starry_night.jpg --preset jcjohnson -o jcjohnson.png",
-                preset="jcjohnson", added=("--style-weight", "50000")),
+                preset="jcjohnson", added=("--style-weight", "15000")),
+        # cnnmrf x1 / x10 / x100: 0.68 / 0.19 / 0.18 (MRF does not match Gram statistics).
         Example("preset_cnnmrf_x10", "--preset cnnmrf, style x10 for the stand-in",
                 "nst-keras tubingen.jpg starry_night.jpg --preset cnnmrf -o cnnmrf.png",
                 preset="cnnmrf", added=("--style-weight", "2800")),
+        # book-2e x1 / x10 / x100: 1.25 / 0.90 / 0.075 (its TV weight equals its style's).
+        Example("preset_book_2e_x100", "--preset book-2e, style x100 for the stand-in",
+                "nst-keras tubingen.jpg starry_night.jpg --preset book-2e -o book-2e.png",
+                preset="book-2e", added=("--style-weight", "1e-4")),
     ]
     ex += [
         Example("loss_gram", "Gram matrices (the book's)",
@@ -201,7 +208,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if unknown:
             print(f"gallery: unknown examples. Received: --only {','.join(sorted(unknown))}")
             return 2
-        examples = [e for e in examples if e.name in wanted]
+        by_name = {e.name: e for e in examples}  # In the order given.
+        examples = [by_name[name] for name in dict.fromkeys(args.only.split(","))]
     images = pathlib.Path(args.images or SHARED / "images")
     if not (images / PHOTO).is_file():
         print(f"gallery: {PHOTO} is not in the images folder. Received: --images {images}")
@@ -270,6 +278,18 @@ class Context:
     def __init__(self, args, images: pathlib.Path, work: pathlib.Path, network):
         self.args, self.images, self.work, self.network = args, images, work, network
         self.normalized = None  # The normalised weights file, made once.
+        self.networks = {}  # (model, weights) -> the judge's network of a run on another.
+
+    def network_of(self, config):
+        """The judge's network for a run: its own VGG (a normalised run's normalised one)."""
+        from nst_keras.engine import judge
+
+        if config.model == self.args.model:
+            return self.network
+        key = (config.model, config.weights)
+        if key not in self.networks:
+            self.networks[key] = judge.judge_network(config.model, config.weights)
+        return self.networks[key]
 
     # -------------------------------------------------------------- the gallery's flags
 
@@ -381,7 +401,7 @@ class Context:
                                for n in ("sky.png", "town.png")]
         elif example.judged == "scale":  # The painting at the height the run used.
             kwargs["painting_heights"] = [h for h, _ in job.stages[-1].styles]
-        verdict = judge.judge(self.network, result, photo, paintings, **kwargs)
+        verdict = judge.judge(self.network_of(job.config), result, photo, paintings, **kwargs)
         return verdict.as_dict()
 
     def _styles(self, example: Example) -> List[str]:

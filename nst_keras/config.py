@@ -68,6 +68,10 @@ class StyleLossDefaults:
     layers: Tuple[str, ...]
 
 
+#: The height at which `StyleLossDefaults.weight_factor` holds; at another height the
+#: factor is scaled by the area, (height / 256) ** 2 (see `StyleConfig.resolved`).
+STYLE_LOSS_REFERENCE_HEIGHT = 256
+
 #: Each style loss's defaults (departure 25 in the README's list).
 STYLE_LOSS_DEFAULTS = {
     "gram": StyleLossDefaults(1.0, BOOK_STYLE_LAYERS),
@@ -76,7 +80,7 @@ STYLE_LOSS_DEFAULTS = {
     "w2": StyleLossDefaults(1e3, BOOK_STYLE_LAYERS),
     # Li and Wand's layers: patches on relu1_1 would match every pixel's 3 x 3 neighbourhood
     # against every style pixel's (several seconds an evaluation at 200 px).
-    "mrf": StyleLossDefaults(1e4, ("block3_conv1", "block4_conv1")),
+    "mrf": StyleLossDefaults(1e5, ("block3_conv1", "block4_conv1")),
 }
 
 #: With `normalize_gradients` each content and style term's gradient has an L1 norm of 1
@@ -556,7 +560,15 @@ class StyleConfig:
             content, style = NORMALIZED_CONTENT_WEIGHT, NORMALIZED_STYLE_WEIGHT
         else:
             content = BOOK_CONTENT_WEIGHT
-            style = BOOK_STYLE_WEIGHT * STYLE_LOSS_DEFAULTS[self.style_loss].weight_factor
+            factor = STYLE_LOSS_DEFAULTS[self.style_loss].weight_factor
+            style = BOOK_STYLE_WEIGHT * factor
+            if factor != 1.0 and self.normalization != "jcjohnson":
+                # The book's and the paper's content loss is a sum over positions, and
+                # Gram's term keeps its size; W2's and MRF's terms are means. So their
+                # weight grows with the image's area, as the content term does, to paint
+                # alike at every size (W2 x 1e3 at 128 / 256 px judged 0.014 / 0.071
+                # with a fixed weight; MRF x 1e4 0.14 / 0.97).
+                style *= (self.height / STYLE_LOSS_REFERENCE_HEIGHT) ** 2
         return dataclasses.replace(
             self, style_layers=self.resolved_style_layers(),
             style_weight=style if self.style_weight is None else self.style_weight,
@@ -788,8 +800,9 @@ PRESETS = {
         optimizer="lbfgs", pooling="max", model="vgg19",
         padding="zeros",  # Caffe's VGG19.
         # Not reproduced: the style's rotated and scaled copies (mrf_num_rotation and
-        # mrf_num_scale 1: 3 x 3 copies), sampling every 2nd patch (strides 2): ours match
-        # every patch, of the style once.
+        # mrf_num_scale 1: 3 x 3 copies), sampling the generated image's patches every 2nd
+        # position (source_sample_stride 2): ours match each of its patches against the
+        # style's every 2nd (target_sample_stride 2, losses.MRF_STYLE_STRIDE).
     ),
 }
 

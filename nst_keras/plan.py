@@ -158,9 +158,6 @@ def plan(content, style, *, config: Optional[StyleConfig] = None, masks=None, in
     config = config or StyleConfig()
     if settings:
         config = config.replace(**settings)
-    # The style loss's own weight and layers where none were given: the job, its key and
-    # its record hold the values the run uses.
-    config = config.resolved()
     styles = as_list(style)
     if not styles:
         raise ValueError("at least one style image is needed. Received: style=[]")
@@ -180,6 +177,9 @@ def plan(content, style, *, config: Optional[StyleConfig] = None, masks=None, in
     if fit_height:
         config, note = _fitting_height(config, content_wh, style_whs, where, temporal)
         notes.append(note)
+    # The style loss's own weight and layers where none were given, at the run's height:
+    # the job, its key and its record hold the values the run uses.
+    config = config.resolved()
 
     # 3. Every stage's size, and its budget.
     heights = stage_heights(config)

@@ -22,20 +22,27 @@ HEIGHT, EVALS = 96, 40
 #: The histogram weight the documentation gives (`benchmarks/gallery.py`), with Gram's.
 HISTOGRAM_DOC = 1e4
 
-#: name -> (settings, stylisation bound, content-kept bound, grey). Bounds leave about 2x
-#: room over what was measured (in the comments: stylisation, content kept), and stay far
-#: below an unpainted photo's 1.
+#: name -> (settings, stylisation bound, content-kept bound). Measured at 96 px and 40
+#: evaluations on an AMD EPYC (AVX512-BF16, bfloat16) in the comments: (stylisation, content
+#: kept). Each bound leaves room for other CPUs and precisions (about 2x on stylisation),
+#: and stays far below the unpainted photo's 1: today's W2 default before this test judged
+#: 1.40 here, and Adam with normalised gradients at the book's weights diverged ("the run
+#: only got worse").
 CASES = {
-    "gram": ({}, 0.2, 0.8),  # measured: MEASURED_GRAM
-    "w2": ({"style_loss": "w2"}, 0.2, 0.8),  # MEASURED_W2
-    "mrf": ({"style_loss": "mrf"}, 0.2, 0.8),  # MEASURED_MRF
-    "histogram": ({"histogram_weight": HISTOGRAM_DOC}, 0.2, 0.8),  # MEASURED_HIST
-    "adam-ema": ({"optimizer": "adam", "ema": 0.9}, 0.2, 0.8),  # MEASURED_EMA
+    "gram": ({}, 0.05, 0.8),  # 0.010, 0.52
+    "w2": ({"style_loss": "w2"}, 0.3, 0.7),  # 0.114, 0.39
+    "mrf": ({"style_loss": "mrf"}, 0.5, 0.85),  # 0.239, 0.66
+    # The histogram loss alone, at the weight the documentation gives (with Gram's weight
+    # there it adds contrast to a picture Gram already paints).
+    "histogram": ({"style_weight": 0.0, "histogram_weight": HISTOGRAM_DOC}, 0.15, 0.8),  # 0.059, 0.61
+    "adam-ema": ({"optimizer": "adam", "ema": 0.9}, 0.05, 0.8),  # 0.018, 0.57
     "adam-normalize-gradients": ({"optimizer": "adam", "normalize_gradients": True},
-                                 0.2, 0.8),  # MEASURED_NG
-    "luminance": ({"preserve_color": "luminance"}, 0.5, 0.8),  # MEASURED_LUM
-    "histogram-colour": ({"preserve_color": "histogram"}, 0.5, 0.8),  # MEASURED_HC
-    "swap": ({"preserve_color": "swap"}, 0.5, 0.8),  # MEASURED_SWAP
+                                 0.05, 0.9),  # 0.010, 0.75
+    # Colour kept: judged on luminance only; the luminance mode matches the painting's
+    # luminance to the photo's mean and deviation first, so its grey statistics stay apart.
+    "luminance": ({"preserve_color": "luminance"}, 0.75, 0.4),  # 0.547, 0.17
+    "histogram-colour": ({"preserve_color": "histogram"}, 0.75, 0.6),  # 0.546, 0.34
+    "swap": ({"preserve_color": "swap"}, 0.1, 0.7),  # 0.027, 0.46
 }
 
 
@@ -53,11 +60,12 @@ def judged():
     style = str(SHARED_IMAGES / "starry_night.jpg")
     photo, painting = load_image(content), load_image(style)
 
-    def run(settings, grey=False):
-        result = transfer_style(content, style, model="vgg16", weights=stand_in_weights_path,
+    def run(settings, grey=False, model="vgg16", network=network):
+        result = transfer_style(content, style, model=model, weights=stand_in_weights_path,
                                 height=HEIGHT, max_evals=EVALS, seed=0, **settings)
         return judge.judge(network, result.image, photo, painting, grey=grey)
 
+    run.weights, run.images = stand_in_weights_path, SHARED_IMAGES
     return run
 
 
@@ -68,3 +76,17 @@ def test_each_option_paints_at_its_defaults(judged, name):
     verdict = judged(settings, grey=grey)
     assert verdict.stylisation <= stylisation_bound, (name, verdict)
     assert verdict.content_kept <= content_bound, (name, verdict)
+
+
+def test_the_normalised_network_paints_at_the_books_settings(judged, tmp_path, monkeypatch):
+    # normalize-vgg over the images at hand (into a fresh Keras cache), then a run on the
+    # normalised network from the *base* weights file, judged on that network (its Gram
+    # matrices weigh every filter alike; see `judge.judge_network`). Measured: 0.109, 0.13.
+    from nst_keras.engine import normalize
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    photos = normalize.photos_in(str(judged.images))
+    normalize.normalize("vgg16-normalized", judged.weights, photos)
+    network = judge.judge_network("vgg16-normalized", judged.weights)
+    verdict = judged({}, model="vgg16-normalized", network=network)
+    assert verdict.stylisation <= 0.25 and verdict.content_kept <= 0.4, verdict

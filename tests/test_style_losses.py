@@ -319,7 +319,10 @@ def test_the_memory_plan_counts_the_mrf_patches_and_one_similarity_chunk():
     expected = 0
     for (h, w, c) in ((100, 133, 256), (50, 66, 512)):
         patches = (h - 2) * (w - 2)
-        expected += 4 * 9 * c * 5 * patches + min(features.MRF_CHUNK_BYTES, 4 * patches ** 2)
+        # The style's every 2nd row and column: 49 x 66 of relu3_1's 98 x 131.
+        style = -(-(h - 2) // 2) * -(-(w - 2) // 2)
+        expected += (4 * 9 * c * (2 * style + 3 * patches)
+                     + min(features.MRF_CHUNK_BYTES, 4 * style * patches))
     assert parts["mrf"] == expected
     # Unchunked, relu3_1's similarity matrix alone would be 0.66 GB.
     assert 4 * (98 * 131) ** 2 == pytest.approx(0.66e9, rel=0.01)

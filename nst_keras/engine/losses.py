@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from nst_keras.config import NORMALIZATIONS, TV_EDGES
-from nst_keras.engine.features import MRF_CHUNK_BYTES
+from nst_keras.engine.features import MRF_CHUNK_BYTES, MRF_STYLE_STRIDE
 
 
 def _check_normalization(normalization):
@@ -373,16 +373,22 @@ def w2_style_loss(target, combination, *, weights=None):
 #: in chunks of `MRF_CHUNK_BYTES` (from `features`, so that the plan reads it without
 #: TensorFlow).
 MRF_PATCH = 3
+# The style's patches are taken every MRF_STYLE_STRIDE-th (2nd) row and column, as
+# CNNMRF's `target_sample_stride {2, 2}` ("stride to sample mrf on style image"): a quarter
+# of the patches to match against. With every patch an MRF evaluation cost 3x Gram's at
+# 256 px. The generated image's patches stay at stride 1 (CNNMRF samples those every 2nd
+# too: not reproduced, it would leave pixels without a pull).
 
 
-def extract_patches(x, size=MRF_PATCH):
-    """Every `size` x `size` patch of a feature map with stride 1, within the map ("valid"):
-    ((h - size + 1) * (w - size + 1), size * size * C) float32, row by row, each patch's
-    values in (row, column, channel) order."""
+def extract_patches(x, size=MRF_PATCH, stride=1):
+    """Every `size` x `size` patch of a feature map at `stride`, within the map ("valid"):
+    (rows * columns, size * size * C) float32, row by row (rows = (h - size) // stride + 1),
+    each patch's values in (row, column, channel) order."""
     x = tf.cast(x, tf.float32)
     if len(x.shape) == 3:
         x = x[None]
-    patches = tf.image.extract_patches(x, sizes=[1, size, size, 1], strides=[1, 1, 1, 1],
+    patches = tf.image.extract_patches(x, sizes=[1, size, size, 1],
+                                       strides=[1, stride, stride, 1],
                                        rates=[1, 1, 1, 1], padding="VALID")
     return tf.reshape(patches, (-1, patches.shape[-1]))
 

@@ -363,7 +363,8 @@ class StyleStatistics:
             if term.layer != layer or not self._wanted(term, k):
                 continue
             if term.kind == "mrf":
-                self.parts.setdefault(term.name, []).append(losses.extract_patches(features))
+                self.parts.setdefault(term.name, []).append(
+                    losses.extract_patches(features, stride=losses.MRF_STYLE_STRIDE))
             elif term.kind == "histogram":
                 h, w, _ = features_lib.layer_shape(layer, *self.image_hw, self.model)
                 weight = 1.0 if term.region is not None else share

@@ -303,7 +303,9 @@ def mrf_memory(height: int, width: int, seen, config) -> int:
     for layer in dict.fromkeys(config.style_layers):
         h, w, c = features.layer_shape(layer, height, width, config.model)
         sh, sw, _ = features.layer_shape(layer, *seen, config.model)
-        style = max(0, round(h * scale) - 2) * max(0, round(w * scale) - 2)
+        # The style's patches every `MRF_STYLE_STRIDE`-th row and column (CNNMRF's).
+        style = (features.strided_count(round(h * scale) - 2, features.MRF_STYLE_STRIDE)
+                 * features.strided_count(round(w * scale) - 2, features.MRF_STYLE_STRIDE))
         total += 4 * 9 * c * (2 * style + 3 * max(0, sh - 2) * max(0, sw - 2))
         total += min(features.MRF_CHUNK_BYTES, 4 * style * max(0, sh - 2) * max(0, sw - 2))
     return total
