@@ -750,7 +750,7 @@ def make_config(args, height):
     return StyleConfig(
         height=height, weights=args.weights, seed=args.seed, device=args.device,
         model=args.model, precision="float32",
-    )
+    ).resolved()  # The book's weights and layers, which the book's own loop reads.
 
 
 def feature_models(config, methods, seed):

@@ -392,8 +392,8 @@ class Context:
         photo = job.content
         paintings = [load_image(str(self.images / name)) for name in self._styles(example)]
         kwargs = {}
-        if example.judged == "grey":
-            kwargs["grey"] = True
+        if example.judged == "grey":  # Against the painting as the run used it.
+            kwargs["preserve_color"] = job.config.preserve_color
         elif example.judged == "blend":
             kwargs["blend_weights"] = job.blend
         elif example.judged == "masks":
@@ -440,9 +440,8 @@ class Context:
 
         number = example.command.split()[-1]
         out = self.work / f"figure{number}"
-        argv = ["figure", number, "--images", str(self.images), "--out", str(out), "-q",
-                "--max-evals", str(self.args.max_evals)] + [
-            a for a in self.added(example) if a not in ("--max-evals", str(self.args.max_evals))]
+        added = self.added(example)
+        argv = ["figure", number, "--images", str(self.images), "--out", str(out), "-q"] + added
         began = time.perf_counter()
         code = cli.main(argv)
         if code != 0:
@@ -514,15 +513,17 @@ class Context:
 
 def sky_mask(rgb):
     """The sky of a landscape photo by colour: from the top of each column down to the
-    first pixel that is neither bright nor bluish, smoothed; 1 = sky, 0 = the rest."""
+    first pixel that is neither clearly blue nor near white, smoothed; 1 = sky, 0 = the rest."""
     import numpy as np
     from PIL import Image, ImageFilter
 
     rgb = np.asarray(rgb, np.float32)
+    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     luminance = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
-    skyish = (luminance > 150) & (rgb[..., 2] >= rgb[..., 0] - 10)
-    # The first non-sky row of each column; a column of sky to its bottom counts whole.
-    first = np.where(~skyish.any(axis=0), rgb.shape[0], np.argmin(skyish, axis=0))
+    skyish = ((blue > red + 40) & (blue >= green)) | (luminance > 215)
+    # The first non-sky row of each column (argmin: the first False); a column that is sky
+    # to its bottom counts whole, one whose top is not sky has none.
+    first = np.where(skyish.all(axis=0), rgb.shape[0], np.argmin(skyish, axis=0))
     # The skyline: a running median over columns removes single bright windows.
     padded = np.pad(first, 7, mode="edge")
     skyline = np.array([np.median(padded[i:i + 15]) for i in range(first.size)])

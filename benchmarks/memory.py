@@ -281,7 +281,7 @@ def features_of(entry) -> tuple:
     config = cli.config_from_args(parsed)
     job = plan(*cli.inputs_of(parsed)[:2], config=config, load=False)
     final = job.stages[-1]
-    layers = config.content_layers + config.style_layers
+    layers = job.config.content_layers + job.config.style_layers
     seen = runtime._seen(final.height, final.width, layers, config.model,
                          final.tiles.core if final.tiles else None)
     n = final.height * final.width * 3

@@ -32,10 +32,12 @@ SHARED = ROOT.parent / "shared"
 #: What each sweep varies: (the settings every run shares, the setting swept, its values).
 SWEEPS = {
     "gram": ({}, "style_weight", (0.1, 1.0, 10.0)),
+    # Weights as given (no area scaling): the default is 1e3 at 256 px, 1e3 / 4 at 128.
     "w2": ({"style_loss": "w2"}, "style_weight", (1e1, 1e2, 1e3, 1e4)),
     "w2-crowsonkb-layers": ({"style_loss": "w2", "style_layer_weights": "256,64,16,4,1"},
                             "style_weight", (1e2, 1e3, 1e4)),
-    "mrf": ({"style_loss": "mrf"}, "style_weight", (1e2, 1e3, 1e4)),
+    # Weights as given (no area scaling): the default is 1e5 at 256 px, 1e5 / 4 at 128.
+    "mrf": ({"style_loss": "mrf"}, "style_weight", (1e4, 3e4, 1e5, 3e5)),
     # Histogram alone (no Gram term), to show what its own weight paints.
     "histogram": ({"style_weight": 0.0}, "histogram_weight", (1e2, 1e3, 1e4, 1e5)),
     # The presets whose values were set for VGG19: their style weight times the factor.

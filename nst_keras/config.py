@@ -75,8 +75,9 @@ STYLE_LOSS_REFERENCE_HEIGHT = 256
 #: Each style loss's defaults (departure 25 in the README's list).
 STYLE_LOSS_DEFAULTS = {
     "gram": StyleLossDefaults(1.0, BOOK_STYLE_LAYERS),
-    # W2 x 1e3: at 128 px and 100 evaluations, factors 1e1 / 1e2 / 1e3 / 1e4 judged
-    # stylisation 1.35 / 0.20 / 0.014 / ... (Gram at 1: 0.007), content kept 0.06-0.49.
+    # W2 x 1e3 (at 256 px: judged 0.071, content kept 0.42 after 200 evaluations; Gram at 1:
+    # 0.006, 0.40). A fixed weight at 128 px, 100 evaluations: 1e1 / 1e2 / 1e3 judged
+    # 1.35 / 0.20 / 0.014.
     "w2": StyleLossDefaults(1e3, BOOK_STYLE_LAYERS),
     # Li and Wand's layers: patches on relu1_1 would match every pixel's 3 x 3 neighbourhood
     # against every style pixel's (several seconds an evaluation at 200 px).
@@ -545,6 +546,25 @@ class StyleConfig:
             return self.style_layers
         return STYLE_LOSS_DEFAULTS[self.style_loss].layers
 
+    def style_weight_scale(self) -> float:
+        """How much larger this loss's default style weight is than Gram's at the book's
+        settings: its calibrated factor, or with `normalize_gradients` jcjohnson's weight.
+
+        A style weight divided by it is in Gram's units, which the video's temporal weight
+        (derived for Gram's terms) is balanced against.
+        """
+        if self.normalize_gradients:
+            return NORMALIZED_STYLE_WEIGHT / BOOK_STYLE_WEIGHT
+        factor = STYLE_LOSS_DEFAULTS[self.style_loss].weight_factor
+        if factor != 1.0 and self.normalization != "jcjohnson":
+            # The book's and the paper's content loss is a sum over positions, and Gram's
+            # term keeps its size; W2's and MRF's terms are means. So their weight grows
+            # with the image's area, as the content term does, to paint alike at every size
+            # (with a fixed weight W2 x 1e3 judged 0.014 at 128 px and 0.071 at 256; MRF
+            # x 1e4 0.14 and 0.97). jcjohnson's content loss is a mean: no scaling there.
+            factor *= (self.height / STYLE_LOSS_REFERENCE_HEIGHT) ** 2
+        return factor
+
     def resolved(self) -> "StyleConfig":
         """The settings with every unset default filled in, as a run uses them.
 
@@ -556,19 +576,8 @@ class StyleConfig:
         """
         if None not in (self.style_layers, self.style_weight, self.content_weight):
             return self
-        if self.normalize_gradients:
-            content, style = NORMALIZED_CONTENT_WEIGHT, NORMALIZED_STYLE_WEIGHT
-        else:
-            content = BOOK_CONTENT_WEIGHT
-            factor = STYLE_LOSS_DEFAULTS[self.style_loss].weight_factor
-            style = BOOK_STYLE_WEIGHT * factor
-            if factor != 1.0 and self.normalization != "jcjohnson":
-                # The book's and the paper's content loss is a sum over positions, and
-                # Gram's term keeps its size; W2's and MRF's terms are means. So their
-                # weight grows with the image's area, as the content term does, to paint
-                # alike at every size (W2 x 1e3 at 128 / 256 px judged 0.014 / 0.071
-                # with a fixed weight; MRF x 1e4 0.14 / 0.97).
-                style *= (self.height / STYLE_LOSS_REFERENCE_HEIGHT) ** 2
+        content = NORMALIZED_CONTENT_WEIGHT if self.normalize_gradients else BOOK_CONTENT_WEIGHT
+        style = BOOK_STYLE_WEIGHT * self.style_weight_scale()
         return dataclasses.replace(
             self, style_layers=self.resolved_style_layers(),
             style_weight=style if self.style_weight is None else self.style_weight,

@@ -131,6 +131,11 @@ def job_key(config, content, styles: Sequence, masks: Optional[Sequence] = None,
             settings[name] = digest(value)
     if init is not None:
         settings["init"] = digest(init)
+    if getattr(config, "style_loss", None) == "mrf":
+        # The style's patches were every one before they were every 2nd: another loss.
+        from nst_keras.engine.features import MRF_STYLE_STRIDE
+
+        settings["mrf_style_stride"] = MRF_STYLE_STRIDE
     described = {
         "settings": settings,
         "content": digest(content),

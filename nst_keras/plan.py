@@ -408,6 +408,7 @@ def check_stage_sizes(config: StyleConfig, heights, content_wh, style_whs) -> No
         ValueError: Naming the image, its size at that stage, the size needed, and the
             settings that decide it.
     """
+    config = config.resolved()
     smallest = features.minimum_size(config.content_layers + config.style_layers, config.model)
     if config.style_loss == "mrf":  # At least one 3 x 3 patch at every MRF layer.
         smallest = max([smallest] + [3 * 2 ** features.layer_pools(n, config.model)
@@ -487,6 +488,7 @@ def stage_tiles(config: StyleConfig, height: int, width: int, precision: str,
     """
     if config.tile == "off":
         return None
+    config = config.resolved()
     layers = config.content_layers + config.style_layers
     core = tile_size(config)
     if config.histogram_weight > 0:  # Never tiled (`tiling.check_tileable`).
@@ -780,7 +782,8 @@ def _fitting_height(config: StyleConfig, content_wh, style_whs, where, temporal=
     width, height = content_wh
     budget = runtime.run_budget(config, where.device)
     fits = fitting_height(config, width / height, where.precision, budget, style_whs, temporal)
-    smallest = features.minimum_size(config.content_layers + config.style_layers, config.model)
+    smallest = features.minimum_size(config.content_layers + config.resolved_style_layers(),
+                                     config.model)
     if fits < smallest:
         need = runtime.estimate_memory(smallest, smallest, config, where.precision)["total"]
         raise NotEnoughMemory(

@@ -87,6 +87,17 @@ def test_grey_judging_ignores_colour(network):
     assert grey.grey and grey.stylisation == pytest.approx(1.0)
 
 
+def test_colour_modes_are_judged_grey_against_the_painting_the_run_used(network):
+    from nst_keras.engine import color
+
+    photo, painting = make_image(48, 64, seed=1), make_image(48, 64, seed=2)
+    matched = color.grey_rgb(color.match_luminance(painting, photo))
+    verdict = judge.judge(network, matched, photo, painting, preserve_color="luminance")
+    assert verdict.grey and verdict.stylisation < 1e-6  # The run's own target.
+    plain = judge.judge(network, matched, photo, painting, grey=True)
+    assert plain.stylisation > 1e-3  # Against the unmatched painting it is not.
+
+
 def test_bad_arguments_name_what_was_received(network):
     photo = make_image(16, 16, seed=1)
     with pytest.raises(ValueError, match="One mask per painting.*Received: 2 masks"):

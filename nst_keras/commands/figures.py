@@ -371,7 +371,7 @@ def base_config(args) -> StyleConfig:
         raise console.as_usage(error) from None
     if "model" not in changes:
         base = base.replace(model=architecture(base.model))
-    return base
+    return base.resolved()  # `--preset book` leaves its weights to the style loss.
 
 
 def network_note(base: StyleConfig, model_given: bool) -> Optional[str]:

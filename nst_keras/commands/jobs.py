@@ -287,7 +287,8 @@ def job_key(job: BatchJob, digest=None) -> str:
     """
     from nst_keras.keys import job_key as key_of
 
-    return key_of(job.config, job.content, job.styles, job.masks, digest=digest)
+    # Resolved, as `plan` keys a run: the same key as the same run from the command line.
+    return key_of(job.config.resolved(), job.content, job.styles, job.masks, digest=digest)
 
 
 def _safe(stem: str) -> str:

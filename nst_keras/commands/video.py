@@ -139,7 +139,9 @@ def paper_temporal_weight(config: StyleConfig) -> float:
         n, p = style_normalizer((h, w, c), (height, width), config.normalization)
         ratios.append(c ** 4 * (h * w) ** 2 / (4.0 * n ** 2 * p ** 2))
     ratio = float(np.median(ratios))
-    return PAPER_TEMPORAL_WEIGHT / PAPER_STYLE_WEIGHT * config.style_weight / len(layers) * ratio
+    # In Gram's units: W2's and MRF's default weights are larger by their loss's scale.
+    gram_weight = config.style_weight / config.style_weight_scale()
+    return PAPER_TEMPORAL_WEIGHT / PAPER_STYLE_WEIGHT * gram_weight / len(layers) * ratio
 
 
 #: The default temporal weight's factor of the paper-scaled one (`default_temporal_weight`).

@@ -494,6 +494,8 @@ def tile_halo(layers: Sequence[str], model: str = "vgg19",
                  + [receptive_radius(n, model) + 2 ** layer_pools(n, model)
                     for n in patch_layers])
     return -(-radius // grid) * grid
+
+
 #: The style's MRF patches are taken every this-many rows and columns (CNNMRF's
 #: `target_sample_stride`; `losses.extract_patches`); here, without TensorFlow, for the plan.
 MRF_STYLE_STRIDE = 2

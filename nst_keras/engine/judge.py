@@ -15,8 +15,11 @@ S compares Gram matrices divided by their positions, G/M, so the painting may be
 another size than the result (its `--style-scale`); at the same size that is exactly the
 paper's ‖G − A‖² / (4N²M²). The painting is stretched to the result's size unless a scale is
 given. Colour-preserving runs are judged on grey images (the run kept the photo's colours on
-purpose, so only the luminance can be nearer the painting), blends against the blend's
-weighted Gram targets, and masks region by region with guided Gram matrices.
+purpose), against the painting as the run used it: its luminance matched to the photo's, or
+recoloured to the photo's colours (against the original, a recoloured Scream judged 2.85,
+worse than the photo, for a picture covered in its strokes; as the run used it, 0.35).
+Blends are judged against the blend's weighted Gram targets, and masks region by region
+with guided Gram matrices.
 
 The judge computes in float32 on the network it is given (`judge_network`: the run's VGG,
 max pooling) and in float64 for the Gram matrices: no bfloat16, no tiles.
@@ -103,7 +106,8 @@ def judge_network(model: str = "vgg19", weights: Optional[str] = "imagenet"):
 
 def judge(network, result, photo, paintings, *, blend_weights: Optional[Sequence[float]] = None,
           masks: Optional[Sequence[np.ndarray]] = None, grey: bool = False,
-          painting_heights: Optional[Sequence[Optional[int]]] = None) -> Verdict:
+          painting_heights: Optional[Sequence[Optional[int]]] = None,
+          preserve_color: Optional[str] = None) -> Verdict:
     """Judges how painted `result` is: its stylisation and how much content it kept.
 
     Args:
@@ -119,6 +123,10 @@ def judge(network, result, photo, paintings, *, blend_weights: Optional[Sequence
         grey: Judge the luminance only (colour-preserving runs).
         painting_heights: Each painting's height as the run used it (`--style-scale`),
             its aspect kept; None (default) stretches each painting to the result's size.
+        preserve_color: The run's colour mode: judged on grey images, against each
+            painting as the run used it (`"luminance"`: its luminance matched to the
+            photo's mean and deviation; `"histogram"`: recoloured to the photo's colours),
+            since those are the statistics the run was asked to match.
 
     Returns:
         A `Verdict`.
@@ -131,6 +139,12 @@ def judge(network, result, photo, paintings, *, blend_weights: Optional[Sequence
     from nst_keras.media import images
 
     paintings = [paintings] if isinstance(paintings, np.ndarray) else list(paintings)
+    if preserve_color is not None:
+        grey = True
+        if preserve_color == "luminance":
+            paintings = [color.grey_rgb(color.match_luminance(p, photo)) for p in paintings]
+        elif preserve_color == "histogram":
+            paintings = [color.match_color_histogram(p, photo) for p in paintings]
     count = len(paintings)
     if masks is not None and len(masks) != count:
         raise ValueError(f"One mask per painting is needed ({count}). "
@@ -182,10 +196,10 @@ def judge(network, result, photo, paintings, *, blend_weights: Optional[Sequence
     # its region, and the content within the region.
     regions = {}
     areas = []
-    full = np.zeros((height, width))
+    covered = np.zeros((height, width))
     for index, (mask, (stretched, target)) in enumerate(zip(masks, painting_features)):
         mask = _resized_mask(mask, size)
-        full = np.maximum(full, mask)
+        covered = covered + mask
         targets = {layer: _gram(target[layer]) for layer in STYLE_LAYERS}
         regions[str(index + 1)] = Verdict(
             stylisation=_ratio(_style(result_features, targets, mask),
@@ -194,7 +208,7 @@ def judge(network, result, photo, paintings, *, blend_weights: Optional[Sequence
                                 _content(stretched, photo_features, mask)),
             grey=grey)
         areas.append(mask.sum())
-    unstyled = 1.0 - full
+    unstyled = 1.0 - np.clip(covered, 0.0, 1.0)  # Complementary soft masks leave none.
     if unstyled.sum() >= 0.01 * unstyled.size:
         # No painting applies here; its content is measured against the mean painting's.
         regions["unstyled"] = Verdict(
@@ -221,17 +235,20 @@ def _features(network, rgb) -> Dict[str, np.ndarray]:
 
 
 def _resized_mask(mask, size) -> np.ndarray:
-    """A mask (H, W) in 0-1, resized to `size` (width, height)."""
-    from nst_keras.media import images
+    """A mask (H, W) in 0-1 (or 0-255 integers, as `images.load_mask` reads them), box-
+    filtered to `size` (width, height) as the objective's masks are (`objective.mask_at`)."""
+    from nst_keras.engine.objective import mask_at
 
-    mask = np.asarray(mask, np.float32)
+    mask = np.asarray(mask)
     if mask.ndim == 3:
         mask = mask[..., 0]
-    return np.clip(images.resize_float(mask[..., None], size)[..., 0], 0.0, 1.0)
+    if np.issubdtype(mask.dtype, np.integer):
+        mask = mask / 255.0
+    return mask_at(mask.astype(np.float32), size[1], size[0])
 
 
 def _layer_mask(mask: Optional[np.ndarray], shape) -> Optional[np.ndarray]:
-    """A mask averaged down to a layer's (h, w), or None."""
+    """A mask averaged down (box filter) to a layer's (h, w), or None."""
     if mask is None:
         return None
     return _resized_mask(mask, (shape[1], shape[0])).astype(np.float64)

@@ -291,8 +291,8 @@ def mrf_memory(height: int, width: int, seen, config) -> int:
     normalised) and the generated patches (the patches, their matches and the gradient,
     over the tile `seen` = (h, w) when tiled), 9 C float32 each, plus one chunk of the
     similarity matrix (`features.MRF_CHUNK_BYTES`; unchunked it would be patches x style
-    patches floats: 0.66 GB at 400 x 533 on relu3_1). The style is taken at the generated
-    image's size times the largest `style_scale` (or `style_height` / `height`)."""
+    patches floats: 0.66 GB at 400 x 533 on relu3_1 with every style patch, a quarter with
+    the style's every 2nd). The style is taken at the generated image's size times the largest `style_scale` (or `style_height` / `height`)."""
     config = config.resolved()
     scale = 1.0
     if config.style_scale is not None:
