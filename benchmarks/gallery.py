@@ -460,15 +460,16 @@ class Context:
         added = self.added(example)
         argv = ["figure", number, "--images", str(self.figure_images()), "--out", str(out),
                 "-q"] + added
-        began = time.perf_counter()
         code = cli.main(argv)
         if code != 0:
             raise SystemExit(f"gallery: figure {number} exited {code}")
         summary = json.loads((out / f"figure{number}.json").read_text())
-        evaluations, verdicts = 0, {}
+        evaluations, seconds, verdicts = 0, 0.0, {}
         for name in summary["records"]:
             record = json.loads((out / name).read_text())
             evaluations += record.get("evaluations") or 0
+            # The panels' own times, so that a figure done already keeps its cost.
+            seconds += (record.get("seconds") or 0) + (record.get("setup_seconds") or 0)
             if example.judged == "figure" and record.get("style_image") and record.get(
                     "content_image"):
                 verdict = judge.judge(
@@ -482,8 +483,7 @@ class Context:
             verdict = {"stylisation": max(v["stylisation"] for v in verdicts.values()),
                        "content_kept": max(v["content_kept"] for v in verdicts.values()),
                        "panels": verdicts}
-        return self.entry(example, out / f"figure{number}.png", evaluations,
-                          time.perf_counter() - began, verdict,
+        return self.entry(example, out / f"figure{number}.png", evaluations, seconds, verdict,
                           network=summary.get("model", self.args.model))
 
     def video(self, example: Example) -> dict:
@@ -511,10 +511,12 @@ class Context:
                 "--first-evals", str(self.args.max_evals),
                 "--frame-evals", str(max(1, self.args.max_evals // 2))] + [
             a for a in self.added(example)]
-        began = time.perf_counter()
         code = cli.main(argv)
         if code != 0:
             raise SystemExit(f"gallery: video exited {code}: {' '.join(argv)}")
+        # The frames' own times and evaluations (fills included), from the frames' record.
+        logged = [json.loads(line) for line in (styled / "frames.jsonl").read_text().splitlines()]
+        frames_done = [entry for entry in logged if "seconds" in entry]
         outputs = sorted(p for p in styled.glob("*.png"))
         inputs = sorted(frames.glob("*.png"))
         painting = load_image(str(self.images / PAINTING))
@@ -526,8 +528,10 @@ class Context:
                    "content_kept": max(v.content_kept for v in verdicts),
                    "frames": [v.as_dict() for v in verdicts]}
         return self.entry(example, self.work / "video_strip.png",
-                          self.args.max_evals + (count - 1) * max(1, self.args.max_evals // 2),
-                          time.perf_counter() - began, verdict, network=self.args.model)
+                          sum(e["evaluations"] + e.get("fill_evaluations", 0)
+                              for e in frames_done),
+                          sum(e["seconds"] for e in frames_done), verdict,
+                          network=self.args.model)
 
 
 def sky_mask(rgb):
