@@ -725,8 +725,9 @@ PRESETS = {
         # such that the mean activation of each convolutional filter over images and
         # positions is equal to one" (Methods): computed once from the ImageNet weights and
         # the user's photos by `nst-keras normalize-vgg DIR` (`nst_keras.normalize`); named
-        # here, so that this preset refuses to run without it rather than silently using
-        # the unnormalised network. The paper's photos are unknown (see README).
+        # here, so that a plain run with this preset refuses to run without it rather than
+        # silently using the unnormalised network. `figure N` runs on the plain VGG unless
+        # --model names this one, and says so. The paper's photos are unknown (see README).
         model="vgg19-normalized",
         padding="zeros",  # The Caffe VGG19 the paper used pads with zeros.
         # Optimiser: L-BFGS (CVPR 2016 version), as SciPy's fmin_l_bfgs_b runs it (its m =
