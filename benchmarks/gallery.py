@@ -162,6 +162,19 @@ def _examples() -> List[Example]:
                 "nst-keras tubingen.jpg starry_night.jpg --height 768 --scales 2 -o big.png"),
         Example("tiled", "tiled: the same loss in the memory of a tile",
                 "nst-keras tubingen.jpg starry_night.jpg --tile 128 -o tiled.png"),
+        # The README's other picture commands, at the gallery's size (its --height wins).
+        Example("print_size", "a print size, coarse to fine in three stages",
+                "python -m nst_keras tubingen.jpg starry_night.jpg -o print.png "
+                "--height 3000 --scales 3"),
+        Example("max_memory", "within a memory budget",
+                "python -m nst_keras tubingen.jpg starry_night.jpg -o print.png "
+                "--height 2000 --max-memory 12G"),
+        Example("height_auto", "the largest height that fits",
+                "python -m nst_keras tubingen.jpg starry_night.jpg --height auto "
+                "-o largest.png"),
+        Example("report", "with a run record and a loss plot",
+                "python -m nst_keras tubingen.jpg starry_night.jpg -o out.png "
+                "--report reports/"),
         # jcjohnson/neural-style's README row: content weight fixed, style weight swept. The
         # book's default is far to the style's side (x0.1 and x10 looked alike: 0.011 and
         # 0.006), so the row goes down in tenfolds and hundredfolds (at 0.0001 total
