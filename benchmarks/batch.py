@@ -47,7 +47,7 @@ def inputs(folder: str):
 
 
 def measure(name, batch_jobs, out, engine):
-    from nst_keras.batch import run_batch
+    from nst_keras.commands.batch import run_batch
 
     start = time.perf_counter()
     report = run_batch(batch_jobs, out, engine=engine)
@@ -68,10 +68,11 @@ def main(argv=None):
                         help="the job length the 1.15x target is stated for")
     args = parser.parse_args(argv)
 
-    from nst_keras import jobs, runtime
-    from nst_keras.runtime import import_tensorflow_quietly
+    from nst_keras.commands import jobs
+    from nst_keras.engine import runtime
+    from nst_keras.engine.runtime import import_tensorflow_quietly
     from nst_keras.config import StyleConfig
-    from nst_keras.engines import RayEngine
+    from nst_keras.commands.engines import RayEngine
 
     import_tensorflow_quietly()
     print(runtime.describe_hardware("cpu"))

@@ -28,7 +28,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nst_keras import checkpoint as ckpt  # noqa: E402
-from nst_keras import keras_state, lbfgsb  # noqa: E402
+from nst_keras.engine import keras_state, lbfgsb  # noqa: E402
 
 
 def synthetic_lbfgsb(n, rng):

@@ -64,8 +64,8 @@ def _run(content_rgb, style_rgb, config, judge_every):
 def measure(args, height, content, style, weights, model):
     from nst_keras import run
     from nst_keras.config import StyleConfig
-    from nst_keras.images import load_image
-    from nst_keras.objective import evaluate_image
+    from nst_keras.media.images import load_image
+    from nst_keras.engine.objective import evaluate_image
 
     config = StyleConfig(
         height=height, max_evals=args.evals, iterations=10**6, model=model, weights=weights,
@@ -130,8 +130,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    from nst_keras import runtime
-    from nst_keras.console import import_tensorflow_quietly
+    from nst_keras.engine import runtime
+    from nst_keras.commands.console import import_tensorflow_quietly
 
     import_tensorflow_quietly()
 

@@ -8,7 +8,7 @@ Run from the repository root:
     python benchmarks/evaluation_speed.py --mode quality   # judged loss against time
 
 Every mode first prints the CPU's model name and the flags that decide the speed of float32
-and bfloat16 convolutions (`nst_keras.runtime.cpu_info`).
+and bfloat16 convolutions (`nst_keras.engine.runtime.cpu_info`).
 
 Methods are named ``<kind>[-bf16][+xla]``: ``lower``, ``nst`` or ``book``; ``-bf16`` computes
 in bfloat16 (the book's method is float32 only, as the book); ``+xla`` compiles with XLA.
@@ -17,7 +17,7 @@ Every row of every table shows its precision.
 Rows of the table (each timed on the same random images, the same layers):
 
 * ``lower bound``: one forward pass of the same truncated feature model
-  (`nst_keras.features.build_feature_model`, VGG19 up to block5_conv2) on the generated image
+  (`nst_keras.engine.features.build_feature_model`, VGG19 up to block5_conv2) on the generated image
   alone, and the gradient of a trivial loss (the sum of the outputs) with respect to that
   image: what the hardware must do at least. ``lower-bf16`` is the same model built in
   bfloat16 (Keras' mixed_bfloat16 policy: bfloat16 convolutions, float32 weights; the sum is
@@ -67,7 +67,7 @@ block5_conv2 (0.025), the book's style layers (``--style-weight``, default 10: t
 needs more than the book's 1.0), TV 1e-4 with the book's edges, init content. Along the way
 each method keeps the image that would be saved at that point (RGB uint8, clipped; for the
 book its image after each restart, deprocessed as the book does); afterwards, off the
-methods' clocks, each is judged by ONE float32 objective (`nst_keras.objective.
+methods' clocks, each is judged by ONE float32 objective (`nst_keras.engine.objective.
 evaluate_image`), so every method is measured with the same yardstick. The judge sees about
 one image every `--judge-every` evaluations plus the final one, and bisects between them to
 find when a method first reaches the book's final judged loss.
@@ -211,7 +211,7 @@ def lower_twin(method, precision=None):
 
 def cpu_line(device="cpu"):
     """The CPU's model name and its relevant flags (and the GPU, if one is used)."""
-    from nst_keras import runtime
+    from nst_keras.engine import runtime
 
     name, flags = runtime.cpu_info()
     present = [f for f in runtime.RELEVANT_CPU_FLAGS if f in flags]
@@ -395,14 +395,14 @@ def interleave(runs, clocks):
 
 
 def _terms(config):
-    from nst_keras.objective import make_terms
+    from nst_keras.engine.objective import make_terms
 
     return make_terms(config)
 
 
 def _layers(config):
     """The distinct layers the config's terms use, in order."""
-    from nst_keras.objective import term_layers
+    from nst_keras.engine.objective import term_layers
 
     return term_layers(_terms(config))
 
@@ -419,8 +419,8 @@ def build_lower(config, content_rgb, style_rgb, feature_model, xla):
     """Forward + input gradient of the truncated model on one image, loss = sum of outputs."""
     import tensorflow as tf
 
-    from nst_keras import images as images_lib
-    from nst_keras.features import features_of
+    from nst_keras.media import images as images_lib
+    from nst_keras.engine.features import features_of
 
     x = tf.constant(images_lib.preprocess(content_rgb))
 
@@ -488,7 +488,7 @@ def build_c2f(config, content_rgb, style_rgb, feature_model, xla, share=0.25):
     size's are); `run(clock, callback)` reports the coarse stage's images at half size (the
     judge upsamples them) and returns the final stage's `Result`.
     """
-    from nst_keras import images as images_lib
+    from nst_keras.media import images as images_lib
     from nst_keras.render import build_problem, solve, stage_images
 
     budget = config.max_evals
@@ -567,7 +567,7 @@ def build_book(config, content_rgb, style_rgb, feature_model, xla, round_size=BO
     import tensorflow as tf
     from scipy.optimize import fmin_l_bfgs_b
 
-    from nst_keras import images as images_lib
+    from nst_keras.media import images as images_lib
 
     img_height, img_width = content_rgb.shape[:2]
     # The book resizes both images to the generated image's size.
@@ -683,7 +683,7 @@ BUILDERS = {"lower": build_lower, "obj": build_obj, "nst": build_nst, "c2f": bui
 
 def conv_flops(height, width, deepest, model="vgg19"):
     """2 x the multiply-adds of VGG's conv layers up to `deepest`, forward, one image."""
-    from nst_keras.features import layer_names
+    from nst_keras.engine.features import layer_names
 
     h, w, cin, total = height, width, 3, 0
     for name in layer_names(model):
@@ -700,7 +700,7 @@ def conv_flops(height, width, deepest, model="vgg19"):
 
 def gram_flops(height, width, style_layers, model="vgg19"):
     """2 M C^2 per layer of `style_layers`: the FLOPs of one (M, C) x (C, M) product."""
-    from nst_keras.features import layer_names
+    from nst_keras.engine.features import layer_names
 
     h, w, total = height, width, 0
     for name in layer_names(model):
@@ -713,7 +713,7 @@ def gram_flops(height, width, style_layers, model="vgg19"):
 
 def method_flops(kind, config, height, width):
     """FLOPs of one evaluation of `kind` (convs forward + input gradient, Gram matrices)."""
-    from nst_keras.features import layer_names
+    from nst_keras.engine.features import layer_names
 
     union = _layers(config)
     deepest = max(union, key=layer_names(config.model).index)
@@ -757,8 +757,8 @@ def feature_models(config, methods, seed):
     """One truncated feature model per precision the (non-book) methods use, same weights."""
     import keras
 
-    from nst_keras.features import build_feature_model
-    from nst_keras.runtime import device_scope, resolve_device
+    from nst_keras.engine.features import build_feature_model
+    from nst_keras.engine.runtime import device_scope, resolve_device
 
     models = {}
     for precision in dict.fromkeys(precision_of(m) for m in methods if not m.startswith("book")):
@@ -773,7 +773,7 @@ def feature_models(config, methods, seed):
 
 def time_methods(args, methods, height):
     """Builds `methods` at `height` and times them interleaved; returns {method: [s, ...]}."""
-    from nst_keras.runtime import device_scope, resolve_device
+    from nst_keras.engine.runtime import device_scope, resolve_device
 
     # The budget is the benchmark's clock, not the config's.
     config = make_config(args, height).replace(max_evals=10**6, iterations=10**6)
@@ -900,8 +900,8 @@ def table(args, argv):
 
 
 def table_once(args, argv, run=1):
-    from nst_keras.features import layer_names
-    from nst_keras.runtime import resolve_device
+    from nst_keras.engine.features import layer_names
+    from nst_keras.engine.runtime import resolve_device
 
     if run > 1:
         print(f"\n--- run {run} of {args.runs} ---", flush=True)
@@ -1119,7 +1119,7 @@ def profile(args, argv):
 
     import tensorflow as tf
 
-    from nst_keras.runtime import device_scope, resolve_device
+    from nst_keras.engine.runtime import device_scope, resolve_device
 
     height = args.height
     print(cpu_line(resolve_device(args.device)), flush=True)
@@ -1206,7 +1206,7 @@ def write_json(args, data):
 
 
 def scaling(args, argv):
-    from nst_keras.runtime import resolve_device
+    from nst_keras.engine.runtime import resolve_device
 
     methods = parse_methods(args.methods, ["lower+xla", "nst+xla"] if args.xla else
                             ["lower", "nst"])
@@ -1299,7 +1299,7 @@ def quality_inputs(args):
     """
     from PIL import Image
 
-    from nst_keras import images as images_lib
+    from nst_keras.media import images as images_lib
 
     have_shared = STAND_IN_WEIGHTS.is_file() and CONTENT_IMAGE.is_file() and STYLE_IMAGE.is_file()
     weights = args.weights
@@ -1336,7 +1336,7 @@ def reference_loss(args, config, content, style, judge, device):
     """
     import hashlib
 
-    from nst_keras import runtime
+    from nst_keras.engine import runtime
     from nst_keras.run import build_problem, solve
 
     if args.reference_evals <= 0:
@@ -1375,9 +1375,9 @@ def reference_loss(args, config, content, style, judge, device):
 def quality(args, argv):
     import tensorflow as tf  # noqa: F401
 
-    from nst_keras import runtime
+    from nst_keras.engine import runtime
     from nst_keras.config import BOOK_STYLE_LAYERS, StyleConfig
-    from nst_keras.objective import evaluate_image
+    from nst_keras.engine.objective import evaluate_image
 
     methods = parse_methods(args.methods, ["book", "nst", "nst-bf16"])
     if any(m.startswith("lower") for m in methods):
@@ -1423,7 +1423,7 @@ def quality(args, argv):
 
     def judge(rgb):
         if rgb.shape[:2] != content.shape[:2]:  # A coarse stage's image, upsampled.
-            from nst_keras import images as images_lib
+            from nst_keras.media import images as images_lib
 
             rgb = np.clip(np.rint(images_lib.resize_float(
                 rgb.astype(np.float32), (content.shape[1], content.shape[0]))), 0, 255
@@ -1680,7 +1680,7 @@ def build_parser():
     # metadata (style weight 10: the stand-in weights need more than the book's 1; the book's
     # TV formula in quality mode, so all methods minimise the judged loss).
     from nst_keras.config import StyleConfig
-    from nst_keras.console import add_config_options
+    from nst_keras.commands.console import add_config_options
 
     add_config_options(parser, StyleConfig(),
                        fields=("device", "seed", "jit_compile", "style_weight", "tv_edges"),

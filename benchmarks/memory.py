@@ -14,7 +14,7 @@
         bytes per activation of an evaluation by precision, the tiled whole-image bytes per
         value, bytes per activation of a style's forward pass), the arithmetic parts (the
         optimiser's arrays, the images, the weights) held as they are; prints them beside
-        the values in `nst_keras/runtime.py`; L-BFGS-B's work arrays and SciPy's copies per
+        the values in `nst_keras/engine/runtime.py`; L-BFGS-B's work arrays and SciPy's copies per
         value are fitted too (its history, 2 m float64, is arithmetic).
 
     python benchmarks/memory.py report [--out FILE]
@@ -61,7 +61,7 @@ SHARED = ROOT.parent / "shared"
 OVER, UNDER = 0.05, 0.30  # Peak above estimate by at most 5 %; estimate above peak by 30 %.
 
 #: The child: one run through the command line, then its VmHWM (bytes) and exit code.
-CHILD = ("import json, sys\nfrom nst_keras import cli\ncode = cli.main(sys.argv[1:])\n"
+CHILD = ("import json, sys\nfrom nst_keras.commands import cli\ncode = cli.main(sys.argv[1:])\n"
          "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
          "print(json.dumps({'peak': int(hwm.split()[1]) * 1024, 'code': code}))\n")
 
@@ -212,7 +212,7 @@ def run(args) -> int:
 
 def estimate(options, max_evals: int) -> dict:
     """The plan's estimate of a recorded command line now: the final stage's parts."""
-    from nst_keras import cli
+    from nst_keras.commands import cli
     from nst_keras.plan import plan
 
     argv = argv_of(options, max_evals, "/tmp/unused.png")
@@ -232,7 +232,7 @@ def recorded(path) -> tuple:
 
 
 def report(args) -> int:
-    from nst_keras import runtime
+    from nst_keras.engine import runtime
 
     entries, killed = recorded(args.out)
     print(f"{runtime.describe_hardware('cpu')}; load now {os.getloadavg()[0]:.1f}")
@@ -268,12 +268,12 @@ def report(args) -> int:
 
 def features_of(entry) -> tuple:
     """(known bytes, {constant: its multiplier}) of a recorded case: peak = known + sum."""
-    from nst_keras import features, runtime
+    from nst_keras.engine import features, runtime
 
     parts = estimate(entry["options"], entry["max_evals"])
     options = dict(zip(entry["options"][::2], entry["options"][1::2]))
     precision, height = options["--precision"], int(options["--height"])
-    from nst_keras import cli
+    from nst_keras.commands import cli
     from nst_keras.plan import plan
 
     argv = argv_of(entry["options"], entry["max_evals"], "/tmp/unused.png")
@@ -309,7 +309,7 @@ def features_of(entry) -> tuple:
 def fit(args) -> int:
     import numpy as np
 
-    from nst_keras import runtime
+    from nst_keras.engine import runtime
 
     entries, _ = recorded(args.out)  # A killed run has no peak to fit.
     rows = [features_of(e) for e in entries]
@@ -363,7 +363,9 @@ def choose(options, budget, core=None) -> dict:
         `height`, `width`, `core`, `budget`, `estimate` (the parts at that size, bytes),
         `hardware` (the CPU line) and `mem_total` (MemTotal, bytes).
     """
-    from nst_keras import cli, plan, runtime
+    from nst_keras import plan
+    from nst_keras.commands import cli
+    from nst_keras.engine import runtime
 
     parsed = cli.build_parser().parse_args(argv_of(options, 1, "/tmp/unused.png"))
     config = cli.config_from_args(parsed)

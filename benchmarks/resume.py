@@ -73,7 +73,8 @@ def main(argv=None):
     parser.add_argument("--json", default=None, help="also write the curves here")
     args = parser.parse_args(argv)
 
-    from nst_keras import checkpoint, control, delivery, plan, render, runtime
+    from nst_keras import checkpoint, delivery, plan, render
+    from nst_keras.engine import control, runtime
 
     content, style, config, source = inputs(args.height)
     config = config.replace(max_evals=args.evals, iterations=10 * args.evals)

@@ -89,7 +89,7 @@ def problem(args, height, tiled):
 def compare(args):
     import numpy as np
 
-    from nst_keras import runtime
+    from nst_keras.engine import runtime
 
     print(f"# {inputs(args.weights)[4]}; precision {args.precision}, padding {args.padding}, "
           f"core {args.core}; {runtime.describe_hardware('cpu')}")
@@ -148,7 +148,7 @@ def compare(args):
 
 def probe(args):
     """One subprocess: build, evaluate twice, report the peak and the estimate."""
-    from nst_keras import runtime
+    from nst_keras.engine import runtime
 
     tiled = args.mode == "tiled"
     built, job = problem(args, args.height, tiled)
@@ -165,7 +165,8 @@ def probe(args):
 
 def big(args):
     """A real run through the command line, in this process; peak against the estimate."""
-    from nst_keras import cli, plan as plan_lib
+    from nst_keras import plan as plan_lib
+    from nst_keras.commands import cli
 
     content, style, weights, model, sentence = inputs(args.weights)
     argv = [content, style, "-o", args.output, "--height", str(args.height), "--scales",

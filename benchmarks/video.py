@@ -66,7 +66,7 @@ def first_seen(frames, method="dis"):
     """For every pixel of the last frame, the frame it has been visible since: carried
     along the input's flow where `flow.reliability` trusts it, reset where it does not
     (disocclusions, points entering the frame)."""
-    from nst_keras import flow
+    from nst_keras.engine import flow
 
     seen = np.zeros(frames[0].shape[:2], np.float32)
     for t in range(1, len(frames)):
@@ -105,7 +105,8 @@ def strip_style_loss(model, image, columns, style_rgb, layers):
     strip's Gram matrix (per position) and the style's, averaged over `layers`."""
     import tensorflow as tf
 
-    from nst_keras import features, images
+    from nst_keras.engine import features
+    from nst_keras.media import images
 
     mask = np.zeros(image.shape[:2], np.float32)
     mask[:, columns] = 1.0
@@ -141,7 +142,7 @@ def run(frames, style, config, settings, model):
     work they vary far less than the wall time, which also counts the waits for a core."""
     from PIL import Image
 
-    from nst_keras import video
+    from nst_keras.commands import video
 
     with tempfile.TemporaryDirectory() as folder:
         for i, frame in enumerate(frames):
@@ -190,7 +191,10 @@ def main(argv=None):
 
     from synthetic_video import pan
 
-    from nst_keras import flow, images, render, video
+    from nst_keras import render
+    from nst_keras.commands import video
+    from nst_keras.engine import flow
+    from nst_keras.media import images
     from nst_keras.config import StyleConfig
 
     weights = SHARED / "weights" / "vgg16_hed_notop.weights.h5"

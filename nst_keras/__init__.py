@@ -35,13 +35,6 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-# The modules grouped into engine/, media/ and commands/ keep their old import paths
-# (`nst_keras.losses`, `nst_keras.cli`, ...): a finder on sys.meta_path maps them, and
-# imports nothing until asked.
-from nst_keras import _moved  # noqa: E402
-
-_moved.install()
-
 
 def __getattr__(name):
     if name in _EXPORTS:

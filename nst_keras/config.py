@@ -25,11 +25,11 @@ HISTOGRAM_LAYERS: Tuple[str, ...] = ("block1_conv1", "block4_conv1")
 #: Named starting images; any other `init` is the path or URL of an image.
 INITS = ("content", "noise", "style", "mean")
 OPTIMIZERS = ("lbfgs", "adam", "sgd")
-#: `preserve_color` modes (see `nst_keras.color`).
+#: `preserve_color` modes (see `nst_keras.engine.color`).
 COLOR_MODES = ("luminance", "histogram", "swap")
 STYLE_RESIZES = ("aspect", "stretch")
 #: The `-normalized` ones are Gatys et al.'s rescaling, computed once by `nst-keras
-#: normalize-vgg DIR` (see `nst_keras.normalize`).
+#: normalize-vgg DIR` (see `nst_keras.engine.normalize`).
 MODELS = ("vgg19", "vgg16", "vgg19-normalized", "vgg16-normalized")
 POOLINGS = ("max", "avg")
 PADDINGS = ("zeros", "symmetric", "reflect")
@@ -152,7 +152,7 @@ class StyleConfig:
         style_layer_weights: The same for `style_weight` and `style_layers`. Gatys' weights
             on conv1_1 ... conv5_1 (64, 128, 256, 512, 512 channels) normalise to
             64/86, 16/86, 4/86, 1/86, 1/86.
-        style_loss: What the style terms compare (see `nst_keras.losses`): `"gram"` (the
+        style_loss: What the style terms compare (see `nst_keras.engine.losses`): `"gram"` (the
             book's and the paper's Gram matrices), `"w2"` (the 2-Wasserstein distance
             between the layers' Gaussian fits, crowsonkb/style-transfer-pytorch's default)
             or `"mrf"` (each 3 x 3 patch of features pulled towards its nearest style
@@ -218,7 +218,7 @@ class StyleConfig:
         model: `"vgg19"` (book, paper) or `"vgg16"`; `"vgg19-normalized"` (the paper's
             network: each filter's mean activation over a set of photos rescaled to 1,
             computed once by `nst-keras normalize-vgg DIR` from `weights`; see
-            `nst_keras.normalize`) or `"vgg16-normalized"`.
+            `nst_keras.engine.normalize`) or `"vgg16-normalized"`.
         weights: `"imagenet"`, `None` (random initialisation, for tests) or the path of a
             weights file for the `include_top=False` model (the Keras convention).
         pooling: `"max"` (book, Keras) or `"avg"` (the paper's choice).
@@ -239,7 +239,7 @@ class StyleConfig:
         tile: `"off"` evaluates the whole image at once; a size (`"512"`) evaluates the
             same loss and gradient tile by tile, each tile's core that many pixels (rounded
             up to the pooling grid) read with a halo of the layers' receptive radius, so
-            only one tile's activations are in memory (see `nst_keras.tiling`); `"auto"`
+            only one tile's activations are in memory (see `nst_keras.engine.tiling`); `"auto"`
             (default) tiles a stage exactly when its untiled estimate does not fit in the
             memory budget.
         max_memory: The memory budget of the run, e.g. `"6G"` or `"512M"` (binary units),
@@ -724,7 +724,7 @@ PRESETS = {
         # "the 16 convolutional and 5 pooling layers of the 19 layer VGG", "normalized ...
         # such that the mean activation of each convolutional filter over images and
         # positions is equal to one" (Methods): computed once from the ImageNet weights and
-        # the user's photos by `nst-keras normalize-vgg DIR` (`nst_keras.normalize`); named
+        # the user's photos by `nst-keras normalize-vgg DIR` (`nst_keras.engine.normalize`); named
         # here, so that a plain run with this preset refuses to run without it rather than
         # silently using the unnormalised network. `figure N` runs on the plain VGG unless
         # --model names this one, and says so. The paper's photos are unknown (see README).

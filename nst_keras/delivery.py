@@ -135,8 +135,8 @@ def write_report(result, folder: str, *, stem: str = "run", argv=None, inputs=No
                  output=None, extra=None, key: Optional[str] = None) -> Tuple[str, str]:
     """Writes `STEM-loss.png` then `STEM.json` (the run record) into `folder`, atomically.
 
-    The Python API's way to keep a result's record (`from nst_keras.record import
-    write_report` works too); the front-ends write the image with them (`write_outputs`).
+    The Python API's way to keep a result's record; the front-ends write the image with
+    them (`write_outputs`).
 
     Returns:
         (json_path, plot_path).

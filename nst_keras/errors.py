@@ -1,6 +1,6 @@
 """The ways a run can stop early. Each carries the best image seen so far (or None).
 
-Raised by the solvers (`nst_keras.solvers`) and the render (`nst_keras.render`); the command
+Raised by the solvers (`nst_keras.engine.solvers`) and the render (`nst_keras.render`); the command
 line catches them in one place (`console.run_guarded`), saves `best_image` and picks the exit
 code. The plan (`nst_keras.plan`) refuses bad input before any work with `ValueError`s:
 `InputError` for an input that cannot be used, `NotEnoughMemory` for a size that does not fit.

@@ -175,13 +175,3 @@ def clip_figure(frames: Sequence[dict]):
     figure.tight_layout()
     return figure
 
-
-def __getattr__(name):
-    """`write_report` moved to `delivery`, which writes every file; the README's old import
-    (`from nst_keras.record import write_report`) still works. Looked up by name at call
-    time: `delivery` sits above this module and imports it."""
-    if name == "write_report":
-        import importlib
-
-        return importlib.import_module("nst_keras.delivery").write_report
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

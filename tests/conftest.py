@@ -91,7 +91,7 @@ def run_main(*args):
     import io
     import types
 
-    from nst_keras import cli
+    from nst_keras.commands import cli
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

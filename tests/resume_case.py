@@ -35,7 +35,7 @@ def run_case(problem, optimizer, max_evals, resume_from=None, save_at=None, save
         The `solvers.Outcome`.
     """
     from nst_keras import checkpoint as ckpt
-    from nst_keras import solvers
+    from nst_keras.engine import solvers
 
     monitor = solvers.Monitor(problem.objective, problem.objective.terms, problem.x0.shape,
                               max_evals)

@@ -6,7 +6,7 @@ import importlib.util
 import pytest
 
 from conftest import run_main
-from nst_keras import app
+from nst_keras.commands import app
 from nst_keras.config import PRESETS, StyleConfig
 
 
@@ -73,7 +73,7 @@ def test_style_strength_is_a_power_of_ten_of_the_presets_weight(tmp_path):
 
 
 def test_a_bad_page_value_is_the_command_lines_message(tmp_path):
-    from nst_keras.console import as_usage
+    from nst_keras.commands.console import as_usage
 
     page = app.App(StyleConfig(), {}, str(tmp_path))
     with pytest.raises(ValueError) as raised:

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nst_keras import batch, jobs
+from nst_keras.commands import batch, jobs
 from nst_keras.config import StyleConfig
-from nst_keras.contact_sheet import sheet_geometry
+from nst_keras.commands.contact_sheet import sheet_geometry
 
 from conftest import make_image, run_main
 
@@ -353,7 +353,7 @@ def ray_env(monkeypatch):
 
 
 def test_ray_gives_bit_identical_images_and_retries_a_killed_worker(folders, tmp_path, ray_env):
-    from nst_keras.engines import RayEngine, Resuming
+    from nst_keras.commands.engines import RayEngine, Resuming
 
     contents, styles = folders
     config = StyleConfig(**dict(TINY, max_evals=30, precision="float32"))

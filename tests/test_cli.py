@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nst_keras import cli
+from nst_keras.commands import cli
 from nst_keras.config import StyleConfig
 
 from conftest import run_main
@@ -163,8 +163,8 @@ def test_a_quiet_run_prints_nothing_and_a_plain_run_names_its_precision(image_fi
 
 
 def test_progress_bar_shows_the_total_loss_first():
-    from nst_keras.console import ProgressBar
-    from nst_keras.solvers import Progress
+    from nst_keras.commands.console import ProgressBar
+    from nst_keras.engine.solvers import Progress
 
     import io
 
@@ -195,7 +195,7 @@ def no_network(*args, **kwargs):
     raise Exception("URL fetch failure on https://upload.wikimedia.org/x: None -- "
                     "[Errno -2] Name or service not known")
 keras.utils.get_file = no_network
-from nst_keras import cli
+from nst_keras.commands import cli
 sys.exit(cli.main(sys.argv[1:]))
 """
 
@@ -208,7 +208,7 @@ def test_the_demo_offline_says_what_to_do_in_one_line(tmp_path):
     ours = [line for line in done.stderr.splitlines() if line.startswith("nst-keras")]
     advice = ("nst-keras: error: cannot download the demo images (no network?); give two local "
               "images instead: nst-keras CONTENT.jpg STYLE.jpg -o OUT.png")
-    from nst_keras.features import imagenet_weights_path
+    from nst_keras.engine.features import imagenet_weights_path
 
     if not os.path.isfile(imagenet_weights_path("vgg19")):
         # Following the advice, the next run would fail on the weights: it says so too.
@@ -221,7 +221,7 @@ def test_the_demo_offline_says_what_to_do_in_one_line(tmp_path):
 def test_the_api_offline_raises_a_clear_oserror(monkeypatch):
     import keras
 
-    from nst_keras import images
+    from nst_keras.media import images
 
     def no_network(*args, **kwargs):
         raise Exception("URL fetch failure on https://x: None -- [Errno -2] no network")
@@ -246,7 +246,7 @@ def test_every_commands_help_names_itself_once_and_shows_percent_signs_once(comm
 
 @pytest.fixture
 def no_model_built(monkeypatch):
-    from nst_keras import features
+    from nst_keras.engine import features
 
     def never(*args, **kwargs):
         raise AssertionError("a model was built")

@@ -1,4 +1,5 @@
-"""Tests for nst_keras.color: YIQ conversion, luminance transfer and colour histogram matching.
+"""Tests for nst_keras.engine.color: YIQ conversion, luminance transfer and colour histogram
+matching.
 
 Pure numpy on small random images; no TensorFlow.
 """
@@ -6,7 +7,7 @@ Pure numpy on small random images; no TensorFlow.
 import numpy as np
 import pytest
 
-from nst_keras import color
+from nst_keras.engine import color
 
 
 def _random_rgb(seed, shape=(24, 32), low=30, high=220):

@@ -8,9 +8,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from nst_keras import cli, errors, features, objective, record, run, runtime
+from nst_keras import delivery, errors, record, run
+from nst_keras.commands import cli
+from nst_keras.engine import features, objective, runtime
 from nst_keras.config import PRESETS, StyleConfig
-from nst_keras.images import IMAGENET_MEAN_BGR, preprocess
+from nst_keras.media.images import IMAGENET_MEAN_BGR, preprocess
 
 from conftest import make_image, prepared, run_main
 
@@ -117,7 +119,7 @@ def test_every_optimizer_lowers_the_loss_through_the_same_callback(optimizer, co
 
 def test_adam_projects_every_step_into_the_pixel_box(content_rgb, style_rgb):
     # A huge learning rate throws Adam's steps far outside 0-255; the projection holds them.
-    from nst_keras import solvers
+    from nst_keras.engine import solvers
 
     problem = run.build_problem(content_rgb, style_rgb, StyleConfig(**F32, style_weight=1e4))
     points = []
@@ -139,7 +141,7 @@ def test_adam_projects_every_step_into_the_pixel_box(content_rgb, style_rgb):
 
 
 def test_sgd_learning_rate_decays_exponentially():
-    from nst_keras.solvers import keras_optimizer
+    from nst_keras.engine.solvers import keras_optimizer
 
     optimizer = keras_optimizer("sgd", 100.0, decay=0.96, decay_steps=100)
     optimizer.iterations.assign(200)
@@ -237,7 +239,7 @@ def test_book_exact_loss_equals_a_numpy_rendering_of_the_books_formulas(content_
 
 
 def test_jcjohnson_normalization_against_numpy():
-    from nst_keras import losses
+    from nst_keras.engine import losses
 
     rng = np.random.default_rng(3)
     style, comb = rng.uniform(0, 3, (5, 4, 6)), rng.uniform(0, 3, (5, 4, 6))
@@ -252,8 +254,8 @@ def test_jcjohnson_normalization_against_numpy():
 
 def test_the_run_record_round_trips_and_lists_every_iteration(tmp_path, content_rgb, style_rgb):
     result = run.transfer_style(content_rgb, style_rgb, **F32, max_evals=8)
-    json_path, plot_path = record.write_report(result, str(tmp_path / "report"), stem="x",
-                                               argv=["a", "b"], inputs={"content": "c.png"})
+    json_path, plot_path = delivery.write_report(result, str(tmp_path / "report"), stem="x",
+                                                 argv=["a", "b"], inputs={"content": "c.png"})
     data = json.loads(open(json_path).read())
     assert data == json.loads(json.dumps(record.run_record(result, argv=["a", "b"],
                                                            inputs={"content": "c.png"})))
@@ -324,7 +326,7 @@ def test_two_styles_and_a_report_from_the_command_line(files, tmp_path):
 
 @pytest.mark.slow
 def test_figure_panels_carry_the_same_run_record(tmp_path):
-    from nst_keras import figures
+    from nst_keras.commands import figures
 
     images = tmp_path / "images"
     images.mkdir()
@@ -345,6 +347,6 @@ def test_numpy_settings_make_a_plain_json_record(tmp_path, content_rgb, style_rg
     config = StyleConfig(**dict(F32, max_evals=3), content_weight=np.float32(0.5),
                          style_scale=np.array([0.5]))
     result = run.transfer_style(content_rgb, style_rgb, config=config)
-    json_path, _ = record.write_report(result, str(tmp_path))
+    json_path, _ = delivery.write_report(result, str(tmp_path))
     data = json.loads(open(json_path).read())
     assert data["settings"]["content_weight"] == 0.5 and data["settings"]["style_scale"] == [0.5]

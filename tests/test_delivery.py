@@ -26,9 +26,10 @@ from PIL import Image
 
 from conftest import ROOT, make_image, run_main
 
-from nst_keras import control, delivery, keys, plan, render, solvers, tiling
+from nst_keras import delivery, keys, plan, render
+from nst_keras.engine import control, solvers, tiling
 from nst_keras.config import StyleConfig
-from nst_keras.objective import Term
+from nst_keras.engine.objective import Term
 
 TINY = dict(weights=None, height=48, max_evals=12, seed=0)
 FAST = ["--weights", "none", "--height", "48", "--seed", "0"]
@@ -80,7 +81,7 @@ def test_the_stop_token_ends_a_run_at_an_evaluation_with_its_best_image(method):
 
 @pytest.mark.parametrize("terminal", [True, False])
 def test_the_batch_bar_shows_the_job_in_flight(terminal, capsys):
-    from nst_keras.batch import BatchProgress, JobsBar
+    from nst_keras.commands.batch import BatchProgress, JobsBar
 
     stream = io.StringIO()
     bar = JobsBar(False, "out", stream=stream, terminal=terminal)
@@ -130,7 +131,7 @@ def test_a_stopped_render_returns_its_best_image_at_the_final_size(job):
 
 
 def test_a_stop_during_a_tiled_evaluation_returns_within_one_tile(job):
-    from nst_keras import objective as objective_lib
+    from nst_keras.engine import objective as objective_lib
 
     config = job.config.replace(height=96)
     content = np.asarray(Image.fromarray(make_image(96, 128, 3)))
@@ -280,7 +281,7 @@ def test_the_job_key_is_the_settings_and_the_inputs_bytes(tmp_path):
 def test_a_style_replaced_at_the_same_path_makes_video_redo_its_frames(tmp_path):
     pytest.importorskip("cv2")
     pytest.importorskip("av")
-    from nst_keras import video as video_lib
+    from nst_keras.commands import video as video_lib
 
     frames = tmp_path / "in"
     frames.mkdir()
@@ -309,7 +310,7 @@ def test_a_style_replaced_at_the_same_path_makes_video_redo_its_frames(tmp_path)
 def _command_module_calls(module: str):
     import importlib
 
-    source = pathlib.Path(importlib.import_module(f"nst_keras.{module}").__file__)
+    source = pathlib.Path(importlib.import_module(f"nst_keras.commands.{module}").__file__)
     tree = ast.parse(source.read_text())
     names = set()
     for node in ast.walk(tree):
@@ -379,7 +380,7 @@ def test_sigterm_on_figure_batch_and_video_delivers_the_best_image(tmp_path):
     long = ["--max-evals", "100000", "--iterations", "100000"]
 
     # figure: the panel in flight is delivered with its record, then the grid so far.
-    from nst_keras import figures
+    from nst_keras.commands import figures
 
     catalogue = tmp_path / "catalogue"
     catalogue.mkdir()
@@ -436,7 +437,7 @@ def test_sigterm_on_figure_batch_and_video_delivers_the_best_image(tmp_path):
 def test_video_probes_its_input_once_with_compare(tmp_path, monkeypatch):
     pytest.importorskip("cv2")
     pytest.importorskip("av")
-    from nst_keras import videoio
+    from nst_keras.media import videoio
 
     clip = tmp_path / "clip"
     clip.mkdir()
@@ -456,7 +457,7 @@ def test_video_probes_its_input_once_with_compare(tmp_path, monkeypatch):
 def test_no_unused_leftovers_and_one_outcome_name_per_meaning():
     import inspect
 
-    from nst_keras import engines, video as video_lib
+    from nst_keras.commands import engines, video as video_lib
 
     assert "extra_frames" not in inspect.signature(video_lib.plan_video).parameters
     assert list(inspect.signature(video_lib._run).parameters) == ["args", "guard"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nst_keras import icc, images
+from nst_keras.media import icc, images
 
 from conftest import make_image, run_main
 

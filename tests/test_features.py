@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from nst_keras import features, runtime
+from nst_keras.engine import features, runtime
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from conftest import make_image
-from nst_keras import figures
-from nst_keras.cli import main as cli_main
-from nst_keras.features import resolve_layer_name
-from nst_keras.images import load_image
+from nst_keras.commands import figures
+from nst_keras.commands.cli import main as cli_main
+from nst_keras.engine.features import resolve_layer_name
+from nst_keras.media.images import load_image
 
 HEIGHT = 32
 PANEL_KEYS = {"figure", "panel", "image", "size", "settings", "layer_losses", "content_loss",
@@ -203,7 +203,7 @@ def test_out_of_memory_in_a_later_panel_keeps_the_finished_panels(stand_in_dir, 
     # Panel 1 of Figure 2 takes 1 trace + 2 evaluations; the 5th call is in panel 2.
     import tensorflow as tf
 
-    from nst_keras import objective
+    from nst_keras.engine import objective
 
     evaluate = objective.Objective.__call__
     calls = []

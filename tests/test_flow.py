@@ -1,4 +1,5 @@
-"""Optical flow, warping, reliability and the warping error on synthetic videos (`nst_keras.flow`).
+"""Optical flow, warping, reliability and the warping error on synthetic videos
+(`nst_keras.engine.flow`).
 
 The conventions under test: `optical_flow(a, b)` lies on a's grid with a(p) ≈ b(p + flow(p));
 `warp(b, flow)` samples b at p + flow(p), so it reproduces a; `reliability(forward, backward)`
@@ -13,7 +14,7 @@ import pytest
 
 pytest.importorskip("cv2")
 
-from nst_keras import flow  # noqa: E402
+from nst_keras.engine import flow  # noqa: E402
 from synthetic_video import (SQUARE_SIDE, SQUARE_SPEED, SQUARE_X, SQUARE_Y,  # noqa: E402
                              moving_square, pan)
 
@@ -161,7 +162,7 @@ def test_optical_flow_rejects_bad_arguments(frames):
 
 
 def test_importing_flow_does_not_import_opencv():
-    code = "import sys, nst_keras.flow; print('cv2' in sys.modules)"
+    code = "import sys, nst_keras.engine.flow; print('cv2' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "False"

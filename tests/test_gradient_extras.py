@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nst_keras import cli, objective, render, run, solvers
+from nst_keras import render, run
+from nst_keras.commands import cli
+from nst_keras.engine import objective, solvers
 from nst_keras.config import StyleConfig
-from nst_keras.images import preprocess
-from nst_keras.objective import Term
+from nst_keras.media.images import preprocess
+from nst_keras.engine.objective import Term
 
 
 F32 = dict(weights=None, height=48, seed=0, precision="float32", tile="off")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nst_keras import images
+from nst_keras.media import images
 
 
 def test_preprocess_equals_keras_on_a_copy_and_does_not_mutate(content_rgb):
@@ -266,7 +266,8 @@ def test_folders_and_patterns_list_images_in_natural_order(tmp_path):
 
 
 def test_a_batch_a_video_and_the_app_take_the_same_image_files(tmp_path):
-    from nst_keras import app, jobs, videoio
+    from nst_keras.commands import app, jobs
+    from nst_keras.media import videoio
 
     folder = tmp_path / "mixed"
     folder.mkdir()

@@ -13,9 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nst_keras import cli, console, errors, figures, images, objective, plan, render, runtime
+from nst_keras import errors, plan, render
+from nst_keras.commands import cli, console, figures
+from nst_keras.engine import objective, runtime
+from nst_keras.media import images
 from nst_keras.config import StyleConfig, option_name
-from nst_keras.solvers import Evaluation
+from nst_keras.engine.solvers import Evaluation
 
 from conftest import ROOT, make_image, run_main
 
@@ -197,19 +200,14 @@ def test_masks_are_arguments_of_the_traced_function_not_targets(files):
 
 def _package_imports():
     """module -> the package's modules it imports, by their dotted names under nst_keras
-    (a layer folder's modules as `engine.losses`; an old path resolved to the new one)."""
+    (a layer folder's modules as `engine.losses`)."""
     package = ROOT / "nst_keras"
     modules = {".".join(p.relative_to(package).with_suffix("").parts)
                for p in package.rglob("*.py")}
     modules = {m[:-len(".__init__")] if m.endswith(".__init__") else m for m in modules}
-    modules -= {"__init__", "__main__", "_moved"}
-    try:
-        from nst_keras._moved import MOVED
-    except ImportError:  # Before the layer folders.
-        MOVED = {}
+    modules -= {"__init__", "__main__"}
 
     def resolve(name):
-        name = MOVED.get(name, name)
         return name if name in modules else None
 
     edges = {m: set() for m in modules}
@@ -296,7 +294,7 @@ def test_figure_without_a_number_says_how_to_give_one():
 
 
 def test_the_bar_ends_at_the_evaluations_spent_and_counts_read_well(files, tmp_path):
-    from nst_keras.console import ProgressBar, plural
+    from nst_keras.commands.console import ProgressBar, plural
 
     assert plural(1, "iteration") == "1 iteration" and plural(2, "iteration") == "2 iterations"
     with ProgressBar(quiet=False, total_evals=10) as bar:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nst_keras import losses
+from nst_keras.engine import losses
 
 
 def np_gram(x):

@@ -19,7 +19,8 @@ def photo_pair(tmp_path):
 
 
 def test_a_dry_run_that_does_not_fit_prints_the_table_the_largest_height_and_why(photo_pair):
-    from nst_keras import plan, runtime
+    from nst_keras import plan
+    from nst_keras.engine import runtime
     from nst_keras.config import StyleConfig, parse_size
 
     content, style = photo_pair
@@ -60,7 +61,7 @@ def test_a_dry_run_that_does_not_fit_prints_the_table_the_largest_height_and_why
 
 def test_a_style_too_large_for_the_memory_is_refused_before_it_is_resized(image_files,
                                                                          monkeypatch):
-    from nst_keras import images
+    from nst_keras.media import images
 
     content, style = image_files  # 64 x 48 and 40 x 40.
     decoded = []
@@ -106,7 +107,9 @@ def _half_mask(size, path):
 def huge_files(tmp_path, content_rgb, style_rgb):
     """A 64 x 48 content and, 125 x its size each way, a mask (JPEG and PNG) and an init;
     `budget`: a --max-memory the run fits in, but not a full decode of those files."""
-    from nst_keras import images, plan, runtime
+    from nst_keras import plan
+    from nst_keras.engine import runtime
+    from nst_keras.media import images
 
     content = tmp_path / "content.png"
     Image.fromarray(content_rgb).save(content)
@@ -122,7 +125,9 @@ def huge_files(tmp_path, content_rgb, style_rgb):
 
 def test_masks_and_init_images_far_larger_than_the_run_are_decoded_reduced_and_used(
         huge_files, style_rgb, monkeypatch):
-    from nst_keras import images, plan, runtime
+    from nst_keras import plan
+    from nst_keras.engine import runtime
+    from nst_keras.media import images
 
     # A full decode of the 48 Mpx files would not fit in this budget; the reduced one does.
     from nst_keras.config import parse_size
@@ -167,7 +172,8 @@ def test_a_run_with_a_huge_mask_and_init_completes_and_a_png_that_cannot_decode_
 
 
 def test_a_video_frame_counts_the_previous_frame_and_is_tiled_like_a_still(image_files):
-    from nst_keras import plan, runtime
+    from nst_keras import plan
+    from nst_keras.engine import runtime
 
     content, style = image_files
     still = plan.plan(content, style, weights=None, height=48, tile="32", load=False)
@@ -194,7 +200,8 @@ def test_the_gpu_budget_is_the_memory_limit_tensorflow_reports_for_the_device(
     largest height on that GPU is the one that fits in it."""
     from tensorflow.python.client import device_lib
 
-    from nst_keras import plan, runtime
+    from nst_keras import plan
+    from nst_keras.engine import runtime
     from nst_keras.config import StyleConfig, parse_size
 
     gpu_limit = 40 * 2**30 + 12345
@@ -228,7 +235,7 @@ def test_the_gpu_budget_falls_back_to_nvidia_smi_then_to_16_gib(monkeypatch):
 
     from tensorflow.python.client import device_lib
 
-    from nst_keras import runtime
+    from nst_keras.engine import runtime
 
     def broken(*args):
         raise RuntimeError("no GPU")

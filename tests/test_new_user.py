@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 from conftest import make_image, run_main
-from nst_keras import errors, features, plan
+from nst_keras import errors, plan
+from nst_keras.engine import features
 from nst_keras.config import StyleConfig
 
 TINY = dict(weights=None, height=48, max_evals=6, seed=0)

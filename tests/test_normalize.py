@@ -1,4 +1,4 @@
-"""Gatys et al.'s normalised VGG (`nst_keras.normalize`): each firing filter's mean is 1 on
+"""Gatys et al.'s normalised VGG (`nst_keras.engine.normalize`): each firing filter's mean is 1 on
 the photos, every layer is the original rescaled per filter and nothing else, the cache is
 keyed by what it was computed from, and nothing switches to it by itself."""
 
@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from nst_keras import features, normalize, runtime
+from nst_keras.engine import features, normalize, runtime
 from nst_keras.config import StyleConfig
-from nst_keras.images import preprocess
+from nst_keras.media.images import preprocess
 
 from conftest import make_image, run_main
 

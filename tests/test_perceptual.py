@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nst_keras import cli, color, plan, run
+from nst_keras import plan, run
+from nst_keras.commands import cli
+from nst_keras.engine import color
 from nst_keras.config import StyleConfig
-from nst_keras.images import load_image
+from nst_keras.media.images import load_image
 
 from conftest import make_image, run_main
 
@@ -167,7 +169,7 @@ def test_histogram_mode_gives_the_style_the_contents_colour_statistics():
 def test_coarse_to_fine_ends_at_the_requested_size_and_each_stage_starts_from_the_last(
         images, monkeypatch):
     from nst_keras import render
-    from nst_keras.images import preprocess, resize_float
+    from nst_keras.media.images import preprocess, resize_float
 
     content, style, _ = images
     big = load_image(content, 96)
@@ -245,7 +247,7 @@ def test_dry_run_prints_the_estimate_per_stage_and_precision_and_computes_nothin
 
 def test_height_auto_takes_the_largest_that_fits_or_refuses(files, tmp_path, capsys,
                                                            monkeypatch):
-    from nst_keras import runtime
+    from nst_keras.engine import runtime
 
     config = StyleConfig()
     budget = runtime.estimate_memory(40, 53, config, "float32")["total"]
@@ -264,7 +266,7 @@ def test_height_auto_takes_the_largest_that_fits_or_refuses(files, tmp_path, cap
 
 
 def test_largest_height_is_the_largest_that_fits():
-    from nst_keras import runtime
+    from nst_keras.engine import runtime
 
     config = StyleConfig()
     for budget_gib in (1.0, 3.0, 12.0):
@@ -280,9 +282,9 @@ def test_the_estimate_is_within_25_percent_of_a_measured_peak(tmp_path, files):
     # A real run in a fresh process at a small size; its peak resident memory against the
     # estimate. VmHWM, not ru_maxrss: Linux keeps ru_maxrss across execve, so a child of
     # this (large) test process would report the parent's peak.
-    from nst_keras import runtime
+    from nst_keras.engine import runtime
 
-    child = ("import sys\nfrom nst_keras import cli\ncode = cli.main(sys.argv[1:])\n"
+    child = ("import sys\nfrom nst_keras.commands import cli\ncode = cli.main(sys.argv[1:])\n"
              "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
              "print(int(hwm.split()[1]) * 1024, code)\n")
     big = tmp_path / "big.png"
@@ -302,7 +304,7 @@ def test_the_estimate_is_within_25_percent_of_a_measured_peak(tmp_path, files):
 
 
 def test_mask_arrays_follow_one_convention():
-    from nst_keras.images import load_mask
+    from nst_keras.media.images import load_mask
 
     size = (8, 6)
     half = np.zeros((6, 8), bool)

@@ -194,7 +194,7 @@ def run_failing(monkeypatch, fail_at, kind, *args):
     import keras
     import tensorflow as tf
 
-    from nst_keras import objective
+    from nst_keras.engine import objective
 
     if kind == "offline":
         def no_network(*args, **kwargs):

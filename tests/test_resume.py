@@ -14,8 +14,8 @@ import pytest
 import tensorflow as tf
 
 from nst_keras import checkpoint as ckpt
-from nst_keras import keras_state, lbfgsb, solvers
-from nst_keras.objective import Term
+from nst_keras.engine import keras_state, lbfgsb, solvers
+from nst_keras.engine.objective import Term
 
 TESTS = pathlib.Path(__file__).resolve().parent
 
@@ -126,7 +126,7 @@ def test_lbfgsb_resumes_bit_for_bit_in_a_fresh_process(tmp_path, stop_at):
         import numpy as np
         sys.path.insert(0, {str(tmp_path)!r})
         from resume_quadratic import quadratic
-        from nst_keras import lbfgsb
+        from nst_keras.engine import lbfgsb
         fun, box, _ = quadratic()
         with np.load({str(tmp_path / 'state.npz')!r}) as data:
             state = lbfgsb.LbfgsbState.from_arrays(dict(data))
@@ -405,7 +405,7 @@ def test_a_differing_interface_is_found_at_import_in_a_fresh_process():
             return real(*args)
         setulb.__doc__ = {OLD_SIGNATURE!r} + "\\n\\nWrapper for setulb."
         _lbfgsb.setulb = setulb
-        from nst_keras import lbfgsb
+        from nst_keras.engine import lbfgsb
         assert not lbfgsb.EXACT
         print(lbfgsb.FALLBACK_NOTICE)
     """)

@@ -66,7 +66,7 @@ class _SignalAt:
 def _stopped_then_rerun(monkeypatch, tmp_path, inputs, args, at, stage=1):
     """(reference, resumed): an uninterrupted run, and one stopped by Ctrl-C at `at`
     evaluations and run again; both with --report."""
-    from nst_keras import bars
+    from nst_keras.commands import bars
 
     content, style = inputs
     ref = run_main(content, style, "-o", tmp_path / "ref.png", "--report", tmp_path, "-q",
@@ -107,7 +107,7 @@ def test_a_stopped_run_resumes_bit_for_bit(monkeypatch, tmp_path, inputs, args, 
 
 
 def test_more_evaluations_continue_exactly(monkeypatch, tmp_path, inputs):
-    from nst_keras import bars
+    from nst_keras.commands import bars
 
     content, style = inputs
     ref = run_main(content, style, "-o", tmp_path / "ref.png", "--report", tmp_path, "-q",
@@ -129,7 +129,7 @@ def test_more_evaluations_continue_exactly(monkeypatch, tmp_path, inputs):
 
 
 def test_nothing_stale_is_resumed_and_restart_starts_from_zero(monkeypatch, tmp_path, inputs):
-    from nst_keras import bars
+    from nst_keras.commands import bars
 
     content, style = inputs
     original = bars.ProgressBar.__call__
@@ -179,7 +179,7 @@ def test_nothing_stale_is_resumed_and_restart_starts_from_zero(monkeypatch, tmp_
 
 def test_a_scipy_with_another_interface_restarts_and_says_so_in_one_line(
         monkeypatch, tmp_path, inputs):
-    from nst_keras import lbfgsb
+    from nst_keras.engine import lbfgsb
 
     content, style = inputs
     # As at import on a SciPy whose `setulb` states another signature.

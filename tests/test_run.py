@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nst_keras import features, objective, run, runtime
+from nst_keras import run
+from nst_keras.engine import features, objective, runtime
 from nst_keras.config import StyleConfig
 
 from conftest import SHARED_IMAGES, make_image, prepared
@@ -47,8 +48,8 @@ def test_gradient_matches_central_finite_differences():
 
 
 def test_term_losses_match_the_loss_functions(content_rgb, style_rgb):
-    from nst_keras import losses
-    from nst_keras.images import preprocess
+    from nst_keras.engine import losses
+    from nst_keras.media.images import preprocess
 
     config = StyleConfig(weights=None, height=48, seed=1, style_layers=("conv1_1", "conv2_1"),
                          precision="float32")
@@ -102,7 +103,7 @@ def test_bounds_keep_pixels_in_range_and_the_saved_image_has_the_reported_loss(
     # evaluations, so clipping at save time would change the image.
     settings = dict(weights=None, height=48, max_evals=30, seed=0, style_weight=1e4,
                     precision="float32")
-    from nst_keras.images import load_image, preprocess, save_image
+    from nst_keras.media.images import load_image, preprocess, save_image
 
     bounded = run.build_problem(content_rgb, style_rgb, StyleConfig(**settings))
     result = run.solve(bounded)
@@ -197,7 +198,7 @@ def test_bfloat16_computes_convolutions_in_bfloat16_and_losses_in_float32(conten
 
 
 def test_auto_precision_follows_the_cpu_flags(monkeypatch):
-    from nst_keras import runtime
+    from nst_keras.engine import runtime
 
     for flags, expected in (({"avx2"}, "float32"), ({"avx2", "avx512_bf16"}, "bfloat16"),
                             ({"amx_bf16", "amx_tile"}, "bfloat16")):
@@ -208,7 +209,7 @@ def test_auto_precision_follows_the_cpu_flags(monkeypatch):
 
 
 def test_describe_hardware_names_the_cpu_flags():
-    from nst_keras import runtime
+    from nst_keras.engine import runtime
 
     line = runtime.describe_hardware("cpu")
     assert line.startswith("CPU ")
@@ -236,19 +237,6 @@ def test_invalid_settings_are_refused(content_rgb, style_rgb):
         StyleConfig(precision="float16")
 
 
-def test_the_old_optimize_module_still_works_and_says_it_is_deprecated(content_rgb, style_rgb):
-    import importlib
-    import sys
-
-    sys.modules.pop("nst_keras.optimize", None)
-    with pytest.warns(DeprecationWarning, match="nst_keras.optimize is deprecated"):
-        optimize = importlib.import_module("nst_keras.optimize")
-
-    problem = optimize.build_problem(content_rgb, style_rgb,
-                                     StyleConfig(weights=None, height=48, max_evals=3, seed=0))
-    assert optimize.solve(problem).evaluations == 3
-
-
 @pytest.mark.shared
 def test_stand_in_weights_lower_the_style_loss_tenfold(stand_in_weights, shared_images):
     # Tuebingen x The Starry Night, small: with trained filters the style loss falls by
@@ -265,7 +253,7 @@ def test_stand_in_weights_lower_the_style_loss_tenfold(stand_in_weights, shared_
 
 @pytest.mark.imagenet
 def test_imagenet_weights_lower_the_style_loss_tenfold():
-    from nst_keras.features import imagenet_weights_path
+    from nst_keras.engine.features import imagenet_weights_path
 
     if not os.path.isfile(imagenet_weights_path("vgg19")):
         pytest.skip("the ImageNet VGG19 weights are not in the Keras cache")

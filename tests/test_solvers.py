@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nst_keras import errors, solvers
-from nst_keras.images import deprocess, pixel_bounds, preprocess
-from nst_keras.objective import Term
+from nst_keras import errors
+from nst_keras.engine import solvers
+from nst_keras.media.images import deprocess, pixel_bounds, preprocess
+from nst_keras.engine.objective import Term
 
 
 class Bowl:

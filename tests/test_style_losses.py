@@ -9,7 +9,7 @@ from conftest import make_image, run_main
 # --- Per-layer weights -------------------------------------------------------------------
 
 def test_gatys_layer_weights_are_1e3_over_channels_squared_normalised():
-    from nst_keras import objective
+    from nst_keras.engine import objective
     from nst_keras.config import BOOK_STYLE_LAYERS, StyleConfig
 
     config = StyleConfig(style_layer_weights="gatys", style_weight=10.0)
@@ -24,7 +24,7 @@ def test_gatys_layer_weights_are_1e3_over_channels_squared_normalised():
 
 
 def test_explicit_layer_weights_follow_the_layers_order_and_are_normalised():
-    from nst_keras import objective
+    from nst_keras.engine import objective
     from nst_keras.config import StyleConfig
 
     config = StyleConfig(style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
@@ -75,7 +75,7 @@ def np_gaussian(x, weights, eps):
 def np_w2(style, combination, weights=None):
     from scipy.linalg import sqrtm
 
-    from nst_keras.losses import W2_EPSILON
+    from nst_keras.engine.losses import W2_EPSILON
 
     eps = W2_EPSILON  # 1e-4 in crowsonkb's feature units (see its comment): 0.332 in ours.
     ms, cs = np_gaussian(style, None, eps)
@@ -88,7 +88,7 @@ def np_w2(style, combination, weights=None):
 def w2_tf(style, combination, weights=None):
     import tensorflow as tf
 
-    from nst_keras import losses
+    from nst_keras.engine import losses
 
     total, first, second = losses.feature_moments(tf.constant(style))
     target = losses.w2_target(first / total, second / total)
@@ -140,7 +140,7 @@ def np_patches(x):
 def test_mrf_loss_matches_brute_force_patch_matching_under_a_fixed_assignment():
     import tensorflow as tf
 
-    from nst_keras import losses
+    from nst_keras.engine import losses
 
     rng = np.random.default_rng(5)
     x = rng.normal(size=(7, 8, 4)).astype(np.float32)
@@ -202,7 +202,7 @@ def np_histogram(style, x, weights=None):
 def test_histogram_loss_matches_numpy_sorted_value_matching():
     import tensorflow as tf
 
-    from nst_keras import losses
+    from nst_keras.engine import losses
 
     rng = np.random.default_rng(6)
     x = rng.normal(size=(6, 7, 3)).astype(np.float32)
@@ -245,7 +245,7 @@ HALF[:, :61] = 1.0
 
 
 def _pair(style_loss, styles, masks, **settings):
-    from nst_keras import objective, runtime, tiling
+    from nst_keras.engine import objective, runtime, tiling
     from nst_keras.config import StyleConfig
 
     layers = dict(TILE_LAYERS)
@@ -278,8 +278,8 @@ def _errors(whole, tiled, x):
     ("mrf", 2, True),  # Each style within its mask: patches weighted at their centres.
 ])
 def test_tiled_w2_and_mrf_equal_the_untiled_ones(style_loss, styles, masked):
-    from nst_keras import tiling
-    from nst_keras.images import preprocess
+    from nst_keras.engine import tiling
+    from nst_keras.media.images import preprocess
 
     whole, tiled = _pair(style_loss, styles, [HALF, 1.0 - HALF] if masked else None)
     assert tiled.tiles.count == 6 and any(0 < s[0] for s in tiled.tiles.rows + tiled.tiles.cols)
@@ -308,7 +308,7 @@ def test_tiled_w2_and_mrf_equal_the_untiled_ones(style_loss, styles, masked):
 
 
 def test_the_memory_plan_counts_the_mrf_patches_and_one_similarity_chunk():
-    from nst_keras import features, runtime
+    from nst_keras.engine import features, runtime
     from nst_keras.config import StyleConfig
 
     config = StyleConfig(style_loss="mrf", style_layers=("relu3_1", "relu4_1"))
@@ -381,7 +381,7 @@ def test_combinations_that_cannot_be_exact_exit_2_in_one_line(tmp_path, args, wo
 def test_dry_run_shows_the_mrf_part(tmp_path):
     from PIL import Image
 
-    from nst_keras import runtime
+    from nst_keras.engine import runtime
     from nst_keras.config import PRESETS
 
     Image.fromarray(make_image(96, 128, seed=1)).save(tmp_path / "c.png")

@@ -18,7 +18,7 @@ LAYERS = dict(content_layers=("block4_conv1",),
 
 
 def test_receptive_fields_and_halos_come_from_the_layer_arithmetic():
-    from nst_keras import features
+    from nst_keras.engine import features
 
     # VGG19: 156 px at conv5_1 (radius 78), 188 at conv5_2 (radius 94), as the issue says.
     assert features.receptive_field("block1_conv1") == 3
@@ -35,7 +35,7 @@ def test_receptive_fields_and_halos_come_from_the_layer_arithmetic():
 
 
 def test_tile_corners_fall_on_the_pooling_grid_and_cores_cover_the_image_once():
-    from nst_keras import tiling
+    from nst_keras.engine import tiling
 
     tiles = tiling.layout(96, 130, LAYERS["style_layers"], core=30)
     assert (tiles.core, tiles.halo, tiles.grid) == (32, 40, 8)  # Core rounded up to the grid.
@@ -55,7 +55,7 @@ def test_tile_corners_fall_on_the_pooling_grid_and_cores_cover_the_image_once():
 
 
 def test_a_halo_smaller_than_the_derived_one_is_refused_and_a_larger_one_widened_to_the_grid():
-    from nst_keras import tiling
+    from nst_keras.engine import tiling
 
     with pytest.raises(ValueError, match=r"smaller than the receptive radius.*Received: halo=24"):
         tiling.layout(96, 130, LAYERS["style_layers"], core=32, halo=24)
@@ -66,7 +66,7 @@ def test_the_gram_surrogate_has_the_gradient_of_the_gram_loss():
     # G = F^T F  =>  dL/dF = F (D + D^T) with D = dL/dG, also when D is not symmetric.
     import tensorflow as tf
 
-    from nst_keras import tiling
+    from nst_keras.engine import tiling
 
     rng = np.random.default_rng(0)
     f = tf.constant(rng.normal(size=(5, 7, 4)), tf.float32)
@@ -90,7 +90,7 @@ def whole_config(padding, precision="float32", normalization="book"):
 
 
 def _objectives(padding, styles, masks=None, precision="float32", normalization="book"):
-    from nst_keras import objective, runtime, tiling
+    from nst_keras.engine import objective, runtime, tiling
 
     config = whole_config(padding, precision, normalization)
     content = make_image(96, 130, seed=1)
@@ -123,8 +123,8 @@ HALF[:, :61] = 1.0
 ])
 def test_tiled_loss_and_gradient_equal_the_untiled_ones(padding, styles, masked,
                                                        normalization):
-    from nst_keras import objective, tiling
-    from nst_keras.images import preprocess
+    from nst_keras.engine import objective, tiling
+    from nst_keras.media.images import preprocess
 
     style_rgbs = [make_image(60, 50, seed=2), make_image(40, 44, seed=3)][:styles]
     masks = [HALF, 1.0 - HALF] if masked else None
@@ -145,7 +145,7 @@ def test_tiled_loss_and_gradient_equal_the_untiled_ones(padding, styles, masked,
         assert names == [t.name for t in whole.terms]
     if padding == "zeros":
         # With too small a halo the tiles' features are not the image's: the halo matters.
-        from nst_keras import features, runtime
+        from nst_keras.engine import features, runtime
 
         model = runtime.MODELS.for_config(whole_config(padding, normalization=normalization),
                                           objective.term_layers(whole.terms),
@@ -175,8 +175,8 @@ def test_tiled_loss_and_gradient_equal_the_untiled_ones(padding, styles, masked,
 ])
 def test_tiled_temporal_term_equals_the_untiled_one(padding, styles, masked, normalization,
                                                     reliability):
-    from nst_keras import objective, runtime, tiling
-    from nst_keras.images import preprocess
+    from nst_keras.engine import objective, runtime, tiling
+    from nst_keras.media.images import preprocess
 
     config = whole_config(padding, normalization=normalization)
     content = make_image(96, 130, seed=1)
@@ -221,7 +221,7 @@ def test_tiled_bfloat16_is_exact_to_bfloat16_rounding():
     # differently from the whole image's (see the next test), so the tolerance is bfloat16's:
     # loss 1e-4, gradient and terms 1e-3 (measured on AVX512-BF16, one kernel for every
     # shape: loss 0, gradient 5e-5, terms 3e-7).
-    from nst_keras.images import preprocess
+    from nst_keras.media.images import preprocess
 
     whole, tiled = _objectives("symmetric", [make_image(60, 50, seed=2)],
                                precision="bfloat16")
@@ -277,8 +277,8 @@ def test_bfloat16_targets_round_as_the_objective_and_the_tiles_do():
     # bfloat16 and float32).
     import keras
 
-    from nst_keras import features, objective, tiling
-    from nst_keras.images import preprocess
+    from nst_keras.engine import features, objective, tiling
+    from nst_keras.media.images import preprocess
 
     config = whole_config("symmetric", "bfloat16")
     terms = objective.make_terms(config)
@@ -305,7 +305,7 @@ def test_bfloat16_targets_round_as_the_objective_and_the_tiles_do():
 
 
 def test_each_tile_shape_is_traced_once():
-    from nst_keras.images import preprocess
+    from nst_keras.media.images import preprocess
 
     _, tiled = _objectives("symmetric", [make_image(60, 50, seed=2)])
     x = preprocess(make_image(96, 130, seed=5).astype(np.float32))
@@ -336,7 +336,7 @@ def test_a_tiled_run_and_an_untiled_run_from_the_same_seed_reach_the_same_losses
 
 
 def test_the_estimate_of_a_tiled_stage_counts_one_tile_and_what_tiling_does_not_shrink():
-    from nst_keras import features, runtime
+    from nst_keras.engine import features, runtime
     from nst_keras.config import StyleConfig
 
     config = StyleConfig().resolved()
@@ -381,7 +381,8 @@ def big_content(tmp_path):
 
 
 def test_max_memory_below_the_untiled_estimate_makes_auto_tile_the_large_stages(big_content):
-    from nst_keras import plan, runtime
+    from nst_keras import plan
+    from nst_keras.engine import runtime
     from nst_keras.config import StyleConfig, parse_size
 
     content, style = big_content

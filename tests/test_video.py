@@ -20,8 +20,9 @@ from synthetic_video import pan  # noqa: E402
 av = pytest.importorskip("av")
 pytest.importorskip("cv2")
 
-from nst_keras import flow, objective, videoio  # noqa: E402
-from nst_keras import video as video_lib  # noqa: E402
+from nst_keras.engine import flow, objective  # noqa: E402
+from nst_keras.media import videoio  # noqa: E402
+from nst_keras.commands import video as video_lib  # noqa: E402
 from nst_keras.config import StyleConfig  # noqa: E402
 
 HEIGHT, WIDTH, FRAMES, FPS = 48, 64, 8, 12
@@ -230,7 +231,8 @@ def test_a_video_planned_tiled_renders_every_frame_tiled_with_its_temporal_term(
         monkeypatch, tmp_path, clip):
     from PIL import Image
 
-    from nst_keras import render, tiling
+    from nst_keras import render
+    from nst_keras.engine import tiling
 
     folder = tmp_path / "frames"
     folder.mkdir()
@@ -405,7 +407,7 @@ def test_output_rate_with_a_video_file_keeps_its_audio_only_at_its_own_rate():
 
 
 def _png(path):
-    from nst_keras.images import load_image
+    from nst_keras.media.images import load_image
 
     return load_image(path)
 

@@ -1,4 +1,4 @@
-"""Reading and writing frames (`nst_keras.videoio`): round trips, selection, audio, bad input.
+"""Reading and writing frames (`nst_keras.media.videoio`): round trips, selection, audio, bad input.
 
 Every video here is generated in the test (PyAV, numpy), a few dozen pixels across.
 """
@@ -13,7 +13,7 @@ from PIL import Image
 
 av = pytest.importorskip("av")
 
-from nst_keras import videoio  # noqa: E402
+from nst_keras.media import videoio  # noqa: E402
 from synthetic_video import pan  # noqa: E402
 
 HEIGHT, WIDTH = 64, 96
@@ -65,7 +65,7 @@ def test_the_av_wheel_ships_libx264_and_aac():
 
 
 def test_importing_videoio_imports_neither_av_nor_pil():
-    code = "import sys, nst_keras.videoio; print('av' in sys.modules, 'PIL' in sys.modules)"
+    code = "import sys, nst_keras.media.videoio; print('av' in sys.modules, 'PIL' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.split() == ["False", "False"]

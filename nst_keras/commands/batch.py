@@ -1,8 +1,8 @@
 """`nst-keras batch`: many photos x many styles, resumable, on one machine or a Ray cluster.
 
 `run_batch(jobs, out)` is the API; `main(argv)` the command. A batch is a list of jobs
-(`nst_keras.jobs`: every content with every style, one to one, or the rows of a CSV file),
-each planned and rendered like a plain run by an engine (`nst_keras.engines`: this process,
+(`nst_keras.commands.jobs`: every content with every style, one to one, or the rows of a CSV file),
+each planned and rendered like a plain run by an engine (`nst_keras.commands.engines`: this process,
 or Ray actors that keep their model built). The driver writes everything, so workers need
 no shared filesystem:
 
@@ -106,7 +106,7 @@ def run_batch(batch_jobs: Sequence[jobs_lib.BatchJob], out: str, *, engine=None,
     Args:
         batch_jobs: From `jobs.pair` or `jobs.read_jobs_csv`.
         out: The output folder (created if missing).
-        engine: An engine from `nst_keras.engines`, or a function making one (called once
+        engine: An engine from `nst_keras.commands.engines`, or a function making one (called once
             every job is checked, so that a refused batch starts no cluster);
             `LocalEngine()` when None.
         overwrite: Redo every job, done or not.

@@ -1,6 +1,6 @@
 """`nst-keras normalize-vgg DIR`: computes and caches Gatys et al.'s normalised VGG once.
 
-The front-end of `nst_keras.normalize`: reads the folder, reports one line, exit 2 on bad
+The front-end of `nst_keras.engine.normalize`: reads the folder, reports one line, exit 2 on bad
 usage.
 """
 

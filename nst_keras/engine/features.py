@@ -19,10 +19,10 @@ from nst_keras.config import PADDINGS
 
 #: Conv layers per block (VGG19's "E" configuration and VGG16's "D").
 BLOCK_CONVS = {"vgg19": (2, 2, 4, 4, 4), "vgg16": (2, 2, 3, 3, 3),
-               # Gatys et al.'s rescaled networks (`nst_keras.normalize`): the same layers.
+               # Gatys et al.'s rescaled networks (`nst_keras.engine.normalize`): the same layers.
                "vgg19-normalized": (2, 2, 4, 4, 4), "vgg16-normalized": (2, 2, 3, 3, 3)}
 
-#: Gatys et al.'s normalised networks (`nst_keras.normalize`) and the VGG each rescales.
+#: Gatys et al.'s normalised networks (`nst_keras.engine.normalize`) and the VGG each rescales.
 NORMALIZED = {"vgg19-normalized": "vgg19", "vgg16-normalized": "vgg16"}
 
 
@@ -35,7 +35,7 @@ def architecture(model: str) -> str:
 IMAGENET_NOTOP_FILES = {
     "vgg19": "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
     "vgg16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    # The normalised networks are computed from these (`nst_keras.normalize`).
+    # The normalised networks are computed from these (`nst_keras.engine.normalize`).
     "vgg19-normalized": "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
     "vgg16-normalized": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
 }

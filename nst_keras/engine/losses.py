@@ -249,7 +249,7 @@ def feature_moments(x, weights=None):
     total = sum_p w_p, first = sum_p w_p F_p (C,), second = sum_p w_p F_p F_p^T (C, C),
     over the positions p of the features F (h, w, C), each weighted by w_p (a mask at the
     layer's size, (h, w) or (h, w, 1); 1 everywhere when None). Sums, so that a tiled
-    evaluation adds up its tiles' (see `nst_keras.tiling`).
+    evaluation adds up its tiles' (see `nst_keras.engine.tiling`).
 
     Args:
         x: Features (h, w, C) or (1, h, w, C).

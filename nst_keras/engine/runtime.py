@@ -230,7 +230,7 @@ def estimate_memory(height: int, width: int, config, precision: str,
         height, width: The generated image's size.
         config: The settings (layers, model, optimiser and its memory).
         precision: `"float32"` or `"bfloat16"` (resolved).
-        tile: Evaluate in tiles of this core size (see `nst_keras.tiling`); None: untiled.
+        tile: Evaluate in tiles of this core size (see `nst_keras.engine.tiling`); None: untiled.
         styles: (height, width) of each style image as the network sees it; their targets
             are computed whole, or tile by tile with `tile` (`estimate_style`).
         temporal: A video frame's temporal term and the previous frame

@@ -250,7 +250,8 @@ def open_image(source: ImageSource, reduce_to=None) -> Image.Image:
 
 
 def _in_srgb(image: Image.Image) -> Image.Image:
-    """`image` converted to sRGB when it carries another ICC profile (see `nst_keras.icc`)."""
+    """`image` converted to sRGB when it carries another ICC profile (see
+    `nst_keras.media.icc`)."""
     from nst_keras.media import icc
 
     profile = image.info.get("icc_profile")
