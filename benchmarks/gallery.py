@@ -391,9 +391,8 @@ class Context:
 
     def entry(self, example, picture, evaluations, seconds, verdict, network) -> dict:
         bounds = example.bounds
-        meets = verdict is None or (
-            (verdict["stylisation"] <= bounds[0] or verdict["stylisation"] != verdict["stylisation"])
-            and verdict["content_kept"] <= bounds[1])
+        meets = verdict is None or (verdict["stylisation"] <= bounds[0]
+                                    and verdict["content_kept"] <= bounds[1])
         return {"name": example.name, "title": example.title,
                 "command": _documented(example), "added": self.added(example),
                 "network": network, "height": self.args.height,
@@ -425,8 +424,7 @@ class Context:
         return verdict.as_dict()
 
     def _styles(self, example: Example) -> List[str]:
-        words = shlex.split(example.command)
-        return [w for w in words if w.endswith(".jpg") and w != PHOTO]
+        return [w for w in command_words(example.command) if w.endswith(".jpg") and w != PHOTO]
 
     def masks(self) -> Dict[str, pathlib.Path]:
         """sky.png and town.png, derived from the photo by colour, once."""

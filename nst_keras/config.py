@@ -476,8 +476,7 @@ class StyleConfig:
             ("device", DEVICES),
             ("precision", PRECISIONS),
             ("tv_edges", TV_EDGES),
-            ("style_loss", STYLE_LOSSES),
-        ):
+        ):  # `style_loss` is checked first: the style layers' default depends on it.
             value = getattr(self, name)
             if value not in allowed:
                 raise ValueError(
