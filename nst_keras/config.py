@@ -72,7 +72,7 @@ class StyleLossDefaults:
 #: factor is scaled by the area, (height / 256) ** 2 (see `StyleConfig.resolved`).
 STYLE_LOSS_REFERENCE_HEIGHT = 256
 
-#: Each style loss's defaults (departure 25 in the README's list).
+#: Each style loss's defaults (departure 25, docs/departures.md).
 STYLE_LOSS_DEFAULTS = {
     "gram": StyleLossDefaults(1.0, BOOK_STYLE_LAYERS),
     # W2 x 1e3 (at 256 px: judged 0.071, content kept 0.42 after 200 evaluations; Gram at 1:
@@ -194,7 +194,7 @@ class StyleConfig:
         lr_decay_steps: See `lr_decay`.
         lbfgs_memory: Correction pairs L-BFGS keeps: 5, where SciPy and the book keep 10
             (a departure: within 1 % of 10's loss from 50 evaluations on, with a step a
-            third cheaper; see the README's speed section).
+            third cheaper; see docs/benchmarks.md, Seconds per evaluation).
         ema: Deliver the exponential moving average of Adam's or SGD's iterates with this
             decay, in (0, 1), bias-corrected as crowsonkb/style-transfer-pytorch's `EMA`
             (its default 0.99), instead of the best iterate; the average is evaluated once
@@ -325,8 +325,8 @@ class StyleConfig:
     # at 400 x 533 (SciPy's scalar loops over the n x m history), 66-72 ms a step at m = 10
     # against 45 at 5, 11-14 % of a bfloat16 evaluation against 9-10 %, and m = 5 came
     # within 1 % of 10's loss at 50 evaluations and within 0.2 % or below it from 100 on
-    # (three runs, README), up to 3.5 % higher at 25. It also halves the history: 2m float64
-    # per pixel value.
+    # (three runs, docs/benchmarks.md), up to 3.5 % higher at 25. It also halves the history:
+    # 2m float64 per pixel value.
     lbfgs_memory: int = _setting(5, "optimisation", "correction pairs L-BFGS keeps (SciPy's "
                                  "and the book's: 10)",
                                  kind="int>=1")
@@ -687,7 +687,7 @@ def _is_finite_number(value) -> bool:
 PRESETS = {
     # The 1st edition, section 8.3 (the default): every default of StyleConfig. Our
     # departures from it (bounds, TV at the edges, style aspect ratio, bfloat16 where the
-    # CPU has it, L-BFGS's 5 correction pairs) are listed in the README.
+    # CPU has it, L-BFGS's 5 correction pairs) are listed in docs/departures.md.
     "book": StyleConfig(),  # Unset weights and style layers: the style loss's own.
     # The 1st edition's *objective* exactly, for comparisons: its TV slicing (rows and
     # columns 0..n-2), no pixel bounds (it clips only when saving), the style image
@@ -726,12 +726,13 @@ PRESETS = {
         # the user's photos by `nst-keras normalize-vgg DIR` (`nst_keras.engine.normalize`); named
         # here, so that a plain run with this preset refuses to run without it rather than
         # silently using the unnormalised network. `figure N` runs on the plain VGG unless
-        # --model names this one, and says so. The paper's photos are unknown (see README).
+        # --model names this one, and says so. The paper's photos are unknown (see
+        # docs/guides/figures.md).
         model="vgg19-normalized",
         padding="zeros",  # The Caffe VGG19 the paper used pads with zeros.
         # Optimiser: L-BFGS (CVPR 2016 version), as SciPy's fmin_l_bfgs_b runs it (its m =
         # 10, not our default 5). Unknown, and chosen: image size, iterations, the noise's
-        # distribution (see README).
+        # distribution (see docs/guides/figures.md).
         lbfgs_memory=10,
     ),
     # jcjohnson/neural-style, neural_style.lua's defaults.
@@ -749,14 +750,14 @@ PRESETS = {
         iterations=1000,  # -num_iterations 1000 (optim.lbfgs maxIter)
         max_evals=1250,  # optim.lbfgs's maxEval default: maxIter * 1.25.
         lbfgs_memory=100,  # -lbfgs_num_correction 0 keeps optim.lbfgs's nCorrection = 100.
-        height=512,  # -image_size 512, which is the *longer* side there (see README).
+        height=512,  # -image_size 512, which is the *longer* side there (see docs/presets.md).
         model="vgg19", pooling="max",  # VGG_ILSVRC_19_layers, -pooling max.
         padding="zeros",  # Caffe's VGG19 pads with zeros.
         bounds=False,  # It clamps only when saving.
         # -learning_rate 1e1 for -optimizer adam: our default learning rate is 10 as well.
     ),
     # crowsonkb/style-transfer-pytorch (style_transfer/style_transfer.py and cli.py, read
-    # setting by setting; the README's presets table lists what is not yet matched). It uses
+    # setting by setting; docs/presets.md lists what is not yet matched). It uses
     # PyTorch's VGG19 weights on [0, 1] inputs normalised by ImageNet's std; ours are
     # Caffe's on 0-255 inputs, so this matches its settings, not its outputs.
     "crowsonkb": StyleConfig(

@@ -562,8 +562,8 @@ def memory_plan(config: StyleConfig, final: Stage, aspect: float, where, style_w
     the style images' targets are what does not fit, the style setting that would.
 
     On a GPU TensorFlow raises `ResourceExhaustedError` cleanly, so nothing is refused
-    there (`need` is 0; see the README); on a CPU an allocation that fails can crash the
-    process, or the kernel can kill it without a word, so the size is checked first. The
+    there (`need` is 0; see docs/guides/tiling-memory.md); on a CPU an allocation that fails
+    can crash the process, or the kernel can kill it without a word, so the size is checked first. The
     budget is the machine's, or `config.max_memory` when lower; the largest height is tiled
     as `config.tile` allows.
 

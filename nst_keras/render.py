@@ -303,8 +303,8 @@ def coarse_stylisation(job: Job, content: np.ndarray, evals: int, *,
     20 evaluations: 2.6x the independent frames' masked style loss at half the height over
     the whole frame, 1.4x with the style within the region, 0.85x at 3/4 of the height
     within the region, the region then the strip and 8 px around it; without the 8 px
-    0.71x, and the pan's 1.05x; README "Entering scenery"). Outside the region only the
-    content and total-variation terms act. With a mask per style (`job.masks`) each style's region is
+    0.71x, and the pan's 1.05x; docs/guides/video.md, "Entering scenery"). Outside the region
+    only the content and total-variation terms act. With a mask per style (`job.masks`) each style's region is
     its mask times `region`; a blend of several styles without masks has no region of its
     own, and is stylised over the whole frame.
 

@@ -89,8 +89,8 @@ def build_parser(defaults: StyleConfig = DEFAULTS, preset_name: str = "book"):
                                          "ratio); where no mask reaches, content only")
     groups["method"].add_argument(
         "--preset", choices=sorted(PRESETS), default=preset_name,
-        help="named settings that the options below override (gatys2015: the paper's; see "
-             "the README)")
+        help="named settings that the options below override (gatys2015: the paper's; what "
+             "each sets: docs/presets.md, or --preset NAME --help)")
     add_config_options(parser, defaults, groups=groups)
     out = parser.add_argument_group("output")
     out.add_argument("--save-every", type=positive_int, default=None, metavar="N",

@@ -328,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Reproduces Figure 1, 2 or 3 of Gatys, Ecker and Bethge (arXiv:1508.06576, "
             "CVPR 2016) with the paper's settings: one image and one JSON record per panel, "
             "and a labelled grid. The images are downloaded once from Wikimedia Commons, or "
-            "read from --images DIR by the file names the README lists."
+            "read from --images DIR by the file names docs/credits.md lists."
         ),
         formatter_class=console.HelpFormatter,
     )
@@ -469,7 +469,7 @@ def _download_images(spec: FigureSpec) -> Dict[str, str]:
             paths[name] = images.fetch(IMAGES[name].url)
         except OSError as error:  # Names the URL (once) and the reason.
             raise UsageError(f"{name}: {error}; or pass --images DIR with the files the "
-                             "README lists") from None
+                             "documentation lists (docs/credits.md)") from None
     return paths
 
 

@@ -145,7 +145,7 @@ def paper_temporal_weight(config: StyleConfig) -> float:
 
 
 #: The default temporal weight's factor of the paper-scaled one (`default_temporal_weight`).
-#: Measured (benchmarks/video.py, README "Video"), not derived: see that function.
+#: Measured (benchmarks/video.py, docs/guides/video.md), not derived: see that function.
 DEFAULT_TEMPORAL_FACTOR = 1e-4
 
 
@@ -162,8 +162,8 @@ def default_temporal_weight(config: StyleConfig) -> float:
     frames at 1e-2..1e-1 of it, 12 frames at 128x96). The warped start already carries
     most of the consistency (the warping error stays ~0.1x independent frames from 1e-1
     down to 1e-4); at 1e-4 of the paper-scaled weight both of issue 18's targets hold on
-    the synthetic pan and on the Tübingen clip (README, "Video"). A departure from the
-    paper (README's departures list).
+    the synthetic pan and on the Tübingen clip (docs/guides/video.md). A departure from the
+    paper (docs/departures.md).
 
     Args:
         config: The settings (normalisation, style weight, style layers, model).

@@ -328,8 +328,10 @@ def wasserstein2_loss(style_mean, style_cov, combination_mean, combination_cov, 
     square root of S_s is the target's, computed once.
 
     Args:
-        style_mean, style_cov: The style's Gaussian, (C,) and (C, C).
-        combination_mean, combination_cov: The generated image's, the same shapes.
+        style_mean: The style's Gaussian's mean, (C,).
+        style_cov: The style's Gaussian's covariance, (C, C).
+        combination_mean: The generated image's mean, (C,).
+        combination_cov: The generated image's covariance, (C, C).
         style_cov_sqrt: S_s^(1/2), if already computed.
 
     Returns:

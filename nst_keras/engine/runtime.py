@@ -25,7 +25,7 @@ RELEVANT_CPU_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2")
 #: time (the objective 0.54x), and in time to quality at 400x300 bfloat16 reached 1.1x the
 #: 1000-evaluation float32 reference in 73 s against float32's 110, its judged loss 0.75 %
 #: above float32's at the same 300 evaluations: it gains more per second than it loses, so
-#: `auto` picks it (see the README's benchmark section). Without either flag bfloat16 is
+#: `auto` picks it (see docs/benchmarks.md). Without either flag bfloat16 is
 #: emulated and slower.
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
@@ -127,7 +127,7 @@ BASE_BYTES = 940_000_000
 #: not zeros): the forward values kept for the backward pass, their gradients, oneDNN's
 #: reorders, the float32 copies the losses take, and with edge padding the padded copy of
 #: every conv's input. Edge padding: fitted (`benchmarks/memory.py fit`, every constant of
-#: this block free, see the README's table) to the peak resident memory (VmHWM) of 12 runs
+#: this block free, see docs/benchmarks.md, Memory) to the peak resident memory (VmHWM) of 12 runs
 #: through the command line on TF 2.21 / Keras 3.15, CPU, VGG19 to block5_conv2, 4:3
 #: images: untiled 512 to 1856 px, tiled 512 and 1024 px, and the largest tiled runs of
 #: this machine (L-BFGS at 4358 px, Adam at 5093 px), least squares, plus 3 % (6.9 / 5.57

@@ -49,7 +49,7 @@ from nst_keras.config import StyleConfig
 
 #: The core size `tile="auto"` uses (pixels). Chosen from benchmarks/tiling.py: larger cores
 #: waste less on halos (a 512 core with a 96 px halo reads 1.9x its pixels in the interior)
-#: and need more memory; see the README's tiling section for the measurements.
+#: and need more memory; see docs/benchmarks.md, Tiling, for the measurements.
 DEFAULT_CORE = 512
 
 #: One band of tiles along an axis: (tile start, core start, core end, tile end), pixels.
