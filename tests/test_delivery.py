@@ -466,15 +466,25 @@ def test_no_unused_leftovers_and_one_outcome_name_per_meaning():
     assert not hasattr(engines, "Outcome") and engines.JobOutcome is not solvers.Outcome
 
 
-def test_every_name_the_readme_and_the_notebooks_import_still_imports():
+def test_every_name_the_readme_the_docs_and_the_notebooks_import_still_imports():
     import importlib
     import re
 
     texts = [(ROOT / "README.md").read_text()]
+    texts += [page.read_text("utf-8") for page in sorted((ROOT / "docs").rglob("*.md"))]
     for notebook in (ROOT / "notebooks").glob("*.ipynb"):
         texts += ["".join(cell["source"]) for cell in json.loads(notebook.read_text())["cells"]]
     found = set()
     for text in texts:
+        # The API pages' mkdocstrings directives (`::: nst_keras.plan.plan`): a module, or a
+        # name in one.
+        for path in re.findall(r"^::: (nst_keras[\w.]*)", text, flags=re.M):
+            module, _, name = path.rpartition(".")
+            try:
+                is_module = importlib.util.find_spec(path) is not None
+            except ModuleNotFoundError:  # `path`'s parent is a module, not a package.
+                is_module = False
+            found.add((path, None) if is_module else (module, name))
         imports = re.findall(r"from (nst_keras[\w.]*) import \(([^)]*)\)", text)
         imports += re.findall(r"from (nst_keras[\w.]*) import ([\w, ]+?)\s*(?:#.*)?$", text,
                               flags=re.M)
