@@ -31,16 +31,19 @@ from typing import Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from nst_keras.engine import keras_state, lbfgsb
+from nst_keras.engine import keras_state, lbfgsb, training
 from nst_keras.engine import solvers
 
 #: The checkpoint format's version: a file of another version is not resumed.
 FORMAT_VERSION = 1
 
-#: The solver kinds a checkpoint can hold, by the type of their state.
-KINDS = {"lbfgsb": lbfgsb.LbfgsbState, "keras": keras_state.KerasState}
+#: The solver kinds a checkpoint can hold, by the type of their state: an image's optimiser
+#: (L-BFGS-B; Adam or SGD), or a style network's training (`training.TrainingState`: the
+#: network's weights, Adam's variables, the step; no image, no monitor).
+KINDS = {"lbfgsb": lbfgsb.LbfgsbState, "keras": keras_state.KerasState,
+         "training": training.TrainingState}
 
-SolverState = Union[lbfgsb.LbfgsbState, keras_state.KerasState]
+SolverState = Union[lbfgsb.LbfgsbState, keras_state.KerasState, training.TrainingState]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,9 +212,10 @@ class Checkpoint:
     """A run's state at one evaluation boundary: what `save_checkpoint` writes.
 
     Attributes:
-        kind: `"lbfgsb"` or `"keras"` (Adam, SGD): which state `solver` is.
+        kind: `"lbfgsb"`, `"keras"` (Adam, SGD) or `"training"`: which state `solver` is.
         solver: The optimiser's state.
-        monitor: The monitor's state at the same boundary.
+        monitor: The monitor's state at the same boundary; None for a training (its
+            losses are in its state).
         stage: The coarse-to-fine stage it was taken in (from 1).
         earlier: The finished stages' monitor states, in order (their losses and history
             join the last stage's, as `render` joins stage results).
@@ -220,7 +224,7 @@ class Checkpoint:
 
     kind: str
     solver: SolverState
-    monitor: MonitorState
+    monitor: Optional[MonitorState]
     stage: int = 1
     earlier: Tuple[MonitorState, ...] = ()
     version: int = FORMAT_VERSION
@@ -234,16 +238,29 @@ class Checkpoint:
                              f"Received: {type(self.solver).__name__}")
         if self.stage < 1:
             raise ValueError(f"`stage` counts from 1. Received: stage={self.stage}")
+        if (self.monitor is None) != (self.kind == "training"):
+            raise ValueError("an image's checkpoint needs its monitor's state, and a "
+                             f"training's has none. Received: kind={self.kind!r}, "
+                             f"monitor={'None' if self.monitor is None else 'given'}")
 
     @property
     def evaluations(self) -> int:
-        """The evaluations done when it was taken, counted from the first stage's start."""
+        """The evaluations done when it was taken, counted from the first stage's start (a
+        training's: its steps)."""
+        if self.monitor is None:
+            return int(self.solver.step)
         return json.loads(self.monitor.offset).get("evaluations", 0) + self.monitor.evaluations
+
+    def describe(self) -> str:
+        """Where it stands, in words: `evaluation N (stage S)`, or `step N` of a training."""
+        if self.monitor is None:
+            return f"step {self.evaluations}"
+        return f"evaluation {self.evaluations} (stage {self.stage})"
 
     @property
     def nbytes(self) -> int:
         """The bytes of its arrays: the file's size, less a few kB of headers."""
-        return (self.solver.nbytes + self.monitor.nbytes
+        return (self.solver.nbytes + (self.monitor.nbytes if self.monitor else 0)
                 + sum(m.nbytes for m in self.earlier))
 
     def to_arrays(self) -> Dict[str, np.ndarray]:
@@ -252,7 +269,8 @@ class Checkpoint:
                   "meta/stage": np.asarray(self.stage),
                   "meta/earlier": np.asarray(len(self.earlier))}
         arrays.update({f"solver/{k}": v for k, v in self.solver.to_arrays().items()})
-        arrays.update({f"monitor/{k}": v for k, v in self.monitor.to_arrays().items()})
+        if self.monitor is not None:
+            arrays.update({f"monitor/{k}": v for k, v in self.monitor.to_arrays().items()})
         for i, state in enumerate(self.earlier):
             arrays.update({f"earlier/{i}/{k}": v for k, v in state.to_arrays().items()})
         return arrays
@@ -340,7 +358,8 @@ def load_checkpoint(path: Union[str, os.PathLike]) -> Checkpoint:
 
     return Checkpoint(
         kind=kind, solver=KINDS[kind].from_arrays(part("solver/")),
-        monitor=MonitorState.from_arrays(part("monitor/")), stage=int(arrays["meta/stage"]),
+        monitor=None if kind == "training" else MonitorState.from_arrays(part("monitor/")),
+        stage=int(arrays["meta/stage"]),
         earlier=tuple(MonitorState.from_arrays(part(f"earlier/{i}/"))
                       for i in range(int(arrays["meta/earlier"]))),
         version=int(version))

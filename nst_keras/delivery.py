@@ -108,8 +108,9 @@ def outputs(result, *, output: str = "stylized.png", key: Optional[str] = None,
     data = record_lib.run_record(result, argv=argv, inputs=inputs, output=output, extra=extra,
                                  key=key)
     pixels = result.image if getattr(result, "pixels", None) is None else result.pixels
+    # A network's pass has no losses to plot.
     return Outputs(encode_image(pixels, output, bit_depth),
-                   record_lib.loss_plot_png(result) if plot else None, data)
+                   record_lib.loss_plot_png(result) if plot and result.losses else None, data)
 
 
 def json_bytes(data) -> bytes:
@@ -429,9 +430,8 @@ class CheckpointFile:
                           "starting from zero")
             else:
                 age = time.time() - os.path.getmtime(path)
-                self._say(f"resuming from evaluation {self.resume.evaluations} (stage "
-                          f"{self.resume.stage}) of the checkpoint {path}, written "
-                          f"{_age(age)} ago")
+                self._say(f"resuming from {self.resume.describe()} of the checkpoint "
+                          f"{path}, written {_age(age)} ago")
         folder = os.path.dirname(os.path.abspath(path))
         existing = folder
         while not os.path.isdir(existing):

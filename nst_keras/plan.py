@@ -896,3 +896,125 @@ def _read(label: str, source, **resize) -> np.ndarray:
 def _listed(values: Sequence) -> str:
     """Numbers as a user typed them: `0.7 0.3`, not `(0.7, 0.3)`."""
     return " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
+# ------------------------------------------------------------------ a trained network's job
+
+
+#: `preserve_color` modes a network's output can take after the fact: the photo's colours on
+#: the output's luminance. `"histogram"` recolours the style before optimising: nothing to
+#: recolour here (the network learnt its style's colours).
+NETWORK_COLOR_MODES = (None, "luminance", "swap")
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkJob:
+    """One planned pass of a photo through a trained style network (`nst-keras train`).
+
+    Attributes:
+        config: The settings that apply: `height`, `preserve_color`, `device`,
+            `precision`, `max_memory`.
+        network: The network file's path.
+        record: The network's record (its style, its training), read from the file.
+        content: The photo at its final size, RGB uint8; None when planned without
+            loading.
+        sources: Where the content and the network came from.
+        size: (height, width) of the result.
+        placement: Device, precision and hardware.
+        memory: `need`, `budget` and `fits` (the largest height that fits), bytes and pixels.
+        notes: Lines for the user.
+        key: The job key: the network file's and the photo's bytes, and the settings.
+    """
+
+    config: StyleConfig
+    network: str
+    record: Dict[str, object] = dataclasses.field(repr=False)
+    content: Optional[np.ndarray] = dataclasses.field(repr=False)
+    sources: Dict[str, object]
+    size: Tuple[int, int]
+    placement: runtime.Placement
+    memory: Dict[str, object]
+    notes: Tuple[str, ...] = ()
+    key: str = ""
+
+    @property
+    def resume_key(self) -> str:
+        """A pass has nothing to resume: its key (a checkpoint is never written)."""
+        return self.key
+
+
+def plan_network(content, network, *, config: Optional[StyleConfig] = None,
+                 fit_height: bool = False, load: bool = True) -> NetworkJob:
+    """Reads and checks a photo and a network file; returns the `NetworkJob`.
+
+    The network's output has the photo's size (padded by reflection to the network's
+    stride and cropped back: any size works). Instance normalisation needs whole-image
+    statistics, so the image is never tiled: a size past memory is refused, with the
+    largest height that fits.
+
+    Args:
+        content: The photo: a path, URL, array or PIL image.
+        network: The `.keras` file `nst-keras train` wrote.
+        config: The settings (`height`, `preserve_color`, `device`, `precision`,
+            `max_memory` apply).
+        fit_height: The largest height that fits, at most the photo's own.
+        load: Decode the photo (False: a dry run).
+
+    Raises:
+        ValueError: For a file that is not a network of ours (naming `network`), a colour
+            mode that cannot apply, a photo that cannot be read, or a size past memory
+            (`NotEnoughMemory`).
+    """
+    from nst_keras.engine import transformer
+
+    config = config or StyleConfig()
+    if config.preserve_color not in NETWORK_COLOR_MODES:
+        raise ValueError(
+            "a network's output keeps the photo's colours after the fact only "
+            f"(preserve_color luminance or swap); {config.preserve_color} recolours the style "
+            f"before optimising. Received: preserve_color={config.preserve_color}")
+    record = transformer.read_record(network)
+    where = runtime.placement(config)
+    content_wh = _size_of("content image", content)
+    aspect = content_wh[0] / content_wh[1]
+    budget = runtime.run_budget(config, where.device)
+    width = int(record.get("width", transformer.WIDTH))
+
+    def need(h):
+        return transformer.inference_bytes(h, _width(h, aspect), width, where.precision)
+
+    fits = 0
+    low, high = 1, 1 << 16
+    while low <= high:  # The largest height whose pass fits (need grows with height).
+        middle = (low + high) // 2
+        if need(middle) <= budget:
+            fits, low = middle, middle + 1
+        else:
+            high = middle - 1
+    notes = []
+    if fit_height:
+        height = max(1, min(fits, content_wh[1]))
+        config = config.replace(height=height)
+        notes.append(f"--height auto: {height} pixels (the largest that fits, at most the "
+                     f"photo's {content_wh[1]})")
+    height = config.height
+    memory = {"need": need(height), "budget": budget, "fits": fits}
+    if load and memory["need"] > budget and where.device == "cpu":
+        raise NotEnoughMemory(
+            f"a {_width(height, aspect)}x{height} pass through the network needs about "
+            f"{memory['need'] / GIB:.1f} GiB, more than the {budget / GIB:.1f} GiB available; "
+            f"a network's image cannot be tiled (instance normalisation needs the whole "
+            f"image); try height={fits}. Received: height={height}", fits)
+    sources = {"content": _described(content), "network": os.fspath(network),
+               "style": (record.get("style") or {}).get("name")}
+    key = keys.job_key(config, content, [network], extra={"network pass": True})
+    size = (height, _width(height, aspect))
+    if not load:
+        return NetworkJob(config, os.fspath(network), record, None, sources, size, where,
+                          memory, tuple(notes), key)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        content_rgb = _read("content image", content, height=height)
+    notes += [f"warning: {first_line(w.message)}" for w in caught]
+    return NetworkJob(config, os.fspath(network), record, content_rgb, sources,
+                      tuple(content_rgb.shape[:2]), where, memory, tuple(notes), key)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import platform
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 #: The record's format; bumped when a key changes meaning. 2: every record has `job_key`
 #: and `stopped`; a video's frames are JSON Lines (`frames.jsonl`), one per frame.
@@ -76,10 +76,11 @@ def run_record(result, *, argv: Optional[Sequence[str]] = None, inputs: Optional
         "hardware": result.hardware,
         "cpu_flags": sorted(runtime.cpu_flags()),
         "size": [height, width],
-        "loss": result.loss,
-        "content_loss": result.content_loss,
-        "style_loss": result.style_loss,
-        "tv_loss": result.tv_loss,
+        # None, not NaN (which is not JSON), for a network's pass: it has no loss.
+        "loss": _finite(result.loss),
+        "content_loss": _finite(result.content_loss),
+        "style_loss": _finite(result.style_loss),
+        "tv_loss": _finite(result.tv_loss),
         "kind_losses": dict(result.kind_losses),
         "layer_losses": dict(result.layer_losses),
         "iterations": result.iterations,
@@ -98,6 +99,11 @@ def run_record(result, *, argv: Optional[Sequence[str]] = None, inputs: Optional
         "output": output,
         "argv": list(argv) if argv is not None else None,
     }
+
+
+def _finite(value) -> Optional[float]:
+    """A float, or None when it is NaN (no loss)."""
+    return None if value != value else value
 
 
 def loss_figure(result):
@@ -128,6 +134,51 @@ def loss_figure(result):
                  f"{result.image.shape[0]}: final loss {result.loss:.4g}", fontsize=10)
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
     ax.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    return figure
+
+
+def training_figure(losses: Sequence[float], kinds: Mapping[str, Sequence[float]],
+                    network_record: Mapping):
+    """A style network's training: the total loss and each kind's weighted loss against
+    steps, log scale, each smoothed over 1 % of the steps beside its raw values.
+
+    Args:
+        losses: The total loss of every step.
+        kinds: Each kind's weighted loss of every step (`training.Trainer.kind_losses`).
+        network_record: The network's record (`StyleNetwork.record`), for the title.
+
+    Returns:
+        A `matplotlib.figure.Figure`.
+    """
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 4.5), dpi=100)
+    ax = figure.add_subplot()
+    window = max(1, len(losses) // 100)
+
+    def smooth(values):
+        values = np.asarray(values, np.float64)
+        if window == 1 or len(values) < window:
+            return values
+        return np.convolve(values, np.ones(window) / window, mode="valid")
+
+    steps = np.arange(1, len(losses) + 1)
+    ax.plot(steps, losses, lw=0.5, alpha=0.3, color="black")
+    ax.plot(steps[window - 1:], smooth(losses), lw=2, color="black", label="total")
+    for name, values in kinds.items():
+        if len(values) == len(losses) and any(v > 0 for v in values):
+            ax.plot(steps[window - 1:], smooth(values), lw=1.2, label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("training steps")
+    ax.set_ylabel("weighted loss (batch mean)")
+    style = (network_record.get("style") or {}).get("name", "?")
+    ax.set_title(f"network for {style}: batch {network_record.get('batch_size')} of "
+                 f"{network_record.get('size')} px, {network_record.get('precision')}",
+                 fontsize=10)
+    ax.grid(True, which="both", lw=0.3, alpha=0.5)
+    ax.legend(fontsize=7)
     figure.tight_layout()
     return figure
 

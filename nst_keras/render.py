@@ -650,3 +650,43 @@ def _joined(results, config) -> Result:
         config=config,
         stages=tuple(r.stages[0] for r in results),
     )
+
+
+def render_network(job, stop: Optional[StopToken] = None) -> Result:
+    """A planned `plan.NetworkJob`: the photo through the trained network, in one pass.
+
+    The network is loaded once per process (`runtime`'s cache of networks by file and
+    modification time), its forward pass traced once per size. The colour mode finishes
+    the output as a plain run's (`finish_color`: the photo's colours on the output's
+    luminance). A stop token set before the pass returns no image: `Interrupted`.
+
+    Returns:
+        A `Result` with no losses (NaN: the network's loss is its training's, in its
+        record), no evaluations, and `seconds` the pass's wall time.
+
+    Raises:
+        Interrupted: If `stop` was set before the pass.
+    """
+    from nst_keras.engine import transformer
+
+    if job.content is None:
+        raise ValueError("the job was planned without its images. Received: job.content=None")
+    if stop is not None and stop.requested:
+        raise Interrupted(stop.reason or "interrupted", best_image=None)
+    began = time.perf_counter()
+    with runtime.device_scope(job.placement.device):
+        network = runtime.NETWORKS.get(job.network)
+        setup = time.perf_counter() - began
+        began = time.perf_counter()
+        pixels = transformer.stylize(network, job.content, precision=job.placement.precision)
+    pixels = finish_color(np.clip(pixels, 0.0, 255.0), job.content, job.config.preserve_color,
+                          as_float=True)
+    seconds = time.perf_counter() - began
+    nan = float("nan")
+    return Result(
+        image=images_lib.to_uint8(pixels), loss=nan, content_loss=nan, style_loss=nan,
+        tv_loss=nan, layer_losses={}, iterations=0, evaluations=0, seconds=seconds,
+        setup_seconds=setup, losses=(), times=(), history=(),
+        stop_reason="one pass through the network", config=job.config,
+        device=job.placement.device, precision=job.placement.precision,
+        hardware=job.placement.hardware, pixels=np.asarray(pixels, np.float32))

@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--images", default=None, metavar="DIR",
                        help="a folder of images offered as example photos and styles (the "
                             "figure paintings in the Keras cache are offered too)")
+    serve.add_argument("--networks", default=None, metavar="DIR",
+                       help="a folder of style networks (nst-keras train's .keras files) "
+                            "offered on the page for one-pass stylisation; read from this "
+                            "machine only: an uploaded network file is never loaded (loading "
+                            "one can run its code)")
     serve.add_argument("--max-upload", type=console.positive_float, default=20.0,
                        metavar="MB", help="refuse uploads larger than this")
     serve.add_argument("--preview-every", type=console.positive_int, default=PREVIEW_EVERY,
@@ -104,6 +109,7 @@ def _parse(argv):
     if args.images is not None and not os.path.isdir(args.images):
         raise UsageError(f"the --images folder does not exist. Received: --images "
                          f"{args.images}")
+    args.network_files = networks_in(args.networks)
     args.base = console.planned(lambda: StyleConfig(**console.config_changes(args, MODEL_FIELDS)))
     console.planned(check_network, args.base)
     return args
@@ -133,7 +139,8 @@ def _serve_in(args, base: StyleConfig, workdir: str) -> int:
     os.environ["GRADIO_TEMP_DIR"] = os.path.join(workdir, "gradio")
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # No telemetry, no version check.
 
-    app = App(base, gallery(args.images), workdir, preview_every=args.preview_every)
+    app = App(base, gallery(args.images), workdir, preview_every=args.preview_every,
+              networks=args.network_files)
     console.say(args.quiet, f"Building {base.model} ({base.weights or 'random weights'}) ...")
     console.load_model(app.model_config(base))
     demo = app.blocks()
@@ -158,6 +165,34 @@ def _serve_in(args, base: StyleConfig, workdir: str) -> int:
     finally:
         demo.close()
     return EXIT_OK
+
+
+def networks_in(folder: Optional[str]) -> Dict[str, str]:
+    """name -> path of the style networks in `folder` (each checked to be one of ours).
+
+    Raises:
+        UsageError: If the folder is missing, holds no `.keras` file, or one that is not a
+            style network (naming it).
+    """
+    if folder is None:
+        return {}
+    from nst_keras.engine import transformer
+
+    if not os.path.isdir(folder):
+        raise UsageError(f"the --networks folder does not exist. Received: --networks {folder}")
+    found = {}
+    for name in sorted(os.listdir(folder)):
+        if name.lower().endswith(".keras"):
+            path = os.path.join(folder, name)
+            try:
+                transformer.read_record(path)
+            except ValueError as error:
+                raise console.as_usage(error) from None
+            found[name[:-len(".keras")]] = path
+    if not found:
+        raise UsageError(f"the --networks folder holds no .keras network. Received: "
+                         f"--networks {folder}")
+    return found
 
 
 def gallery(images_dir: Optional[str]) -> Dict[str, str]:
@@ -213,11 +248,14 @@ class App:
         examples: name -> path of the example images (`gallery`).
         workdir: A folder for each run's files.
         preview_every: Send the image every this many iterations.
+        networks: name -> path of the style networks offered (`networks_in`): the page
+            names one, the server loads its own file.
     """
 
     def __init__(self, base: StyleConfig, examples: Dict[str, str], workdir: str,
-                 preview_every: int = PREVIEW_EVERY):
+                 preview_every: int = PREVIEW_EVERY, networks: Optional[Dict[str, str]] = None):
         self.base = base
+        self.networks = dict(networks or {})
         self.examples = dict(examples)
         self.workdir = workdir
         self.preview_every = preview_every
@@ -264,6 +302,24 @@ class App:
             raise ValueError("upload a style image or pick one from the gallery. "
                              "Received: style=[]")
         return content, styles
+
+    def network_inputs_of(self, content_file, content_example, style_files, style_examples,
+                          network):
+        """The content of a network's pass; the network is looked up by name among the
+        server's own (never a client's file).
+
+        Raises:
+            ValueError: For an unknown network, a missing content, or styles given too.
+        """
+        if network not in self.networks:
+            raise ValueError(f"no such network. Received: network={network!r}")
+        if [f for f in (style_files or []) if f is not None] or style_examples:
+            raise ValueError("a network paints its own style: pick a network or style images, "
+                             f"not both. Received: network={network!r} and styles")
+        content = content_file if content_file is not None else self._example(content_example)
+        if content is None:
+            raise ValueError("upload a content photo or pick an example. Received: content=None")
+        return content
 
     def preview_content(self, content_file, content_example):
         """The content photo as the page shows it once picked: the upload, else the example."""
@@ -312,6 +368,7 @@ class App:
     def _work(self, run: Run) -> None:
         from nst_keras import delivery, render
         from nst_keras.errors import Interrupted, StyleTransferError, first_line
+        from nst_keras.plan import NetworkJob
 
         job = run.job
 
@@ -329,14 +386,19 @@ class App:
         run.checkpoints = delivery.CheckpointFile(
             delivery.checkpoint_path(run.folder, "stylized", job.resume_key))
         try:
-            model = render.load_model(self.model_config(job.config), job.placement)
-            result = render.render(job, callback, on_stage=on_stage, feature_model=model,
-                                   stop=run.stop, checkpoints=run.checkpoints)
+            if isinstance(job, NetworkJob):  # One pass: nothing to stop midway or continue.
+                result = render.render_network(job, stop=run.stop)
+            else:
+                model = render.load_model(self.model_config(job.config), job.placement)
+                result = render.render(job, callback, on_stage=on_stage, feature_model=model,
+                                       stop=run.stop, checkpoints=run.checkpoints)
             if not result.stopped:
                 run.checkpoints.remove()
             run.result, run.image = result, result.image
-            run.ending = console.summary_line(
-                result, "stopped: the best image so far" if result.stopped else "done")
+            run.ending = (f"done: one pass through the network in {result.seconds:.2f} s"
+                          if isinstance(job, NetworkJob) else console.summary_line(
+                              result, "stopped: the best image so far" if result.stopped
+                              else "done"))
         except Interrupted:
             run.ending = "stopped before the first image"
         except StyleTransferError as error:
@@ -381,22 +443,28 @@ class App:
 
     def stylize(self, content_file, content_example, style_files, style_examples, preset_name,
                 height, strength, preserve, max_evals, seed, content_layers, style_layers,
-                pooling, optimizer, tv_weight, request=None):
-        """The Run button: a generator of the page's outputs (see `OUTPUTS`)."""
+                pooling, optimizer, tv_weight, network=None, request=None):
+        """The Run button: a generator of the page's outputs (see `OUTPUTS`). With a
+        `network` (a name from `--networks`), one pass through it instead of a run."""
         import gradio as gr
 
-        from nst_keras.plan import plan
+        from nst_keras.plan import plan, plan_network
 
         session = getattr(request, "session_hash", None) or "default"
         skip = gr.skip()
         try:
-            content, styles = self.inputs_of(content_file, content_example, style_files,
-                                             style_examples)
             config = self.config_of(preset_name, height, strength, preserve, max_evals, seed,
                                     content_layers, style_layers, pooling, optimizer,
                                     tv_weight)
             began = time.perf_counter()
-            job = plan(content, styles, config=config)
+            if network:
+                content = self.network_inputs_of(content_file, content_example, style_files,
+                                                 style_examples, network)
+                job = plan_network(content, self.networks[network], config=config)
+            else:
+                content, styles = self.inputs_of(content_file, content_example, style_files,
+                                                 style_examples)
+                job = plan(content, styles, config=config)
         except ValueError as error:  # The command line's one line, on the page.
             yield (skip, f"error: {console.as_usage(error)}", skip, skip, skip, skip)
             return
@@ -525,6 +593,9 @@ class App:
                                                  elem_id="style_examples")
                     style_preview = gr.Gallery(label="styles", columns=4, height=160,
                                                allow_preview=False, elem_id="style_preview")
+                    network = gr.Dropdown([""] + sorted(self.networks), value="",
+                                          label="or a trained network (one pass, no styles)",
+                                          elem_id="network", visible=bool(self.networks))
                     if names:
                         gr.Gallery([(self.examples[n], n) for n in names], label="gallery",
                                    columns=4, height=200, allow_preview=False)
@@ -569,18 +640,18 @@ class App:
                                     interactive=False, elem_id="before_after")
             inputs = [content_file, content_example, style_files, style_examples, preset_name,
                       height, strength, preserve, max_evals, seed, content_layers,
-                      style_layers, pooling, optimizer, tv_weight]
+                      style_layers, pooling, optimizer, tv_weight, network]
             outputs = [result, status, curve, png, record_file, before_after]
 
             def stylize(content_file, content_example, style_files, style_examples,
                         preset_name, height, strength, preserve, max_evals, seed,
                         content_layers, style_layers, pooling, optimizer, tv_weight,
-                        request: gr.Request):  # Gradio passes the request by this type.
+                        network, request: gr.Request):  # Gradio passes the request by type.
                 yield from self.stylize(content_file, content_example, style_files,
                                         style_examples, preset_name, height, strength,
                                         preserve, max_evals, seed, content_layers,
                                         style_layers, pooling, optimizer, tv_weight,
-                                        request=request)
+                                        network=network or None, request=request)
 
             def stop(request: gr.Request):
                 return self.stop(request)

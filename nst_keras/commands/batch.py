@@ -204,7 +204,7 @@ def _prepare(job: jobs_lib.BatchJob, out: str, overwrite: bool, digests):
     from nst_keras.config import INITS
     from nst_keras.commands.engines import Payload
     from nst_keras.errors import InputError, NotEnoughMemory
-    from nst_keras.plan import plan
+    from nst_keras.plan import plan, plan_network
     from nst_keras.record import settings_dict
 
     entry = {"job": job.name, "content": job.content, "styles": list(job.styles),
@@ -230,8 +230,13 @@ def _prepare(job: jobs_lib.BatchJob, out: str, overwrite: bool, digests):
         entry.update(status="skipped", loss=done.get("loss"), seconds=done.get("seconds"),
                      output=os.path.basename(image))
         return entry, None
+    network = is_network(job.styles[0])
     try:  # The plan's checks, from the headers, before any job runs.
-        plan(job.content, list(job.styles), config=job.config, masks=job.masks, load=False)
+        if network:
+            _check_network_job(job)
+            plan_network(job.content, job.styles[0], config=job.config, load=False)
+        else:
+            plan(job.content, list(job.styles), config=job.config, masks=job.masks, load=False)
     except (InputError, NotEnoughMemory) as error:  # This job's inputs: it fails alone.
         entry.update(status="failed", reason=str(error))
         return entry, None
@@ -239,7 +244,27 @@ def _prepare(job: jobs_lib.BatchJob, out: str, overwrite: bool, digests):
         raise ValueError(f"job {job.name}: {error}") from None
     sources = {"content": job.content, "styles": list(job.styles), "masks": entry["masks"],
                "init": job.config.init}
-    return entry, Payload(job.name, key, job.config, b"", (), None, None, sources)
+    return entry, Payload(job.name, key, job.config, b"", (), None, None, sources,
+                          network=network)
+
+
+def is_network(path) -> bool:
+    """Whether a style input is a trained style network (`nst-keras train`'s `.keras`)."""
+    return os.fspath(path).lower().endswith(".keras")
+
+
+def _check_network_job(job: jobs_lib.BatchJob) -> None:
+    """A network is a whole style: alone, everywhere (no blend, no masks).
+
+    Raises:
+        ValueError: Naming the job's styles or masks.
+    """
+    if len(job.styles) > 1:
+        raise ValueError("a network paints its own style alone: it cannot be blended with "
+                         f"other styles. Received: style={' + '.join(job.styles)}")
+    if job.masks:
+        raise ValueError("a network paints one style everywhere: no masks. Received: "
+                         f"masks={' '.join(job.masks)}")
 
 
 def _loaded(payload):
@@ -319,6 +344,11 @@ def write_contact_sheet(out: str, batch_jobs, entries: Dict[str, dict]) -> Optio
 
     def thumbnail(path):
         try:
+            if is_network(path):  # The style thumbnail the network's file carries.
+                from nst_keras.engine import transformer
+
+                small = transformer.thumbnail_of(transformer.read_record(path))
+                return None if small is None else load_image(small, 128)
             return load_image(path, 128)
         except Exception:  # An unreadable input is shown as a marked cell.
             return None
@@ -517,9 +547,11 @@ def _parse(argv):
 
 def _work(args, guard) -> int:
     began = time.perf_counter()
-    if args.engine == "local" and args.batch_jobs:
+    optimised = [job for job in args.batch_jobs if not is_network(job.styles[0])]
+    if args.engine == "local" and optimised:
         # Once, before any job: a weights file that cannot be loaded is one line, exit 2.
-        console.load_model(args.batch_jobs[0].config)
+        # (A network's jobs need no VGG.)
+        console.load_model(optimised[0].config)
     from nst_keras.commands.engines import Resuming
 
     bar = JobsBar(args.quiet, args.out)

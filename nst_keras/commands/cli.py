@@ -38,6 +38,8 @@ COMMANDS = {
     "figure": ("nst_keras.commands.figures", "reproduce Figure 1, 2 or 3 of Gatys et al."),
     "batch": ("nst_keras.commands.batch", "stylise many photos with many styles, resumably"),
     "video": ("nst_keras.commands.video", "stylise a video without flicker (Ruder et al. 2016)"),
+    "train": ("nst_keras.commands.train", "train a feed-forward network for one style, then "
+              "stylise any photo in one pass with --network"),
     "app": ("nst_keras.commands.app", "serve a web page: upload, watch it paint, stop, download"),
     "normalize-vgg": ("nst_keras.commands.normalize_command",
                       "rescale VGG so each filter's mean activation over photos is 1 "
@@ -74,6 +76,9 @@ def build_parser(defaults: StyleConfig = DEFAULTS, preset_name: str = "book"):
     io.add_argument("content", nargs="?", default=None,
                     help="content image: a path or an http(s) URL")
     io.add_argument("style", nargs="?", default=None, help="style image: a path or an http(s) URL")
+    io.add_argument("--network", default=None, metavar="NET.keras",
+                    help=f"a style network from '{PROG} train': stylise CONTENT in one pass "
+                         "(a fraction of a second) instead of optimising; no STYLE")
     io.add_argument("--style", dest="styles", nargs="+", default=None, metavar="STYLE",
                     help="several style images, blended (instead of the positional STYLE; "
                          "put CONTENT before it, or end the list with --)")
@@ -127,6 +132,16 @@ def inputs_of(args) -> tuple:
     """
     from nst_keras.media import images
 
+    if getattr(args, "network", None) is not None:
+        given = list(args.styles or ([args.style] if args.style else []))
+        if given:
+            raise UsageError("a network paints its own style: give --network or a style "
+                             f"image, not both. Received: --network {args.network} and "
+                             f"{' '.join(given)}")
+        if args.content is None:
+            raise UsageError(f"--network needs a CONTENT photo. Received: --network "
+                             f"{args.network} and no CONTENT")
+        return args.content, [], False
     if args.styles and args.style:
         raise UsageError("give the style as STYLE or as --style, not both. "
                          f"Received: {args.style} and --style {' '.join(args.styles)}")
@@ -239,6 +254,8 @@ def _run(run: _Parsed, argv, guard) -> int:
     from nst_keras.commands import console
 
     args, config = run.args, run.config
+    if args.network is not None:
+        return _run_network(run, argv, guard)
     job = plan_of(args, config, run.content, run.styles, run.demo)
     if args.dry_run:
         console.check_weights(job.config)  # What loading the model would refuse.
@@ -272,6 +289,44 @@ def _run(run: _Parsed, argv, guard) -> int:
     say(args.quiet, console.summary_line(result, f"Wrote {done.image}"))
     if done.record is not None:
         say(args.quiet, f"Wrote the run record {done.record} and the loss plot {done.plot}.")
+    return EXIT_OK
+
+
+def _run_network(run: _Parsed, argv, guard) -> int:
+    """A plain run with `--network`: the photo through a trained network, planned, rendered
+    and delivered as any run is (`plan.plan_network`, `render.render_network`)."""
+    from nst_keras import plan, render
+    from nst_keras.commands import console
+
+    args, config = run.args, run.config
+    if args.style_masks:
+        raise UsageError("a network's pass has no style masks (a network paints one style "
+                         f"everywhere). Received: --style-mask {' '.join(args.style_masks)}")
+    job = console.planned(plan.plan_network, run.content, args.network, config=config,
+                          fit_height=args.height == "auto", load=not args.dry_run)
+    if not args.dry_run:  # A file Keras cannot rebuild: one line, before the pass.
+        from nst_keras.engine import runtime
+
+        console.planned(runtime.NETWORKS.get, args.network)
+    for note in job.notes:
+        say(args.quiet, f"{PROG}: {as_usage(note)}")
+    if args.dry_run:
+        height, width = job.size
+        print(f"A {width}x{height} pass through {args.network} on {job.placement.hardware} in "
+              f"{job.placement.precision}: about {job.memory['need'] / 2**30:.2f} GiB of "
+              f"{job.memory['budget'] / 2**30:.1f} available; the largest height that fits: "
+              f"{job.memory['fits']}.")
+        return EXIT_OK
+    with guard.stoppable() as token:
+        result = render.render_network(job, stop=token)
+    done = console.deliver(result, job, guard, prog=PROG, output=args.output,
+                           report=args.report, argv=argv, bit_depth=bit_depth_of(args))
+    if done.fallback:
+        return EXIT_FAILED
+    style = job.record.get("style", {}).get("name", "its style")
+    say(args.quiet, f"Wrote {done.image}: {job.size[1]}x{job.size[0]} in the style of {style} "
+                    f"in {result.seconds:.2f} s (network loaded and traced in "
+                    f"{result.setup_seconds:.1f} s).")
     return EXIT_OK
 
 

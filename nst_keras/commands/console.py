@@ -251,7 +251,10 @@ INPUT_WORDS = {"style": "STYLE", "content": "CONTENT", "masks": "--style-mask",
                # `video`'s inputs (videoio, video.plan_video):
                "source": "IN", "frames_dir": "--frames-dir", "folder": "--frames-dir",
                "flow": "--flow", "start": "--start", "end": "--end", "every": "--every",
-               "jobs_file": "--jobs"}  # `batch`'s (jobs.read_jobs_csv)
+               "jobs_file": "--jobs",
+               "network": "--network", "photos": "--photos",  # `train`'s and --network's
+               "size": "--size", "steps": "--steps", "batch_size": "--batch-size",
+               "width": "--width"}  # `batch`'s (jobs.read_jobs_csv)
 
 
 def as_usage(error) -> "UsageError":

@@ -43,6 +43,8 @@ class Payload:
         init: The init image file's bytes when `config.init` is a path, else None.
         sources: Where the inputs came from (paths), for the record.
         resuming: How the worker keeps the job resumable (`Resuming`), or None.
+        network: The job's one style is a trained network (`styles[0]` its file's bytes):
+            one pass through it (`plan.plan_network`), nothing to resume.
     """
 
     name: str
@@ -54,6 +56,7 @@ class Payload:
     init: Optional[bytes] = dataclasses.field(repr=False)
     sources: Dict[str, object]
     resuming: Optional["Resuming"] = None
+    network: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +144,8 @@ def execute(payload: Payload, callback: Optional[Callable] = None,
                           **fields)
 
     try:
+        if payload.network:
+            return _execute_network(payload, stop, outcome)
         job = plan(payload.content, list(payload.styles), config=payload.config,
                    masks=None if payload.masks is None else list(payload.masks),
                    init_image=payload.init)
@@ -161,6 +166,33 @@ def execute(payload: Payload, callback: Optional[Callable] = None,
     return outcome("interrupted" if result.stopped else "done", outputs=outputs,
                    loss=result.loss, reason="interrupted" if result.stopped else None,
                    checkpoint=None if checkpoints is None else checkpoints.path)
+
+
+def _execute_network(payload: Payload, stop, outcome) -> JobOutcome:
+    """A network job in a worker: the network's bytes to a file this worker keeps (named
+    by their hash: a worker on another machine has no access to the driver's path), then
+    one planned pass."""
+    import hashlib
+    import tempfile
+
+    from nst_keras import delivery
+    from nst_keras.media import images
+    from nst_keras.plan import plan_network
+    from nst_keras.render import render_network
+
+    data = payload.styles[0]
+    folder = os.path.join(tempfile.gettempdir(), "nst_keras-networks")
+    path = os.path.join(folder, hashlib.sha256(data).hexdigest()[:32] + ".keras")
+    if not os.path.isfile(path):
+        os.makedirs(folder, exist_ok=True)
+        with images.atomic_write(path) as f:
+            f.write(data)
+    job = plan_network(payload.content, path, config=payload.config)
+    result = render_network(job, stop=stop)
+    outputs = delivery.outputs(result, output=f"{payload.name}.png", key=payload.key,
+                               inputs=payload.sources, extra={"job": payload.name},
+                               plot=False)
+    return outcome("done", outputs=outputs, loss=None)
 
 
 def _checkpoints(payload: Payload, job):

@@ -667,7 +667,11 @@ def build_parser(defaults: StyleConfig, preset_name: str = "book"):
     io = groups["video"]
     io.add_argument("input", help="a video file, a folder of frames, or a glob of them "
                                   "(quote it: 'frames/*.png')")
-    io.add_argument("styles", nargs="+", metavar="STYLE", help="style image(s), blended")
+    io.add_argument("styles", nargs="*", metavar="STYLE", help="style image(s), blended")
+    io.add_argument("--network", default=None, metavar="NET.keras",
+                    help=f"a style network from '{PROG.split()[0]} train' instead of STYLE: each "
+                         "frame through it in one pass (no flow, temporal loss or budgets; "
+                         "frames are not kept, a stopped run writes nothing)")
     io.add_argument("-o", "--output", default=None,
                     help="the video to write: .mp4, .m4v, .mov or .mkv (H.264, the input's "
                          "frame rate and audio; see --fps)")
@@ -770,6 +774,8 @@ def _check_paths(args) -> None:
             raise UsageError(f"the output folder is not writable. Received: -o {args.output}")
         if os.path.abspath(args.output) == os.path.abspath(args.input):
             raise UsageError(f"the output would overwrite the input. Received: -o {args.output}")
+    if args.network is not None:
+        return  # Nothing kept between frames: no frames folder.
     if args.frames_dir is None:
         args.frames_dir = args.output + ".frames"
     check_folder(args.frames_dir, "--frames-dir")
@@ -780,6 +786,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return console.command(PROG, argv, _parse, _run, save_partial=_kept)
 
 
+#: `video` options that mean nothing to a network's frames (one pass each, nothing kept).
+NETWORK_REFUSES = ("--frames-dir", "--temporal-weight", "--first-evals", "--frame-evals",
+                   "--flow", "--warp", "--fill", "--fill-evals", "--compare", "--encode-only",
+                   "--max-evals", "--checkpoint-every", "--restart")
+
+
 def _parse(argv):
     args = console.parse_with_preset(build_parser, argv)
     args.config = console.config_from_args(args)
@@ -787,13 +799,28 @@ def _parse(argv):
         check_dependencies()
     except ImportError as error:
         raise UsageError(str(error)) from None
+    if args.network is not None:
+        if args.styles:
+            raise UsageError("a network paints its own style: give --network or STYLE, not "
+                             f"both. Received: --network {args.network} and "
+                             f"{' '.join(args.styles)}")
+        given = [a.split("=")[0] for a in argv if a.split("=")[0] in NETWORK_REFUSES]
+        if given:
+            raise UsageError(f"{given[0]} does not apply to a network's frames (one pass "
+                             f"each: no flow, temporal loss, budget or kept frames). "
+                             f"Received: {given[0]} with --network {args.network}")
+        if args.output is None:
+            raise UsageError("a network's video needs -o OUT.mp4 (its frames are not kept)")
+    elif not args.styles:
+        raise UsageError("give STYLE (one or more style images) or --network NET.keras")
     _check_paths(args)
     return args
 
 
 def _kept(args, image=None) -> str:
     """What a stopped or failed run kept, and how to go on."""
-    frames = len(finished_frames(args.frames_dir)) if os.path.isdir(args.frames_dir) else 0
+    frames = (len(finished_frames(args.frames_dir))
+              if args.frames_dir and os.path.isdir(args.frames_dir) else 0)
     if not frames:
         return "no frame was finished, nothing kept"
     how = (f"; rerun the same command to continue, or add --encode-only to write "
@@ -833,6 +860,8 @@ def _plans(args, config: StyleConfig):
 def _run(args, guard) -> int:
     from nst_keras.engine.objective import StyleTargets
 
+    if args.network is not None:
+        return _run_network(args, guard)
     if args.encode_only:
         return _encode(args, None, quiet=args.quiet)
     plans = _plans(args, args.config)
@@ -897,6 +926,85 @@ def _run_one(args, video: VideoPlan, model, cache, guard, label, stop) -> None:
     finally:
         inner.close()
         outer.close()
+
+
+class _Stopped(Exception):
+    """A stop request while a network's frames are encoded: the video is not written."""
+
+
+def _run_network(args, guard) -> int:
+    """`video --network`: each frame planned and rendered as a network job
+    (`plan.plan_network`, `render.render_network`), straight into the encoder.
+
+    The first frame is planned in full (the network file, the size, the memory); the others
+    take its size. The encoder writes under a temporary name: a stop or a failure leaves no
+    output, and nothing to resume (a frame takes a fraction of a second).
+    """
+    from nst_keras import delivery, plan, render
+    from nst_keras.commands.bars import Bar
+    from nst_keras.engine.control import pace
+    from nst_keras.media import images, videoio
+
+    try:
+        info = videoio.probe(args.input)
+    except (ValueError, OSError) as error:
+        raise as_usage(error) from None
+    total = selected_count(info.frame_count, args.start, args.end, args.every)
+    frames = videoio.read_frames(args.input, args.start, args.end, args.every, info=info)
+    first = next(iter(frames), None)
+    if first is None:
+        raise UsageError(f"no frame in the selected range. Received: {args.input}")
+    job = console.planned(plan.plan_network, first, args.network, config=args.config,
+                          fit_height=args.height == "auto")
+    from nst_keras.engine import runtime
+
+    console.planned(runtime.NETWORKS.get, args.network)  # Keras can rebuild it: one line.
+    for note in job.notes:
+        say(args.quiet, f"{PROG}: {as_usage(note)}")
+    height, width = job.size
+    rate = output_rate(info, args.every, args.fps)
+    audio = (args.input if info.kind == "video" and args.start == 0 and args.every == 1
+             and rate.keeps_time else None)
+    style = job.record.get("style", {}).get("name", "its style")
+    say(args.quiet, f"{total} frames at {width}x{height} through {args.network} "
+                    f"({style}), {job.placement.precision}.")
+    entries, began = [], time.perf_counter()
+
+    def stylised(bar, token):
+        import itertools
+
+        for number, frame in enumerate(itertools.chain([first], frames), start=1):
+            if token.requested:
+                raise _Stopped()
+            content = images.load_image(frame, size=(width, height))
+            result = render.render_network(dataclasses.replace(job, content=content))
+            entries.append({"number": number, "seconds": round(result.seconds, 4)})
+            speed = pace(number, total, time.perf_counter() - began)
+            bar.show(number, rate=speed.rate, eta=speed.eta)
+            yield result.image
+
+    with Bar(args.quiet, total, "frame", "frames", interval=5.0) as bar, \
+            guard.stoppable() as token:
+        try:
+            count = videoio.write_video(args.output, stylised(bar, token), rate.fps,
+                                        audio_from=audio)
+        except _Stopped:
+            return guard.stopped(PROG, f"{args.output} was not written ({len(entries)} of "
+                                       f"{total} frames done; a rerun does them again)")
+    seconds = time.perf_counter() - began
+    stem = os.path.splitext(args.output)[0]
+    record = {"network": args.network, "network_record": {
+        k: v for k, v in job.record.items() if k != "style"}, "style": style,
+        "job_key": job.key, "size": [height, width], "frames": entries,
+        "seconds": round(seconds, 3), "frames_per_second": round(count / seconds, 3),
+        "precision": job.placement.precision, "hardware": job.placement.hardware,
+        "output": args.output, "output_fps": rate.fps, "output_fps_reason": rate.reason,
+        "argv": list(sys.argv[1:])}
+    delivery.write_record(stem + ".json", record)
+    say(args.quiet, f"Wrote {args.output}: {count} frames at {rate.describe()} in "
+                    f"{seconds:.1f} s ({count / seconds:.1f} frames/s end to end); the record "
+                    f"{stem}.json.")
+    return EXIT_OK
 
 
 @dataclasses.dataclass(frozen=True)

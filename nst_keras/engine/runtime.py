@@ -529,6 +529,41 @@ class ModelCache:
 MODELS = ModelCache()
 
 
+class NetworkCache:
+    """The trained style networks of this process, by file path and modification time.
+
+    Loading a `.keras` network and tracing its forward pass take a second or two; a batch's
+    jobs, a video's frames and the app's requests with the same network reuse them. A
+    rewritten file (a longer training) is loaded again. The least recently used network is
+    dropped beyond `capacity`.
+    """
+
+    def __init__(self, capacity: int = 4):
+        self.capacity = capacity
+        self.loads = 0
+        self._networks = collections.OrderedDict()
+
+    def get(self, path):
+        """The network in the file at `path` (`transformer.load_network`)."""
+        from nst_keras.engine import transformer
+
+        path = os.path.abspath(os.fspath(path))
+        key = (path, os.path.getmtime(path), os.path.getsize(path))
+        if key in self._networks:
+            self._networks.move_to_end(key)
+            return self._networks[key]
+        network = transformer.load_network(path)
+        self.loads += 1
+        self._networks[key] = network
+        while len(self._networks) > self.capacity:
+            self._networks.popitem(last=False)
+        return network
+
+
+#: The process's trained style networks (see `NetworkCache`).
+NETWORKS = NetworkCache()
+
+
 @contextlib.contextmanager
 def _stderr_silenced():
     """Points file descriptor 2 at /dev/null: TensorFlow's C++ start-up lines bypass Python."""

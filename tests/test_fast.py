@@ -1,0 +1,374 @@
+"""Fast stylisation: the transformer, the training's data and state, `train` and `--network`.
+
+Trainings run in subprocesses: `--seed` turns TensorFlow's op determinism on, which is
+process-wide and would change the other tests' kernels.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, make_image, run_main
+
+TINY = ["--size", "32", "--batch-size", "2", "--width", "4", "--weights", "none",
+        "--seed", "1", "-q"]
+
+
+# --- the network ----------------------------------------------------------------------------
+
+
+def test_pad_to_stride_reflects_to_a_multiple_of_4_and_keeps_the_size():
+    from nst_keras.engine.transformer import pad_to_stride
+
+    rgb = np.arange(5 * 7 * 3, dtype=np.float32).reshape(5, 7, 3)
+    padded, size = pad_to_stride(rgb)
+    assert size == (5, 7) and padded.shape == (8, 8, 3)
+    np.testing.assert_array_equal(padded[:5, :7], rgb)
+    # Reflection without the edge repeated: row 5 is row 3, column 7 is column 5.
+    np.testing.assert_array_equal(padded[5, :7], rgb[3])
+    np.testing.assert_array_equal(padded[:5, 7], rgb[:, 5])
+    tiny, _ = pad_to_stride(np.ones((2, 3, 3), np.float32))
+    assert tiny.shape == (4, 4, 3)
+
+
+def test_the_network_keeps_any_size_and_paints_each_image_on_its_own():
+    """Odd sizes come back at their size; instance normalisation makes an image's output
+    independent of the other images in its batch (batch normalisation would not be)."""
+    from nst_keras.engine import transformer
+
+    network = transformer.build_transformer(4, seed=0)
+    photo = make_image(37, 53, seed=3)
+    out = transformer.stylize(network, photo)
+    assert out.shape == (37, 53, 3) and out.dtype == np.float32
+    assert 0 <= out.min() and out.max() <= 255
+    a = make_image(32, 32, seed=4).astype(np.float32)
+    b = make_image(32, 32, seed=5).astype(np.float32)
+    alone = np.asarray(network(a[None], training=True))[0]
+    together = np.asarray(network(np.stack([a, b]), training=True))[0]
+    np.testing.assert_allclose(alone, together, atol=1e-3)
+
+
+def test_a_network_file_carries_its_record_and_foreign_files_are_refused(tmp_path):
+    import keras
+
+    from nst_keras.engine import transformer
+
+    record = {"kind": transformer.NETWORK_KIND, "style": {"name": "s.png"}, "steps": 3,
+              "width": 4}
+    network = transformer.build_transformer(4, seed=0, record=record)
+    network.save(tmp_path / "net.keras")
+    loaded = transformer.load_network(tmp_path / "net.keras")
+    assert loaded.record == record and transformer.read_record(tmp_path / "net.keras") == record
+    photo = make_image(20, 24, seed=1)
+    np.testing.assert_array_equal(transformer.stylize(loaded, photo),
+                                  transformer.stylize(network, photo))
+    foreign = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    foreign.save(tmp_path / "foreign.keras")
+    (tmp_path / "damaged.keras").write_bytes((tmp_path / "net.keras").read_bytes()[:200])
+    for name, words in (("foreign.keras", "not a style network"),
+                        ("damaged.keras", "not a .keras network file"),
+                        ("missing.keras", "does not exist")):
+        with pytest.raises(ValueError, match=words):
+            transformer.load_network(tmp_path / name)
+
+
+# --- the training's data and state ----------------------------------------------------------
+
+
+def test_batches_are_a_function_of_the_seed_and_step_and_each_epoch_takes_every_photo():
+    from nst_keras.engine.training import batch_plan
+
+    sizes = [(40, 60), (32, 32), (50, 32), (32, 90), (33, 33)]
+    plans = [batch_plan(7, step, sizes, 2, 32) for step in range(10)]
+    assert plans == [batch_plan(7, step, sizes, 2, 32) for step in range(10)]
+    assert plans != [batch_plan(8, step, sizes, 2, 32) for step in range(10)]
+    photos = [crop.photo for p in plans for crop in p]
+    for epoch in range(4):  # 20 draws of 5 photos: 4 epochs, each a permutation.
+        assert sorted(photos[5 * epoch:5 * epoch + 5]) == [0, 1, 2, 3, 4]
+    for crop in (c for p in plans for c in p):
+        h, w = sizes[crop.photo]
+        assert 0 <= crop.top <= h - 32 and 0 <= crop.left <= w - 32
+
+
+def test_crops_and_kept_sizes_by_hand():
+    from nst_keras.engine.training import Crop, crop_batch, kept_size
+
+    assert kept_size(300, 451, 256) == (256, 385)
+    assert kept_size(600, 512, 256) == (300, 256)
+    assert kept_size(200, 900, 256) is None
+    photo = np.arange(6 * 8 * 3, dtype=np.float32).reshape(6, 8, 3)
+    batch = crop_batch([photo], [Crop(0, 1, 2, False), Crop(0, 2, 4, True)], 4)
+    np.testing.assert_array_equal(batch[0], photo[1:5, 2:6])
+    np.testing.assert_array_equal(batch[1], photo[2:6, 4:8][:, ::-1])
+
+
+def test_a_training_checkpoint_round_trips(tmp_path):
+    from nst_keras import checkpoint
+    from nst_keras.engine.training import TrainingState
+
+    state = TrainingState(step=12, seed=3, weights={"down1_conv/kernel": np.ones((2, 2))},
+                          optimizer={"adam/iteration": np.asarray(12)},
+                          losses=np.arange(12.0), kinds={"style": np.arange(12.0) * 2})
+    checkpoint.save_checkpoint(tmp_path / "t.npz", checkpoint.Checkpoint("training", state, None))
+    back = checkpoint.load_checkpoint(tmp_path / "t.npz")
+    assert back.kind == "training" and back.evaluations == 12 and back.describe() == "step 12"
+    assert back.solver.seed == 3
+    np.testing.assert_array_equal(back.solver.weights["down1_conv/kernel"], np.ones((2, 2)))
+    np.testing.assert_array_equal(back.solver.kinds["style"], np.arange(12.0) * 2)
+    with pytest.raises(ValueError, match="monitor"):
+        checkpoint.Checkpoint("training", state, checkpoint.MonitorState.from_arrays({}))
+
+
+# --- the commands ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def photos(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for k in range(4):
+        Image.fromarray(make_image(40 + 4 * k, 48, seed=10 + k)).save(folder / f"p{k}.png")
+    Image.fromarray(make_image(20, 20, seed=1)).save(folder / "small.png")
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    style = tmp_path / "style.png"
+    Image.fromarray(make_image(40, 40, seed=2)).save(style)
+    return folder, style
+
+
+def _train(args, cwd, **popen):
+    return subprocess.Popen([sys.executable, "-m", "nst_keras", "train", *map(str, args)],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), **popen)
+
+
+def _weights(path):
+    """The network file's weights, array by array."""
+    import h5py
+
+    with zipfile.ZipFile(path) as archive, archive.open("model.weights.h5") as f:
+        data = f.read()
+    import io
+
+    arrays = {}
+    with h5py.File(io.BytesIO(data), "r") as h5:
+        h5.visititems(lambda name, item: arrays.__setitem__(name, item[()])
+                      if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+@pytest.mark.slow
+def test_train_stopped_by_sigterm_or_kill_9_resumes_bit_for_bit(tmp_path, photos):
+    folder, style = photos
+    args = [style, "--photos", folder, *TINY, "--steps", "40", "--checkpoint-every", "0.2s"]
+    reference = _train([*args, "-o", tmp_path / "ref.keras"], tmp_path)
+    out, err = reference.communicate(timeout=300)
+    assert reference.returncode == 0, err.decode()
+    expected = _weights(tmp_path / "ref.keras")
+    record = json.loads((tmp_path / "ref.json").read_text())
+    assert record["photos"] == 3 and record["held_out"] == ["p3.png"]
+    assert record["skipped"] == {"unreadable": 1, "smaller than the 32 px crop": 1}
+    assert len(record["losses"]) == 40 and (tmp_path / "ref-loss.png").stat().st_size > 0
+    for how, code in ((signal.SIGTERM, 143), (signal.SIGKILL, -9)):
+        run = tmp_path / how.name
+        run.mkdir()
+        process = _train([*args, "-o", run / "net.keras"], tmp_path)
+        deadline = time.monotonic() + 240
+        while not any(p.name.endswith(".checkpoint.npz") for p in run.iterdir()):
+            assert process.poll() is None and time.monotonic() < deadline, \
+                process.stderr.read().decode()
+            time.sleep(0.05)
+        process.send_signal(how)
+        assert process.wait(timeout=120) == code
+        assert not (run / "net.keras").exists()  # Nothing half-written.
+        again = _train([*args, "-o", run / "net.keras"], tmp_path)
+        _, err = again.communicate(timeout=300)
+        assert again.returncode == 0, err.decode()
+        resumed = json.loads((run / "net.json").read_text())
+        assert 0 < resumed["resumed_from"] < 40, how
+        assert resumed["losses"] == record["losses"]
+        got = _weights(run / "net.keras")
+        assert got.keys() == expected.keys()
+        for name in expected:
+            np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+        assert not any(p.name.endswith(".checkpoint.npz") for p in run.iterdir())
+
+    # The trained network stylises a photo of any size, in the photo's own colours if asked.
+    from PIL import Image
+
+    photo = tmp_path / "odd.png"
+    Image.fromarray(make_image(45, 61, seed=9)).save(photo)
+    done = run_main(photo, "--network", tmp_path / "ref.keras", "-o", tmp_path / "o.png",
+                    "--height", "45", "--preserve-color", "luminance", "--report", tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = np.asarray(Image.open(tmp_path / "o.png"))
+    assert result.shape == (45, 61, 3)
+    from nst_keras.engine import color, transformer
+
+    photo_rgb = make_image(45, 61, seed=9)
+    # The photo's colours on the network's luminance (a reference from the network itself).
+    network = transformer.load_network(tmp_path / "ref.keras")
+    expected = color.combine_luminance(
+        np.clip(transformer.stylize(network, photo_rgb, precision=resumed["precision"]), 0, 255),
+        photo_rgb)
+    assert np.abs(expected.astype(int) - result.astype(int)).max() <= 1
+    assert json.loads((tmp_path / "o.json").read_text())["inputs"]["network"].endswith(
+        "ref.keras")
+
+
+def test_train_refuses_bad_folders_in_one_line_and_writes_nothing(tmp_path, photos):
+    from PIL import Image
+
+    folder, style = photos
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    unusable = tmp_path / "unusable"
+    unusable.mkdir()
+    Image.fromarray(make_image(20, 20)).save(unusable / "small.png")
+    (unusable / "broken.png").write_bytes(b"not a png")
+    net = ["-o", tmp_path / "net.keras"]
+    cases = [
+        ([style, "--photos", empty, *net], "holds no images"),
+        ([style, "--photos", tmp_path / "nowhere", *net], "does not exist"),
+        ([style, "--photos", unusable, *net], "no usable photo in the folder (1 unreadable, 1 "
+                                              "smaller than the 32 px crop)"),
+        ([style, "--photos", folder, "--size", "34", *net], "--size must be a multiple of 4"),
+        ([style, "--photos", folder, "--size", "16", *net], "--size must be an integer >= 32"),
+        ([style, "--photos", folder, "-o", tmp_path / "net.h5"], "must end in .keras"),
+        ([style, "--photos", folder, "--preview", tmp_path / "no.jpg", *net],
+         "the preview photo does not exist"),
+    ]
+    for args, words in cases:
+        # TINY first: a case's own --size comes after it and wins.
+        done = _run_train(*TINY, *args, "--steps", "1")
+        assert done.returncode == 2, (args, done.stderr)
+        assert words in done.stderr, (words, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "net.keras").exists() and not (tmp_path / "net.h5").exists()
+
+
+def _run_train(*args):
+    return run_main("train", *args)
+
+
+def test_network_runs_refuse_what_does_not_apply(tmp_path, image_files):
+    from nst_keras.engine import transformer
+
+    content, style = image_files
+    record = {"kind": transformer.NETWORK_KIND, "style": {"name": "s.png"}, "steps": 1}
+    transformer.build_transformer(4, seed=0, record=record).save(tmp_path / "net.keras")
+    (tmp_path / "damaged.keras").write_bytes(b"PK\x03\x04 damaged")
+    out = tmp_path / "out.png"
+    cases = [
+        ([content, style, "--network", tmp_path / "net.keras"], "not both"),
+        ([content, "--network", tmp_path / "damaged.keras"], "not a .keras network file"),
+        ([content, "--network", tmp_path / "missing.keras"], "does not exist"),
+        ([content, "--network", tmp_path / "net.keras", "--preserve-color", "histogram"],
+         "after the fact only"),
+        ([content, "--network", tmp_path / "net.keras", "--style-mask", content],
+         "no style masks"),
+        (["--network", tmp_path / "net.keras"], "needs a CONTENT"),
+    ]
+    for args, words in cases:
+        done = run_main(*args, "-o", out)
+        assert done.returncode == 2, (args, done.stderr)
+        assert words in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert "--network" in done.stderr or "CONTENT" in done.stderr or "STYLE" in \
+            done.stderr or "--preserve-color" in done.stderr or "--style-mask" in done.stderr
+    assert not out.exists()
+    done = run_main(content, "--network", tmp_path / "net.keras", "-o", out, "--height", "40")
+    assert done.returncode == 0, done.stderr
+    assert "in the style of s.png" in done.stdout + done.stderr
+
+
+@pytest.fixture
+def network_file(tmp_path):
+    """A small random network with a record and a style thumbnail, as train writes it."""
+    from nst_keras.engine import transformer
+
+    record = {"kind": transformer.NETWORK_KIND, "steps": 1, "width": 4,
+              "style": {"name": "red.png", "thumbnail": transformer.thumbnail_base64(
+                  np.full((30, 40, 3), (200, 20, 20), np.uint8))}}
+    path = tmp_path / "nets" / "red.keras"
+    path.parent.mkdir()
+    transformer.build_transformer(4, seed=0, record=record).save(path)
+    return path
+
+
+def test_a_batch_takes_a_network_in_place_of_a_style_and_shows_its_thumbnail(
+        tmp_path, image_files, network_file):
+    from PIL import Image
+
+    from nst_keras.engine import transformer
+
+    content, style = image_files
+    done = run_main("batch", content, "--style", network_file, "--out", tmp_path / "out",
+                    "--height", "40", "-q")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "out" / "batch.json").read_text())
+    (job,) = summary["jobs"]
+    assert job["status"] == "done" and job["loss"] is None
+    result = np.asarray(Image.open(tmp_path / "out" / job["output"]))
+    network = transformer.load_network(network_file)
+    photo = np.asarray(Image.open(content).convert("RGB").resize((53, 40), Image.LANCZOS))
+    expected = transformer.stylize(network, photo, precision=json.loads(
+        (tmp_path / "out" / f"{job['job']}.json").read_text())["precision"])
+    assert np.abs(result.astype(float) - expected).max() <= 1.0
+    # The contact sheet's style column is the network's red thumbnail.
+    sheet = np.asarray(Image.open(tmp_path / "out" / "contact_sheet.png").convert("RGB"))
+    reddish = (sheet[..., 0] > 150) & (sheet[..., 1] < 80) & (sheet[..., 2] < 80)
+    assert reddish.sum() > 1000
+    # A network cannot be blended with a style image: one line, exit 2.
+    blended = run_main("batch", "--jobs", _jobs_csv(tmp_path, content, network_file, style),
+                       "--out", tmp_path / "out2", "-q")
+    assert blended.returncode == 2 and "cannot be blended" in blended.stderr, blended.stderr
+
+
+def _jobs_csv(tmp_path, content, network, style):
+    path = tmp_path / "jobs.csv"
+    path.write_text(f"content,style\n{content},{network};{style}\n")
+    return path
+
+
+def test_the_app_offers_the_servers_networks_and_never_an_uploaded_one(
+        tmp_path, image_files, network_file):
+    pytest.importorskip("gradio")
+    from nst_keras.commands import app
+    from nst_keras.config import StyleConfig
+
+    content, style = image_files
+    networks = app.networks_in(str(network_file.parent))
+    assert networks == {"red": str(network_file)}
+    page = app.App(StyleConfig(weights=None, device="cpu"), {}, str(tmp_path),
+                   networks=networks)
+    values = dict(content_file=content.read_bytes(), content_example="", style_files=None,
+                  style_examples=[], preset_name="book", height=40, strength=0,
+                  preserve="off", max_evals=10, seed=None, content_layers="block5_conv2",
+                  style_layers="block1_conv1", pooling="max", optimizer="lbfgs",
+                  tv_weight=1e-4)
+    outputs = list(page.stylize(**values, network="red"))
+    image, text = outputs[-1][0], outputs[-1][1]
+    assert image.shape == (40, 53, 3) and "one pass through the network" in text, text
+    # A network the server does not hold (a client's path or name) is refused in one line.
+    for name in ("../nets/red", str(network_file)):
+        (refused,) = list(page.stylize(**values, network=name))
+        assert refused[1].startswith("error: no such network"), refused[1]
+    both = list(page.stylize(**dict(values, style_files=[style.read_bytes()]), network="red"))
+    assert "not both" in both[-1][1]
+    with pytest.raises(console_usage_error()):
+        app.networks_in(str(tmp_path / "nowhere"))
+
+
+def console_usage_error():
+    from nst_keras.commands.console import UsageError
+
+    return UsageError
