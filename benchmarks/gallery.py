@@ -55,8 +55,10 @@ class Example:
         name: File stem of its picture and record; its key in gallery.json.
         title: What it shows, in a few words.
         command: The command as the documentation shows it (`nst-keras ...`).
-        kind: `run` (a plain run), `figure`, `video` or `normalize` (a plain run on the
-            normalised network, after `normalize-vgg` over the images at hand).
+        kind: `run` (a plain run), `figure`, `video`, `batch` (`photos/` the photo,
+            `paintings/` The Starry Night and The Scream; judged job by job, the picture
+            its contact sheet) or `normalize` (a plain run on the normalised network, after
+            `normalize-vgg` over the images at hand).
         judged: How it is judged: `plain`, `grey` (colour kept: luminance only), `blend`,
             `masks`, `scale` (the painting at the run's style scale) or `none`.
         bounds: (stylisation, content kept) it must meet.
@@ -98,11 +100,29 @@ def _examples() -> List[Example]:
         Example("preset_jcjohnson_x100", "--preset jcjohnson, style x100 for the stand-in",
                 "nst-keras tubingen.jpg starry_night.jpg --preset jcjohnson -o jcjohnson.png",
                 preset="jcjohnson", added=("--style-weight", "50000")),
-        # cnnmrf x1 / x10 / x100: 0.68 / 0.19 / 0.18 at one size (MRF does not match Gram
-        # statistics); in the gallery (3 sizes to 256 px) x10 judged 0.60.
-        Example("preset_cnnmrf_x100", "--preset cnnmrf, style x100 for the stand-in",
+        # cnnmrf: no style factor paints at its three sizes (64, 128, 256 px in the gallery;
+        # x1 / x10 / x100 / x1000 judged 1.04 / 0.60 / 0.30 / 0.25, the town gone in each):
+        # at 64 px relu4_1 is 8 x 10 and Starry Night gives it 12 patches (every 2nd), so
+        # the first stage replaces the town with the painting's patches and the larger
+        # stages only refine that. At one size (256 px) the town stays: x1 / x10 / x100 /
+        # x300 judged 1.06 / 0.60 / 0.22 / 0.17, content kept 0.64 / 0.71 / 0.70 / 0.74. At
+        # x1 its total variation, as large as its MRF term on the photo (78k and 84k), blurs.
+        Example("preset_cnnmrf_x300", "--preset cnnmrf at one size, style x300 for the "
+                "stand-in",
                 "nst-keras tubingen.jpg starry_night.jpg --preset cnnmrf -o cnnmrf.png",
-                preset="cnnmrf", added=("--style-weight", "28000")),
+                preset="cnnmrf", added=("--scales", "1", "--style-weight", "84000")),
+        # gatys2015: from its white noise (uniform 0-255, no total variation) the normalised
+        # stand-in's picture stays noise at every style factor (x1 / x10 / x100 / x1000, 400
+        # evaluations, judged 1.16 / 0.80 / 0.47 / 0.49; pixel std 56 at x1, 72 at x100,
+        # the noise's 74): the loss falls by small changes that the normalised network sees
+        # and the eye does not (with max pooling, x100 was judged 0.09 on the normalised
+        # network and 0.78 on the plain one, and is noise). From the photo, x10 / x100
+        # judged 0.39 / 0.12, content kept 0.13 / 0.20.
+        Example("preset_gatys2015_x100", "--preset gatys2015 from the photo, style x100 for "
+                "the stand-in",
+                "nst-keras tubingen.jpg starry_night.jpg --preset gatys2015 -o gatys2015.png",
+                preset="gatys2015", kind="normalize",
+                added=("--init", "content", "--style-weight", "1e5")),
         # book-2e x1 / x10 / x100: 1.25 / 0.90 / 0.075 (its TV weight equals its style's).
         Example("preset_book_2e_x100", "--preset book-2e, style x100 for the stand-in",
                 "nst-keras tubingen.jpg starry_night.jpg --preset book-2e -o book-2e.png",
@@ -189,6 +209,9 @@ def _examples() -> List[Example]:
         Example("video", "a video strip: a pan across the photo, frame by frame",
                 "nst-keras video 'frames/*.png' starry_night.jpg -o pan.mp4 --frames-dir pan",
                 kind="video"),
+        Example("batch", "a batch: the photo in two styles, its contact sheet",
+                "nst-keras batch photos/ --style paintings/ --out styled/ --height 512",
+                kind="batch"),
         Example("figure1", "Gatys et al.'s Figure 1: reconstructions",
                 "nst-keras figure 1", kind="figure", judged="none"),
         Example("figure2", "Gatys et al.'s Figure 2: Tübingen in the paintings at hand",
@@ -365,6 +388,8 @@ class Context:
             return self.figure(example)
         if example.kind == "video":
             return self.video(example)
+        if example.kind == "batch":
+            return self.batch(example)
         if example.kind == "normalize":
             self.normalize()
         return self.plain(example)
@@ -496,6 +521,44 @@ class Context:
                        "panels": verdicts}
         return self.entry(example, out / f"figure{number}.png", evaluations, seconds, verdict,
                           network=summary.get("model", self.args.model))
+
+    def batch(self, example: Example) -> dict:
+        """`nst-keras batch` over a folder holding the photo and one holding two paintings;
+        each job judged against its painting (the worst job is the example's figure), the
+        picture the batch's contact sheet. A rerun skips the jobs done (the batch's own
+        job keys)."""
+        from nst_keras.commands import cli
+        from nst_keras.engine import judge
+        from nst_keras.media.images import load_image
+
+        folders = {"photos": (PHOTO,), "paintings": (PAINTING, "the_scream.jpg")}
+        for folder, names in folders.items():
+            (self.work / folder).mkdir(exist_ok=True)
+            for name in names:
+                link = self.work / folder / name
+                if not link.exists():
+                    link.symlink_to((self.images / name).resolve())
+        styled = self.work / "styled"
+        argv = ["batch", str(self.work / "photos"), "--style", str(self.work / "paintings"),
+                "--out", str(styled), "--height", "512", "-q"] + self.added(example)
+        code = cli.main(argv)
+        if code != 0:
+            raise SystemExit(f"gallery: batch exited {code}: {' '.join(argv)}")
+        summary = json.loads((styled / "batch.json").read_text())
+        evaluations, seconds, verdicts = 0, 0.0, {}
+        for job in summary["jobs"]:
+            record = json.loads((styled / f"{job['job']}.json").read_text())
+            evaluations += record.get("evaluations") or 0
+            seconds += record.get("seconds") or 0
+            verdicts[job["job"]] = judge.judge(
+                self.network, load_image(str(styled / job["output"])),
+                load_image(str(self.images / PHOTO)),
+                load_image(job["styles"][0])).as_dict()
+        verdict = {"stylisation": max(v["stylisation"] for v in verdicts.values()),
+                   "content_kept": max(v["content_kept"] for v in verdicts.values()),
+                   "jobs": verdicts}
+        return self.entry(example, styled / "contact_sheet.png", evaluations, seconds,
+                          verdict, network=self.args.model)
 
     def video(self, example: Example) -> dict:
         """A clip made by panning across the photo, stylised frame by frame; the picture

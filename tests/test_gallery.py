@@ -22,7 +22,7 @@ def gallery():
 
 
 def test_every_example_is_a_command_the_real_parsers_accept(gallery):
-    from nst_keras.commands import cli, console, figures, video
+    from nst_keras.commands import batch, cli, console, figures, video
 
     examples = gallery._examples()
     assert len({e.name for e in examples}) == len(examples)
@@ -32,6 +32,8 @@ def test_every_example_is_a_command_the_real_parsers_accept(gallery):
             figures.build_parser().parse_args(words[1:])
         elif words[0] == "video":
             console.parse_with_preset(video.build_parser, words[1:])
+        elif words[0] == "batch":
+            console.parse_with_preset(batch.build_parser, words[1:])
         else:
             console.parse_with_preset(cli.build_parser, words)
     # A wrong option fails the same parsers.
