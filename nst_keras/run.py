@@ -88,3 +88,87 @@ def stylize(content, style, *, config=None, callback=None, masks=None, **setting
     """
     return transfer_style(content, style, config=config, callback=callback, masks=masks,
                           **settings).image
+
+
+def train_network(style, photos, *, config=None, callback=None, stop=None, **settings):
+    """Trains a feed-forward network for one style (Johnson et al. 2016); see `nst-keras
+    train` for the command, which adds previews, a record and exact resume.
+
+    Args:
+        style: The style image: a path, URL, RGB array or PIL image.
+        photos: The photos to train on: paths or RGB arrays (each at least `size` pixels
+            on its shorter side; smaller ones are left out).
+        config: A `training.TrainConfig`; its `style` holds the loss's settings (the
+            book's by default).
+        callback: Called with each step's `training.StepValues`.
+        stop: A `control.StopToken`, checked before each step.
+        **settings: Fields of `TrainConfig` (`steps`, `size`, `batch_size`, `width`,
+            `learning_rate`) or of `StyleConfig` (the loss's, the network's) that override
+            `config`'s.
+
+    Returns:
+        The trained `transformer.StyleNetwork` (save it with `.save("x.keras")`; its
+        `record` holds the steps and the style's name).
+
+    Raises:
+        ValueError: For a setting that is invalid, or no photo large enough.
+    """
+    import dataclasses
+
+    from nst_keras.engine import objective, runtime, training, transformer
+    from nst_keras.media.images import load_image
+
+    config = config or training.TrainConfig(style=StyleConfig())
+    train_fields = {f.name for f in dataclasses.fields(training.TrainConfig)} - {"style"}
+    own = {k: v for k, v in settings.items() if k in train_fields}
+    loss = {k: v for k, v in settings.items() if k not in train_fields}
+    config = dataclasses.replace(config, style=config.style.replace(**loss) if loss
+                                 else config.style, **own)
+    kept = [training.prepare_photo(load_image(p), config.size) for p in photos]
+    kept = [p for p in kept if p is not None]
+    if not kept:
+        raise ValueError(f"no photo is at least {config.size} pixels on its shorter side. "
+                         f"Received: photos={len(photos)} photos")
+    style_rgb = load_image(style)
+    loss_config = config.loss_config
+    where = runtime.placement(loss_config)
+    model = runtime.MODELS.for_config(
+        loss_config, objective.term_layers(objective.make_terms(loss_config)), where)
+    seed = 0 if config.style.seed is None else config.style.seed
+    network = transformer.build_transformer(config.width, seed=seed)
+    trainer = training.Trainer(config, model, training.style_at(style_rgb, config), network,
+                               seed=seed)
+    training.run_training(trainer, kept, config.steps, on_step=callback, stop=stop)
+    network.record = {"kind": transformer.NETWORK_KIND, "steps": trainer.step,
+                      "style": {"name": style if isinstance(style, str) else "array",
+                                "thumbnail": transformer.thumbnail_base64(style_rgb)},
+                      "size": config.size, "batch_size": config.batch_size,
+                      "width": config.width, "photos": len(kept),
+                      "precision": where.precision,
+                      "final_loss": trainer.losses[-1] if trainer.losses else None}
+    return network
+
+
+def stylize_with(network, content, *, height: Optional[int] = None,
+                 preserve_color: Optional[str] = None, precision: str = "auto") -> np.ndarray:
+    """One photo through a trained network (a `StyleNetwork` or its `.keras` file's path):
+    RGB uint8 at the photo's size (or `height`, aspect kept). The command line's
+    `--network`, as a function.
+
+    Raises:
+        ValueError: For a file that is not a network, or a colour mode that cannot apply.
+    """
+    from nst_keras.engine import color, runtime, transformer
+    from nst_keras.media.images import load_image, to_uint8
+
+    if preserve_color not in (None, "luminance", "swap"):
+        raise ValueError("a network's output keeps the photo's colours after the fact only "
+                         f"(luminance or swap). Received: preserve_color={preserve_color!r}")
+    if isinstance(network, (str, bytes)) or hasattr(network, "__fspath__"):
+        network = runtime.NETWORKS.get(network)
+    rgb = load_image(content, height)
+    resolved = runtime.resolve_precision(precision, runtime.resolve_device("auto"))
+    out = np.clip(transformer.stylize(network, rgb, precision=resolved), 0, 255)
+    if preserve_color is not None:
+        return color.combine_luminance(out, rgb)
+    return to_uint8(out)

@@ -50,6 +50,16 @@ TINY = {
         "MAX_EVALS": "3",
         "WEIGHTS": "None",
     },
+    "06_fast_networks.ipynb": {
+        "PHOTOS": "[CONTENT, STYLE]",
+        "HEIGHT": "32",
+        "SIZE": "32",
+        "STEPS": "3",
+        "BATCH_SIZE": "2",
+        "WIDTH": "4",
+        "MAX_EVALS": "3",
+        "WEIGHTS": "None",
+    },
 }
 
 

@@ -129,8 +129,6 @@ def read_photos(folder: str, size: int, previews: Optional[Sequence[str]] = None
     Raises:
         ValueError: If the folder is missing, holds no images, or no usable photo.
     """
-    from PIL import Image
-
     from nst_keras.engine import training
     from nst_keras.media import images
 
@@ -160,15 +158,14 @@ def read_photos(folder: str, size: int, previews: Optional[Sequence[str]] = None
         held_out, usable = usable[-HELD_OUT:], usable[:-HELD_OUT]
         previews = [p for p, _ in held_out]
     pixels, paths = [], []
-    for path, (h, w) in usable:
+    for path, _ in usable:
         if load:
             try:
                 rgb = images.load_image(path)
             except (OSError, ValueError):
                 skipped["unreadable"] += 1
                 continue
-            image = Image.fromarray(rgb).resize((w, h), Image.LANCZOS)
-            pixels.append(np.asarray(image, np.float32))
+            pixels.append(training.prepare_photo(rgb, size))
         paths.append(path)
     if not paths:
         counts = ", ".join(f"{n} {why}" for why, n in skipped.items() if n)
@@ -279,10 +276,10 @@ def _work(args, guard) -> int:
 
     with Bar(args.quiet, config.steps, "step", "training") as bar, guard.stoppable() as token:
         bar.show(trainer.step)
-        while trainer.step < config.steps and not token.requested:
-            values = trainer.train_on(trainer.batch(photos.pixels))
-            done = trainer.step - resumed
-            speed = pace(done, config.steps - resumed, time.perf_counter() - began)
+
+        def on_step(values):
+            speed = pace(trainer.step - resumed, config.steps - resumed,
+                         time.perf_counter() - began)
             bar.show(trainer.step, fields={"loss": f"{values.loss:.4g}", **{
                 k: f"{v:.3g}" for k, v in values.kinds.items()}}, rate=speed.rate,
                 eta=speed.eta)
@@ -290,6 +287,9 @@ def _work(args, guard) -> int:
                                  or trainer.step == config.steps):
                 _write_preview(args.output, network, preview_rgbs, guard)
             checkpoints.at_boundary(lambda: _checkpoint(trainer), bool(token.requested))
+
+        training.run_training(trainer, photos.pixels, config.steps, on_step=on_step,
+                              stop=token)
     seconds = time.perf_counter() - began
     if trainer.step < config.steps:
         kept = (f"rerun the same command to go on from step {trainer.step} (checkpoint "

@@ -318,6 +318,42 @@ class Trainer:
                             for k in self.kind_losses}
 
 
+def run_training(trainer: Trainer, photos: Sequence[np.ndarray], steps: int, *,
+                 on_step: Optional[Callable[[StepValues], None]] = None, stop=None) -> int:
+    """Trains until `steps` steps are done (counting the resumed ones) or `stop` is set.
+
+    The one training loop: the command line's (bar, previews, checkpoints in `on_step`) and
+    the Python API's (`run.train_network`).
+
+    Args:
+        trainer: The state (possibly restored from a checkpoint).
+        photos: The kept photos (`kept_size`), RGB float32.
+        steps: The steps in all.
+        on_step: Called with each step's `StepValues`, after the step.
+        stop: A `control.StopToken`, checked before each step.
+
+    Returns:
+        The steps done in all.
+    """
+    while trainer.step < steps and not (stop is not None and stop.requested):
+        values = trainer.train_on(trainer.batch(photos))
+        if on_step is not None:
+            on_step(values)
+    return trainer.step
+
+
+def prepare_photo(rgb: np.ndarray, size: int) -> Optional[np.ndarray]:
+    """A photo as training keeps it: its shorter side brought to `size` (Lanczos), RGB
+    float32; None when it is smaller than the crop."""
+    from PIL import Image
+
+    kept = kept_size(rgb.shape[0], rgb.shape[1], size)
+    if kept is None:
+        return None
+    image = Image.fromarray(np.asarray(rgb, np.uint8)).resize((kept[1], kept[0]), Image.LANCZOS)
+    return np.asarray(image, np.float32)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingState:
     """A training's state at a step boundary: what a checkpoint of kind `"training"` holds.
