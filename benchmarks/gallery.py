@@ -15,6 +15,7 @@ the example states its own bounds) and writes:
 
     python benchmarks/gallery.py --model vgg16 --weights ../shared/weights/vgg16_hed_notop.weights.h5 --images ../shared/images
     python benchmarks/gallery.py ... --height 128 --max-evals 50 --only default,w2   # a quick pass
+    python benchmarks/gallery.py --table-only   # gallery.md again from gallery.json, nothing run
 
 An interrupted gallery resumes: each example is "done already" when its image and record in
 the work folder carry the job's key (`delivery.done_already`, as `figure` and `batch` ask),
@@ -238,7 +239,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="full-size results and records (default: OUT/../../gallery-work)")
     parser.add_argument("--only", default=None, help="comma-separated example names")
     parser.add_argument("--list", action="store_true", help="list the examples and stop")
+    parser.add_argument("--table-only", action="store_true",
+                        help="write OUT/gallery.md again from OUT/gallery.json and stop "
+                             "(nothing is run or judged, no picture is written)")
     args = parser.parse_args(argv)
+    if args.table_only:
+        return write_table(pathlib.Path(args.out))
 
     examples = _examples()
     if args.list:
@@ -661,6 +667,31 @@ def _write(out: pathlib.Path, args, entries: Dict[str, dict], order: List[str]) 
         f.write(gallery_table(json.loads((out / "gallery.json").read_text())))
 
 
+def write_table(out: pathlib.Path) -> int:
+    """`--table-only`: gallery.md written again from the committed gallery.json (after a change
+    to `gallery_table`), with no run; exit 2 when there is no gallery.json."""
+    from nst_keras.media.images import atomic_write
+
+    gallery_json = out / "gallery.json"
+    if not gallery_json.is_file():
+        print(f"gallery: no gallery.json to write the table from. Received: --out {out}")
+        return 2
+    with atomic_write(str(out / "gallery.md"), "w") as f:
+        f.write(gallery_table(json.loads(gallery_json.read_text())))
+    print(f"Wrote {out / 'gallery.md'} from {gallery_json}")
+    return 0
+
+
+def _shown_added(added: List[str]) -> str:
+    """The added flags as the table shows them: a weights file by its name (the path is the
+    machine's that made the gallery; the page's text names the file the same way)."""
+    words = list(added)
+    for i, word in enumerate(words[:-1]):
+        if word == "--weights":
+            words[i + 1] = os.path.basename(words[i + 1])
+    return " ".join(words)
+
+
 def gallery_table(gallery: dict) -> str:
     """The Markdown table of gallery.json: picture, what it shows, the command, the judge.
 
@@ -669,8 +700,10 @@ def gallery_table(gallery: dict) -> str:
     lines = ["<!-- Written by benchmarks/gallery.py from gallery.json; do not edit. -->", "",
              f"Made with {gallery['model']} ({gallery['weights']}) at {gallery['size']} px; "
              f"stylisation: below 1 is nearer the painting (bound 0.2; 0.5 for kept "
-             f"colours); content kept: below 1 is nearer the photo (bound 0.8).", "",
-             "| picture | what | command | added | stylisation | content kept | s |",
+             f"colours); content kept: below 1 is nearer the photo (bound 0.8); seconds: the "
+             f"run's wall-clock time on the machine that made the gallery.", "",
+             "| picture | what | command | added by the gallery | stylisation | content kept | "
+             "seconds |",
              "|---|---|---|---|---|---|---|"]
     for e in gallery["examples"]:
         v = e.get("verdict")
@@ -678,7 +711,7 @@ def gallery_table(gallery: dict) -> str:
         kept = "—" if v is None else f"{v['content_kept']:.2f}"
         seconds = "—" if e.get("seconds") is None else f"{e['seconds']:.0f}"
         lines.append(f"| ![{e['name']}]({e['picture']}) | {e['title']} | `{e['command']}` | "
-                     f"`{' '.join(e['added'])}` | {styl} | {kept} | {seconds} |")
+                     f"`{_shown_added(e['added'])}` | {styl} | {kept} | {seconds} |")
     return "\n".join(lines) + "\n"
 
 

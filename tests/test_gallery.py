@@ -65,6 +65,20 @@ def test_the_table_shows_each_examples_judged_figures(gallery):
     assert "| ![b](b.jpg) | B | `nst-keras figure 1` | `` | — | — | — |" in table
 
 
+def test_table_only_rewrites_the_table_from_gallery_json(gallery, tmp_path):
+    data = {"model": "vgg16", "weights": "w.h5", "size": 64, "examples": [
+        {"name": "a", "title": "A", "command": "nst-keras x.jpg y.jpg -o a.png",
+         "added": ["--model", "vgg16", "--weights", "../shared/weights/w.h5"],
+         "picture": "a.jpg", "seconds": 1.0, "verdict": None}]}
+    (tmp_path / "gallery.json").write_text(json.dumps(data))
+    assert gallery.main(["--table-only", "--out", str(tmp_path)]) == 0
+    table = (tmp_path / "gallery.md").read_text()
+    assert table == gallery.gallery_table(data)
+    # The weights file by its name, as the page's text gives it, not the machine's path.
+    assert "`--model vgg16 --weights w.h5`" in table and "../shared" not in table
+    assert gallery.main(["--table-only", "--out", str(tmp_path / "none")]) == 2
+
+
 def test_the_sky_mask_follows_the_skyline(gallery):
     # A blue sky over a dark town whose roofline steps from row 10 to row 20.
     image = np.zeros((40, 60, 3), np.uint8)
