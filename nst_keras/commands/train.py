@@ -78,8 +78,8 @@ def build_parser(defaults: StyleConfig = StyleConfig(), preset_name: str = "book
     group.add_argument("--learning-rate", dest="train_learning_rate", type=float,
                        default=training.LEARNING_RATE, help="Adam's learning rate")
     group.add_argument("--width", type=positive_int, default=training.TrainConfig.width,
-                       help="the network's first layer's channels (Johnson: 32; 16 is about "
-                            "4x faster to run and train)")
+                       help="the network's first layer's channels (Johnson's: 32, about 3x "
+                            "slower to train and to run)")
     group.add_argument("--preview", nargs="+", default=None, metavar="PHOTO",
                        help="photos to preview every --preview-every steps (never trained "
                             "on); default: the folder's last photo, held out")
@@ -233,7 +233,15 @@ def _work(args, guard) -> int:
                        f" (held out)" if photos.previews else ""))
     console.check_weights(config.style)
     if args.dry_run:
-        return _dry_run(config, where)
+        return _dry_run(config, where, photos)
+    need = training.training_memory(config, where.precision,
+                                    sum(p.shape[0] * p.shape[1] for p in photos.pixels))
+    budget = runtime.memory_budget(where.device)
+    if where.device == "cpu" and need["total"] > budget:
+        raise UsageError(f"training needs about {need['total'] / 2**30:.1f} GiB, more than the "
+                         f"{budget / 2**30:.1f} GiB available; try a smaller --batch-size or "
+                         f"--size. Received: --batch-size {config.batch_size} --size "
+                         f"{config.size}")
     if config.style.seed is not None:
         # Bit-for-bit resume: TensorFlow's kernels then sum in one fixed order.
         import tensorflow as tf
@@ -364,20 +372,27 @@ def _deliver(output: str, network, trainer, guard) -> None:
         delivery.write_bytes(f"{stem}-loss.png", record.figure_png(figure))
 
 
-def _dry_run(config, where) -> int:
+def _dry_run(config, where, photos) -> int:
+    """The estimated peak memory of the training (`training.training_memory`); nothing is
+    built. The photos' pixels are counted from their headers, at the size they are kept."""
     from nst_keras.engine import runtime, training
+    from nst_keras.media import images
 
+    pixels = 0
+    for path in photos.paths:
+        w, h = images.image_size(path)
+        kept = training.kept_size(h, w, config.size)
+        pixels += kept[0] * kept[1] if kept else 0
     budget = runtime.memory_budget(where.device)
     gib = 2**30
     lines = [f"Estimated peak memory of training on {where.hardware}, {config.style.model}, "
              f"batch {config.batch_size} of {config.size}x{config.size}, width "
-             f"{config.width}; {budget / gib:.1f} GiB available:"]
+             f"{config.width}, {len(photos.paths)} photos; {budget / gib:.1f} GiB available:"]
     for precision in ("float32", "bfloat16"):
-        parts = training.training_memory(config, precision)
+        parts = training.training_memory(config, precision, pixels)
         mark = " <- this run" if precision == where.precision else ""
-        lines.append(f"{precision:>9} {parts['total'] / gib:6.2f}G (vgg {parts['vgg'] / gib:.2f}G, "
-                     f"network {parts['network'] / gib:.2f}G, weights and Adam "
-                     f"{parts['weights'] / gib:.2f}G){mark}")
+        lines.append(f"{precision:>9} {parts['total'] / gib:6.2f}G ("
+                     + ", ".join(f"{k} {v / gib:.2f}G" for k, v in parts.items()
+                                 if k != "total") + f"){mark}")
     print("\n".join(lines))
     return EXIT_OK
-
