@@ -5,6 +5,7 @@ import json
 import math
 import re
 
+import numpy as np
 import pytest
 
 from conftest import ROOT
@@ -72,8 +73,43 @@ def test_table_runs_and_prints_float32_and_bfloat16_rows(capsys):
     assert re.match(r"CPU: .+; relevant flags present: .*; absent: ", output)
     assert re.search(r"Truncated forward pass .*: \d+\.\d GFLOP", output)
     assert "bfloat16 vs float32" in output and "TARGET_BF16_VS_LOWER" not in output
+    # Issue 36: the full evaluation's target, and every target both ways over the runs.
+    assert re.search(r"Target: nst_keras bf16's full evaluation .* <= 1\.25 x the bfloat16 "
+                     r"lower bound: [0-9.]+ (met|NOT met)", output)
+    summary = output.split("Each target both ways, over 2 run(s) of 2 rounds")[1]
+    assert re.search(r"\nobjective +bfloat16 +1\.12 +[0-9.]+ +(met|NOT met) +[0-9.]+ ", summary)
+    assert re.search(r"\nfull evaluation .* +bfloat16 +1\.25 +[0-9.]+ ", summary)
+    assert re.search(r"\nfull evaluation .* +float32 +- +[0-9.]+ ", summary)
     for row in rows.values():
         assert math.isfinite(row["seconds"]) and row["seconds"] > 0
+
+
+def test_targets_are_summed_up_as_paired_medians_over_runs_and_as_minimums(capsys):
+    benchmark = _load()
+    # Two runs of three rounds; a slow spell in run 1's second round slows both alike.
+    runs = [
+        {"lower-bf16": [1.0, 2.0, 1.0], "obj-bf16": [1.1, 2.2, 1.1],
+         "nst-bf16": [1.3, 2.6, 1.2], "lower": [2.0, 2.0, 2.0], "obj": [2.1, 2.2, 2.3],
+         "book": [5.0, 5.0, 5.0]},
+        {"lower-bf16": [0.9, 1.0, 1.0], "obj-bf16": [1.2, 1.2, 1.2],
+         "nst-bf16": [1.2, 1.4, 1.3], "lower": [2.0, 1.9, 2.0], "obj": [2.0, 2.0, 2.0],
+         "book": [5.0, 5.0, 5.0]},
+    ]
+    summary = benchmark.summarize_targets(runs)
+    assert set(summary) == {"obj-bf16", "nst-bf16", "obj"}  # No book, no bound of its own.
+    obj = summary["obj-bf16"]
+    assert obj["bound"] == "lower-bf16" and obj["target"] == 1.12
+    assert obj["paired_runs"] == pytest.approx([1.1, 1.2])
+    assert obj["paired"] == pytest.approx(1.15)
+    assert obj["by_minimums"] == pytest.approx(1.1 / 0.9)  # Over all rounds and runs.
+    assert obj["by_minimums_runs"] == pytest.approx([1.1, 1.2 / 0.9])
+    full = summary["nst-bf16"]
+    assert full["target"] == 1.25 and full["paired_runs"] == pytest.approx([1.3, 1.2 / 0.9])
+    assert full["by_minimums"] == pytest.approx(1.2 / 0.9)
+    assert summary["obj"]["target"] == 1.08
+    output = capsys.readouterr().out
+    assert re.search(r"\nobjective +bfloat16 +1\.12 +1\.150 +NOT met +1\.222 +NOT met", output)
+    assert re.search(r"\nfull evaluation .* +bfloat16 +1\.25 +1\.317 +NOT met +1\.333 ", output)
 
 
 @pytest.mark.slow
@@ -213,3 +249,25 @@ def test_the_tables_warmup_fills_lbfgs_history_before_the_step_is_timed():
     assert benchmark.table_warmup(None, ["lower", "nst-bf16"]) == StyleConfig().lbfgs_memory + 2
     assert benchmark.table_warmup(None, ["lower", "obj-bf16"]) == 1
     assert benchmark.table_warmup(3, ["nst"]) == 3
+
+
+def test_lbfgs_step_benchmark_times_the_box_and_the_tanh_parametrisation(capsys):
+    spec = importlib.util.spec_from_file_location("lbfgs_step",
+                                                  ROOT / "benchmarks" / "lbfgs_step.py")
+    step = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(step)
+    # The transform keeps every value inside the box, and its chain rule is the derivative.
+    lower = -np.array([103.939, 116.779, 123.68])
+    to_x, to_u, chain = step.tanh_transform(lower)
+    u = np.array([-30.0, 0.3, 30.0])
+    x = to_x(u)
+    assert np.all(x >= lower) and np.all(x <= lower + 255)
+    assert to_x(to_u(lower + [10.0, 128.0, 250.0])) == pytest.approx(lower + [10, 128, 250])
+    h = 1e-6
+    numeric = (to_x(u + h) - to_x(u - h)) / (2 * h)
+    assert chain(u, np.ones(3)) == pytest.approx(numeric, rel=1e-5, abs=1e-9)
+    rows = step.main(["synthetic", "--height", "8", "--evals", "3", "--runs", "1"])
+    assert set(rows) == {"box", "free", "tanh"}
+    assert all(r["step_ms"] >= 0 for r in rows.values())
+    assert rows["tanh"]["at_bounds"] == 0 and 0 < rows["box"]["at_bounds"] < 1
+    assert "step ms" in capsys.readouterr().out
