@@ -999,6 +999,11 @@ def plan_network(content, network, *, config: Optional[StyleConfig] = None,
                      f"photo's {content_wh[1]})")
     height = config.height
     memory = {"need": need(height), "budget": budget, "fits": fits}
+    if load and memory["need"] > budget and where.device == "cpu" and fits == 0:
+        raise NotEnoughMemory(
+            f"no size of this photo fits through the network in the {budget / GIB:.2f} GiB "
+            f"available (the process itself takes about {runtime.BASE_BYTES / GIB:.1f} GiB). "
+            f"Received: max_memory={config.max_memory}", 0)
     if load and memory["need"] > budget and where.device == "cpu":
         raise NotEnoughMemory(
             f"a {_width(height, aspect)}x{height} pass through the network needs about "

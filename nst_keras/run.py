@@ -9,6 +9,8 @@ releases had them.
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Callable, Optional
 
 import numpy as np
@@ -134,18 +136,19 @@ def train_network(style, photos, *, config=None, callback=None, stop=None, **set
     where = runtime.placement(loss_config)
     model = runtime.MODELS.for_config(
         loss_config, objective.term_layers(objective.make_terms(loss_config)), where)
-    seed = 0 if config.style.seed is None else config.style.seed
+    seed = (int(np.random.SeedSequence().entropy % 2**31) if config.style.seed is None
+            else config.style.seed)
     network = transformer.build_transformer(config.width, seed=seed)
     trainer = training.Trainer(config, model, training.style_at(style_rgb, config), network,
                                seed=seed)
+    began = time.perf_counter()
     training.run_training(trainer, kept, config.steps, on_step=callback, stop=stop)
-    network.record = {"kind": transformer.NETWORK_KIND, "steps": trainer.step,
-                      "style": {"name": style if isinstance(style, str) else "array",
-                                "thumbnail": transformer.thumbnail_base64(style_rgb)},
-                      "size": config.size, "batch_size": config.batch_size,
-                      "width": config.width, "photos": len(kept),
-                      "precision": where.precision,
-                      "final_loss": trainer.losses[-1] if trainer.losses else None}
+    from nst_keras.keys import input_digest
+
+    network.record = training.network_record(
+        config, trainer, style_rgb, style_name=style if isinstance(style, str) else "array",
+        style_sha256=input_digest(style), photos=len(kept), precision=where.precision,
+        hardware=where.hardware, seconds=time.perf_counter() - began)
     return network
 
 
@@ -158,17 +161,22 @@ def stylize_with(network, content, *, height: Optional[int] = None,
     Raises:
         ValueError: For a file that is not a network, or a colour mode that cannot apply.
     """
-    from nst_keras.engine import color, runtime, transformer
+    from nst_keras.plan import NETWORK_COLOR_MODES, plan_network
+    from nst_keras.render import finish_color, render_network
+
+    config = StyleConfig(preserve_color=preserve_color, precision=precision,
+                         **({} if height is None else {"height": height}))
+    if isinstance(network, (str, bytes)) or hasattr(network, "__fspath__"):
+        return render_network(plan_network(content, network, config=config,
+                                           fit_height=height is None)).image
+    # A network in memory (just trained): its pass without a plan (no file to read).
+    from nst_keras.engine import runtime, transformer
     from nst_keras.media.images import load_image, to_uint8
 
-    if preserve_color not in (None, "luminance", "swap"):
+    if preserve_color not in NETWORK_COLOR_MODES:
         raise ValueError("a network's output keeps the photo's colours after the fact only "
                          f"(luminance or swap). Received: preserve_color={preserve_color!r}")
-    if isinstance(network, (str, bytes)) or hasattr(network, "__fspath__"):
-        network = runtime.NETWORKS.get(network)
     rgb = load_image(content, height)
-    resolved = runtime.resolve_precision(precision, runtime.resolve_device("auto"))
-    out = np.clip(transformer.stylize(network, rgb, precision=resolved), 0, 255)
-    if preserve_color is not None:
-        return color.combine_luminance(out, rgb)
-    return to_uint8(out)
+    where = runtime.placement(config)
+    out = np.clip(transformer.stylize(network, rgb, precision=where.precision), 0, 255)
+    return to_uint8(finish_color(out, rgb, preserve_color, as_float=True))

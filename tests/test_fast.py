@@ -35,7 +35,7 @@ def test_pad_to_stride_reflects_to_a_multiple_of_4_and_keeps_the_size():
     np.testing.assert_array_equal(padded[5, :7], rgb[3])
     np.testing.assert_array_equal(padded[:5, 7], rgb[:, 5])
     tiny, _ = pad_to_stride(np.ones((2, 3, 3), np.float32))
-    assert tiny.shape == (4, 4, 3)
+    assert tiny.shape == (8, 8, 3)  # At least MIN_SIDE: the first 9x9 conv pads by 4.
 
 
 def test_the_network_keeps_any_size_and_paints_each_image_on_its_own():
@@ -372,3 +372,83 @@ def console_usage_error():
     from nst_keras.commands.console import UsageError
 
     return UsageError
+
+
+def test_tiny_images_go_through_the_network():
+    """Sides of 1 to 4 pixels: padded to the network's least side, cropped back."""
+    from nst_keras.engine import transformer
+
+    network = transformer.build_transformer(4, seed=0)
+    for h, w in ((1, 1), (2, 3), (4, 9), (3, 40)):
+        out = transformer.stylize(network, make_image(h, w, seed=h + w))
+        assert out.shape == (h, w, 3), (h, w)
+        assert np.isfinite(out).all()
+
+
+def test_bfloat16_passes_follow_the_networks_weights():
+    from nst_keras.engine import transformer
+
+    network = transformer.build_transformer(4, seed=0)
+    photo = make_image(16, 16, seed=3)
+    before = transformer.stylize(network, photo, precision="bfloat16")
+    kernel = network.get_layer("out_conv").kernel
+    kernel.assign(kernel.numpy() * 0.5)
+    after = transformer.stylize(network, photo, precision="bfloat16")
+    assert np.abs(after - before).max() > 1.0
+    exact = transformer.stylize(network, photo, precision="float32")
+    assert np.abs(after - exact).mean() < 3.0  # bfloat16 rounding, not another network.
+
+
+def test_video_through_a_network_and_what_it_refuses(tmp_path, network_file):
+    pytest.importorskip("av")
+    from PIL import Image
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for k in range(4):
+        Image.fromarray(make_image(24, 32, seed=k)).save(frames / f"f{k}.png")
+    out = tmp_path / "out.mp4"
+    done = run_main("video", frames, "--network", network_file, "-o", out, "--height", "24",
+                    "-q")
+    assert done.returncode == 0, done.stderr
+    from nst_keras.media import videoio
+
+    assert videoio.probe(out).frame_count == 4
+    record = json.loads((tmp_path / "out.json").read_text())
+    assert len(record["frames"]) == 4 and record["network"] == str(network_file)
+    # Refused in one line, written in full or abbreviated (argparse accepts both).
+    for option in (["--temporal-weight", "5"], ["--temporal-w", "5"], ["--first-evals", "3"],
+                   ["--iterations", "5"], ["--flow", "farneback"], ["--compare"]):
+        refused = run_main("video", frames, "--network", network_file, "-o",
+                           tmp_path / "x.mp4", *option)
+        assert refused.returncode == 2 and "does not apply to a network" in refused.stderr, \
+            (option, refused.stderr)
+    assert not (tmp_path / "x.mp4").exists()
+
+
+@pytest.mark.slow
+def test_more_steps_go_on_and_changed_photos_say_so(tmp_path, photos):
+    folder, style = photos
+    args = [style, "--photos", folder, *TINY, "-o", tmp_path / "net.keras"]
+    dry = _train([*args, "--dry-run"], tmp_path)
+    out, err = dry.communicate(timeout=300)
+    assert dry.returncode == 0, err.decode()
+    assert "Estimated peak memory of training" in out.decode() and "base" in out.decode()
+    assert not (tmp_path / "net.keras").exists()
+    for steps, resumed in (("3", 0), ("5", 3)):
+        run = _train([*args, "--steps", steps], tmp_path)
+        _, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err.decode()
+        record = json.loads((tmp_path / "net.json").read_text())
+        assert record["steps"] == int(steps) and record["resumed_from"] == resumed
+    assert (tmp_path / "net-preview.jpg").is_file()  # The held-out photo, p3.png.
+    assert record["held_out"] == ["p3.png"] and record["photos"] == 3
+    from PIL import Image
+
+    Image.fromarray(make_image(40, 40, seed=30)).save(folder / "p0b.png")
+    loud = [a for a in args if a != "-q"]  # The note is a message: not with -q.
+    run = _train([*loud, "--steps", "6"], tmp_path)
+    _, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err.decode()
+    assert "changed since the checkpoint" in err.decode()
+    assert json.loads((tmp_path / "net.json").read_text())["resumed_from"] == 0

@@ -234,7 +234,13 @@ def _prepare(job: jobs_lib.BatchJob, out: str, overwrite: bool, digests):
     try:  # The plan's checks, from the headers, before any job runs.
         if network:
             _check_network_job(job)
-            plan_network(job.content, job.styles[0], config=job.config, load=False)
+            try:
+                plan_network(job.content, job.styles[0], config=job.config, load=False)
+            except NotEnoughMemory:
+                raise
+            except ValueError as error:  # Its file or its photo: this job fails alone.
+                raise InputError(str(error).replace("network=", "style="),
+                                 "style") from None
         else:
             plan(job.content, list(job.styles), config=job.config, masks=job.masks, load=False)
     except (InputError, NotEnoughMemory) as error:  # This job's inputs: it fails alone.

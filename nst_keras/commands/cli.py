@@ -312,10 +312,12 @@ def _run_network(run: _Parsed, argv, guard) -> int:
         say(args.quiet, f"{PROG}: {as_usage(note)}")
     if args.dry_run:
         height, width = job.size
+        fits = job.memory["fits"]
         print(f"A {width}x{height} pass through {args.network} on {job.placement.hardware} in "
               f"{job.placement.precision}: about {job.memory['need'] / 2**30:.2f} GiB of "
-              f"{job.memory['budget'] / 2**30:.1f} available; the largest height that fits: "
-              f"{job.memory['fits']}.")
+              f"{job.memory['budget'] / 2**30:.1f} available; "
+              + (f"the largest height that fits: {fits}." if fits else
+                 "no height fits: this run does not fit."))
         return EXIT_OK
     with guard.stoppable() as token:
         result = render.render_network(job, stop=token)
@@ -325,8 +327,8 @@ def _run_network(run: _Parsed, argv, guard) -> int:
         return EXIT_FAILED
     style = job.record.get("style", {}).get("name", "its style")
     say(args.quiet, f"Wrote {done.image}: {job.size[1]}x{job.size[0]} in the style of {style} "
-                    f"in {result.seconds:.2f} s (network loaded and traced in "
-                    f"{result.setup_seconds:.1f} s).")
+                    f"in one pass of {result.seconds:.2f} s (the first pass at a size includes "
+                    f"tracing the network).")
     return EXIT_OK
 
 

@@ -250,8 +250,8 @@ def _work(args, guard) -> int:
     seed = config.style.seed
     seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else seed
     # The checkpoint's key: the loss's settings, the style's and the photos' bytes, the
-    # training's settings less its budget (more steps go on from a finished shorter run's
-    # checkpoint, as more evaluations do).
+    # training's settings less its budget: more steps go on from a stopped run's checkpoint,
+    # and from a finished run's, which is kept (a few MB: the weights and Adam's moments).
     key = keys.job_key(config.style, args.style, [], extra={
         "training": {k: v for k, v in dataclasses.asdict(config).items()
                      if k not in ("style", "steps")},
@@ -259,6 +259,20 @@ def _work(args, guard) -> int:
     folder = os.path.dirname(os.path.abspath(args.output))
     stem = os.path.basename(_stem(args.output))
     every = args.checkpoint_every
+    if config.style.weights is None and config.style.seed is None:
+        # Random VGG weights are drawn anew in every process: no other could go on exactly.
+        say(args.quiet, f"{NAME}: checkpoints are off: "
+                        f"{delivery.unresumable(config.style)}")
+        every = "off"
+    path = delivery.checkpoint_path(folder, stem, key)
+    if every != "off" and not os.path.isfile(path):
+        # Another key's checkpoint of this output is removed (`CheckpointFile`): say why.
+        import glob
+
+        for other in glob.glob(os.path.join(glob.escape(folder),
+                                            f"{glob.escape(stem)}.*.checkpoint.npz")):
+            say(args.quiet, f"{NAME}: the photos, the style or the settings changed since "
+                            f"the checkpoint {other}: starting from step 0 (it is removed)")
     checkpoints = delivery.CheckpointFile(
         delivery.checkpoint_path(folder, stem, key), enabled=every != "off",
         every=None if every in ("auto", "off") else every, restart=args.restart,
@@ -278,7 +292,10 @@ def _work(args, guard) -> int:
     if checkpoints.resume is not None and checkpoints.resume.kind == "training":
         trainer.restore(checkpoints.resume.solver)
         resumed = trainer.step
-    preview_rgbs = [images.load_image(p, config.size) for p in photos.previews]
+    try:
+        preview_rgbs = [images.load_image(p, config.size) for p in photos.previews]
+    except (OSError, ValueError) as error:
+        raise as_usage(error) from None
     began = time.perf_counter()
     from nst_keras.engine.control import pace
 
@@ -305,9 +322,15 @@ def _work(args, guard) -> int:
                 else "no checkpoint was kept")
         return guard.stopped(NAME, f"stopped at step {trainer.step} of {config.steps}; "
                                    f"{kept}; {args.output} was not written")
-    network.record = _record(config, args, photos, style_rgb, trainer, where, seconds, resumed)
+    network.record = training.network_record(
+        config, trainer, style_rgb, style_name=os.path.basename(args.style),
+        style_sha256=keys.input_digest(args.style), photos=len(photos.paths),
+        precision=where.precision, hardware=where.hardware, seconds=seconds,
+        extra={"skipped": photos.skipped, "resumed_from": resumed, "job_key": key,
+               "held_out": [os.path.basename(p) for p in photos.previews]})
+    # The last state is kept: rerunning with more --steps goes on from it.
+    checkpoints.at_boundary(lambda: _checkpoint(trainer), True)
     _deliver(args.output, network, trainer, guard)
-    checkpoints.remove()
     say(args.quiet, f"Wrote {args.output} ({trainer.step} steps, final loss "
                     f"{trainer.losses[-1]:.4g}; {seconds:.0f} s) with its record "
                     f"{_stem(args.output)}.json and loss plot {_stem(args.output)}-loss.png. "
@@ -331,28 +354,6 @@ def _write_preview(output: str, network, rgbs, guard) -> None:
     strip = np.concatenate([o[:height] for o in outs], axis=1)
     delivery.write_image(f"{_stem(output)}-preview.jpg", np.clip(np.rint(strip), 0, 255)
                          .astype(np.uint8), guard.critical)
-
-
-def _record(config, args, photos, style_rgb, trainer, where, seconds, resumed) -> dict:
-    from nst_keras import keys, record
-    from nst_keras.engine import transformer
-
-    return {
-        "kind": transformer.NETWORK_KIND,
-        "style": {"name": os.path.basename(args.style), "sha256": keys.input_digest(args.style),
-                  "thumbnail": transformer.thumbnail_base64(style_rgb)},
-        "settings": record.settings_dict(config.loss_config),
-        "steps": trainer.step, "size": config.size, "batch_size": config.batch_size,
-        "learning_rate": config.learning_rate, "width": config.width,
-        "seed": trainer.seed, "seed_given": config.style.seed is not None,
-        "photos": len(photos.paths), "skipped": photos.skipped,
-        "held_out": [os.path.basename(p) for p in photos.previews],
-        "precision": where.precision, "hardware": where.hardware,
-        "seconds": round(seconds, 3), "resumed_from": resumed,
-        "final_loss": trainer.losses[-1] if trainer.losses else None,
-        "final_losses": {k: v[-1] for k, v in trainer.kind_losses.items() if v},
-        "versions": record.versions(),
-    }
 
 
 def _deliver(output: str, network, trainer, guard) -> None:

@@ -786,10 +786,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return console.command(PROG, argv, _parse, _run, save_partial=_kept)
 
 
-#: `video` options that mean nothing to a network's frames (one pass each, nothing kept).
-NETWORK_REFUSES = ("--frames-dir", "--temporal-weight", "--first-evals", "--frame-evals",
-                   "--flow", "--warp", "--fill", "--fill-evals", "--compare", "--encode-only",
-                   "--max-evals", "--checkpoint-every", "--restart")
+#: `video` options that mean nothing to a network's frames (one pass each, nothing kept),
+#: by their parsed names: given (in full or abbreviated), their value differs from the
+#: default.
+NETWORK_REFUSES = ("frames_dir", "temporal_weight", "first_evals", "frame_evals", "flow",
+                   "warp", "fill", "fill_evals", "compare", "encode_only", "max_evals",
+                   "iterations", "checkpoint_every", "restart", "optimizer", "style_weight",
+                   "content_weight", "tile", "scales", "init", "style_loss")
 
 
 def _parse(argv):
@@ -804,11 +807,15 @@ def _parse(argv):
             raise UsageError("a network paints its own style: give --network or STYLE, not "
                              f"both. Received: --network {args.network} and "
                              f"{' '.join(args.styles)}")
-        given = [a.split("=")[0] for a in argv if a.split("=")[0] in NETWORK_REFUSES]
+        defaults = console.parse_with_preset(build_parser,
+                                             ["--preset", args.preset, args.input])
+        given = [name for name in NETWORK_REFUSES
+                 if getattr(args, name) != getattr(defaults, name)]
         if given:
-            raise UsageError(f"{given[0]} does not apply to a network's frames (one pass "
-                             f"each: no flow, temporal loss, budget or kept frames). "
-                             f"Received: {given[0]} with --network {args.network}")
+            option = "--" + given[0].replace("_", "-")
+            raise UsageError(f"{option} does not apply to a network's frames (one pass "
+                             f"each: no flow, temporal loss, optimisation, budget or kept "
+                             f"frames). Received: {option} with --network {args.network}")
         if args.output is None:
             raise UsageError("a network's video needs -o OUT.mp4 (its frames are not kept)")
     elif not args.styles:

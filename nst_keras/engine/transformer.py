@@ -213,8 +213,15 @@ def style_network_class():
 _NETWORK = None
 
 
+#: The least side an image is padded to: the first 9x9 convolution's reflection padding (4
+#: pixels) needs a side of at least 5, and the lowest resolution (a quarter) at least 2.
+MIN_SIDE = 8
+
+
 def pad_to_stride(rgb: np.ndarray, stride: int = STRIDE):
-    """Pads an (H, W, 3) image by reflection to sides that are multiples of `stride`.
+    """Pads an (H, W, 3) image to sides that are multiples of `stride`, and at least
+    `MIN_SIDE`, by reflection (symmetric, the edge repeated, where a side is too short to
+    reflect).
 
     The padding goes to the bottom and right (half of it each side would shift the image by
     up to a pixel once cropped back in odd cases; one side keeps the crop trivial).
@@ -224,11 +231,12 @@ def pad_to_stride(rgb: np.ndarray, stride: int = STRIDE):
     """
     rgb = np.asarray(rgb, np.float32)
     h, w = rgb.shape[:2]
-    ph, pw = (-h) % stride, (-w) % stride
+    ph = max(MIN_SIDE, h + (-h) % stride) - h
+    pw = max(MIN_SIDE, w + (-w) % stride) - w
     if ph or pw:
-        # "reflect" needs the pad to be smaller than the side; a side under `stride`
-        # pixels repeats its edge instead.
-        mode = "reflect" if ph < h and pw < w else "symmetric"
+        # numpy reflects repeatedly when a pad exceeds the side; a side of 1 has nothing to
+        # reflect: its edge is repeated.
+        mode = "reflect" if min(h, w) > 1 else "symmetric"
         rgb = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode=mode)
     return rgb, (h, w)
 
@@ -265,10 +273,15 @@ def _forward(network, precision: str):
         # Rebuilt, not cloned: a clone keeps each layer's saved float32 policy.
         with precision_scope("bfloat16"):
             model = build_transformer(int(network.get_layer("down1_conv").filters))
-        model.set_weights(network.get_weights())
     function = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    cache[precision] = lambda x: function(tf.constant(x, tf.float32)).numpy()
-    return cache[precision]
+
+    def forward(x):
+        if model is not network:  # The network's weights as they are now (a few ms).
+            model.set_weights(network.get_weights())
+        return function(tf.constant(x, tf.float32)).numpy()
+
+    cache[precision] = forward
+    return forward
 
 
 def thumbnail_base64(rgb: np.ndarray, side: int = 96) -> str:
@@ -374,10 +387,11 @@ def inference_bytes(height: int, width: int, channels: int = WIDTH,
     A forward pass keeps few maps alive at once: at the full size the padded input of the
     first and last 9x9 convolutions and their outputs (`channels` wide), the upsampled map
     and its normalisation; about 6 maps of `channels` x H x W at the peak, plus the input
-    and output images. Measured with `benchmarks/fast.py` (tracemalloc is blind to TF's
-    allocator, so the peak resident memory is compared).
+    and output images, and the process's base (Python and TensorFlow, `runtime.BASE_BYTES`).
     """
+    from nst_keras.engine.runtime import BASE_BYTES
+
     element = 2 if precision == "bfloat16" else 4
     pad = 8
     full = (height + pad) * (width + pad)
-    return int(6 * channels * full * element + 4 * 3 * full * 4)
+    return int(BASE_BYTES + 6 * channels * full * element + 4 * 3 * full * 4)
