@@ -65,6 +65,7 @@ class Example:
         bounds: (stylisation, content kept) it must meet.
         preset: The preset whose own budget it keeps (capped), if any.
         added: Flags this example adds beyond the gallery's (recorded as added).
+        before: A command the documentation runs first (`network`: the training), or "".
     """
 
     name: str
@@ -75,6 +76,7 @@ class Example:
     bounds: Tuple[float, float] = (0.2, 0.8)
     preset: Optional[str] = None
     added: Tuple[str, ...] = ()
+    before: str = ""
 
 
 def _examples() -> List[Example]:
@@ -213,6 +215,11 @@ def _examples() -> List[Example]:
         Example("batch", "a batch: the photo in two styles, its contact sheet",
                 "nst-keras batch photos/ --style paintings/ --out styled/ --height 512",
                 kind="batch"),
+        # The fast-networks guide's two commands: the training (once: its network is kept in
+        # the work folder and reused while its record's key holds), then one pass.
+        Example("fast_network", "a network trained for the style, then one pass",
+                "nst-keras tubingen.jpg --network starry.keras -o fast.png", kind="network",
+                before="nst-keras train starry_night.jpg --photos photos/ -o starry.keras"),
         Example("figure1", "Gatys et al.'s Figure 1: reconstructions",
                 "nst-keras figure 1", kind="figure", judged="none"),
         Example("figure2", "Gatys et al.'s Figure 2: Tübingen in the paintings at hand",
@@ -345,6 +352,8 @@ class Context:
     def added(self, example: Example) -> List[str]:
         """The flags the gallery adds to the documented command (recorded as added)."""
         args = self.args
+        if example.kind == "network":  # The pass's size (the training's: `before_added`).
+            return ["--height", str(args.height)]
         added = []
         model = args.model
         if example.kind == "normalize":
@@ -396,6 +405,8 @@ class Context:
             return self.video(example)
         if example.kind == "batch":
             return self.batch(example)
+        if example.kind == "network":
+            return self.fast_network(example)
         if example.kind == "normalize":
             self.normalize()
         return self.plain(example)
@@ -430,6 +441,8 @@ class Context:
                 "evaluations": evaluations, "seconds": seconds,
                 "bounds": {"stylisation": bounds[0], "content_kept": bounds[1]},
                 "verdict": verdict, "meets_bounds": bool(meets),
+                **({"before": example.before, "before_added": self.train_added()}
+                   if example.before else {}),
                 "picture": f"{example.name}.jpg", "picture_source": str(picture)}
 
     def judge(self, example: Example, output: pathlib.Path, job) -> Optional[dict]:
@@ -565,6 +578,59 @@ class Context:
                    "jobs": verdicts}
         return self.entry(example, styled / "contact_sheet.png", evaluations, seconds,
                           verdict, network=self.args.model)
+
+    def fast_network(self, example: Example) -> dict:
+        """`nst-keras train` on the bundled photos of benchmarks/fast.py (fetched from the
+        package index; the photo is not among them: held out), then the photo through the
+        network; judged against the painting. The training's flags the gallery adds:
+        `--model`, `--weights` and `--seed 0` (its record holds them)."""
+        from nst_keras import delivery
+        from nst_keras.commands import cli, train
+
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from fast import HELD_OUT, fetch_photos
+
+        fetched = fetch_photos(self.work / "bundled-photos")
+        photos = self.work / "fast-photos"
+        photos.mkdir(exist_ok=True)
+        for path in fetched.iterdir():
+            link = photos / path.name
+            if path.name != HELD_OUT and not link.exists():
+                link.symlink_to(path.resolve())
+        network = self.work / "starry.keras"
+        words = command_words(example.before)
+        argv = [str(self.images / w) if (self.images / w).is_file() else
+                str(photos) if w == "photos/" else str(network) if w == "starry.keras" else w
+                for w in words] + self.train_added() + ["-q"]
+        parsed = train._parse(argv[1:])
+        record = self.work / "starry.json"
+        if not delivery.done_already(str(network), str(record), train.training_key(parsed)):
+            code = cli.main(argv)
+            if code != 0:
+                raise SystemExit(f"gallery: the training exited {code}: {' '.join(argv)}")
+        trained = json.loads(record.read_text())
+        output = self.work / f"{example.name}.png"
+        argv = [self.images / PHOTO if w == PHOTO else network if w == "starry.keras" else
+                output if w == "fast.png" else w for w in command_words(example.command)]
+        code = cli.main([str(w) for w in argv] + ["--height", str(self.args.height), "-q"])
+        if code != 0:
+            raise SystemExit(f"gallery: {example.name} exited {code}")
+        from nst_keras.engine import judge
+        from nst_keras.media.images import load_image
+
+        result = load_image(str(output))
+        verdict = judge.judge(self.network, result, load_image(str(self.images / PHOTO),
+                                                                result.shape[0]),
+                              load_image(str(self.images / PAINTING))).as_dict()
+        return self.entry(example, output, trained["steps"], trained["seconds"], verdict,
+                          network=f"{self.args.model} (training)")
+
+    def train_added(self) -> List[str]:
+        """The flags the gallery adds to the training command."""
+        added = ["--model", self.args.model, "--seed", "0"]
+        if self.args.weights != "imagenet":
+            added += ["--weights", self.args.weights]
+        return added
 
     def video(self, example: Example) -> dict:
         """A clip made by panning across the photo, stylised frame by frame; the picture

@@ -36,6 +36,12 @@ def test_every_example_is_a_command_the_real_parsers_accept(gallery):
             console.parse_with_preset(batch.build_parser, words[1:])
         else:
             console.parse_with_preset(cli.build_parser, words)
+        if example.before:  # The training a network's example runs first.
+            from nst_keras.commands import train
+
+            before = gallery.command_words(example.before)
+            assert before[0] == "train"
+            console.parse_with_preset(train.build_parser, before[1:])
     # A wrong option fails the same parsers.
     with pytest.raises(console.UsageError):
         console.parse_with_preset(cli.build_parser, ["a.jpg", "b.jpg", "--no-such-option", "w2"])

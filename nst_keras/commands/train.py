@@ -249,13 +249,7 @@ def _work(args, guard) -> int:
         tf.config.experimental.enable_op_determinism()
     seed = config.style.seed
     seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else seed
-    # The checkpoint's key: the loss's settings, the style's and the photos' bytes, the
-    # training's settings less its budget: more steps go on from a stopped run's checkpoint,
-    # and from a finished run's, which is kept (a few MB: the weights and Adam's moments).
-    key = keys.job_key(config.style, args.style, [], extra={
-        "training": {k: v for k, v in dataclasses.asdict(config).items()
-                     if k not in ("style", "steps")},
-        "photos": [keys.input_digest(p) for p in photos.paths]})
+    key = training_key(args, photos.paths)
     folder = os.path.dirname(os.path.abspath(args.output))
     stem = os.path.basename(_stem(args.output))
     every = args.checkpoint_every
@@ -336,6 +330,22 @@ def _work(args, guard) -> int:
                     f"{_stem(args.output)}.json and loss plot {_stem(args.output)}-loss.png. "
                     f"Use it: {PROG} PHOTO --network {args.output} -o OUT.png")
     return EXIT_OK
+
+
+def training_key(args, photo_paths=None) -> str:
+    """The key of a training (`keys.job_key`): the loss's settings, the style's and the
+    photos' bytes, the training's settings less its budget: more steps go on from a stopped
+    run's checkpoint, and from a finished run's, which is kept (a few MB: the weights and
+    Adam's moments). Its record carries it (`delivery.done_already`)."""
+    from nst_keras import keys
+
+    config = args.config
+    if photo_paths is None:
+        photo_paths = read_photos(args.photos, config.size, args.preview, load=False).paths
+    return keys.job_key(config.style, args.style, [], extra={
+        "training": {k: v for k, v in dataclasses.asdict(config).items()
+                     if k not in ("style", "steps")},
+        "photos": [keys.input_digest(p) for p in photo_paths]})
 
 
 def _checkpoint(trainer):
