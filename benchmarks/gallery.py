@@ -217,7 +217,9 @@ def _examples() -> List[Example]:
                 kind="batch"),
         # The fast-networks guide's two commands: the training (once: its network is kept in
         # the work folder and reused while its record's key holds), then one pass.
-        Example("fast_network", "a network trained for the style, then one pass",
+        Example("fast_network", "a network trained first (nst-keras train "
+                "starry_night.jpg --photos photos/ -o starry.keras: the seconds are its "
+                "training's), then one pass",
                 "nst-keras tubingen.jpg --network starry.keras -o fast.png", kind="network",
                 before="nst-keras train starry_night.jpg --photos photos/ -o starry.keras"),
         Example("figure1", "Gatys et al.'s Figure 1: reconstructions",
@@ -622,8 +624,9 @@ class Context:
         verdict = judge.judge(self.network, result, load_image(str(self.images / PHOTO),
                                                                 result.shape[0]),
                               load_image(str(self.images / PAINTING))).as_dict()
-        return self.entry(example, output, trained["steps"], trained["seconds"], verdict,
-                          network=f"{self.args.model} (training)")
+        # No evaluations: its seconds are the training's (the pass takes a fraction of one).
+        return self.entry(example, output, None, trained["seconds"], verdict,
+                          network=f"{self.args.model} ({trained['steps']} training steps)")
 
     def train_added(self) -> List[str]:
         """The flags the gallery adds to the training command."""
