@@ -981,7 +981,8 @@ def plan_network(content, network, *, config: Optional[StyleConfig] = None,
     width = int(record.get("width", transformer.WIDTH))
 
     def need(h):
-        return transformer.inference_bytes(h, _width(h, aspect), width, where.precision)
+        return runtime.BASE_BYTES + transformer.inference_bytes(h, _width(h, aspect), width,
+                                                                where.precision)
 
     fits = 0
     low, high = 1, 1 << 16

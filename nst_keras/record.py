@@ -226,3 +226,38 @@ def clip_figure(frames: Sequence[dict]):
     figure.tight_layout()
     return figure
 
+
+def network_record(config, trainer, style_rgb: np.ndarray, *,
+                   style_name: str, style_sha256: str, photos: int, precision: str,
+                   hardware: str, seconds: float, extra: Optional[dict] = None) -> dict:
+    """The record a trained network carries (`StyleNetwork.record`; the command line's and
+    the Python API's alike).
+
+    Args:
+        config: The training's settings.
+        trainer: The finished training.
+        style_rgb: The style image (a thumbnail goes in).
+        style_name, style_sha256: Its name and the SHA-256 of its bytes.
+        photos: How many photos it was trained on.
+        precision: VGG's precision in training (the network itself trains in float32).
+        hardware: One line naming the machine.
+        seconds: The training's wall time in this process.
+        extra: More JSON-ready keys.
+    """
+    from nst_keras.engine import transformer
+
+    return {
+        "kind": transformer.NETWORK_KIND,
+        "style": {"name": style_name, "sha256": style_sha256,
+                  "thumbnail": transformer.thumbnail_base64(style_rgb)},
+        "settings": settings_dict(config.loss_config),
+        "steps": trainer.step, "size": config.size, "batch_size": config.batch_size,
+        "learning_rate": config.learning_rate, "width": config.width,
+        "seed": trainer.seed, "seed_given": config.style.seed is not None,
+        "photos": photos, "precision": precision, "network_precision": "float32",
+        "hardware": hardware, "seconds": round(seconds, 3),
+        "final_loss": trainer.losses[-1] if trainer.losses else None,
+        "final_losses": {k: v[-1] for k, v in trainer.kind_losses.items() if v},
+        "versions": versions(),
+        **(extra or {}),
+    }

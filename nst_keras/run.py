@@ -139,13 +139,15 @@ def train_network(style, photos, *, config=None, callback=None, stop=None, **set
     seed = (int(np.random.SeedSequence().entropy % 2**31) if config.style.seed is None
             else config.style.seed)
     network = transformer.build_transformer(config.width, seed=seed)
-    trainer = training.Trainer(config, model, training.style_at(style_rgb, config), network,
+    trainer = training.Trainer(config, model, training.style_at(style_rgb, config, _style_height(config)), network,
                                seed=seed)
     began = time.perf_counter()
     training.run_training(trainer, kept, config.steps, on_step=callback, stop=stop)
     from nst_keras.keys import input_digest
 
-    network.record = training.network_record(
+    from nst_keras import record as record_lib
+
+    network.record = record_lib.network_record(
         config, trainer, style_rgb, style_name=style if isinstance(style, str) else "array",
         style_sha256=input_digest(style), photos=len(kept), precision=where.precision,
         hardware=where.hardware, seconds=time.perf_counter() - began)
@@ -180,3 +182,12 @@ def stylize_with(network, content, *, height: Optional[int] = None,
     where = runtime.placement(config)
     out = np.clip(transformer.stylize(network, rgb, precision=where.precision), 0, 255)
     return to_uint8(finish_color(out, rgb, preserve_color, as_float=True))
+
+
+def _style_height(config) -> int:
+    """The style image's height in training: a plain run's at the crop's height."""
+    import dataclasses
+
+    from nst_keras import plan
+
+    return plan.style_heights(dataclasses.replace(config.style, height=config.size), 1)[0]

@@ -280,7 +280,7 @@ def _work(args, guard) -> int:
         feature_model = runtime.MODELS.for_config(
             loss_config, objective.term_layers(objective.make_terms(loss_config)), where)
     network = transformer.build_transformer(config.width, seed=seed)
-    trainer = training.Trainer(config, feature_model, training.style_at(style_rgb, config),
+    trainer = training.Trainer(config, feature_model, training.style_at(style_rgb, config, _style_height(config)),
                                network, seed=seed)
     resumed = 0
     if checkpoints.resume is not None and checkpoints.resume.kind == "training":
@@ -316,7 +316,9 @@ def _work(args, guard) -> int:
                 else "no checkpoint was kept")
         return guard.stopped(NAME, f"stopped at step {trainer.step} of {config.steps}; "
                                    f"{kept}; {args.output} was not written")
-    network.record = training.network_record(
+    from nst_keras import record as record_lib
+
+    network.record = record_lib.network_record(
         config, trainer, style_rgb, style_name=os.path.basename(args.style),
         style_sha256=keys.input_digest(args.style), photos=len(photos.paths),
         precision=where.precision, hardware=where.hardware, seconds=seconds,
@@ -407,3 +409,12 @@ def _dry_run(config, where, photos) -> int:
                                  if k != "total") + f"){mark}")
     print("\n".join(lines))
     return EXIT_OK
+
+
+def _style_height(config) -> int:
+    """The style image's height in training: a plain run's at the crop's height."""
+    import dataclasses
+
+    from nst_keras import plan
+
+    return plan.style_heights(dataclasses.replace(config.style, height=config.size), 1)[0]

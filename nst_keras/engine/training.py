@@ -373,43 +373,6 @@ def prepare_photo(rgb: np.ndarray, size: int) -> Optional[np.ndarray]:
     return np.asarray(image, np.float32)
 
 
-def network_record(config: TrainConfig, trainer: Trainer, style_rgb: np.ndarray, *,
-                   style_name: str, style_sha256: str, photos: int, precision: str,
-                   hardware: str, seconds: float, extra: Optional[dict] = None) -> dict:
-    """The record a trained network carries (`StyleNetwork.record`; the command line's and
-    the Python API's alike).
-
-    Args:
-        config: The training's settings.
-        trainer: The finished training.
-        style_rgb: The style image (a thumbnail goes in).
-        style_name, style_sha256: Its name and the SHA-256 of its bytes.
-        photos: How many photos it was trained on.
-        precision: VGG's precision in training (the network itself trains in float32).
-        hardware: One line naming the machine.
-        seconds: The training's wall time in this process.
-        extra: More JSON-ready keys.
-    """
-    from nst_keras import record as record_lib
-    from nst_keras.engine import transformer
-
-    return {
-        "kind": transformer.NETWORK_KIND,
-        "style": {"name": style_name, "sha256": style_sha256,
-                  "thumbnail": transformer.thumbnail_base64(style_rgb)},
-        "settings": record_lib.settings_dict(config.loss_config),
-        "steps": trainer.step, "size": config.size, "batch_size": config.batch_size,
-        "learning_rate": config.learning_rate, "width": config.width,
-        "seed": trainer.seed, "seed_given": config.style.seed is not None,
-        "photos": photos, "precision": precision, "network_precision": "float32",
-        "hardware": hardware, "seconds": round(seconds, 3),
-        "final_loss": trainer.losses[-1] if trainer.losses else None,
-        "final_losses": {k: v[-1] for k, v in trainer.kind_losses.items() if v},
-        "versions": record_lib.versions(),
-        **(extra or {}),
-    }
-
-
 @dataclasses.dataclass(frozen=True)
 class TrainingState:
     """A training's state at a step boundary: what a checkpoint of kind `"training"` holds.
@@ -466,19 +429,16 @@ class TrainingState:
                    losses=np.asarray(arrays.get("losses", np.zeros(0)), np.float64))
 
 
-def style_at(style_rgb: np.ndarray, config: TrainConfig) -> np.ndarray:
-    """The style image as the network sees it in training: at the crop's size times the style
-    scale, its aspect ratio kept (a plain run at height `size` sees it so), or stretched to
+def style_at(style_rgb: np.ndarray, config: TrainConfig, height: int) -> np.ndarray:
+    """The style image as the network sees it in training: `height` pixels high (a plain
+    run's at the crop's height: `plan.style_heights`), its aspect ratio kept, or stretched to
     the square crop with `style_resize="stretch"`."""
     from PIL import Image
-
-    from nst_keras import plan
 
     h, w = style_rgb.shape[:2]
     if config.style.style_resize == "stretch":
         size = (config.size, config.size)
     else:
-        height = plan.style_heights(dataclasses.replace(config.style, height=config.size), 1)[0]
         size = (max(16, round(height * w / h)), max(16, height))
     image = Image.fromarray(np.asarray(style_rgb, np.uint8)).resize(size, Image.LANCZOS)
     return np.asarray(image)

@@ -336,7 +336,9 @@ def load_network(path):
     except Exception as error:  # Keras raises many kinds for a damaged or foreign file.
         import re
 
-        text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        from nst_keras.errors import first_line
+
+        text = first_line(error)
         # "<class 'a.b.<locals>.StyleNetwork'> could not be ...": the class's own name.
         text = re.sub(r"<class '(?:[\w<>]+\.)*(\w+)'>", r"\1", text)
         reason = text.split(". ")[0][:160] or type(error).__name__
@@ -387,11 +389,9 @@ def inference_bytes(height: int, width: int, channels: int = WIDTH,
     A forward pass keeps few maps alive at once: at the full size the padded input of the
     first and last 9x9 convolutions and their outputs (`channels` wide), the upsampled map
     and its normalisation; about 6 maps of `channels` x H x W at the peak, plus the input
-    and output images, and the process's base (Python and TensorFlow, `runtime.BASE_BYTES`).
+    and output images (the plan adds the process's base, `runtime.BASE_BYTES`).
     """
-    from nst_keras.engine.runtime import BASE_BYTES
-
     element = 2 if precision == "bfloat16" else 4
     pad = 8
     full = (height + pad) * (width + pad)
-    return int(BASE_BYTES + 6 * channels * full * element + 4 * 3 * full * 4)
+    return int(6 * channels * full * element + 4 * 3 * full * 4)
