@@ -278,6 +278,9 @@ def test_network_runs_refuse_what_does_not_apply(tmp_path, image_files):
         ([content, "--network", tmp_path / "net.keras", "--style-mask", content],
          "no style masks"),
         (["--network", tmp_path / "net.keras"], "needs a CONTENT"),
+        ([content, "--network", tmp_path / "net.keras", "--max-evals", "9"], "does not apply"),
+        ([content, "--network", tmp_path / "net.keras", "--scal", "2"], "does not apply"),
+        ([content, "--network", tmp_path / "net.keras", "--tile", "64"], "does not apply"),
     ]
     for args, words in cases:
         done = run_main(*args, "-o", out)

@@ -292,6 +292,15 @@ def _run(run: _Parsed, argv, guard) -> int:
     return EXIT_OK
 
 
+#: Plain-run settings that mean nothing to a network's pass (refused when given, in full or
+#: abbreviated: their parsed value differs from the default).
+NETWORK_REFUSES = ("max_evals", "iterations", "optimizer", "learning_rate", "scales",
+                   "start_height", "init", "tile", "style_loss", "style_weight",
+                   "content_weight", "style_layers", "content_layers", "tv_weight",
+                   "histogram_weight", "style_scale", "save_every", "ema",
+                   "normalize_gradients")
+
+
 def _run_network(run: _Parsed, argv, guard) -> int:
     """A plain run with `--network`: the photo through a trained network, planned, rendered
     and delivered as any run is (`plan.plan_network`, `render.render_network`)."""
@@ -299,6 +308,15 @@ def _run_network(run: _Parsed, argv, guard) -> int:
     from nst_keras.commands import console
 
     args, config = run.args, run.config
+    from nst_keras.commands.console import parse_with_preset
+
+    defaults = parse_with_preset(build_parser, ["--preset", args.preset, "x.jpg"])
+    given = [name for name in NETWORK_REFUSES if getattr(args, name) != getattr(defaults, name)]
+    if given:
+        option = "--" + given[0].replace("_", "-")
+        raise UsageError(f"{option} does not apply to a network's pass (one pass: no "
+                         f"optimisation, loss, budget or tiles). Received: {option} with "
+                         f"--network {args.network}")
     if args.style_masks:
         raise UsageError("a network's pass has no style masks (a network paints one style "
                          f"everywhere). Received: --style-mask {' '.join(args.style_masks)}")
