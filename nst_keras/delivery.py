@@ -363,6 +363,20 @@ def checkpoint_needs(job) -> int:
         memory=config.lbfgs_memory, optimizer=config.optimizer)
 
 
+def stale_checkpoints(path: str) -> List[str]:
+    """The checkpoints of the same output stem as `path` (`checkpoint_path`) under another
+    key: another job's inputs or settings, which `CheckpointFile` removes."""
+    import re
+
+    folder, name = os.path.split(os.path.abspath(path))
+    stem = name[:-len(".checkpoint.npz")].rsplit(".", 1)[0]
+    pattern = re.compile(re.escape(stem) + r"\.[0-9a-f]{16}\.checkpoint\.npz")
+    if not os.path.isdir(folder):
+        return []
+    return [os.path.join(folder, other) for other in sorted(os.listdir(folder))
+            if other != name and pattern.fullmatch(other)]
+
+
 def unresumable(config) -> Optional[str]:
     """Why no checkpoint of a run with these settings could be resumed, or None."""
     if config.weights is None and config.seed is None:
@@ -451,16 +465,9 @@ class CheckpointFile:
 
     def _remove_stale(self) -> None:
         """Removes this stem's checkpoints of other keys: other inputs or settings."""
-        import re
-
-        folder, name = os.path.split(os.path.abspath(self.path))
-        stem = name[:-len(".checkpoint.npz")].rsplit(".", 1)[0]
-        pattern = re.compile(re.escape(stem) + r"\.[0-9a-f]{16}\.checkpoint\.npz")
-        if os.path.isdir(folder):
-            for other in os.listdir(folder):
-                if other != name and pattern.fullmatch(other):
-                    with contextlib.suppress(OSError):
-                        os.unlink(os.path.join(folder, other))
+        for other in stale_checkpoints(self.path):
+            with contextlib.suppress(OSError):
+                os.unlink(other)
 
     def at_boundary(self, make: Callable[[], object], stopping: bool) -> None:
         """Writes `make()` when due (or `stopping`); turns checkpoints off if it cannot."""

@@ -901,6 +901,25 @@ def _listed(values: Sequence) -> str:
 # ------------------------------------------------------------------ a trained network's job
 
 
+def check_network_color(config: StyleConfig) -> None:
+    """A network's output keeps the photo's colours after the fact only.
+
+    Raises:
+        ValueError: For a `preserve_color` mode outside `NETWORK_COLOR_MODES`.
+    """
+    if config.preserve_color not in NETWORK_COLOR_MODES:
+        raise ValueError(
+            "a network's output keeps the photo's colours after the fact only "
+            f"(preserve_color luminance or swap); {config.preserve_color} recolours the style "
+            f"before optimising. Received: preserve_color={config.preserve_color}")
+
+
+def training_style_height(config) -> int:
+    """The style image's height when a network is trained (`training.TrainConfig`): a plain
+    run's at the crop's height (`style_heights`)."""
+    return style_heights(dataclasses.replace(config.style, height=config.size), 1)[0]
+
+
 #: `preserve_color` modes a network's output can take after the fact: the photo's colours on
 #: the output's luminance. `"histogram"` recolours the style before optimising: nothing to
 #: recolour here (the network learnt its style's colours).
@@ -968,11 +987,7 @@ def plan_network(content, network, *, config: Optional[StyleConfig] = None,
     from nst_keras.engine import transformer
 
     config = config or StyleConfig()
-    if config.preserve_color not in NETWORK_COLOR_MODES:
-        raise ValueError(
-            "a network's output keeps the photo's colours after the fact only "
-            f"(preserve_color luminance or swap); {config.preserve_color} recolours the style "
-            f"before optimising. Received: preserve_color={config.preserve_color}")
+    check_network_color(config)
     record = transformer.read_record(network)
     where = runtime.placement(config)
     content_wh = _size_of("content image", content)

@@ -139,8 +139,10 @@ def train_network(style, photos, *, config=None, callback=None, stop=None, **set
     seed = (int(np.random.SeedSequence().entropy % 2**31) if config.style.seed is None
             else config.style.seed)
     network = transformer.build_transformer(config.width, seed=seed)
-    trainer = training.Trainer(config, model, training.style_at(style_rgb, config, _style_height(config)), network,
-                               seed=seed)
+    from nst_keras.plan import training_style_height
+
+    style_seen = training.style_at(style_rgb, config, training_style_height(config))
+    trainer = training.Trainer(config, model, style_seen, network, seed=seed)
     began = time.perf_counter()
     training.run_training(trainer, kept, config.steps, on_step=callback, stop=stop)
     from nst_keras.keys import input_digest
@@ -163,7 +165,7 @@ def stylize_with(network, content, *, height: Optional[int] = None,
     Raises:
         ValueError: For a file that is not a network, or a colour mode that cannot apply.
     """
-    from nst_keras.plan import NETWORK_COLOR_MODES, plan_network
+    from nst_keras.plan import check_network_color, plan_network
     from nst_keras.render import finish_color, render_network
 
     config = StyleConfig(preserve_color=preserve_color, precision=precision,
@@ -175,19 +177,9 @@ def stylize_with(network, content, *, height: Optional[int] = None,
     from nst_keras.engine import runtime, transformer
     from nst_keras.media.images import load_image, to_uint8
 
-    if preserve_color not in NETWORK_COLOR_MODES:
-        raise ValueError("a network's output keeps the photo's colours after the fact only "
-                         f"(luminance or swap). Received: preserve_color={preserve_color!r}")
+    check_network_color(config)
     rgb = load_image(content, height)
     where = runtime.placement(config)
     out = np.clip(transformer.stylize(network, rgb, precision=where.precision), 0, 255)
     return to_uint8(finish_color(out, rgb, preserve_color, as_float=True))
 
-
-def _style_height(config) -> int:
-    """The style image's height in training: a plain run's at the crop's height."""
-    import dataclasses
-
-    from nst_keras import plan
-
-    return plan.style_heights(dataclasses.replace(config.style, height=config.size), 1)[0]

@@ -308,12 +308,9 @@ def _run_network(run: _Parsed, argv, guard) -> int:
     from nst_keras.commands import console
 
     args, config = run.args, run.config
-    from nst_keras.commands.console import parse_with_preset
-
-    defaults = parse_with_preset(build_parser, ["--preset", args.preset, "x.jpg"])
-    given = [name for name in NETWORK_REFUSES if getattr(args, name) != getattr(defaults, name)]
+    given = console.options_given(build_parser, args, NETWORK_REFUSES, ["x.jpg"])
     if given:
-        option = "--" + given[0].replace("_", "-")
+        option = given[0]
         raise UsageError(f"{option} does not apply to a network's pass (one pass: no "
                          f"optimisation, loss, budget or tiles). Received: {option} with "
                          f"--network {args.network}")

@@ -25,7 +25,7 @@ import contextlib
 import os
 import sys
 import tempfile
-from typing import Callable, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from nst_keras.commands.bars import Bar, ProgressBar  # noqa: F401  (re-exported)
 from nst_keras.commands.guard import (  # noqa: F401  (re-exported: the commands' kit)
@@ -421,6 +421,25 @@ def command(prog: str, argv: Optional[Sequence[str]], parse: Callable[[list], ob
 
     return run_guarded(lambda guard: work(args, guard), prog=prog,
                        debug=getattr(args, "debug", False), save_partial=partial)
+
+
+def options_given(build_parser: Callable, args, names: Sequence[str],
+                  positionals: Sequence[str]) -> List[str]:
+    """Which of `names` (parsed option names) the command line set: those whose value
+    differs from the preset's default, whether typed in full or abbreviated.
+
+    Args:
+        build_parser: The command's parser builder (`parse_with_preset`'s).
+        args: The parsed options (with `preset`).
+        names: The options' `dest` names to look at.
+        positionals: Placeholder positional arguments the parser needs.
+
+    Returns:
+        The given ones, as `--option` words, in the order of `names`.
+    """
+    defaults = parse_with_preset(build_parser, ["--preset", args.preset, *positionals])
+    return ["--" + name.replace("_", "-") for name in names
+            if getattr(args, name) != getattr(defaults, name)]
 
 
 def parse_with_preset(build_parser: Callable, argv: Sequence[str]):

@@ -172,21 +172,17 @@ def _execute_network(payload: Payload, stop, outcome) -> JobOutcome:
     """A network job in a worker: the network's bytes to a file this worker keeps (named
     by their hash: a worker on another machine has no access to the driver's path), then
     one planned pass."""
-    import hashlib
     import tempfile
 
-    from nst_keras import delivery
-    from nst_keras.media import images
+    from nst_keras import delivery, keys
     from nst_keras.plan import plan_network
     from nst_keras.render import render_network
 
     data = payload.styles[0]
-    folder = os.path.join(tempfile.gettempdir(), "nst_keras-networks")
-    path = os.path.join(folder, hashlib.sha256(data).hexdigest()[:32] + ".keras")
+    path = os.path.join(tempfile.gettempdir(), "nst_keras-networks",
+                        keys.bytes_digest(data)[:32] + ".keras")
     if not os.path.isfile(path):
-        os.makedirs(folder, exist_ok=True)
-        with images.atomic_write(path) as f:
-            f.write(data)
+        delivery.write_bytes(path, data)
     job = plan_network(payload.content, path, config=payload.config)
     result = render_network(job, stop=stop)
     outputs = delivery.outputs(result, output=f"{payload.name}.png", key=payload.key,

@@ -104,15 +104,23 @@ class Photos:
 
     Attributes:
         paths: The kept photos' paths, in natural order.
-        pixels: Each kept photo, RGB float32, its shorter side the crop's (`kept_size`).
+        pixels: Each kept photo, RGB float32, its shorter side the crop's (`kept_size`);
+            none when read without loading (a dry run).
         previews: The held-out photos' paths.
         skipped: Reason -> how many photos it removed.
+        sizes: Each kept photo's (height, width) as kept, from its header.
     """
 
     paths: Tuple[str, ...]
     pixels: Tuple[np.ndarray, ...] = dataclasses.field(repr=False)
     previews: Tuple[str, ...]
     skipped: dict
+    sizes: Tuple[Tuple[int, int], ...] = ()
+
+    @property
+    def kept_pixels(self) -> int:
+        """The pixels of every kept photo: what training holds of them."""
+        return sum(h * w for h, w in self.sizes)
 
 
 def read_photos(folder: str, size: int, previews: Optional[Sequence[str]] = None,
@@ -157,8 +165,8 @@ def read_photos(folder: str, size: int, previews: Optional[Sequence[str]] = None
     if previews is None and len(usable) > HELD_OUT:
         held_out, usable = usable[-HELD_OUT:], usable[:-HELD_OUT]
         previews = [p for p, _ in held_out]
-    pixels, paths = [], []
-    for path, _ in usable:
+    pixels, paths, sizes = [], [], []
+    for path, kept in usable:
         if load:
             try:
                 rgb = images.load_image(path)
@@ -167,12 +175,13 @@ def read_photos(folder: str, size: int, previews: Optional[Sequence[str]] = None
                 continue
             pixels.append(training.prepare_photo(rgb, size))
         paths.append(path)
+        sizes.append(kept)
     if not paths:
         counts = ", ".join(f"{n} {why}" for why, n in skipped.items() if n)
         raise ValueError(f"no usable photo in the folder ({counts}). Received: "
                          f"photos={folder!r}")
     return Photos(tuple(paths), tuple(pixels), tuple(previews or ()),
-                  {k: v for k, v in skipped.items() if v})
+                  {k: v for k, v in skipped.items() if v}, tuple(sizes))
 
 
 def _parse(argv):
@@ -234,8 +243,7 @@ def _work(args, guard) -> int:
     console.check_weights(config.style)
     if args.dry_run:
         return _dry_run(config, where, photos)
-    need = training.training_memory(config, where.precision,
-                                    sum(p.shape[0] * p.shape[1] for p in photos.pixels))
+    need = training.training_memory(config, where.precision, photos.kept_pixels)
     budget = runtime.memory_budget(where.device)
     if where.device == "cpu" and need["total"] > budget:
         raise UsageError(f"training needs about {need['total'] / 2**30:.1f} GiB, more than the "
@@ -261,14 +269,11 @@ def _work(args, guard) -> int:
     path = delivery.checkpoint_path(folder, stem, key)
     if every != "off" and not os.path.isfile(path):
         # Another key's checkpoint of this output is removed (`CheckpointFile`): say why.
-        import glob
-
-        for other in glob.glob(os.path.join(glob.escape(folder),
-                                            f"{glob.escape(stem)}.*.checkpoint.npz")):
+        for other in delivery.stale_checkpoints(path):
             say(args.quiet, f"{NAME}: the photos, the style or the settings changed since "
                             f"the checkpoint {other}: starting from step 0 (it is removed)")
     checkpoints = delivery.CheckpointFile(
-        delivery.checkpoint_path(folder, stem, key), enabled=every != "off",
+        path, enabled=every != "off",
         every=None if every in ("auto", "off") else every, restart=args.restart,
         note=lambda message: say(args.quiet, f"{NAME}: {message}"))
     loss_config = config.loss_config
@@ -280,8 +285,10 @@ def _work(args, guard) -> int:
         feature_model = runtime.MODELS.for_config(
             loss_config, objective.term_layers(objective.make_terms(loss_config)), where)
     network = transformer.build_transformer(config.width, seed=seed)
-    trainer = training.Trainer(config, feature_model, training.style_at(style_rgb, config, _style_height(config)),
-                               network, seed=seed)
+    from nst_keras.plan import training_style_height
+
+    style_seen = training.style_at(style_rgb, config, training_style_height(config))
+    trainer = training.Trainer(config, feature_model, style_seen, network, seed=seed)
     resumed = 0
     if checkpoints.resume is not None and checkpoints.resume.kind == "training":
         trainer.restore(checkpoints.resume.solver)
@@ -389,13 +396,8 @@ def _dry_run(config, where, photos) -> int:
     """The estimated peak memory of the training (`training.training_memory`); nothing is
     built. The photos' pixels are counted from their headers, at the size they are kept."""
     from nst_keras.engine import runtime, training
-    from nst_keras.media import images
 
-    pixels = 0
-    for path in photos.paths:
-        w, h = images.image_size(path)
-        kept = training.kept_size(h, w, config.size)
-        pixels += kept[0] * kept[1] if kept else 0
+    pixels = photos.kept_pixels
     budget = runtime.memory_budget(where.device)
     gib = 2**30
     lines = [f"Estimated peak memory of training on {where.hardware}, {config.style.model}, "
@@ -410,11 +412,3 @@ def _dry_run(config, where, photos) -> int:
     print("\n".join(lines))
     return EXIT_OK
 
-
-def _style_height(config) -> int:
-    """The style image's height in training: a plain run's at the crop's height."""
-    import dataclasses
-
-    from nst_keras import plan
-
-    return plan.style_heights(dataclasses.replace(config.style, height=config.size), 1)[0]

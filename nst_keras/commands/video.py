@@ -807,12 +807,9 @@ def _parse(argv):
             raise UsageError("a network paints its own style: give --network or STYLE, not "
                              f"both. Received: --network {args.network} and "
                              f"{' '.join(args.styles)}")
-        defaults = console.parse_with_preset(build_parser,
-                                             ["--preset", args.preset, args.input])
-        given = [name for name in NETWORK_REFUSES
-                 if getattr(args, name) != getattr(defaults, name)]
+        given = console.options_given(build_parser, args, NETWORK_REFUSES, [args.input])
         if given:
-            option = "--" + given[0].replace("_", "-")
+            option = given[0]
             raise UsageError(f"{option} does not apply to a network's frames (one pass "
                              f"each: no flow, temporal loss, optimisation, budget or kept "
                              f"frames). Received: {option} with --network {args.network}")

@@ -87,8 +87,6 @@ class TrainConfig:
         if self.style.normalize_gradients:
             raise ValueError("a network is trained on the loss's own gradient; gradient "
                              "normalisation does not apply. Received: normalize_gradients=True")
-        if self.style.optimizer != "lbfgs" and self.style.optimizer != "adam":
-            pass  # The image optimiser does not apply: the network is trained with Adam.
 
     @property
     def loss_config(self) -> StyleConfig:
