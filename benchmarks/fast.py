@@ -279,8 +279,11 @@ def video_rows(network, network_path, images, work, args) -> dict:
     videoio.write_video(clip, (np.asarray(Image.open(p)) for p in sorted(frames_dir.glob("*.png"))),
                         25)
     began = time.perf_counter()
+    # --height 360: the clip's own size (the command's default height is 400, as a plain
+    # run's, which would stylise and encode 533x400 frames instead).
     done = subprocess.run([sys.executable, "-m", "nst_keras", "video", str(clip), "--network",
-                           str(network_path), "-o", str(work / "clip-styled.mp4"), "-q"],
+                           str(network_path), "--height", "360", "-o",
+                           str(work / "clip-styled.mp4"), "-q"],
                           capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     wall = time.perf_counter() - began
@@ -294,10 +297,12 @@ def video_rows(network, network_path, images, work, args) -> dict:
     judging = judge.judge_network(args.model, None if args.weights == "none" else args.weights)
     painting = np.asarray(Image.open(images / args.style).convert("RGB"))
     styled = list(videoio.read_frames(work / "clip-styled.mp4"))
+    if styled[0].shape[:2] != (360, 480):
+        raise SystemExit(f"video: the styled frames are {styled[0].shape[:2]}, not (360, 480)")
     verdicts = []
     for t in (0, count // 2, count - 1):
         photo = np.asarray(Image.open(frames_dir / f"f{t:03d}.png").convert("RGB"))
-        verdicts.append(judge.judge(judging, styled[t][:360, :480], photo, painting))
+        verdicts.append(judge.judge(judging, styled[t], photo, painting))
     print("video frames judged (first, middle, last): " + "; ".join(
         f"stylisation {v.stylisation:.3f}, content kept {v.content_kept:.3f}"
         for v in verdicts))

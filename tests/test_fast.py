@@ -362,6 +362,15 @@ def test_the_app_offers_the_servers_networks_and_never_an_uploaded_one(
     outputs = list(page.stylize(**values, network="red"))
     image, text = outputs[-1][0], outputs[-1][1]
     assert image.shape == (40, 53, 3) and "one pass through the network" in text, text
+    # The page shows the network's own pass of the upload (in the precision `auto` picks).
+    from PIL import Image
+
+    from nst_keras.engine import runtime, transformer
+
+    photo = np.asarray(Image.open(content).convert("RGB").resize((53, 40), Image.LANCZOS))
+    expected = transformer.stylize(transformer.load_network(network_file), photo,
+                                   precision=runtime.resolve_precision("auto", "cpu"))
+    assert np.abs(np.asarray(image, float) - expected).max() <= 1.0
     # A network the server does not hold (a client's path or name) is refused in one line.
     for name in ("../nets/red", str(network_file)):
         (refused,) = list(page.stylize(**values, network=name))
