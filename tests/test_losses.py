@@ -205,6 +205,38 @@ def test_gram_gradient_equals_tensorflows_generic_one():
                                rtol=1e-5, atol=1e-5)
 
 
+def test_gram_of_bfloat16_features_is_exact_and_its_gradient_is_one_rounding_away():
+    """bfloat16 features: G in float32 from the exact products (bfloat16 values multiply
+    exactly in float32), and dL/dF = F (U + U^T) computed in bfloat16 from U + U^T rounded
+    to bfloat16: within one bfloat16 rounding of each value (2^-9 relative, 2^-8 allowed)."""
+    rng = np.random.default_rng(9)
+    x16 = tf.cast(rng.uniform(0, 3, (7, 9, 16)).astype(np.float32), tf.bfloat16)
+    upstream = rng.normal(size=(16, 16)).astype(np.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x16)
+        gram = losses.gram_matrix(x16)
+        total = tf.reduce_sum(tf.constant(upstream) * gram)
+    gradient = tape.gradient(total, x16)
+    flat = tf.cast(x16, tf.float64).numpy().reshape(-1, 16)
+    assert gram.dtype == tf.float32 and gradient.dtype == tf.bfloat16
+    np.testing.assert_allclose(gram.numpy(), flat.T @ flat, rtol=1e-6)
+    symmetric = tf.cast(tf.cast(upstream + upstream.T, tf.bfloat16), tf.float64).numpy()
+    expected = flat @ symmetric
+    scale = np.abs(flat) @ np.abs(symmetric)
+    error = np.abs(tf.cast(gradient, tf.float64).numpy().reshape(-1, 16) - expected)
+    assert np.all(error <= 2.0 ** -8 * np.abs(expected) + 1e-6 * scale), error.max()
+    # Against the float32 path's gradient (cast to bfloat16 on its way back through a
+    # bfloat16 network anyway): the rounding of U + U^T moves each product by at most
+    # 2^-9 of its size (so the sum by 2^-9 of `scale`), the output's by 2^-9 of the value.
+    x32 = tf.cast(x16, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x32)
+        wide = tape.gradient(tf.reduce_sum(tf.constant(upstream) * losses.gram_matrix(x32)), x32)
+    wide = wide.numpy().reshape(-1, 16)
+    apart = np.abs(tf.cast(gradient, tf.float32).numpy().reshape(-1, 16) - wide)
+    assert np.all(apart <= 2.0 ** -8 * (np.abs(wide) + scale)), apart.max()
+
+
 @pytest.mark.parametrize("edges", ["all", "book"])
 def test_total_variation_gradient_matches_the_sliced_formula(edges):
     """The rolled-and-masked differences have the gradient of the book's slicing."""

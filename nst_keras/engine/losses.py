@@ -64,7 +64,10 @@ def gram_matrix(x):
 
     Its gradient takes one matrix product instead of TensorFlow's two: G = F^T F, so
     dL/dF = F (dL/dG + dL/dG^T); the generic MatMul gradient does not know both factors
-    are F (2 M C^2 fewer FLOPs per style layer, about 2% of an evaluation).
+    are F (2 M C^2 fewer FLOPs per style layer, about 2% of an evaluation). For bfloat16
+    features that product runs in bfloat16 (G itself stays float32): the gradient is cast
+    to bfloat16 on its way back through the network anyway, and it took the bfloat16
+    objective from 1.12 to 1.09 x its bound (`docs/benchmarks.md`, issue 36).
 
     Args:
         x: Features of shape (H, W, C), or (1, H, W, C).
@@ -72,6 +75,8 @@ def gram_matrix(x):
     Returns:
         A (C, C) float32 tensor.
     """
+    if x.dtype == tf.bfloat16:
+        return _gram_of_bfloat16(x)
     return _gram(tf.cast(x, tf.float32))
 
 
@@ -83,6 +88,22 @@ def _gram(x):
         return tf.reshape(tf.matmul(features, upstream + tf.transpose(upstream)), tf.shape(x))
 
     return tf.matmul(features, features, transpose_a=True), grad
+
+
+@tf.custom_gradient
+def _gram_of_bfloat16(x):
+    # The product in float32 (a bfloat16 one rounds G itself, and late in a run the loss is
+    # the difference of nearly equal Gram entries); the gradient in bfloat16, the dtype it
+    # is cast to anyway on its way back through the bfloat16 network, from the bfloat16
+    # features (no float32 copy kept for the backward pass).
+    features = tf.reshape(x, (-1, tf.shape(x)[-1]))
+    wide = tf.cast(features, tf.float32)
+
+    def grad(upstream):
+        symmetric = tf.cast(upstream + tf.transpose(upstream), x.dtype)
+        return tf.reshape(tf.matmul(features, symmetric), tf.shape(x))
+
+    return tf.matmul(wide, wide, transpose_a=True), grad
 
 
 def scaled_gram_matrix(x, positions):
