@@ -271,3 +271,61 @@ def test_lbfgs_step_benchmark_times_the_box_and_the_tanh_parametrisation(capsys)
     assert all(r["step_ms"] >= 0 for r in rows.values())
     assert rows["tanh"]["at_bounds"] == 0 and 0 < rows["box"]["at_bounds"] < 1
     assert "step ms" in capsys.readouterr().out
+
+
+def test_lbfgs_step_benchmark_projected_lbfgs_in_tensorflow_matches_numpy():
+    """The `tf` variant's pieces against NumPy: the free set, the projected trial point and
+    its slope; and the whole step reaches the box's minimum of a separable quadratic."""
+    import tensorflow as tf
+
+    spec = importlib.util.spec_from_file_location("lbfgs_step",
+                                                  ROOT / "benchmarks" / "lbfgs_step.py")
+    step = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(step)
+    rng = np.random.default_rng(1)
+    n = 600
+    lower, upper = -rng.uniform(100, 125, n), np.full(n, 130.0)
+    x = np.clip(rng.uniform(-140, 160, n), lower, upper).astype(np.float32)
+    g = rng.normal(size=n).astype(np.float32)
+    solver = step.ProjectedLbfgs(lower, upper, memory=5)
+    masked, mask, norm, finite = solver._free(tf.constant(x), tf.constant(g))
+    lo, hi = lower.astype(np.float32), upper.astype(np.float32)
+    fixed = ((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0))
+    assert fixed.any() and not fixed.all()
+    assert np.array_equal(masked.numpy(), np.where(fixed, 0, g))
+    assert float(norm) == pytest.approx(np.linalg.norm(np.where(fixed, 0, g)), rel=1e-5)
+    assert bool(finite)
+    d = -masked.numpy()
+    xa, change = solver._trial(tf.constant(x), tf.constant(g), tf.constant(d),
+                               tf.constant(50.0))
+    expected = np.clip(x + 50 * d, lo, hi)
+    assert np.allclose(xa.numpy(), expected)
+    assert float(change) == pytest.approx(float(np.dot(g, expected - x)), rel=1e-4)
+    assert float(change) < 0  # Projected steepest descent descends.
+    direction, slope = solver._direction(masked, mask, [], [], [])
+    assert np.array_equal(direction.numpy(), d) and float(slope) < 0
+
+    centre = rng.uniform(-160, 170, n).astype(np.float32)
+    scale = rng.uniform(0.5, 2.0, n).astype(np.float32)
+    seen = {"n": 0, "f": np.inf, "x": None}
+
+    def quadratic(z):
+        if seen["n"] >= 60:
+            raise step.BudgetSpent()
+        seen["n"] += 1
+        diff = z - centre
+        f = 0.5 * float(tf.reduce_sum(scale * diff * diff))
+        if f < seen["f"]:
+            seen["f"], seen["x"] = f, z.numpy()
+        return f, scale * diff
+
+    solver.trace()
+    try:
+        solver.run(quadratic, np.zeros(n, np.float32))
+    except step.BudgetSpent:
+        pass
+    best = np.clip(centre, lo, hi)
+    assert solver.iterations > solver.memory
+    optimum = 0.5 * float(np.sum(scale * (best - centre) ** 2))
+    assert seen["f"] == pytest.approx(optimum, rel=1e-6)
+    assert np.allclose(seen["x"], best, atol=0.1)
