@@ -97,6 +97,19 @@ def test_batches_are_a_function_of_the_seed_and_step_and_each_epoch_takes_every_
         assert 0 <= crop.top <= h - 32 and 0 <= crop.left <= w - 32
 
 
+def test_the_learning_rate_holds_for_half_the_steps_then_falls_to_a_tenth():
+    from nst_keras.config import StyleConfig
+    from nst_keras.engine import training
+
+    config = training.TrainConfig(style=StyleConfig(weights=None), steps=10, learning_rate=1e-3)
+    rates = [training.learning_rate_at(config, step) for step in range(10)]
+    # Steps 0-4 (the first half) at the base; from step 5 (t = 0) to step 9 (t = 1) a
+    # cosine from 1 to 0.1 of it: step 7 is t = 0.5, 0.1 + 0.9 * 0.5 = 0.55.
+    np.testing.assert_allclose(rates[:6], 1e-3)
+    assert rates[7] == pytest.approx(0.55e-3) and rates[9] == pytest.approx(1e-4)
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+
+
 def test_crops_and_kept_sizes_by_hand():
     from nst_keras.engine.training import Crop, crop_batch, kept_size
 

@@ -76,7 +76,9 @@ def build_parser(defaults: StyleConfig = StyleConfig(), preset_name: str = "book
     group.add_argument("--batch-size", type=positive_int,
                        default=training.TrainConfig.batch_size, help="photos per step")
     group.add_argument("--learning-rate", dest="train_learning_rate", type=float,
-                       default=training.LEARNING_RATE, help="Adam's learning rate")
+                       default=training.LEARNING_RATE,
+                       help="Adam's learning rate for the first half of the steps; it falls "
+                            "to a tenth of it by the last")
     group.add_argument("--width", type=positive_int, default=training.TrainConfig.width,
                        help="the network's first layer's channels (Johnson's: 32, about 3x "
                             "slower to train and to run)")
