@@ -108,8 +108,10 @@ def learning_rate_at(config: TrainConfig, step: int) -> float:
     Johnson et al. (a constant 1e-3): at a constant rate, a late spike of the loss (at step
     ~1,800 of 2,000, the loss 3-6x its level for ~100 steps) left a network that judged
     content kept 0.90 on a held-out photo, against 0.67 for the same settings whose spike
-    came earlier (`docs/guides/fast-networks.md`). Steps past `config.steps` (none in a
-    training) keep the last rate.
+    came earlier; with the fall, 0.75 and 0.66 (seeds 0 and 1), though that photo's
+    stylisation then judged 0.22 and 0.25, just past its bound of 0.2
+    (`docs/guides/fast-networks.md`). Steps past `config.steps` (none in a training) keep
+    the last rate.
 
     Args:
         config: The training's settings (`learning_rate`, `steps`).
