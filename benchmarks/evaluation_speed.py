@@ -1453,6 +1453,24 @@ def quality_inputs(args):
     return content, style, weights, model, source
 
 
+def first_reaching_index(marks, judged, target):
+    """Index of the first point whose judged loss is <= `target`, or None.
+
+    The first of `marks` (sorted point indices, judged coarsely) that reaches it, then a
+    bisection between it and the mark before, assuming the loss falls in between.
+    `judged(index)` gives a point's judged loss (and may judge it on demand)."""
+    previous = -1
+    for index in marks:
+        if judged(index) <= target:
+            lo, hi = previous, index
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (lo, mid) if judged(mid) <= target else (mid, hi)
+            return hi
+        previous = index
+    return None
+
+
 def reference_loss(args, config, content, style, judge, device):
     """The judged loss of nst_keras float32's image after `--reference-evals` evaluations.
 
@@ -1630,21 +1648,8 @@ def quality(args, argv):
     target = final[book]
 
     def first_reaching(method, target=target):
-        """Index of the first point whose judged loss is <= target (bisection between the
-        coarse marks, assuming the loss falls in between), or None."""
-        previous = -1
-        for index in sorted(judged[method]):
-            if judged[method][index] <= target:
-                lo, hi = previous, index
-                while hi - lo > 1:
-                    mid = (lo + hi) // 2
-                    if judged_at(method, mid) <= target:
-                        hi = mid
-                    else:
-                        lo = mid
-                return hi
-            previous = index
-        return None
+        return first_reaching_index(sorted(judged[method]), lambda i: judged_at(method, i),
+                                    target)
 
     reach = {m: first_reaching(m) for m in methods}
     near = ({m: first_reaching(m, TARGET_NEAR_REFERENCE * reference["judged_loss"])

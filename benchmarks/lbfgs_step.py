@@ -420,16 +420,8 @@ def quality(args):
 
         marks = [i for i in range(len(saved))
                  if i == len(saved) - 1 or saved[i][0] // 25 < saved[i + 1][0] // 25]
-        previous = -1
-        for index in marks:
-            if judged(index) <= target:
-                lo, hi = previous, index
-                while hi - lo > 1:
-                    mid = (lo + hi) // 2
-                    lo, hi = (lo, mid) if judged(mid) <= target else (mid, hi)
-                return saved[hi][1], saved[hi][0]
-            previous = index
-        return None
+        index = es.first_reaching_index(marks, judged, target)
+        return None if index is None else (saved[index][1], saved[index][0])
 
     def run_tf():
         """`ProjectedLbfgs` on the objective's device: the image never leaves it but when

@@ -75,27 +75,16 @@ def gram_matrix(x):
     Returns:
         A (C, C) float32 tensor.
     """
-    if x.dtype == tf.bfloat16:
-        return _gram_of_bfloat16(x)
-    return _gram(tf.cast(x, tf.float32))
+    return _gram(x if x.dtype == tf.bfloat16 else tf.cast(x, tf.float32))
 
 
 @tf.custom_gradient
 def _gram(x):
-    features = tf.reshape(x, (-1, tf.shape(x)[-1]))
-
-    def grad(upstream):
-        return tf.reshape(tf.matmul(features, upstream + tf.transpose(upstream)), tf.shape(x))
-
-    return tf.matmul(features, features, transpose_a=True), grad
-
-
-@tf.custom_gradient
-def _gram_of_bfloat16(x):
-    # The product in float32 (a bfloat16 one rounds G itself, and late in a run the loss is
-    # the difference of nearly equal Gram entries); the gradient in bfloat16, the dtype it
-    # is cast to anyway on its way back through the bfloat16 network, from the bfloat16
-    # features (no float32 copy kept for the backward pass).
+    # The product in float32 whatever x's dtype (a bfloat16 one would round G itself, and
+    # late in a run the loss is the difference of nearly equal Gram entries); the gradient's
+    # product in x's own dtype: for bfloat16 features, bfloat16, the dtype the gradient is
+    # cast to anyway on its way back through the network, from the bfloat16 features (no
+    # float32 copy kept for the backward pass). For float32 both casts are no-ops.
     features = tf.reshape(x, (-1, tf.shape(x)[-1]))
     wide = tf.cast(features, tf.float32)
 
