@@ -585,7 +585,8 @@ class Context:
         """`nst-keras train` on the bundled photos of benchmarks/fast.py (fetched from the
         package index; the photo is not among them: held out), then the photo through the
         network; judged against the painting. The training's flags the gallery adds:
-        `--model`, `--weights` and `--seed 0` (its record holds them)."""
+        `--model`, `--weights`, `--seed 0` (its record holds them) and `--preview` of the
+        photo (so all 12 photos are trained on, as in benchmarks/fast.py)."""
         from nst_keras import delivery
         from nst_keras.commands import cli, train
 
@@ -601,9 +602,12 @@ class Context:
                 link.symlink_to(path.resolve())
         network = self.work / "starry.keras"
         words = command_words(example.before)
+        # The photo previewed, as benchmarks/fast.py does (whose network, trained on the same
+        # photos with the same flags, has the same key and may be put here).
         argv = [str(self.images / w) if (self.images / w).is_file() else
                 str(photos) if w == "photos/" else str(network) if w == "starry.keras" else w
-                for w in words] + self.train_added() + ["-q"]
+                for w in words] + self.train_added() + [
+                    "--preview", str(self.images / PHOTO), "-q"]
         parsed = train._parse(argv[1:])
         record = self.work / "starry.json"
         if not delivery.done_already(str(network), str(record), train.training_key(parsed)):

@@ -105,7 +105,7 @@ def train_network(style, photos, *, config=None, callback=None, stop=None, **set
         callback: Called with each step's `training.StepValues`.
         stop: A `control.StopToken`, checked before each step.
         **settings: Fields of `TrainConfig` (`steps`, `size`, `batch_size`, `width`,
-            `learning_rate`) or of `StyleConfig` (the loss's, the network's) that override
+            `zoom`, `learning_rate`) or of `StyleConfig` (the loss's, the network's) that override
             `config`'s.
 
     Returns:
@@ -126,7 +126,7 @@ def train_network(style, photos, *, config=None, callback=None, stop=None, **set
     loss = {k: v for k, v in settings.items() if k not in train_fields}
     config = dataclasses.replace(config, style=config.style.replace(**loss) if loss
                                  else config.style, **own)
-    kept = [training.prepare_photo(load_image(p), config.size) for p in photos]
+    kept = [training.prepare_photo(load_image(p), config.size, config.zoom) for p in photos]
     kept = [p for p in kept if p is not None]
     if not kept:
         raise ValueError(f"no photo is at least {config.size} pixels on its shorter side. "

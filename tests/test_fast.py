@@ -94,7 +94,22 @@ def test_batches_are_a_function_of_the_seed_and_step_and_each_epoch_takes_every_
         assert sorted(photos[5 * epoch:5 * epoch + 5]) == [0, 1, 2, 3, 4]
     for crop in (c for p in plans for c in p):
         h, w = sizes[crop.photo]
-        assert 0 <= crop.top <= h - 32 and 0 <= crop.left <= w - 32
+        assert 32 <= crop.side <= min(h, w)
+        assert 0 <= crop.top <= h - crop.side and 0 <= crop.left <= w - crop.side
+        if min(h, w) == 32:
+            assert crop.side == 32
+    # Zoom 1 (each shorter side the crop's): no side is drawn, so the corner and flip are
+    # the plan's first draws, as before the zoom.
+    for step in range(5):
+        rng = np.random.default_rng([7, step, 1])
+        (crop,) = batch_plan(7, step, [(32, 40)], 1, 32)
+        expected = (int(rng.integers(0, 1)), int(rng.integers(0, 9)), bool(rng.integers(0, 2)))
+        assert (crop.top, crop.left, crop.flip, crop.side) == (*expected, 32)
+    # Sides are log-uniform between the crop and the shorter side: for a shorter side 4x
+    # the crop, their median is 2x it (the geometric mean); uniform sides would give 2.5x.
+    sides = [c.side for step in range(1000) for c in batch_plan(3, step, [(128, 200)], 2, 32)]
+    assert min(sides) == 32 and max(sides) >= 126
+    assert 60 <= np.median(sides) <= 68
 
 
 def test_the_learning_rate_holds_for_half_the_steps_then_falls_to_a_tenth():
@@ -116,10 +131,23 @@ def test_crops_and_kept_sizes_by_hand():
     assert kept_size(300, 451, 256) == (256, 385)
     assert kept_size(600, 512, 256) == (300, 256)
     assert kept_size(200, 900, 256) is None
-    photo = np.arange(6 * 8 * 3, dtype=np.float32).reshape(6, 8, 3)
-    batch = crop_batch([photo], [Crop(0, 1, 2, False), Crop(0, 2, 4, True)], 4)
+    # Zoom 2: the shorter side down to 512 at most, never enlarged.
+    assert kept_size(1000, 1500, 256, 2.0) == (512, 768)
+    assert kept_size(300, 451, 256, 2.0) == (300, 451)
+    assert kept_size(200, 900, 256, 2.0) is None
+    photo = np.arange(6 * 8 * 3, dtype=np.uint8).reshape(6, 8, 3)
+    batch = crop_batch([photo], [Crop(0, 1, 2, 4, False), Crop(0, 2, 4, 4, True)], 4)
+    assert batch.dtype == np.float32
     np.testing.assert_array_equal(batch[0], photo[1:5, 2:6])
     np.testing.assert_array_equal(batch[1], photo[2:6, 4:8][:, ::-1])
+    # A larger square is brought down to the crop: 8x8 of flat colours in 4x4 quadrants
+    # gives 4x4 whose 2x2 quadrants keep those colours away from the seams.
+    quads = np.zeros((8, 8, 3), np.uint8)
+    quads[:4, :4], quads[:4, 4:], quads[4:, :4], quads[4:, 4:] = 10, 80, 160, 240
+    small = crop_batch([np.pad(quads, ((1, 0), (2, 0), (0, 0)))], [Crop(0, 1, 2, 8, True)], 4)
+    assert small.shape == (1, 4, 4, 3)
+    np.testing.assert_allclose(small[0, [0, 0, 3, 3], [0, 3, 0, 3], 0], [80, 10, 240, 160],
+                               atol=8)
 
 
 def test_a_training_checkpoint_round_trips(tmp_path):
@@ -450,6 +478,24 @@ def test_video_through_a_network_and_what_it_refuses(tmp_path, network_file):
         assert refused.returncode == 2 and "does not apply to a network" in refused.stderr, \
             (option, refused.stderr)
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_the_training_key_holds_for_more_steps_and_changes_with_the_hidden_defaults(
+        photos, monkeypatch):
+    # A network trained under other defaults (content factor, the rate's fall) is another
+    # network: `delivery.done_already` must not take it for this one.
+    from nst_keras.commands import train
+    from nst_keras.engine import training
+
+    folder, style = photos
+    args = [str(style), "--photos", str(folder), *TINY]
+    key = train.training_key(train._parse(args))
+    assert train.training_key(train._parse([*args, "--steps", "7"])) == key
+    for name, value in (("CONTENT_FACTOR", 9.0), ("RATE_FLOOR", 0.2), ("RATE_FALL_FROM", 0.6)):
+        with monkeypatch.context() as patched:
+            patched.setattr(training, name, value)
+            assert train.training_key(train._parse(args)) != key, name
+    assert train.training_key(train._parse(args)) == key
 
 
 @pytest.mark.slow

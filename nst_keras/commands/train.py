@@ -82,6 +82,10 @@ def build_parser(defaults: StyleConfig = StyleConfig(), preset_name: str = "book
     group.add_argument("--width", type=positive_int, default=training.TrainConfig.width,
                        help="the network's first layer's channels (Johnson's: 32, about 3x "
                             "slower to train and to run)")
+    group.add_argument("--zoom", type=float, default=training.TrainConfig.zoom,
+                       help="the crops' largest magnification: each crop is a square "
+                            "between --size and ZOOM x --size px of the photo (its shorter "
+                            "side at most that), brought down to --size; 1: whole views only")
     group.add_argument("--preview", nargs="+", default=None, metavar="PHOTO",
                        help="photos to preview every --preview-every steps (never trained "
                             "on); default: the folder's last photo, held out")
@@ -106,7 +110,8 @@ class Photos:
 
     Attributes:
         paths: The kept photos' paths, in natural order.
-        pixels: Each kept photo, RGB float32, its shorter side the crop's (`kept_size`);
+        pixels: Each kept photo, RGB uint8, its shorter side at most the crop's times the
+            zoom (`kept_size`);
             none when read without loading (a dry run).
         previews: The held-out photos' paths.
         skipped: Reason -> how many photos it removed.
@@ -126,12 +131,13 @@ class Photos:
 
 
 def read_photos(folder: str, size: int, previews: Optional[Sequence[str]] = None,
-                load: bool = True) -> Photos:
+                load: bool = True, zoom: float = 1.0) -> Photos:
     """The folder's usable photos; unreadable ones and ones under the crop are counted.
 
     Args:
         folder: The photos' folder.
         size: The crop's side.
+        zoom: The crops' largest magnification (`training.TrainConfig.zoom`).
         previews: Photos to hold out for previews; None holds out the folder's last
             `HELD_OUT` photo(s) when at least two are usable.
         load: Decode the pixels (False: headers only, for a dry run).
@@ -159,7 +165,7 @@ def read_photos(folder: str, size: int, previews: Optional[Sequence[str]] = None
         except (OSError, ValueError):
             skipped["unreadable"] += 1
             continue
-        kept = training.kept_size(h, w, size)
+        kept = training.kept_size(h, w, size, zoom)
         if kept is None:
             skipped[f"smaller than the {size} px crop"] += 1
             continue
@@ -175,7 +181,7 @@ def read_photos(folder: str, size: int, previews: Optional[Sequence[str]] = None
             except (OSError, ValueError):
                 skipped["unreadable"] += 1
                 continue
-            pixels.append(training.prepare_photo(rgb, size))
+            pixels.append(training.prepare_photo(rgb, size, zoom))
         paths.append(path)
         sizes.append(kept)
     if not paths:
@@ -196,7 +202,7 @@ def _parse(argv):
         style = StyleConfig(**values)
         args.config = training.TrainConfig(
             style=style, steps=args.steps, size=args.size, batch_size=args.batch_size,
-            learning_rate=args.train_learning_rate, width=args.width)
+            learning_rate=args.train_learning_rate, width=args.width, zoom=args.zoom)
     except ValueError as error:
         raise as_usage(error) from None
     if args.output is None:
@@ -233,7 +239,8 @@ def _work(args, guard) -> int:
 
     config: training.TrainConfig = args.config
     try:
-        photos = read_photos(args.photos, config.size, args.preview, load=not args.dry_run)
+        photos = read_photos(args.photos, config.size, args.preview, load=not args.dry_run,
+                             zoom=config.zoom)
         style_rgb = images.load_image(args.style)
         where = runtime.placement(config.style)
     except ValueError as error:
@@ -345,17 +352,25 @@ def _work(args, guard) -> int:
 
 def training_key(args, photo_paths=None) -> str:
     """The key of a training (`keys.job_key`): the loss's settings, the style's and the
-    photos' bytes, the training's settings less its budget: more steps go on from a stopped
-    run's checkpoint, and from a finished run's, which is kept (a few MB: the weights and
-    Adam's moments). Its record carries it (`delivery.done_already`)."""
+    photos' bytes, the training's settings less its budget (more steps go on from a stopped
+    run's checkpoint, and from a finished run's, which is kept: a few MB, the weights and
+    Adam's moments), and the defaults no setting shows (the content weight's factor, the
+    learning rate's fall). Its record carries it (`delivery.done_already`)."""
     from nst_keras import keys
 
     config = args.config
     if photo_paths is None:
-        photo_paths = read_photos(args.photos, config.size, args.preview, load=False).paths
+        photo_paths = read_photos(args.photos, config.size, args.preview, load=False,
+                                  zoom=config.zoom).paths
+    from nst_keras.engine import training
+
     return keys.job_key(config.style, args.style, [], extra={
         "training": {k: v for k, v in dataclasses.asdict(config).items()
                      if k not in ("style", "steps")},
+        # Defaults the settings do not show: a network trained under others is another one.
+        "defaults": {"content_factor": training.CONTENT_FACTOR,
+                     "rate_fall_from": training.RATE_FALL_FROM,
+                     "rate_floor": training.RATE_FLOOR},
         "photos": [keys.input_digest(p) for p in photo_paths]})
 
 
