@@ -128,8 +128,8 @@ def learning_rate_at(config: TrainConfig, step: int) -> float:
     ~1,800 of 2,000, the loss 3-6x its level for ~100 steps) left a network that judged
     content kept 0.90 on a held-out photo, against 0.67 for the same settings whose spike
     came earlier; with the fall, 0.75 and 0.66 (seeds 0 and 1; whole-view crops, on which
-    that photo then judged too lightly painted: `TrainConfig.zoom`). Steps past `config.steps` (none in a training) keep
-    the last rate.
+    that photo then judged too lightly painted: `TrainConfig.zoom`). Steps past
+    `config.steps` (none in a training) keep the last rate.
 
     Args:
         config: The training's settings (`learning_rate`, `steps`).
@@ -165,8 +165,8 @@ def batch_plan(seed: int, step: int, sizes: Sequence[Tuple[int, int]], batch_siz
     The photos are taken in epochs: each epoch is a permutation of all of them (drawn from
     (seed, epoch)), and step s takes the batch's positions s*B ... s*B + B - 1 of the
     concatenated epochs. Each crop's side, corner and flip are drawn from (seed, step): the
-    side log-uniformly between `size` and the photo's shorter side as kept (so each
-    magnification up to the photo's is as likely as its inverse), then the corner uniformly.
+    side log-uniformly between `size` and the photo's shorter side as kept (every equal
+    ratio of magnifications equally likely), then the corner uniformly.
 
     Args:
         seed: The run's seed.
