@@ -130,14 +130,15 @@ class Photos:
         return sum(h * w for h, w in self.sizes)
 
 
-def read_photos(folder: str, size: int, previews: Optional[Sequence[str]] = None,
-                load: bool = True, zoom: float = 1.0) -> Photos:
+def read_photos(folder: str, size: int, zoom: float,
+                previews: Optional[Sequence[str]] = None, load: bool = True) -> Photos:
     """The folder's usable photos; unreadable ones and ones under the crop are counted.
 
     Args:
         folder: The photos' folder.
         size: The crop's side.
-        zoom: The crops' largest magnification (`training.TrainConfig.zoom`).
+        zoom: The crops' largest magnification (`training.TrainConfig.zoom`): no default,
+            so that no caller keeps the photos at another scale than its training's.
         previews: Photos to hold out for previews; None holds out the folder's last
             `HELD_OUT` photo(s) when at least two are usable.
         load: Decode the pixels (False: headers only, for a dry run).
@@ -239,8 +240,8 @@ def _work(args, guard) -> int:
 
     config: training.TrainConfig = args.config
     try:
-        photos = read_photos(args.photos, config.size, args.preview, load=not args.dry_run,
-                             zoom=config.zoom)
+        photos = read_photos(args.photos, config.size, config.zoom, args.preview,
+                             load=not args.dry_run)
         style_rgb = images.load_image(args.style)
         where = runtime.placement(config.style)
     except ValueError as error:
@@ -360,8 +361,8 @@ def training_key(args, photo_paths=None) -> str:
 
     config = args.config
     if photo_paths is None:
-        photo_paths = read_photos(args.photos, config.size, args.preview, load=False,
-                                  zoom=config.zoom).paths
+        photo_paths = read_photos(args.photos, config.size, config.zoom, args.preview,
+                                  load=False).paths
     from nst_keras.engine import training
 
     return keys.job_key(config.style, args.style, [], extra={

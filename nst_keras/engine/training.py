@@ -426,7 +426,7 @@ def run_training(trainer: Trainer, photos: Sequence[np.ndarray], steps: int, *,
     return trainer.step
 
 
-def prepare_photo(rgb: np.ndarray, size: int, zoom: float = 1.0) -> Optional[np.ndarray]:
+def prepare_photo(rgb: np.ndarray, size: int, zoom: float) -> Optional[np.ndarray]:
     """A photo as training keeps it (`kept_size`, Lanczos), RGB uint8; None when it is
     smaller than the crop."""
     from PIL import Image
